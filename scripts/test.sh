@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests need
+# (OpenSSH server, Chromium), then vets and tests every package. Tests start
+# their own throwaway PostgreSQL, sshd and Chromium on loopback and stop them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+[ -x /usr/sbin/sshd ] || need+=(openssh-server openssh-client)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+	if [ "$(id -u)" = 0 ]; then
+		echo "test.sh: installing ${need[*]}"
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -qq
+		apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+	else
+		echo "test.sh: not root, cannot install ${need[*]}; tests that need them will fail" >&2
+	fi
+fi
+
+unformatted=$(gofmt -l cmd internal 2>/dev/null || true)
+if [ -n "$unformatted" ]; then
+	echo "test.sh: gofmt would change:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+go vet ./...
+go build -o /dev/null ./cmd/opsbook
+go test -count=1 -timeout 15m ./...
