@@ -1,0 +1,57 @@
+// Package executor runs one step's command on one host. The engine speaks
+// only this interface; the local implementation is in this package and the
+// SSH one in internal/executor/sshexec.
+package executor
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// Command is one script to run on one host.
+type Command struct {
+	// Interpreter runs the script: "sh", "bash", or any program named in the
+	// fence (python3, pwsh, …) that exists on the host.
+	Interpreter string
+	// Script is the block body, handed to the interpreter verbatim: never
+	// interpolated, so parameter values cannot inject commands.
+	Script string
+	// Env holds what the command sees besides the executor's base
+	// environment: parameters, variables, earlier steps' outputs and the
+	// OPSBOOK_* built-ins. The executor sets OPSBOOK_OUTPUT itself.
+	Env map[string]string
+	// Dir is the working directory; "" means the executor's default
+	// (the workspace on the local host, the login directory over SSH).
+	Dir string
+	// Timeout, when positive, kills the command's whole process group when
+	// it expires. Cancelling ctx does the same.
+	Timeout time.Duration
+	// Stdout and Stderr receive output as it is produced. Either may be nil.
+	Stdout, Stderr io.Writer
+}
+
+// Result is how a command ended.
+type Result struct {
+	ExitCode int  // the exit status; -1 when killed by a signal, a timeout or cancellation
+	TimedOut bool // the Timeout expired and the process group was killed
+	Canceled bool // ctx was cancelled and the process group was killed
+	// Outputs are the name=value lines the command appended to the file
+	// named by $OPSBOOK_OUTPUT, in order; a later line wins.
+	Outputs  map[string]string
+	Duration time.Duration
+}
+
+// Succeeded reports whether the command exited with status 0.
+func (r Result) Succeeded() bool { return r.ExitCode == 0 && !r.TimedOut && !r.Canceled }
+
+// Executor runs commands on one host. Run returns an error only when the
+// command could not be run at all (interpreter missing, connection lost);
+// a command that ran and failed is a Result with a non-zero ExitCode.
+// An Executor may be used by several goroutines at once.
+type Executor interface {
+	Run(ctx context.Context, cmd Command) (Result, error)
+	// Host names the host for the run log ("local" for the local host).
+	Host() string
+	Close() error
+}
