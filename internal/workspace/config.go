@@ -18,9 +18,9 @@ type Config struct {
 
 // Project groups runbooks of one service, for permissions and the overview.
 type Project struct {
-	Name     string   `json:"name"`
-	Runbooks []string `json:"runbooks,omitempty"` // globs relative to the workspace; "**" matches any depth
-	Tags     []string `json:"tags,omitempty"`
+	Name     string      `json:"name"`
+	Runbooks []string    `json:"runbooks,omitempty"` // globs relative to the workspace; "**" matches any depth
+	Tags     []string    `json:"tags,omitempty"`
 	Pos      runbook.Pos `json:"-"`
 }
 
@@ -40,9 +40,9 @@ type Environment struct {
 	Reviewers int `json:"reviewers"`
 	// Rehearsal requires a successful run of the same snapshot in a
 	// non-protected environment first. Defaults to true when protected.
-	Rehearsal bool     `json:"rehearsal"`
-	Windows   []Window `json:"windows,omitempty"`
-	Freezes   []Freeze `json:"freezes,omitempty"`
+	Rehearsal bool        `json:"rehearsal"`
+	Windows   []Window    `json:"windows,omitempty"`
+	Freezes   []Freeze    `json:"freezes,omitempty"`
 	Pos       runbook.Pos `json:"-"`
 }
 
@@ -54,15 +54,15 @@ type Window struct {
 	Start string         `json:"start"`
 	End   string         `json:"end"`
 	TZ    string         `json:"tz"` // IANA name; empty means UTC
-	Pos   runbook.Pos `json:"-"`
+	Pos   runbook.Pos    `json:"-"`
 }
 
 // Freeze is a dated period in which no protected run may start. From and To
 // are calendar dates, both included, at midnight UTC.
 type Freeze struct {
-	From   time.Time `json:"from"`
-	To     time.Time `json:"to"`
-	Reason string    `json:"reason,omitempty"`
+	From   time.Time   `json:"from"`
+	To     time.Time   `json:"to"`
+	Reason string      `json:"reason,omitempty"`
 	Pos    runbook.Pos `json:"-"`
 }
 
