@@ -55,6 +55,9 @@ type Document struct {
 	Lang        string      `json:"lang"` // "en" or "zh": front matter lang, else detected from headings
 	Source      []byte      `json:"-"`    // the bytes that were parsed, for snapshots
 	Placeholder []Pos       `json:"placeholders,omitempty"`
+	// PlaceholderText is, for each entry of Placeholder, the text between
+	// "<<FILL:" and ">>": what the author still has to write.
+	PlaceholderText []string `json:"placeholder_text,omitempty"`
 }
 
 // FrontMatter is the YAML block at the top of a document.
@@ -159,8 +162,8 @@ var OnFails = []OnFail{OnFailAbort, OnFailContinue, OnFailRollback, OnFailAsk}
 type Step struct {
 	ID     string   `json:"id"` // id attribute, else derived from the heading
 	Title  string   `json:"title"`
-	Pos    Pos      `json:"pos"` // the heading
-	Index  int      `json:"index"`
+	Pos    Pos      `json:"pos"`             // the heading
+	Index  int      `json:"index"`           // 0-based position in Document.Steps
 	Prose  string   `json:"prose,omitempty"` // the step's paragraphs, for people
 	Action *Block   `json:"action,omitempty"`
 	Manual *Block   `json:"manual,omitempty"`
@@ -212,6 +215,37 @@ type Block struct {
 	Regex    bool          `json:"regex,omitempty"`    // expect=regex
 	Interval time.Duration `json:"interval,omitempty"` // until
 	Timeout  time.Duration `json:"timeout,omitempty"`  // until, verify
+	// Bindings are a call block's NAME=value lines: the called runbook's
+	// parameters, bound to literals or forwarded from the caller.
+	Bindings []Binding `json:"bindings,omitempty"`
+}
+
+// Binding sets one parameter of a called runbook. When From is set the line
+// was NAME=$VAR (or ${VAR}) and the value is the caller's variable VAR at run
+// time — a binding, never text substitution; otherwise Value is the literal.
+type Binding struct {
+	Name  string `json:"name"`
+	Value string `json:"value,omitempty"`
+	From  string `json:"from,omitempty"`
+	Pos   Pos    `json:"pos"`
+}
+
+// Primary returns the block that carries the step's attributes and does its
+// work: the action, else the manual instruction, the gate, the call, and
+// finally an until block when that is the step's only block (it is then both
+// the action and its check). It returns nil for a step with none of them.
+func (s *Step) Primary() *Block {
+	switch {
+	case s.Action != nil:
+		return s.Action
+	case s.Manual != nil:
+		return s.Manual
+	case s.Gate != nil:
+		return s.Gate
+	case s.Call != nil:
+		return s.Call
+	}
+	return s.Until
 }
 
 // Attr is one key or key=value pair of a fence's info string.
