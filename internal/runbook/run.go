@@ -85,6 +85,7 @@ const (
 	EventStepVerified   EventType = "step.verified"     // Step, Host, Data: kind (verify|expect|until), result (pass|fail); Text: detail
 	EventStepRetry      EventType = "step.retry"        // Step, Attempt: the next attempt, Data: backoff
 	EventStepFinished   EventType = "step.finished"     // Step, Host, Data: status, exit_code, duration_ms; Text: error
+	EventStepPublished  EventType = "step.published"    // Step, Host, Data: output name → value (secret values masked)
 	EventStepSkipped    EventType = "step.skipped"      // Step, Actor, Text: reason
 	EventGateWaiting    EventType = "gate.waiting"      // Step, Data: approvers; Text: criteria
 	EventGateDecided    EventType = "gate.decided"      // Step, Actor, Data: decision (go|no-go); Text: reason
