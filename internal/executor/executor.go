@@ -5,6 +5,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"io"
 	"time"
 )
@@ -28,6 +29,8 @@ type Command struct {
 	// it expires. Cancelling ctx does the same.
 	Timeout time.Duration
 	// Stdout and Stderr receive output as it is produced. Either may be nil.
+	// Each is written from its own goroutine; when both are the same writer
+	// it gets both streams through one pipe, in the order they were written.
 	Stdout, Stderr io.Writer
 }
 
@@ -40,10 +43,18 @@ type Result struct {
 	// named by $OPSBOOK_OUTPUT, in order; a later line wins.
 	Outputs  map[string]string
 	Duration time.Duration
+	// Warnings describe problems that did not stop the command and that
+	// the run log should show: malformed $OPSBOOK_OUTPUT lines (skipped,
+	// see ParseOutputs), an output destination that failed mid-run.
+	Warnings []string
 }
 
 // Succeeded reports whether the command exited with status 0.
 func (r Result) Succeeded() bool { return r.ExitCode == 0 && !r.TimedOut && !r.Canceled }
+
+// ErrInterpreterNotFound is wrapped by Run's error when the command's
+// interpreter is not installed on the host.
+var ErrInterpreterNotFound = errors.New("interpreter not found")
 
 // Executor runs commands on one host. Run returns an error only when the
 // command could not be run at all (interpreter missing, connection lost);

@@ -1,0 +1,461 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// LocalOptions configures the local executor. The zero value is usable.
+type LocalOptions struct {
+	// Dir is the working directory of commands whose Command.Dir is "";
+	// "" means the current directory of this process.
+	Dir string
+	// BaseEnv is the environment every command starts from, as
+	// "NAME=value" strings. nil means this process's environment without
+	// any OPSBOOK_* variable: those are parameters (OPSBOOK_PARAM_*, some
+	// secret), opsbook's own keys and tokens, or built-ins of an enclosing
+	// run that would be wrong for this one. The engine passes what a command
+	// should see in Command.Env.
+	BaseEnv []string
+	// KillGrace is how long a process group has to exit after SIGTERM
+	// before it gets SIGKILL; 0 means 5 s.
+	KillGrace time.Duration
+	// PipeGrace is how long output is still read after the command has
+	// exited while a background process it left holds stdout or stderr
+	// open; then the pipes are closed so Run returns. 0 means 1 s.
+	PipeGrace time.Duration
+	// TempDir is where each command's private directory (script and
+	// $OPSBOOK_OUTPUT file) is created; "" means os.TempDir().
+	TempDir string
+}
+
+// Local runs commands on this machine, each in its own process group.
+type Local struct {
+	opts    LocalOptions
+	baseEnv []string
+	path    string // PATH of baseEnv, for finding interpreters
+
+	mu           sync.Mutex
+	interpreters map[string]string // "PATH\x00name" → absolute path
+}
+
+// NewLocal returns an executor for the local host.
+func NewLocal(opts LocalOptions) *Local {
+	if opts.KillGrace <= 0 {
+		opts.KillGrace = 5 * time.Second
+	}
+	if opts.PipeGrace <= 0 {
+		opts.PipeGrace = time.Second
+	}
+	base := opts.BaseEnv
+	if base == nil {
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "OPSBOOK_") {
+				base = append(base, kv)
+			}
+		}
+	}
+	l := &Local{opts: opts, baseEnv: base, interpreters: make(map[string]string)}
+	for _, kv := range base {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			l.path = v
+		}
+	}
+	return l
+}
+
+var _ Executor = (*Local)(nil)
+
+// Host implements Executor.
+func (l *Local) Host() string { return "local" }
+
+// Close implements Executor; the local executor holds nothing open
+// between commands.
+func (l *Local) Close() error { return nil }
+
+// Run implements Executor. The script is written to a 0600 file in a
+// private 0700 directory and run as `INTERPRETER FILE`, so nothing is
+// interpolated, with stdin from /dev/null. When the command exits normally,
+// processes it started in the background are left running (a step may
+// start a daemon) but their output is no longer read after PipeGrace; on
+// timeout or cancellation the whole process group is stopped.
+func (l *Local) Run(ctx context.Context, c Command) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{ExitCode: -1, Canceled: true}, nil
+	}
+	interpreter := c.Interpreter
+	if interpreter == "" {
+		interpreter = "sh"
+	}
+	pathEnv := l.path
+	if v, ok := c.Env["PATH"]; ok {
+		pathEnv = v
+	}
+	interpreterPath, err := l.lookInterpreter(interpreter, pathEnv)
+	if err != nil {
+		return Result{}, err
+	}
+	for name := range c.Env {
+		if name == "" || strings.ContainsAny(name, "=\x00") {
+			return Result{}, fmt.Errorf("environment variable name %q is not valid: use letters, digits and underscores", name)
+		}
+	}
+
+	dir, err := os.MkdirTemp(l.opts.TempDir, "opsbook-step-")
+	if err != nil {
+		return Result{}, fmt.Errorf("create private directory for the command: %w; check that %s is writable", err, tempDirName(l.opts.TempDir))
+	}
+	defer os.RemoveAll(dir)
+	scriptPath := filepath.Join(dir, "script"+scriptExtension(interpreter))
+	if err := os.WriteFile(scriptPath, []byte(c.Script), 0o600); err != nil {
+		return Result{}, fmt.Errorf("write command script: %w", err)
+	}
+	outputPath := filepath.Join(dir, "output")
+	if err := os.WriteFile(outputPath, nil, 0o600); err != nil {
+		return Result{}, fmt.Errorf("create $OPSBOOK_OUTPUT file: %w", err)
+	}
+
+	cmd := &exec.Cmd{
+		Path:        interpreterPath,
+		Args:        []string{interpreter, scriptPath},
+		Env:         l.environment(c.Env, outputPath),
+		Dir:         c.Dir,
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	if cmd.Dir == "" {
+		cmd.Dir = l.opts.Dir
+	}
+	streams, err := openStreams(cmd, c.Stdout, c.Stderr)
+	if err != nil {
+		return Result{}, err
+	}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		streams.closeAll()
+		return Result{}, fmt.Errorf("start %s on local host: %w", interpreter, err)
+	}
+	streams.startCopying()
+
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait() // the exit status is read from cmd.ProcessState below
+		close(exited)
+	}()
+	var timeout <-chan time.Time
+	if c.Timeout > 0 {
+		timer := time.NewTimer(c.Timeout)
+		defer timer.Stop()
+		timeout = timer.C
+	}
+	res := Result{}
+	select {
+	case <-exited:
+	case <-timeout:
+		res.TimedOut = true
+	case <-ctx.Done():
+		res.Canceled = true
+	}
+	if res.TimedOut || res.Canceled {
+		l.stopGroup(cmd.Process.Pid, exited)
+	}
+	streams.drain(l.opts.PipeGrace)
+	res.Duration = time.Since(start)
+
+	res.ExitCode = cmd.ProcessState.ExitCode()
+	if res.TimedOut || res.Canceled {
+		res.ExitCode = -1
+	}
+	res.Warnings = streams.writeErrors()
+	data, err := readOutputsFile(outputPath)
+	if err != nil {
+		res.Warnings = append(res.Warnings, err.Error())
+	}
+	var outputWarnings []string
+	res.Outputs, outputWarnings = ParseOutputs(data)
+	res.Warnings = append(res.Warnings, outputWarnings...)
+	return res, nil
+}
+
+// readOutputsFile reads at most MaxOutputsSize+1 bytes, enough for
+// ParseOutputs to notice an oversized file without loading all of it.
+func readOutputsFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil // the command removed it: no outputs
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read $OPSBOOK_OUTPUT: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxOutputsSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read $OPSBOOK_OUTPUT: %w", err)
+	}
+	return data, nil
+}
+
+// stopGroup sends SIGTERM to the process group led by pid, waits up to
+// KillGrace for every member to exit, then sends SIGKILL. Members that
+// ignore SIGTERM therefore cannot keep Run waiting.
+func (l *Local) stopGroup(pid int, exited <-chan struct{}) {
+	// Errors are ignored: ESRCH means the group is already gone.
+	syscall.Kill(-pid, syscall.SIGTERM)
+	deadline := time.NewTimer(l.opts.KillGrace)
+	defer deadline.Stop()
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	leaderDone := false
+	for {
+		select {
+		case <-exited:
+			leaderDone = true
+			exited = nil
+		case <-poll.C:
+			// Signal 0 probes whether any member is left. The leader is
+			// a zombie until reaped, so this only helps once it is.
+			if leaderDone && syscall.Kill(-pid, 0) == syscall.ESRCH {
+				return
+			}
+		case <-deadline.C:
+			syscall.Kill(-pid, syscall.SIGKILL)
+			if !leaderDone {
+				<-exited
+			}
+			return
+		}
+	}
+}
+
+// environment is the base environment, then Command.Env in name order,
+// then OPSBOOK_OUTPUT; os/exec keeps the last value of a repeated name.
+func (l *Local) environment(extra map[string]string, outputPath string) []string {
+	env := make([]string, 0, len(l.baseEnv)+len(extra)+1)
+	env = append(env, l.baseEnv...)
+	names := make([]string, 0, len(extra))
+	for name := range extra {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		env = append(env, name+"="+extra[name])
+	}
+	return append(env, "OPSBOOK_OUTPUT="+outputPath)
+}
+
+// lookInterpreter finds an interpreter in pathEnv, remembering the answer:
+// a step runs the same few interpreters many times.
+func (l *Local) lookInterpreter(name, pathEnv string) (string, error) {
+	key := pathEnv + "\x00" + name
+	l.mu.Lock()
+	found, ok := l.interpreters[key]
+	l.mu.Unlock()
+	if ok {
+		return found, nil
+	}
+	found, err := findExecutable(name, pathEnv)
+	if err != nil {
+		return "", fmt.Errorf("interpreter %q not found on local host (%v): install it or change the block's language: %w", name, err, ErrInterpreterNotFound)
+	}
+	l.mu.Lock()
+	l.interpreters[key] = found
+	l.mu.Unlock()
+	return found, nil
+}
+
+// findExecutable is exec.LookPath over a given PATH value instead of this
+// process's, because the command's environment decides where it looks.
+func findExecutable(name, pathEnv string) (string, error) {
+	if strings.Contains(name, "/") {
+		if err := isExecutable(name); err != nil {
+			return "", err
+		}
+		return name, nil
+	}
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" || !filepath.IsAbs(dir) {
+			continue // a relative PATH entry would depend on the working directory
+		}
+		candidate := filepath.Join(dir, name)
+		if isExecutable(candidate) == nil {
+			return candidate, nil
+		}
+	}
+	return "", errors.New("not in PATH")
+}
+
+func isExecutable(path string) error {
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if info.IsDir() || info.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("%s is not an executable file", path)
+	}
+	return nil
+}
+
+// scriptExtension is the file name suffix an interpreter insists on.
+func scriptExtension(interpreter string) string {
+	switch filepath.Base(interpreter) {
+	case "pwsh", "powershell":
+		return ".ps1" // pwsh refuses -File arguments without it
+	}
+	return ""
+}
+
+func tempDirName(dir string) string {
+	if dir == "" {
+		return os.TempDir()
+	}
+	return dir
+}
+
+// streams owns the read ends of the command's output pipes. os/exec would
+// copy them itself, but its Wait then waits for every process holding the
+// write ends, which a background grandchild can do forever.
+type streams struct {
+	readers []*os.File
+	writers []*os.File // child's ends, closed in the parent after Start
+	dests   []io.Writer
+	names   []string // "stdout", "stderr" or "output" when shared
+	errs    []error  // first write error per stream, set by its copier
+	done    sync.WaitGroup
+}
+
+func openStreams(cmd *exec.Cmd, stdout, stderr io.Writer) (*streams, error) {
+	s := &streams{}
+	attach := func(w io.Writer, name string) (*os.File, error) {
+		if w == nil {
+			return nil, nil // os/exec connects a nil stream to /dev/null
+		}
+		r, pw, err := os.Pipe()
+		if err != nil {
+			s.closeAll()
+			return nil, fmt.Errorf("create output pipe: %w", err)
+		}
+		s.readers = append(s.readers, r)
+		s.writers = append(s.writers, pw)
+		s.dests = append(s.dests, w)
+		s.names = append(s.names, name)
+		s.errs = append(s.errs, nil)
+		return pw, nil
+	}
+	out, err := attach(stdout, "stdout")
+	if err != nil {
+		return nil, err
+	}
+	if out != nil {
+		cmd.Stdout = out
+	}
+	if sameWriter(stdout, stderr) {
+		// One pipe keeps the two streams in the order they were written
+		// and spares the writer concurrent calls.
+		cmd.Stderr = cmd.Stdout
+		s.names[0] = "output"
+		return s, nil
+	}
+	errPipe, err := attach(stderr, "stderr")
+	if err != nil {
+		return nil, err
+	}
+	if errPipe != nil {
+		cmd.Stderr = errPipe
+	}
+	return s, nil
+}
+
+// sameWriter reports whether a and b are the same non-nil writer; writers
+// of uncomparable types are never the same.
+func sameWriter(a, b io.Writer) (same bool) {
+	if a == nil || b == nil {
+		return false
+	}
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
+}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
+
+func (s *streams) startCopying() {
+	for _, w := range s.writers {
+		w.Close()
+	}
+	s.writers = nil
+	for i, r := range s.readers {
+		s.done.Add(1)
+		go func(i int, r *os.File, w io.Writer) {
+			defer s.done.Done()
+			buf := copyBuffers.Get().(*[]byte)
+			defer copyBuffers.Put(buf)
+			for {
+				n, err := r.Read(*buf)
+				if n > 0 {
+					// A failing destination must not block the command on
+					// a full pipe: keep reading, stop writing, report it.
+					if w != nil {
+						if _, werr := w.Write((*buf)[:n]); werr != nil {
+							s.errs[i] = werr
+							w = nil
+						}
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}(i, r, s.dests[i])
+	}
+}
+
+// drain waits for the copiers to reach end of file, or closes the pipes
+// after grace so a background process holding them cannot block Run.
+func (s *streams) drain(grace time.Duration) {
+	finished := make(chan struct{})
+	go func() {
+		s.done.Wait()
+		close(finished)
+	}()
+	select {
+	case <-finished:
+	case <-time.After(grace):
+		for _, r := range s.readers {
+			r.Close() // unblocks the pending Read: pipes use the poller
+		}
+		<-finished
+	}
+	s.closeAll()
+}
+
+// writeErrors describes destinations that failed; call after drain.
+func (s *streams) writeErrors() []string {
+	var out []string
+	for i, err := range s.errs {
+		if err != nil {
+			out = append(out, fmt.Sprintf("recording the command's %s failed, later output was dropped: %v", s.names[i], err))
+		}
+	}
+	return out
+}
+
+func (s *streams) closeAll() {
+	for _, f := range s.readers {
+		f.Close()
+	}
+	for _, f := range s.writers {
+		f.Close()
+	}
+}
