@@ -1,0 +1,181 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"iter"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/runbook"
+)
+
+// Event page sizes. A step.output event carries up to ~64 KiB, so a default
+// page stays around 16 MiB at most.
+const (
+	DefaultEventLimit = 256
+	MaxEventLimit     = 10000
+)
+
+// AppendEvents appends evs to the run's log in one transaction and returns
+// them as stored: RunID set, Seq assigned densely (1, 2, 3… per run, in
+// argument order), Time set to now when zero. Either all are written or
+// none. When it returns nil the events are durable (see sqlitePragmas).
+// Concurrent appenders to one run are serialised by the run's row lock, so
+// sequence numbers never repeat or skip. Seq values passed in are ignored.
+// An unknown run is ErrNotFound; an event without a type, with another
+// run's id or with a stream other than stdout/stderr is ErrInvalid.
+func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.Event) ([]runbook.Event, error) {
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
+	}
+	defer tx.Rollback()
+
+	var last int64
+	err = tx.QueryRowContext(ctx, `UPDATE runs SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq`,
+		runID, int64(len(evs))).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("append events to run %s: %w", runID, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
+	}
+	first := last - int64(len(evs)) + 1
+
+	const insert = `INSERT INTO events (run_id, seq, at, type, step, host, actor, attempt, stream, text, data)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+	var stmt *sql.Stmt
+	if len(evs) > 1 {
+		if stmt, err = tx.PrepareContext(ctx, insert); err != nil {
+			return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
+		}
+		defer stmt.Close()
+	}
+	now := time.Now()
+	out := make([]runbook.Event, len(evs))
+	for i, ev := range evs {
+		// Checked inside the transaction on purpose: a bad event after good
+		// ones must roll the good ones back too.
+		if err := validateEvent(runID, ev); err != nil {
+			return nil, fmt.Errorf("append events to run %s: event %d: %w", runID, i+1, err)
+		}
+		ev.RunID = runID
+		ev.Seq = first + int64(i)
+		if ev.Time.IsZero() {
+			ev.Time = now
+		}
+		ev.Time = truncate(ev.Time)
+		data, err := encodeMap(ev.Data)
+		if err != nil {
+			return nil, fmt.Errorf("append events to run %s: event %d data: %w", runID, i+1, err)
+		}
+		args := []any{runID, ev.Seq, micros(ev.Time), string(ev.Type), ev.Step, ev.Host, ev.Actor,
+			ev.Attempt, ev.Stream, []byte(ev.Text), data}
+		if stmt != nil {
+			_, err = stmt.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, insert, args...)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
+		}
+		out[i] = ev
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("append events to run %s: commit: %w", runID, mapError(err))
+	}
+	return out, nil
+}
+
+func validateEvent(runID string, ev runbook.Event) error {
+	switch {
+	case ev.Type == "":
+		return fmt.Errorf("%w: event type is empty", ErrInvalid)
+	case ev.RunID != "" && ev.RunID != runID:
+		return fmt.Errorf("%w: event belongs to run %s", ErrInvalid, ev.RunID)
+	case ev.Stream != "" && ev.Stream != "stdout" && ev.Stream != "stderr":
+		return fmt.Errorf("%w: stream %q is neither stdout nor stderr", ErrInvalid, ev.Stream)
+	case ev.Attempt < 0:
+		return fmt.Errorf("%w: attempt %d is negative", ErrInvalid, ev.Attempt)
+	}
+	return nil
+}
+
+// Events returns up to limit events of the run with Seq > afterSeq in
+// ascending order (limit 0 means DefaultEventLimit; at most MaxEventLimit).
+// Page by passing the last Seq returned. An unknown run has no events.
+func (s *Store) Events(ctx context.Context, runID string, afterSeq int64, limit int) ([]runbook.Event, error) {
+	if limit <= 0 {
+		limit = DefaultEventLimit
+	}
+	limit = min(limit, MaxEventLimit)
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, type, step, host, actor, attempt, stream, text, data
+		FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, runID, afterSeq, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read events of run %s: %w", runID, mapError(err))
+	}
+	defer rows.Close()
+	evs := []runbook.Event{}
+	for rows.Next() {
+		ev := runbook.Event{RunID: runID}
+		var at int64
+		var typ, data string
+		var text []byte
+		if err := rows.Scan(&ev.Seq, &at, &typ, &ev.Step, &ev.Host, &ev.Actor, &ev.Attempt, &ev.Stream, &text, &data); err != nil {
+			return nil, fmt.Errorf("read events of run %s: %w", runID, err)
+		}
+		ev.Time = fromMicros(at)
+		ev.Type = runbook.EventType(typ)
+		ev.Text = string(text)
+		if ev.Data, err = decodeMap(data); err != nil {
+			return nil, fmt.Errorf("read event %d of run %s: data: %w", ev.Seq, runID, err)
+		}
+		evs = append(evs, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events of run %s: %w", runID, mapError(err))
+	}
+	return evs, nil
+}
+
+// AllEvents yields the run's events after afterSeq in order, a page at a
+// time, so a log of any size is read in bounded memory. It stops at the
+// first error, which it yields.
+func (s *Store) AllEvents(ctx context.Context, runID string, afterSeq int64) iter.Seq2[runbook.Event, error] {
+	return func(yield func(runbook.Event, error) bool) {
+		for {
+			page, err := s.Events(ctx, runID, afterSeq, DefaultEventLimit)
+			if err != nil {
+				yield(runbook.Event{}, err)
+				return
+			}
+			for _, ev := range page {
+				if !yield(ev, nil) {
+					return
+				}
+				afterSeq = ev.Seq
+			}
+			if len(page) < DefaultEventLimit {
+				return
+			}
+		}
+	}
+}
+
+// LastSeq is the Seq of the run's last event, 0 when it has none.
+func (s *Store) LastSeq(ctx context.Context, runID string) (int64, error) {
+	var last int64
+	err := s.db.QueryRowContext(ctx, `SELECT last_seq FROM runs WHERE id = $1`, runID).Scan(&last)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("run %s: %w", runID, ErrNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read last seq of run %s: %w", runID, mapError(err))
+	}
+	return last, nil
+}

@@ -1,0 +1,107 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// An owner names the holder of a run lease. The store understands owners
+// of the form made by ProcessOwner, "HOST:PID:START:BOOT" (START is the
+// process start time in clock ticks since boot, from /proc/PID/stat; BOOT is
+// the kernel's boot id): such an owner on this host is known dead as soon
+// as its process is gone, without waiting for the lease to expire. Any
+// other owner string (a server instance name, say) is trusted until its
+// lease expires.
+
+// ProcessOwner is the owner string of the calling process.
+func ProcessOwner() string { return processOwner() }
+
+var processOwner = sync.OnceValue(func() string {
+	pid := os.Getpid()
+	start, _ := processStartTicks(pid)
+	return fmt.Sprintf("%s:%d:%d:%s", localHost(), pid, start, bootID())
+})
+
+type processID struct {
+	host  string
+	pid   int
+	start uint64
+	boot  string
+}
+
+func parseOwner(owner string) (processID, bool) {
+	parts := strings.Split(owner, ":")
+	if len(parts) < 4 {
+		return processID{}, false
+	}
+	n := len(parts)
+	pid, err1 := strconv.Atoi(parts[n-3])
+	start, err2 := strconv.ParseUint(parts[n-2], 10, 64)
+	if err1 != nil || err2 != nil || pid <= 0 {
+		return processID{}, false
+	}
+	return processID{host: strings.Join(parts[:n-3], ":"), pid: pid, start: start, boot: parts[n-1]}, true
+}
+
+// ownerDead reports whether owner is a process of this host that no longer
+// runs. False means alive or unknown (another host, another owner form).
+func ownerDead(owner string) bool {
+	p, ok := parseOwner(owner)
+	if !ok || p.host != localHost() {
+		return false
+	}
+	if boot := bootID(); boot != "" && p.boot != boot {
+		return true // the machine rebooted since
+	}
+	if err := syscall.Kill(p.pid, 0); errors.Is(err, syscall.ESRCH) {
+		return true
+	}
+	// The pid exists; it is the owner only if it started when the owner did
+	// (pids are reused).
+	start, err := processStartTicks(p.pid)
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist) // exited between the two checks
+	}
+	return p.start != 0 && start != p.start
+}
+
+var localHost = sync.OnceValue(func() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	return h
+})
+
+var bootID = sync.OnceValue(func() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.ReplaceAll(strings.TrimSpace(string(b)), "-", "")
+})
+
+// processStartTicks reads field 22 (starttime) of /proc/PID/stat. The
+// command name (field 2) may hold spaces and parentheses, so fields are
+// counted after its closing parenthesis.
+func processStartTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: no command name", pid)
+	}
+	fields := strings.Fields(s[i+1:]) // fields[0] is field 3 (state)
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(fields)+2)
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
+}

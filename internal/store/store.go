@@ -1,0 +1,205 @@
+// Package store keeps runs, their event logs and run leases in a SQL
+// database: embedded SQLite (the default, one file) or PostgreSQL. One
+// implementation serves both; each dialect has its own numbered goose
+// migrations, applied on Open. One file per entity: runs.go, events.go,
+// leases.go.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// Dialect names returned by Store.Dialect.
+const (
+	DialectSQLite   = "sqlite"
+	DialectPostgres = "postgres"
+)
+
+//go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
+var migrationFiles embed.FS
+
+// Store is the durable state of opsbook. It is safe for concurrent use.
+type Store struct {
+	db      *sql.DB
+	dialect string
+	path    string // SQLite database file; empty for PostgreSQL
+}
+
+// sqlitePragmas are applied to every SQLite connection.
+//
+// Durability: synchronous=FULL in WAL mode fsyncs the WAL on every commit,
+// so an acknowledged event survives power loss as well as kill -9 of the
+// process. NORMAL would survive process death only (the WAL sits in the OS
+// page cache) yet lose the last commits on power loss — and issue 4 promises
+// that a step start is on disk before its command is spawned. Output events
+// are batched (32–64 KiB each) by the engine, which keeps the commit rate,
+// and so the fsync rate, low enough for the throughput target; see
+// BenchmarkAppendOutput.
+var sqlitePragmas = []string{
+	"journal_mode(WAL)",
+	"synchronous(FULL)",
+	"busy_timeout(10000)",
+	"foreign_keys(1)",
+}
+
+// Open opens (creating if needed) and migrates the store named by dsn:
+// "postgres://…" or "postgresql://…" for PostgreSQL, otherwise a SQLite
+// file given as "sqlite:PATH" or a plain path. Missing directories of a
+// SQLite path are created.
+func Open(ctx context.Context, dsn string) (*Store, error) {
+	var s *Store
+	var err error
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		s, err = openPostgres(ctx, dsn)
+	default:
+		s, err = openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openPostgres(ctx context.Context, dsn string) (*Store, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect to postgres store %s: %w (check that the server is running and the URL is right)", redactDSN(dsn), err)
+	}
+	return &Store{db: db, dialect: DialectPostgres}, nil
+}
+
+func openSQLite(ctx context.Context, path string) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("open sqlite store: empty path; give a file path or sqlite:PATH")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("open sqlite store %q: the path must not contain '?' or '#'", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o700); err != nil {
+		return nil, fmt.Errorf("create directory for store %s: %w", abs, err)
+	}
+	// Create the file ourselves so that it, and the -wal and -shm files SQLite
+	// derives from it, are private: run logs are operational records.
+	f, err := os.OpenFile(abs, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
+	}
+	f.Close()
+
+	q := "_txlock=immediate" // writers take the lock up front: no deadlock on read-then-write
+	for _, p := range sqlitePragmas {
+		q += "&_pragma=" + p
+	}
+	db, err := sql.Open("sqlite", abs+"?"+q)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
+	}
+	return &Store{db: db, dialect: DialectSQLite, path: abs}, nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	dir, err := fs.Sub(migrationFiles, "migrations/"+s.dialect)
+	if err != nil {
+		return fmt.Errorf("migrate store: %w", err)
+	}
+	var opts []goose.ProviderOption
+	gooseDialect := goose.DialectSQLite3
+	if s.dialect == DialectPostgres {
+		gooseDialect = goose.DialectPostgres
+		// An advisory lock serialises servers starting together on one database.
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return fmt.Errorf("migrate store: %w", err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	} else {
+		// Two processes opening a fresh file at once would both try to apply
+		// the first migration; a lock on the directory serialises them.
+		unlock, err := lockDir(filepath.Dir(s.path))
+		if err != nil {
+			return fmt.Errorf("migrate store %s: %w", s.path, err)
+		}
+		defer unlock()
+	}
+	p, err := goose.NewProvider(gooseDialect, s.db, dir, opts...)
+	if err != nil {
+		return fmt.Errorf("migrate store: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate store: %w", err)
+	}
+	return nil
+}
+
+// lockDir takes an exclusive flock on a directory. It does not touch the
+// database file itself: closing another descriptor of that file would drop
+// the POSIX locks SQLite holds on it.
+func lockDir(dir string) (unlock func(), err error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Dialect is DialectSQLite or DialectPostgres.
+func (s *Store) Dialect() string { return s.dialect }
+
+// Path is the SQLite database file (its -wal and -shm files sit beside it),
+// or "" on PostgreSQL.
+func (s *Store) Path() string { return s.path }
+
+// redactDSN hides the password of a database URL in messages.
+func redactDSN(dsn string) string {
+	at := strings.LastIndex(dsn, "@")
+	scheme := strings.Index(dsn, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return dsn
+	}
+	userinfo := dsn[scheme+3 : at]
+	if i := strings.Index(userinfo, ":"); i >= 0 {
+		return dsn[:scheme+3] + userinfo[:i] + ":***" + dsn[at:]
+	}
+	return dsn
+}
