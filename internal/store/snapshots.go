@@ -1,0 +1,95 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Snapshot is the frozen content of a runbook (and its rollback document)
+// that runs refer to by hash.
+type Snapshot struct {
+	Hash           string    `json:"hash"`
+	Runbook        string    `json:"runbook"`
+	Source         []byte    `json:"-"`
+	RollbackPath   string    `json:"rollback_path,omitempty"`
+	RollbackSource []byte    `json:"-"`
+	CreatedBy      string    `json:"created_by"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// Publication says which snapshot of a runbook is published.
+type Publication struct {
+	Runbook     string    `json:"runbook"`
+	Hash        string    `json:"hash"`
+	PublishedBy string    `json:"published_by"`
+	PublishedAt time.Time `json:"published_at"`
+}
+
+// PutSnapshot stores a snapshot; storing the same hash again keeps the
+// first (content-addressed, so it is the same content).
+func (s *Store) PutSnapshot(ctx context.Context, sn Snapshot) error {
+	if sn.CreatedAt.IsZero() {
+		sn.CreatedAt = time.Now()
+	}
+	rb := sn.RollbackSource
+	if rb == nil {
+		rb = []byte{}
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO snapshots (hash, runbook, source, rollback_path, rollback_source, created_by, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash) DO NOTHING`,
+		sn.Hash, sn.Runbook, sn.Source, sn.RollbackPath, rb, sn.CreatedBy, micros(sn.CreatedAt))
+	if err != nil {
+		return fmt.Errorf("store snapshot %s: %w", sn.Hash, mapError(err))
+	}
+	return nil
+}
+
+// GetSnapshot returns a snapshot with its content.
+func (s *Store) GetSnapshot(ctx context.Context, hash string) (Snapshot, error) {
+	var sn Snapshot
+	var at int64
+	err := s.db.QueryRowContext(ctx, `SELECT hash, runbook, source, rollback_path, rollback_source, created_by, created_at
+		FROM snapshots WHERE hash = $1`, hash).Scan(&sn.Hash, &sn.Runbook, &sn.Source, &sn.RollbackPath, &sn.RollbackSource, &sn.CreatedBy, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Snapshot{}, fmt.Errorf("snapshot %s: %w", hash, ErrNotFound)
+	}
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("get snapshot %s: %w", hash, mapError(err))
+	}
+	sn.CreatedAt = fromMicros(at)
+	return sn, nil
+}
+
+// Publish makes hash the published snapshot of its runbook.
+func (s *Store) Publish(ctx context.Context, p Publication) error {
+	if p.PublishedAt.IsZero() {
+		p.PublishedAt = time.Now()
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO published_snapshots (runbook, hash, published_by, published_at)
+		VALUES ($1, $2, $3, $4) ON CONFLICT (runbook) DO UPDATE SET hash = excluded.hash,
+			published_by = excluded.published_by, published_at = excluded.published_at`,
+		p.Runbook, p.Hash, p.PublishedBy, micros(p.PublishedAt))
+	if err != nil {
+		return fmt.Errorf("publish snapshot %s of %s: %w", p.Hash, p.Runbook, mapError(err))
+	}
+	return nil
+}
+
+// Published returns the runbook's published snapshot, ErrNotFound if none.
+func (s *Store) Published(ctx context.Context, runbookPath string) (Publication, error) {
+	var p Publication
+	var at int64
+	err := s.db.QueryRowContext(ctx, `SELECT runbook, hash, published_by, published_at FROM published_snapshots WHERE runbook = $1`,
+		runbookPath).Scan(&p.Runbook, &p.Hash, &p.PublishedBy, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Publication{}, fmt.Errorf("runbook %s has no published snapshot: %w", runbookPath, ErrNotFound)
+	}
+	if err != nil {
+		return Publication{}, fmt.Errorf("published snapshot of %s: %w", runbookPath, mapError(err))
+	}
+	p.PublishedAt = fromMicros(at)
+	return p, nil
+}

@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Trigger kinds.
+const (
+	TriggerSchedule = "schedule"
+	TriggerWebhook  = "webhook"
+)
+
+// Trigger starts runs of a runbook's published snapshot on a schedule or a
+// signed webhook, acting as a service identity.
+type Trigger struct {
+	ID          int64             `json:"id"`
+	Name        string            `json:"name"`
+	Kind        string            `json:"kind"`
+	Runbook     string            `json:"runbook"`
+	Environment string            `json:"environment"`
+	Params      map[string]string `json:"params,omitempty"`
+	Schedule    string            `json:"schedule,omitempty"`
+	Timezone    string            `json:"timezone,omitempty"`
+	CatchUp     bool              `json:"catch_up"`
+	Secret      string            `json:"-"` // webhook HMAC key, sealed
+	ServiceUser int64             `json:"service_user_id"`
+	Enabled     bool              `json:"enabled"`
+	LastFiredAt time.Time         `json:"last_fired_at,omitzero"`
+	CreatedBy   string            `json:"created_by"`
+	CreatedAt   time.Time         `json:"created_at"`
+}
+
+const triggerColumns = `id, name, kind, runbook, environment, params, schedule, timezone, catch_up, secret,
+	service_user, enabled, last_fired_at, created_by, created_at`
+
+// CreateTrigger stores a trigger and sets t.ID.
+func (s *Store) CreateTrigger(ctx context.Context, t *Trigger) error {
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = time.Now()
+	}
+	t.CreatedAt = truncate(t.CreatedAt)
+	params, err := encodeMap(t.Params)
+	if err != nil {
+		return fmt.Errorf("create trigger %s: %w", t.Name, err)
+	}
+	err = s.db.QueryRowContext(ctx, `INSERT INTO triggers (name, kind, runbook, environment, params, schedule, timezone,
+		catch_up, secret, service_user, enabled, created_by, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+		t.Name, t.Kind, t.Runbook, t.Environment, params, t.Schedule, t.Timezone, t.CatchUp, t.Secret,
+		t.ServiceUser, t.Enabled, t.CreatedBy, micros(t.CreatedAt)).Scan(&t.ID)
+	if err != nil {
+		return fmt.Errorf("create trigger %s: %w", t.Name, mapError(err))
+	}
+	return nil
+}
+
+// GetTrigger returns a trigger by name.
+func (s *Store) GetTrigger(ctx context.Context, name string) (Trigger, error) {
+	t, err := scanTrigger(s.db.QueryRowContext(ctx, `SELECT `+triggerColumns+` FROM triggers WHERE name = $1`, name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Trigger{}, fmt.Errorf("trigger %s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return Trigger{}, fmt.Errorf("get trigger %s: %w", name, mapError(err))
+	}
+	return t, nil
+}
+
+// ListTriggers returns every trigger by name.
+func (s *Store) ListTriggers(ctx context.Context) ([]Trigger, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT `+triggerColumns+` FROM triggers ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("list triggers: %w", mapError(err))
+	}
+	defer rows.Close()
+	out := []Trigger{}
+	for rows.Next() {
+		t, err := scanTrigger(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list triggers: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// DeleteTrigger removes a trigger.
+func (s *Store) DeleteTrigger(ctx context.Context, name string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM triggers WHERE name = $1`, name)
+	return checkAffected(res, err, "delete trigger "+name)
+}
+
+// MarkTriggerFired records when a trigger last fired, only moving forward.
+func (s *Store) MarkTriggerFired(ctx context.Context, id int64, at time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE triggers SET last_fired_at = $2
+		WHERE id = $1 AND (last_fired_at IS NULL OR last_fired_at < $2)`, id, micros(at))
+	if err != nil {
+		return fmt.Errorf("mark trigger %d fired: %w", id, mapError(err))
+	}
+	return nil
+}
+
+func scanTrigger(row rowScanner) (Trigger, error) {
+	var t Trigger
+	var params string
+	var fired sql.NullInt64
+	var created int64
+	err := row.Scan(&t.ID, &t.Name, &t.Kind, &t.Runbook, &t.Environment, &params, &t.Schedule, &t.Timezone, &t.CatchUp,
+		&t.Secret, &t.ServiceUser, &t.Enabled, &fired, &t.CreatedBy, &created)
+	if err != nil {
+		return Trigger{}, err
+	}
+	if fired.Valid {
+		t.LastFiredAt = fromMicros(fired.Int64)
+	}
+	t.CreatedAt = fromMicros(created)
+	if t.Params, err = decodeMap(params); err != nil {
+		return Trigger{}, fmt.Errorf("trigger %s params: %w", t.Name, err)
+	}
+	return t, nil
+}
