@@ -224,7 +224,7 @@ func (p *parser) checkAttrs(b *runbook.Block, primary bool) {
 		if slices.Contains(allowed, a.Key) || primary && slices.Contains(StepAttrs, a.Key) {
 			continue
 		}
-		where := "a " + roleName(b.Role) + " block"
+		where := withArticle(roleName(b.Role)) + " block"
 		if slices.Contains(StepAttrs, a.Key) {
 			p.warnf(a.Pos, "misplaced-attribute", "attribute %s has no effect on %s; step attributes belong on the step's action (or manual, gate or call) block", a.Key, where)
 		} else {
@@ -238,6 +238,13 @@ func orList(didYouMean string, known []string) string {
 		return didYouMean
 	}
 	return "; known attributes are " + strings.Join(known, ", ")
+}
+
+func withArticle(word string) string {
+	if strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an " + word
+	}
+	return "a " + word
 }
 
 func roleName(r runbook.BlockRole) string {

@@ -141,7 +141,19 @@ func (p *parser) body(body []byte) {
 		inSteps bool
 		cur     *stepBuilder
 	)
-	stepsRole := runbook.StepsSection[p.doc.Front.Kind]
+	// A document whose kind is missing or misspelt still has its steps
+	// checked: the kind's own error is reported once, not as many
+	// "block outside a step" warnings.
+	isStepsSection := func(role runbook.SectionRole) bool {
+		if sr, ok := runbook.StepsSection[p.doc.Front.Kind]; ok {
+			return role == sr
+		}
+		switch p.doc.Front.Kind {
+		case runbook.KindChecklist, runbook.KindPostmortem:
+			return false
+		}
+		return role == runbook.SectionSteps || role == runbook.SectionRollbackSteps
+	}
 	finish := func() {
 		if cur != nil {
 			p.finishStep(cur)
@@ -169,7 +181,7 @@ func (p *parser) body(body []byte) {
 				case "en":
 					p.enVotes++
 				}
-				inSteps = role != "" && role == stepsRole
+				inSteps = role != "" && isStepsSection(role)
 			}
 			if h.Level == 3 && inSteps {
 				finish()
@@ -231,6 +243,7 @@ func (p *parser) finishStep(sb *stepBuilder) {
 	s := &sb.step
 	s.Blocks = sb.blocks
 	s.Prose = strings.Join(sb.prose, "\n\n")
+	duplicate := map[*runbook.Block]bool{}
 	for _, b := range sb.blocks {
 		if b.Role != runbook.BlockPlain && b.Lang == "" && runsCommand(b.Role) {
 			p.errorf(b.Pos, "missing-language", "name the interpreter of this %s block, e.g. ```sh {…}", roleName(b.Role))
@@ -244,16 +257,18 @@ func (p *parser) finishStep(sb *stepBuilder) {
 				p.errorf(b.Pos, "duplicate-action", "step %q already has an action at line %d; a step runs one command block — split it into two steps or merge the blocks",
 					s.Title, (*slot).Pos.Line)
 			} else {
-				p.errorf(b.Pos, "duplicate-block", "step %q already has a %s block at line %d; keep one",
-					s.Title, roleName(b.Role), (*slot).Pos.Line)
+				p.errorf(b.Pos, "duplicate-block", "step %q already has %s block at line %d; keep one",
+					s.Title, withArticle(roleName(b.Role)), (*slot).Pos.Line)
 			}
+			duplicate[b] = true
 			continue
 		}
 		*slot = b
 	}
 	primary := s.Primary()
 	for _, b := range sb.blocks {
-		p.checkAttrs(b, b == primary)
+		// A duplicate is already an error; only its unknown attributes are worth adding.
+		p.checkAttrs(b, b == primary || duplicate[b])
 		p.applyBlockAttrs(b)
 	}
 	if primary != nil {
