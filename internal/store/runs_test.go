@@ -99,7 +99,7 @@ func TestGetRunPrefix(t *testing.T) {
 		}{
 			{in: "r-01ABCDEF", want: "r-01ABCDEF"},
 			{in: "r-01ABCD", want: "r-01ABCDEF"},
-			{in: "01ABCX", want: "r-01ABCXYZ"},  // "r-" optional
+			{in: "01ABCX", want: "r-01ABCXYZ"},   // "r-" optional
 			{in: "r-01abcx", want: "r-01ABCXYZ"}, // case-insensitive
 			{in: "02zz", want: "r-02ZZZZZZ"},
 			{in: "depl", want: "deploy-1"},
