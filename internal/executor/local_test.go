@@ -346,17 +346,30 @@ func TestLocalStopsProcessGroup(t *testing.T) {
 			}
 			if tt.cancel {
 				go func() {
-					readPIDs(t, pidFile, 1)
+					readPIDs(t, pidFile, 2)
 					cancel()
 				}()
 			} else {
 				cmd.Timeout = 300 * time.Millisecond
 			}
+			cmd.Script = "echo $$ >> \"$PIDS\"\n" + cmd.Script
+			// Should the executor fail to stop them, do not leave them behind.
+			t.Cleanup(func() {
+				data, _ := os.ReadFile(pidFile)
+				for i, f := range strings.Fields(string(data)) {
+					if pid, err := strconv.Atoi(f); err == nil {
+						if i == 0 {
+							syscall.Kill(-pid, syscall.SIGKILL)
+						}
+						syscall.Kill(pid, syscall.SIGKILL)
+					}
+				}
+			})
 			res := runLocal(t, l, ctx, cmd)
 			if res.ExitCode != -1 || res.TimedOut == tt.cancel || res.Canceled != tt.cancel || res.Succeeded() {
 				t.Errorf("result = %+v", res)
 			}
-			for _, pid := range readPIDs(t, pidFile, 1) {
+			for _, pid := range readPIDs(t, pidFile, 2) {
 				waitGone(t, pid)
 			}
 		})
