@@ -1,0 +1,236 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/store"
+	"github.com/opsbook/opsbook/internal/store/storetest"
+)
+
+func TestEventsRoundTrip(t *testing.T) {
+	storetest.ForEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		run := mustCreate(t, s, runbook.Run{})
+		at := time.Date(2026, 2, 3, 4, 5, 6, 7000, time.UTC)
+		in := []runbook.Event{
+			{Type: runbook.EventRunStarted, Time: at, Text: "Restart", Data: map[string]string{"env": "prod", "user": "alice"}},
+			{Type: runbook.EventStepStarted, Step: "drain", Host: "web-1", Attempt: 2},
+			// Output need not be UTF-8 and may hold NUL bytes.
+			{Type: runbook.EventStepOutput, Step: "drain", Host: "web-1", Stream: "stdout", Text: "ok\x00\xff\xfe\n値\r\n"},
+			{Type: runbook.EventStepOutput, Step: "drain", Stream: "stderr", Text: ""},
+			{Type: runbook.EventGateDecided, Step: "go", Actor: "bob", Text: "looks fine", Data: map[string]string{"decision": "go", "q": "\"\\\u0000"}},
+		}
+		stored, err := s.AppendEvents(ctx, run.ID, in...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range stored {
+			if stored[i].Seq != int64(i+1) || stored[i].RunID != run.ID || stored[i].Time.IsZero() {
+				t.Errorf("stored event %d: seq %d run %q time %v; want seq %d of %s with a time",
+					i, stored[i].Seq, stored[i].RunID, stored[i].Time, i+1, run.ID)
+			}
+		}
+		if !stored[0].Time.Equal(at) {
+			t.Errorf("given time %v became %v", at, stored[0].Time)
+		}
+		got, err := s.Events(ctx, run.ID, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, stored) {
+			t.Errorf("Events =\n%+v\nwant what AppendEvents returned\n%+v", got, stored)
+		}
+		if last, err := s.LastSeq(ctx, run.ID); err != nil || last != 5 {
+			t.Errorf("LastSeq = %d, %v; want 5", last, err)
+		}
+	})
+}
+
+func TestEventsPaging(t *testing.T) {
+	storetest.ForEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		run := mustCreate(t, s, runbook.Run{})
+		other := mustCreate(t, s, runbook.Run{})
+		for i := range 25 {
+			ev := runbook.Event{Type: runbook.EventStepOutput, Stream: "stdout", Text: fmt.Sprint(i + 1)}
+			if _, err := s.AppendEvents(ctx, run.ID, ev); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.AppendEvents(ctx, other.ID, ev, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		tests := []struct {
+			after    int64
+			limit    int
+			from, to int64 // expected seqs, inclusive; to < from for none
+		}{
+			{0, 10, 1, 10},
+			{10, 10, 11, 20},
+			{20, 10, 21, 25},
+			{25, 10, 1, 0},
+			{0, 0, 1, 25}, // default page
+			{24, -1, 25, 25},
+		}
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("after %d limit %d", tt.after, tt.limit), func(t *testing.T) {
+				got, err := s.Events(ctx, run.ID, tt.after, tt.limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var seqs, want []int64
+				for _, ev := range got {
+					seqs = append(seqs, ev.Seq)
+					if ev.Text != fmt.Sprint(ev.Seq) {
+						t.Errorf("event %d has text %q, from another run?", ev.Seq, ev.Text)
+					}
+				}
+				for q := tt.from; q <= tt.to; q++ {
+					want = append(want, q)
+				}
+				if !reflect.DeepEqual(seqs, want) {
+					t.Errorf("seqs %v, want %v", seqs, want)
+				}
+			})
+		}
+		t.Run("AllEvents", func(t *testing.T) {
+			n := 0
+			for ev, err := range s.AllEvents(ctx, other.ID, 3) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				n++
+				if ev.Seq != int64(n+3) {
+					t.Fatalf("event %d has seq %d", n, ev.Seq)
+				}
+			}
+			if n != 47 {
+				t.Errorf("AllEvents after 3 gave %d events, want 47", n)
+			}
+		})
+		t.Run("unknown run", func(t *testing.T) {
+			got, err := s.Events(ctx, "r-nothere", 0, 10)
+			if err != nil || len(got) != 0 {
+				t.Errorf("Events of an unknown run = %v, %v; want none", got, err)
+			}
+			if _, err := s.AppendEvents(ctx, "r-nothere", runbook.Event{Type: runbook.EventRunStarted}); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("AppendEvents to an unknown run: %v, want ErrNotFound", err)
+			}
+		})
+	})
+}
+
+// A batch is written whole or not at all: the bad event comes after good
+// ones, which must be rolled back, and the sequence must not advance.
+func TestAppendEventsIsAtomic(t *testing.T) {
+	storetest.ForEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		good := runbook.Event{Type: runbook.EventStepOutput, Stream: "stdout", Text: "fine"}
+		tests := []struct {
+			name string
+			bad  runbook.Event
+		}{
+			{"no type", runbook.Event{Text: "typeless"}},
+			{"other run", runbook.Event{Type: runbook.EventStepStarted, RunID: "r-other"}},
+			{"bad stream", runbook.Event{Type: runbook.EventStepOutput, Stream: "stdin"}},
+			{"negative attempt", runbook.Event{Type: runbook.EventStepRetry, Attempt: -1}},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				run := mustCreate(t, s, runbook.Run{})
+				if _, err := s.AppendEvents(ctx, run.ID, good); err != nil {
+					t.Fatal(err)
+				}
+				_, err := s.AppendEvents(ctx, run.ID, good, good, tt.bad, good)
+				if !errors.Is(err, store.ErrInvalid) {
+					t.Fatalf("AppendEvents with a bad event: %v, want ErrInvalid", err)
+				}
+				evs, err := s.Events(ctx, run.ID, 0, 100)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(evs) != 1 {
+					t.Errorf("after the failed batch the log has %d events, want the 1 from before", len(evs))
+				}
+				next, err := s.AppendEvents(ctx, run.ID, good)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if next[0].Seq != 2 {
+					t.Errorf("next event got seq %d, want 2: the failed batch must not use up numbers", next[0].Seq)
+				}
+			})
+		}
+	})
+}
+
+// Concurrent appenders to one run get a dense sequence, and each batch's
+// events stay together in order.
+func TestAppendEventsConcurrent(t *testing.T) {
+	storetest.ForEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		run := mustCreate(t, s, runbook.Run{})
+		const writers, batches = 8, 20
+		var wg sync.WaitGroup
+		errs := make(chan error, writers)
+		for w := range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for b := range batches {
+					size := 1 + (w+b)%3
+					batch := make([]runbook.Event, size)
+					for i := range batch {
+						batch[i] = runbook.Event{Type: runbook.EventStepOutput, Stream: "stdout",
+							Text: fmt.Sprintf("%d/%d/%d/%d", w, b, i, size)}
+					}
+					if _, err := s.AppendEvents(ctx, run.ID, batch...); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		var all []runbook.Event
+		for ev, err := range s.AllEvents(ctx, run.ID, 0) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			all = append(all, ev)
+		}
+		want := 0
+		for w := range writers {
+			for b := range batches {
+				want += 1 + (w+b)%3
+			}
+		}
+		if len(all) != want {
+			t.Fatalf("%d events stored, want %d", len(all), want)
+		}
+		for i := 0; i < len(all); {
+			if all[i].Seq != int64(i+1) {
+				t.Fatalf("event %d has seq %d: not dense", i+1, all[i].Seq)
+			}
+			var w, b, k, size int
+			fmt.Sscanf(all[i].Text, "%d/%d/%d/%d", &w, &b, &k, &size)
+			for j := range size {
+				if i+j >= len(all) || all[i+j].Text != fmt.Sprintf("%d/%d/%d/%d", w, b, j, size) {
+					t.Fatalf("batch %d/%d is not contiguous at seq %d", w, b, i+1)
+				}
+			}
+			i += size
+		}
+	})
+}
