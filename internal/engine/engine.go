@@ -1,0 +1,396 @@
+// Package engine executes runs: it drives a parsed runbook's steps in order
+// through an executor, records every event durably in the store before the
+// thing it describes proceeds, waits for people's decisions (gates, manual
+// steps, guided failure) that may arrive from this process or another one,
+// runs the rollback document when the policy or an operator says so, and
+// resumes a run whose process died by replaying its event log.
+//
+// The engine does no terminal I/O. The CLI drives one run in-process; the
+// server runs many at once on one Engine. Everything a viewer shows is
+// derived from the event log with runbook.Replay.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/executor"
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/snapshot"
+	"github.com/opsbook/opsbook/internal/store"
+)
+
+// Config configures an Engine. Store is required; the rest has defaults.
+type Config struct {
+	Store *store.Store
+	// Local runs steps whose target is the local host. Default:
+	// executor.NewLocal with the plan's workspace as working directory.
+	Local executor.Executor
+	// Remote, when set, returns the executor for one inventory host. Steps
+	// whose target names hosts of the environment's inventory run through it
+	// (one host after another; the fan-out of issue 8 plugs in here). When
+	// nil, such steps fail with a message saying SSH targets are not
+	// available.
+	Remote func(ctx context.Context, h runbook.Host) (executor.Executor, error)
+	// Owner names this process in run leases; default store.ProcessOwner().
+	Owner string
+	// LeaseTTL is how long a run's lease lasts without renewal (renewed
+	// every third of it); default 15 s.
+	LeaseTTL time.Duration
+	// PollInterval is how often a waiting run reads the store for decisions
+	// taken by other processes; decisions taken through this Engine's Decide
+	// wake it at once. Default 500 ms.
+	PollInterval time.Duration
+	// FlushInterval bounds how long recorded output waits before it is
+	// written; default 100 ms. ChunkSize is the largest step.output event;
+	// default 64 KiB. MaxPending bounds output held in memory per step
+	// before the command is slowed down to the store's pace; default 4 MiB.
+	FlushInterval time.Duration
+	ChunkSize     int
+	MaxPending    int
+	// MaxBackoff caps the exponential backoff between retries; default 5 m.
+	MaxBackoff time.Duration
+	// PrometheusURL is the base URL guards query (…/api/v1/query); default
+	// $OPSBOOK_PROMETHEUS_URL. HTTPClient defaults to one with a 10 s timeout.
+	PrometheusURL string
+	HTTPClient    *http.Client
+}
+
+// Engine runs runs. It is safe for concurrent use.
+type Engine struct {
+	cfg Config
+
+	mu      sync.Mutex
+	active  map[string]*runner       // runs executing in this process
+	wakeups map[string]chan struct{} // notified when a decision is appended here
+}
+
+// New returns an engine.
+func New(cfg Config) *Engine {
+	if cfg.Owner == "" {
+		cfg.Owner = store.ProcessOwner()
+	}
+	if cfg.LeaseTTL <= 0 {
+		cfg.LeaseTTL = 15 * time.Second
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 500 * time.Millisecond
+	}
+	if cfg.FlushInterval <= 0 {
+		cfg.FlushInterval = 100 * time.Millisecond
+	}
+	if cfg.ChunkSize <= 0 {
+		cfg.ChunkSize = 64 << 10
+	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = 4 << 20
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Minute
+	}
+	if cfg.PrometheusURL == "" {
+		cfg.PrometheusURL = os.Getenv("OPSBOOK_PROMETHEUS_URL")
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	return &Engine{cfg: cfg, active: map[string]*runner{}, wakeups: map[string]chan struct{}{}}
+}
+
+// Plan is what a run executes, resolved by the caller from the workspace:
+// the parsed documents, the environment and the parameter values. The same
+// plan (with secrets supplied again) is needed to resume a run.
+type Plan struct {
+	Document *runbook.Document
+	Rollback *runbook.Document // nil when the runbook names none
+	// Called holds the runbooks that call steps name, by the reference
+	// written in the call block (its "runbook" attribute).
+	Called      map[string]*runbook.Document
+	Workspace   string // directory; commands run there
+	Runbook     string // the runbook's path relative to the workspace
+	Task        string
+	Environment string
+	Hosts       []runbook.Host    // the environment's inventory
+	Variables   map[string]string // the environment's non-secret variables
+	Secrets     map[string]string // secret variables: given to commands, masked everywhere
+	// Params are the values given by the operator (not yet defaulted);
+	// Start and Resume validate them with runbook.ResolveParams.
+	Params   map[string]string
+	Snapshot string // snapshot.Of(...).String()
+}
+
+// StartOptions are the per-run choices of whoever starts it.
+type StartOptions struct {
+	Actor     string // who starts the run
+	From      string // skip the steps before this one
+	Emergency string // reason, when run as an emergency override
+}
+
+// Start validates the plan and records a new pending run with its
+// run.started event. Nothing executes until Execute.
+func (e *Engine) Start(ctx context.Context, p *Plan, o StartOptions) (runbook.Run, error) {
+	params, err := e.checkPlan(p)
+	if err != nil {
+		return runbook.Run{}, err
+	}
+	if o.From != "" && !slices.ContainsFunc(p.Document.Steps, func(s runbook.Step) bool { return s.ID == o.From }) {
+		return runbook.Run{}, fmt.Errorf("--from %s: the runbook has no step with that id (its steps: %s)", o.From, stepIDs(p.Document))
+	}
+	run := runbook.Run{
+		Workspace:   p.Workspace,
+		Runbook:     p.Runbook,
+		Task:        p.Task,
+		Title:       p.Document.Title,
+		Environment: p.Environment,
+		Snapshot:    p.Snapshot,
+		Params:      publicParams(p.Document.Front.Params, params),
+		Status:      runbook.RunPending,
+		CreatedBy:   o.Actor,
+		Emergency:   o.Emergency,
+	}
+	if err := e.cfg.Store.CreateRun(ctx, &run); err != nil {
+		return runbook.Run{}, fmt.Errorf("record the new run: %w", err)
+	}
+	data := map[string]string{"env": p.Environment, "snapshot": p.Snapshot, "user": o.Actor, "runbook": p.Runbook}
+	if o.From != "" {
+		data["from"] = o.From
+	}
+	if o.Emergency != "" {
+		data["emergency"] = o.Emergency
+	}
+	m := newMasker(p, params)
+	ev := runbook.Event{Type: runbook.EventRunStarted, Actor: o.Actor, Text: m.String(p.Document.Title), Data: data}
+	if _, err := e.cfg.Store.AppendEvents(ctx, run.ID, ev); err != nil {
+		return runbook.Run{}, fmt.Errorf("record the start of run %s: %w", run.ID, err)
+	}
+	return run, nil
+}
+
+func (e *Engine) checkPlan(p *Plan) (map[string]string, error) {
+	if p == nil || p.Document == nil {
+		return nil, errors.New("no runbook to run")
+	}
+	params, err := runbook.ResolveParams(p.Document.Front.Params, p.Params)
+	if err != nil {
+		return nil, &ParamsError{Err: err}
+	}
+	seen := map[string]bool{}
+	for _, s := range p.Document.Steps {
+		if seen[s.ID] {
+			return nil, fmt.Errorf("%s:%d:%d: two steps have the id %q; give one of them another id attribute", p.Document.Path, s.Pos.Line, s.Pos.Col, s.ID)
+		}
+		seen[s.ID] = true
+	}
+	return params, nil
+}
+
+// ParamsError is a plan whose parameters do not validate; the CLI maps it
+// to exit status 2 and the server to 400.
+type ParamsError struct{ Err error }
+
+func (e *ParamsError) Error() string { return "invalid parameters:\n" + e.Err.Error() }
+func (e *ParamsError) Unwrap() error { return e.Err }
+
+// publicParams are the values that may be stored: secrets are left out.
+func publicParams(defs []runbook.Param, values map[string]string) map[string]string {
+	out := map[string]string{}
+	for _, d := range defs {
+		if v, ok := values[d.Name]; ok && !d.SecretParam() {
+			out[d.Name] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+func stepIDs(d *runbook.Document) string {
+	var ids []string
+	for _, s := range d.Steps {
+		ids = append(ids, s.ID)
+	}
+	if len(ids) == 0 {
+		return "none"
+	}
+	return strings.Join(ids, ", ")
+}
+
+// Decider answers what a run waits for, on behalf of whoever is at the
+// controls of this process: a terminal prompt, --yes, nobody. The engine
+// asks it in a goroutine each time the run starts waiting and cancels ctx
+// when the wait is resolved some other way (a decision from another process
+// or the server's API). lastErr is why its previous answer to the same
+// question was refused, or nil.
+type Decider interface {
+	Decide(ctx context.Context, w runbook.Waiting, lastErr error) (runbook.DecisionRequest, error)
+}
+
+// NoDecisionError, returned by a Decider, says that no one can decide here
+// and the run must not wait: the wait fails with its message (the CLI
+// without a terminal and without --yes).
+type NoDecisionError struct{ Reason string }
+
+func (e *NoDecisionError) Error() string { return e.Reason }
+
+// ExecOptions are the per-execution hooks of Execute and Resume.
+type ExecOptions struct {
+	Actor string // who executes or resumes (recorded on run.resumed)
+	// Decider answers waits from this process; nil waits for decisions
+	// from elsewhere only (the server).
+	Decider Decider
+	// Observe is called, in order, with every event of the run as it is
+	// stored, including decisions from other processes. It must not block
+	// for long: output recording waits for it.
+	Observe func(runbook.Event)
+	// RetryInterrupted answers the question a resumed run asks about an
+	// interrupted step that is not idempotent: "retry", "skip" or "abort".
+	// Empty means ask the Decider.
+	RetryInterrupted string
+}
+
+// Execute runs a started run to its end (or until ctx is cancelled, which
+// records the cancellation) and returns its final status. It holds the
+// run's lease while it runs; a run executing elsewhere is a
+// *store.LockedError.
+func (e *Engine) Execute(ctx context.Context, runID string, p *Plan, o ExecOptions) (runbook.RunStatus, error) {
+	return e.execute(ctx, runID, p, o, false)
+}
+
+// Resume continues a run whose process died (or that was stopped while
+// waiting): it records what it found, skips completed steps, re-runs the
+// interrupted step only if it is idempotent (else asks retry / skip /
+// abort) and goes on. Outputs of completed steps are restored from the
+// log. Secret parameters must be supplied again in the plan, and the plan's
+// snapshot must be the one the run started with.
+func (e *Engine) Resume(ctx context.Context, runID string, p *Plan, o ExecOptions) (runbook.RunStatus, error) {
+	return e.execute(ctx, runID, p, o, true)
+}
+
+func (e *Engine) execute(ctx context.Context, runID string, p *Plan, o ExecOptions, resume bool) (runbook.RunStatus, error) {
+	params, err := e.checkPlan(p)
+	if err != nil {
+		return "", err
+	}
+	st := e.cfg.Store
+	run, err := st.GetRun(ctx, runID)
+	if err != nil {
+		return "", err
+	}
+	if run.Snapshot != p.Snapshot {
+		return "", fmt.Errorf("run %s executes snapshot %s but the runbook is now %s: the document, its rollback or the environment's variables changed since the run started; restore them, or start a new run",
+			run.ID, snapshot.ShortOf(run.Snapshot), snapshot.ShortOf(p.Snapshot))
+	}
+	for k, v := range run.Params {
+		if params[k] != v {
+			return "", fmt.Errorf("run %s was started with %s=%q, not %q; resume it with the same parameters", run.ID, k, v, params[k])
+		}
+	}
+	lease, err := st.AcquireRun(ctx, run.ID, e.cfg.Owner, e.cfg.LeaseTTL)
+	if err != nil {
+		return "", err
+	}
+	r := newRunner(e, run, p, params, o, lease)
+	e.mu.Lock()
+	e.active[run.ID] = r
+	e.mu.Unlock()
+	defer func() {
+		e.mu.Lock()
+		delete(e.active, run.ID)
+		e.mu.Unlock()
+		lease.Release(context.WithoutCancel(ctx))
+	}()
+	return r.drive(ctx, resume)
+}
+
+// Decide validates a decision against the run's current state (it must be
+// waiting for exactly this kind of decision on this step; gate approvers
+// must be distinct; a gate decision needs a reason) and records it. The run
+// picks it up at once when it executes in this process, else at its next
+// poll of the store.
+func (e *Engine) Decide(ctx context.Context, runID string, d runbook.DecisionRequest) (runbook.Event, error) {
+	st := e.cfg.Store
+	run, err := st.GetRun(ctx, runID)
+	if err != nil {
+		return runbook.Event{}, err
+	}
+	state, err := e.State(ctx, run.ID)
+	if err != nil {
+		return runbook.Event{}, err
+	}
+	if err := state.CheckDecision(d); err != nil {
+		return runbook.Event{}, err
+	}
+	ev := d.Event()
+	e.mu.Lock()
+	r := e.active[run.ID]
+	e.mu.Unlock()
+	if r != nil {
+		ev.Text = r.mask.String(ev.Text)
+	}
+	stored, err := st.AppendEvents(ctx, run.ID, ev)
+	if err != nil {
+		return runbook.Event{}, fmt.Errorf("record decision on run %s: %w", run.ID, err)
+	}
+	if r != nil {
+		r.wake()
+	}
+	return stored[0], nil
+}
+
+// Note records an anomaly on a run (running or finished), for the
+// timeline of the postmortem.
+func (e *Engine) Note(ctx context.Context, runID, actor, text string) (runbook.Event, error) {
+	if strings.TrimSpace(text) == "" {
+		return runbook.Event{}, errors.New("a note needs some text")
+	}
+	run, err := e.cfg.Store.GetRun(ctx, runID)
+	if err != nil {
+		return runbook.Event{}, err
+	}
+	ev := runbook.Event{Type: runbook.EventAnomaly, Actor: actor, Text: text}
+	e.mu.Lock()
+	if r := e.active[run.ID]; r != nil {
+		ev.Text = r.mask.String(ev.Text)
+	}
+	e.mu.Unlock()
+	stored, err := e.cfg.Store.AppendEvents(ctx, run.ID, ev)
+	if err != nil {
+		return runbook.Event{}, fmt.Errorf("record note on run %s: %w", run.ID, err)
+	}
+	return stored[0], nil
+}
+
+// Cancel stops a run executing in this process: the running step's
+// process group is killed and run.cancelled is recorded with actor and
+// reason. It reports false when the run does not execute here.
+func (e *Engine) Cancel(runID, actor, reason string) bool {
+	e.mu.Lock()
+	r := e.active[runID]
+	e.mu.Unlock()
+	if r == nil {
+		return false
+	}
+	r.cancel(actor, reason)
+	return true
+}
+
+// State replays a run's whole log a page at a time (the state measures
+// output, it does not keep it), so a log of any size fits in memory.
+func (e *Engine) State(ctx context.Context, runID string) (*runbook.RunState, error) {
+	s := runbook.NewRunState(runID)
+	for ev, err := range e.cfg.Store.AllEvents(ctx, runID, 0) {
+		if err != nil {
+			return nil, fmt.Errorf("read the log of run %s: %w", runID, err)
+		}
+		s.Apply(ev)
+	}
+	return s, nil
+}

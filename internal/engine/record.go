@@ -1,0 +1,183 @@
+package engine
+
+import (
+	"context"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/runbook"
+)
+
+// recorder turns a command's output into step.output events as it
+// streams: masked, cut into chunks of at most ChunkSize bytes, written at
+// least every FlushInterval, several chunks per store write when output is
+// fast. At most MaxPending bytes wait in memory; beyond that the command's
+// writes block (and so the command) until the store catches up.
+type recorder struct {
+	r     *runner
+	base  runbook.Event
+	match *matcher
+
+	stdout, stderr io.Writer
+	masks          [2]*maskWriter
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	cur     [2][]byte // partial chunk per stream
+	pending []runbook.Event
+	bytes   int // in cur and pending
+	err     error
+	closing bool
+	kick    chan struct{}
+	done    chan struct{}
+}
+
+var streamNames = [2]string{"stdout", "stderr"}
+
+func (r *runner) newRecorder(phase string, step *runbook.Step, host string, attempt int, kind string, match *matcher) *recorder {
+	base := r.stepEvent(runbook.EventStepOutput, phase, step, host, attempt)
+	if kind != "action" {
+		if base.Data == nil {
+			base.Data = map[string]string{}
+		}
+		base.Data["block"] = kind
+	}
+	rec := &recorder{r: r, base: base, match: match, kick: make(chan struct{}, 1), done: make(chan struct{})}
+	rec.cond = sync.NewCond(&rec.mu)
+	for i := range 2 {
+		rec.masks[i] = r.mask.Writer(streamWriter{rec, i})
+	}
+	rec.stdout = tap{rec.masks[0], match}
+	rec.stderr = tap{rec.masks[1], match}
+	go rec.flushLoop()
+	return rec
+}
+
+// tap feeds the expect matcher the raw output before masking.
+type tap struct {
+	w     io.Writer
+	match *matcher
+}
+
+func (t tap) Write(p []byte) (int, error) {
+	if t.match != nil {
+		t.match.Write(p)
+	}
+	return t.w.Write(p)
+}
+
+type streamWriter struct {
+	rec    *recorder
+	stream int
+}
+
+func (s streamWriter) Write(p []byte) (int, error) {
+	rec := s.rec
+	chunk := rec.r.e.cfg.ChunkSize
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	n := len(p)
+	for len(p) > 0 {
+		for rec.bytes >= rec.r.e.cfg.MaxPending && rec.err == nil {
+			rec.cond.Wait()
+		}
+		if rec.err != nil {
+			return 0, rec.err
+		}
+		cur := rec.cur[s.stream]
+		take := min(chunk-len(cur), len(p))
+		cur = append(cur, p[:take]...)
+		p = p[take:]
+		rec.bytes += take
+		if len(cur) == chunk {
+			rec.pending = append(rec.pending, rec.event(s.stream, cur))
+			cur = nil
+			rec.signal()
+		}
+		rec.cur[s.stream] = cur
+	}
+	return n, nil
+}
+
+func (rec *recorder) event(stream int, text []byte) runbook.Event {
+	ev := rec.base
+	ev.Stream = streamNames[stream]
+	ev.Text = string(text)
+	return ev
+}
+
+func (rec *recorder) signal() {
+	select {
+	case rec.kick <- struct{}{}:
+	default:
+	}
+}
+
+// flushLoop writes pending chunks as soon as there are some, and partial
+// chunks every FlushInterval.
+func (rec *recorder) flushLoop() {
+	defer close(rec.done)
+	t := time.NewTicker(rec.r.e.cfg.FlushInterval)
+	defer t.Stop()
+	for {
+		partial := false
+		select {
+		case <-rec.kick:
+		case <-t.C:
+			partial = true
+		}
+		if last := rec.flush(partial); last {
+			return
+		}
+	}
+}
+
+// flush writes what is pending (and the partial chunks when asked) in one
+// store write. It reports whether the recorder is closed and drained.
+func (rec *recorder) flush(partial bool) bool {
+	rec.mu.Lock()
+	closing := rec.closing
+	if partial || closing {
+		for i := range 2 {
+			if len(rec.cur[i]) > 0 {
+				rec.pending = append(rec.pending, rec.event(i, rec.cur[i]))
+				rec.cur[i] = nil
+			}
+		}
+	}
+	batch := rec.pending
+	rec.pending = nil
+	n := 0
+	for _, ev := range batch {
+		n += len(ev.Text)
+	}
+	rec.mu.Unlock()
+	var err error
+	if len(batch) > 0 {
+		err = rec.r.appendMasked(context.Background(), batch...)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.bytes -= n
+	if err != nil && rec.err == nil {
+		rec.err = err
+	}
+	rec.cond.Broadcast()
+	return closing && len(rec.pending) == 0 && len(rec.cur[0]) == 0 && len(rec.cur[1]) == 0
+}
+
+// close flushes everything and reports a recording failure.
+func (rec *recorder) close() error {
+	for _, m := range rec.masks {
+		m.Close()
+	}
+	rec.mu.Lock()
+	rec.closing = true
+	rec.mu.Unlock()
+	rec.signal()
+	<-rec.done
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return rec.err
+}

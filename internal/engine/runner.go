@@ -1,0 +1,399 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/executor"
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/store"
+)
+
+// runner executes one run in this process.
+type runner struct {
+	e      *Engine
+	run    runbook.Run
+	plan   *Plan
+	params map[string]string // resolved, secrets included
+	opts   ExecOptions
+	lease  *store.Lease
+	mask   *masker
+
+	// appendMu serialises writes so that events are applied to state and
+	// shown to the observer in Seq order.
+	appendMu sync.Mutex
+	state    *runbook.RunState
+
+	outputs    map[string]string // published outputs visible to later steps (unmasked)
+	callParams map[string]string // parameters of the called runbook whose steps run now
+
+	wakeCh chan struct{}
+
+	cancelMu     sync.Mutex
+	cancelRun    context.CancelCauseFunc
+	cancelActor  string
+	cancelReason string
+
+	guards *guardMonitor
+}
+
+// errLeaseLost stops a run whose lease another process took over.
+var errLeaseLost = errors.New("lease lost")
+
+// errCancelled is the cause of a run cancelled by Engine.Cancel.
+var errCancelled = errors.New("cancelled")
+
+func newRunner(e *Engine, run runbook.Run, p *Plan, params map[string]string, o ExecOptions, lease *store.Lease) *runner {
+	return &runner{
+		e: e, run: run, plan: p, params: params, opts: o, lease: lease,
+		mask:    newMasker(p, params),
+		state:   runbook.NewRunState(run.ID),
+		outputs: map[string]string{},
+		wakeCh:  make(chan struct{}, 1),
+	}
+}
+
+func (r *runner) wake() {
+	select {
+	case r.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (r *runner) cancel(actor, reason string) {
+	r.cancelMu.Lock()
+	defer r.cancelMu.Unlock()
+	if r.cancelActor == "" {
+		r.cancelActor, r.cancelReason = actor, reason
+	}
+	if r.cancelRun != nil {
+		r.cancelRun(errCancelled)
+	}
+}
+
+// outcome is how a phase of the run ended.
+type outcome int
+
+const (
+	outcomeDone      outcome = iota // every step done
+	outcomeFailed                   // a step failed and the policy aborted
+	outcomeRollback                 // the policy or an operator asked for the rollback document
+	outcomeCancelled                // ctx was cancelled
+)
+
+type phaseResult struct {
+	outcome outcome
+	reason  string // why it failed or why rollback
+}
+
+// drive runs the run to its end. All store writes use a context that
+// survives cancellation, so a cancelled run still records why it stopped.
+func (r *runner) drive(parent context.Context, resume bool) (runbook.RunStatus, error) {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	r.cancelMu.Lock()
+	r.cancelRun = cancel
+	r.cancelMu.Unlock()
+	wctx := context.WithoutCancel(parent)
+
+	// The lease is renewed every third of its ttl; losing it stops the run
+	// at once, since another process now owns it.
+	renewDone := make(chan struct{})
+	defer close(renewDone)
+	go func() {
+		t := time.NewTicker(r.e.cfg.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-renewDone:
+				return
+			case <-t.C:
+				if err := r.lease.Renew(wctx); err != nil && errors.Is(err, store.ErrLocked) {
+					cancel(errLeaseLost)
+					return
+				}
+			}
+		}
+	}()
+
+	if err := r.catchUp(wctx); err != nil {
+		return "", err
+	}
+	s := r.state
+	if s.Status.Finished() {
+		return s.Status, nil
+	}
+	for k, v := range s.Outputs {
+		r.outputs[k] = v
+	}
+	now := time.Now()
+	if resume || s.Status != runbook.RunPending {
+		var evs []runbook.Event
+		if s.Status != runbook.RunPending {
+			evs = append(evs, runbook.Event{Type: runbook.EventRunInterrupted, Text: describeInterruption(s)})
+		}
+		evs = append(evs, runbook.Event{Type: runbook.EventRunResumed, Actor: r.opts.Actor})
+		if err := r.append(wctx, evs...); err != nil {
+			return "", err
+		}
+	}
+	r.run.Status = runbook.RunRunning
+	if r.run.StartedAt.IsZero() {
+		r.run.StartedAt = now
+	}
+	if err := r.e.cfg.Store.UpdateRun(wctx, r.run); err != nil {
+		return "", fmt.Errorf("mark run %s running: %w", r.run.ID, err)
+	}
+
+	r.guards = r.startGuards(ctx)
+	defer r.guards.stop()
+
+	var res phaseResult
+	if s.Rollback == nil {
+		res = r.runPhase(ctx, runbook.PhaseMain, r.plan.Document)
+	} else {
+		// The run was rolling back when it stopped: finish the rollback.
+		res = phaseResult{outcome: outcomeRollback, reason: s.Rollback.Reason}
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, errLeaseLost) {
+		return "", fmt.Errorf("run %s: %w to another process; it continues there", r.run.ID, store.ErrLocked)
+	}
+
+	final := runbook.RunSucceeded
+	switch res.outcome {
+	case outcomeFailed:
+		final = runbook.RunFailed
+	case outcomeCancelled:
+		final = runbook.RunCancelled
+	case outcomeRollback:
+		final = r.rollback(ctx, wctx, res.reason)
+	}
+	if final == runbook.RunCancelled {
+		r.cancelMu.Lock()
+		actor, reason := r.cancelActor, r.cancelReason
+		r.cancelMu.Unlock()
+		if actor == "" {
+			actor = r.opts.Actor
+		}
+		if reason == "" {
+			reason = "interrupted by the operator"
+		}
+		if err := r.append(wctx, runbook.Event{Type: runbook.EventRunCancelled, Actor: actor, Text: reason}); err != nil {
+			return "", err
+		}
+	}
+	if err := r.append(wctx, runbook.Event{Type: runbook.EventRunFinished, Data: map[string]string{"status": string(final)}}); err != nil {
+		return "", err
+	}
+	r.run.Status = final
+	r.run.FinishedAt = time.Now()
+	if err := r.e.cfg.Store.UpdateRun(wctx, r.run); err != nil {
+		return final, fmt.Errorf("record the end of run %s: %w", r.run.ID, err)
+	}
+	return final, nil
+}
+
+func describeInterruption(s *runbook.RunState) string {
+	var parts []string
+	for _, st := range append(append([]*runbook.StepState{}, s.Steps...), rollbackSteps(s)...) {
+		switch st.Status {
+		case runbook.StepRunning:
+			parts = append(parts, fmt.Sprintf("step %s%s was running (attempt %d)", phasePrefix(st.Phase), st.ID, st.Attempts))
+		case runbook.StepWaiting:
+			parts = append(parts, fmt.Sprintf("step %s%s was waiting", phasePrefix(st.Phase), st.ID))
+		}
+	}
+	if len(parts) == 0 {
+		return "the run's process stopped between steps"
+	}
+	return "the run's process stopped: " + strings.Join(parts, "; ")
+}
+
+func rollbackSteps(s *runbook.RunState) []*runbook.StepState {
+	if s.Rollback == nil {
+		return nil
+	}
+	return s.Rollback.Steps
+}
+
+func phasePrefix(phase string) string {
+	if phase == runbook.PhaseRollback {
+		return "rollback/"
+	}
+	return ""
+}
+
+// rollback runs the rollback document and returns the run's final status.
+func (r *runner) rollback(ctx, wctx context.Context, reason string) runbook.RunStatus {
+	doc := r.plan.Rollback
+	if doc == nil {
+		r.append(wctx, runbook.Event{Type: runbook.EventAnomaly, Actor: "opsbook",
+			Text: "rollback requested (" + reason + ") but the runbook names no rollback document in its front matter"})
+		return runbook.RunFailed
+	}
+	if r.state.Rollback == nil || r.state.Rollback.StartedAt.IsZero() {
+		if err := r.append(wctx, runbook.Event{Type: runbook.EventRollbackStart, Text: reason,
+			Data: map[string]string{"document": r.plan.relDoc(doc)}}); err != nil {
+			return runbook.RunFailed
+		}
+	}
+	res := r.runPhase(ctx, runbook.PhaseRollback, doc)
+	status := runbook.StepSucceeded
+	switch res.outcome {
+	case outcomeCancelled:
+		r.append(wctx, runbook.Event{Type: runbook.EventRollbackFinish, Text: "cancelled", Data: map[string]string{"status": string(runbook.StepFailed)}})
+		return runbook.RunCancelled
+	case outcomeFailed, outcomeRollback:
+		status = runbook.StepFailed
+	}
+	r.append(wctx, runbook.Event{Type: runbook.EventRollbackFinish, Text: res.reason, Data: map[string]string{"status": string(status)}})
+	return runbook.RunRolledBack
+}
+
+func (p *Plan) relDoc(d *runbook.Document) string {
+	if d == nil {
+		return ""
+	}
+	return d.Path
+}
+
+// append masks and durably records events, then applies them to the state
+// and shows them to the observer, in Seq order. When another writer (a
+// decision from Decide, a note) got a Seq in between, the gap is read back
+// from the store first.
+func (r *runner) append(ctx context.Context, evs ...runbook.Event) error {
+	for i := range evs {
+		evs[i].Text = r.mask.String(evs[i].Text)
+		for k, v := range evs[i].Data {
+			evs[i].Data[k] = r.mask.String(v)
+		}
+	}
+	return r.appendMasked(ctx, evs...)
+}
+
+// appendMasked records events whose texts are masked already (output).
+func (r *runner) appendMasked(ctx context.Context, evs ...runbook.Event) error {
+	r.appendMu.Lock()
+	defer r.appendMu.Unlock()
+	stored, err := r.e.cfg.Store.AppendEvents(ctx, r.run.ID, evs...)
+	if err != nil {
+		return fmt.Errorf("record events of run %s: %w", r.run.ID, err)
+	}
+	if len(stored) > 0 && stored[0].Seq != r.state.LastSeq+1 {
+		if err := r.catchUpLocked(ctx); err != nil {
+			return err
+		}
+	}
+	for _, ev := range stored {
+		r.applyLocked(ev)
+	}
+	return nil
+}
+
+func (r *runner) applyLocked(ev runbook.Event) {
+	if ev.Seq <= r.state.LastSeq {
+		return
+	}
+	r.state.Apply(ev)
+	if r.opts.Observe != nil {
+		r.opts.Observe(ev)
+	}
+}
+
+// catchUp reads events this runner has not seen (decisions from other
+// processes) and applies them. Output text is not kept.
+func (r *runner) catchUp(ctx context.Context) error {
+	r.appendMu.Lock()
+	defer r.appendMu.Unlock()
+	return r.catchUpLocked(ctx)
+}
+
+func (r *runner) catchUpLocked(ctx context.Context) error {
+	for ev, err := range r.e.cfg.Store.AllEvents(ctx, r.run.ID, r.state.LastSeq) {
+		if err != nil {
+			return fmt.Errorf("read the log of run %s: %w", r.run.ID, err)
+		}
+		r.applyLocked(ev)
+	}
+	return nil
+}
+
+// snapshotState returns the state under the lock; callers only read it.
+func (r *runner) stateView() *runbook.RunState {
+	r.appendMu.Lock()
+	defer r.appendMu.Unlock()
+	return r.state
+}
+
+// env is what a step's command sees: variables, parameters, outputs of
+// earlier steps and the built-ins.
+func (r *runner) env(step *runbook.Step, phase string, attempt int, host string, extra map[string]string) map[string]string {
+	env := make(map[string]string, len(r.plan.Variables)+len(r.params)+len(r.outputs)+10)
+	maps.Copy(env, r.plan.Variables)
+	maps.Copy(env, r.plan.Secrets)
+	maps.Copy(env, r.params)
+	maps.Copy(env, r.outputs)
+	maps.Copy(env, r.callParams)
+	maps.Copy(env, extra)
+	env["OPSBOOK_RUN_ID"] = r.run.ID
+	env["OPSBOOK_ENV"] = r.plan.Environment
+	env["OPSBOOK_STEP"] = phasePrefix(phase) + step.ID
+	env["OPSBOOK_ATTEMPT"] = fmt.Sprint(attempt)
+	env["OPSBOOK_HOST"] = host
+	env["OPSBOOK_WORKSPACE"] = r.plan.Workspace
+	env["OPSBOOK_RUNBOOK"] = r.plan.Runbook
+	env["OPSBOOK_SNAPSHOT"] = r.plan.Snapshot
+	return env
+}
+
+// executors returns where a step runs: the local host, or the inventory
+// hosts its target selects.
+func (r *runner) executors(ctx context.Context, doc *runbook.Document, step *runbook.Step) ([]executor.Executor, error) {
+	if step.Target == "" || step.Target == runbook.TargetLocal {
+		return []executor.Executor{r.e.local(r.plan)}, nil
+	}
+	var target *runbook.Target
+	for i := range doc.Front.Targets {
+		if doc.Front.Targets[i].Name == step.Target {
+			target = &doc.Front.Targets[i]
+		}
+	}
+	if target == nil {
+		return nil, fmt.Errorf("step %s: target %q is not declared under targets: in the front matter", step.ID, step.Target)
+	}
+	var hosts []runbook.Host
+	for _, h := range r.plan.Hosts {
+		if target.Matches(h) {
+			hosts = append(hosts, h)
+		}
+	}
+	if len(hosts) == 0 {
+		return nil, fmt.Errorf("step %s: target %s selects no host of environment %s; add hosts with matching tags to its inventory in opsbook.yaml", step.ID, step.Target, r.plan.Environment)
+	}
+	if r.e.cfg.Remote == nil {
+		return nil, fmt.Errorf("step %s: target %s names inventory hosts, but this build runs steps on the local host only", step.ID, step.Target)
+	}
+	var out []executor.Executor
+	for _, h := range hosts {
+		x, err := r.e.cfg.Remote(ctx, h)
+		if err != nil {
+			return nil, fmt.Errorf("step %s: connect to %s: %w", step.ID, h.Name, err)
+		}
+		out = append(out, x)
+	}
+	return out, nil
+}
+
+func (e *Engine) local(p *Plan) executor.Executor {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cfg.Local == nil {
+		e.cfg.Local = executor.NewLocal(executor.LocalOptions{Dir: p.Workspace})
+	}
+	return e.cfg.Local
+}
