@@ -92,6 +92,7 @@ Start with:
 	root.PersistentFlags().StringVarP(&e.workspace, "workspace", "C", "", "workspace directory (default: the nearest parent with opsbook.yaml, else the current directory)")
 	root.AddCommand(
 		newVersionCmd(e),
+		newLintCmd(e),
 	)
 	return root
 }

@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opsbook/opsbook/internal/lint"
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/workspace"
+)
+
+func newLintCmd(e *env) *cobra.Command {
+	var (
+		format  string
+		noShell bool
+		vars    []string
+	)
+	cmd := &cobra.Command{
+		Use:   "lint [PATH...]",
+		Short: "Check runbooks, rollback plans, checklists and postmortems for mistakes",
+		Long: `Check documents against the runbook format (docs/runbook-format.md) and print
+every problem as file:line:col: error|warning: message, with what to do.
+
+PATH is a file or a directory; directories are searched for *.md files whose
+front matter has a kind: key. Without PATH, lint checks the workspace's ops/
+directory (the workspace is the nearest parent directory with opsbook.yaml,
+else the current directory). Variables of every environment in opsbook.yaml
+count as known to commands.
+
+Exit status: 0 when there are no errors (warnings allowed), 1 when there is
+at least one error, 2 on bad usage.`,
+		Example: `  opsbook lint
+  opsbook lint ops/active/2025-05-01-pg-upgrade/
+  opsbook lint --format sarif > opsbook.sarif   # for GitHub code scanning
+  opsbook lint --format json runbook.md | jq '.diagnostics[] | select(.severity == "error")'`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch format {
+			case "text", "json", "sarif":
+			default:
+				return badInput("--format must be text, json or sarif, not %q", format)
+			}
+			opts := lint.Options{Shell: !noShell, KnownVars: vars}
+			base := "."
+			ws, wsErr := findWorkspace(e)
+			if ws != nil {
+				base = ws.Dir
+				for _, name := range ws.EnvironmentNames() {
+					env, err := ws.Environment(name)
+					if err != nil {
+						continue
+					}
+					for v := range env.Variables {
+						if !slices.Contains(opts.KnownVars, v) {
+							opts.KnownVars = append(opts.KnownVars, v)
+						}
+					}
+				}
+			}
+			paths := args
+			if len(paths) == 0 {
+				root := e.workspace
+				if ws != nil {
+					root = ws.Dir
+				} else if root == "" {
+					root = "."
+				}
+				ops := filepath.Join(root, workspace.OpsDir)
+				if _, err := os.Stat(ops); err != nil {
+					if wsErr != nil && !errors.Is(wsErr, workspace.ErrNoWorkspace) {
+						return badInput("%v", wsErr)
+					}
+					return badInput("no %s directory in %s: pass the files or directories to lint, or run `opsbook init` to create a workspace", workspace.OpsDir, root)
+				}
+				paths = []string{ops}
+			} else {
+				base = "."
+			}
+			diags, err := lint.Paths(paths, opts)
+			if err != nil {
+				return badInput("%v", err)
+			}
+			switch format {
+			case "json":
+				err = lint.WriteJSON(e.stdout, diags)
+			case "sarif":
+				err = lint.WriteSARIF(e.stdout, diags, base, Version)
+			default:
+				err = lint.WriteText(e.stdout, diags)
+				if err == nil {
+					printSummary(e, diags)
+				}
+			}
+			if err != nil {
+				return fmt.Errorf("write lint report: %w", err)
+			}
+			if runbook.HasErrors(diags) {
+				return &ExitError{Code: ExitFailed}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&format, "format", "f", "text", "output format: text, json or sarif (SARIF 2.1.0)")
+	cmd.Flags().BoolVar(&noShell, "no-shell", false, "skip the bash -n / sh -n syntax check of command blocks")
+	cmd.Flags().StringArrayVar(&vars, "var", nil, "a variable name commands may use besides params and outputs (repeatable)")
+	return cmd
+}
+
+// findWorkspace locates the workspace from --workspace or the current directory.
+func findWorkspace(e *env) (*workspace.Workspace, error) {
+	if e.workspace != "" {
+		return workspace.Load(e.workspace)
+	}
+	return workspace.Find(".")
+}
+
+func printSummary(e *env, diags []runbook.Diagnostic) {
+	var errs, warns int
+	for _, d := range diags {
+		if d.Severity == runbook.SeverityError {
+			errs++
+		} else {
+			warns++
+		}
+	}
+	if errs+warns > 0 {
+		fmt.Fprintf(e.stderr, "%d error(s), %d warning(s)\n", errs, warns)
+	}
+}

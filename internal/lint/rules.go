@@ -1,0 +1,192 @@
+package lint
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/opsbook/opsbook/internal/markdown"
+	"github.com/opsbook/opsbook/internal/runbook"
+)
+
+func (l *linter) frontMatter() {
+	fm := l.doc.Front
+	if !fm.Present {
+		l.errorf(runbook.Pos{Line: 1, Col: 1}, "missing-kind",
+			"no front matter: start the file with a --- line, kind: runbook (or rollback, checklist, postmortem), title: …, and a closing --- line")
+		return
+	}
+	if _, ok := fm.Keys["kind"]; !ok {
+		l.errorf(fm.Pos, "missing-kind", "the front matter has no kind; add kind: runbook, rollback, checklist or postmortem")
+	}
+	if fm.Rollback != "" && !strings.Contains(fm.Rollback, "<<FILL:") {
+		target := filepath.Join(filepath.Dir(l.doc.Path), filepath.FromSlash(fm.Rollback))
+		if _, err := os.Stat(target); errors.Is(err, fs.ErrNotExist) {
+			l.errorf(l.keyPos("rollback"), "rollback-missing",
+				"rollback document %s does not exist (looked for %s); create it (opsbook new writes one) or fix the path, which is relative to this file",
+				fm.Rollback, target)
+		}
+	}
+	if fm.Kind == runbook.KindRunbook && (fm.Change == runbook.ChangeNormal || fm.Change == runbook.ChangeEmergency) {
+		if !slices.ContainsFunc(l.doc.Steps, func(s runbook.Step) bool { return s.Gate != nil }) {
+			l.errorf(l.keyPos("change"), "missing-gate",
+				"a %s change needs at least one Go/No-Go decision: add a step with a ```gate {approvers=1} block stating the criteria", fm.Change)
+		}
+	}
+}
+
+// sections reports the required sections a document lacks, naming the
+// heading in the document's language first and in the other language after.
+func (l *linter) sections() {
+	required := runbook.RequiredSections[l.doc.Front.Kind]
+	have := map[runbook.SectionRole]bool{}
+	for _, s := range l.doc.Sections {
+		if s.Level == 2 && s.Role != "" {
+			have[s.Role] = true
+		}
+	}
+	for _, role := range required {
+		if have[role] {
+			continue
+		}
+		spec, _ := runbook.SpecFor(role)
+		other := "zh"
+		if l.doc.Lang == "zh" {
+			other = "en"
+		}
+		l.errorf(l.endPos(), "missing-section", "a %s needs the section \"## %s\" (%s); add it",
+			l.doc.Front.Kind, spec.Title(l.doc.Lang), spec.Title(other))
+	}
+}
+
+// endPos is where a missing section would go: after the last line.
+func (l *linter) endPos() runbook.Pos {
+	if len(l.doc.Sections) == 0 {
+		return runbook.Pos{Line: 1, Col: 1}
+	}
+	return runbook.Pos{Line: l.doc.Sections[len(l.doc.Sections)-1].Pos.Line, Col: 1}
+}
+
+func (l *linter) steps() {
+	seen := map[string]runbook.Step{}
+	declared := map[string]bool{runbook.TargetLocal: true}
+	var targetNames []string
+	for _, t := range l.doc.Front.Targets {
+		declared[t.Name] = true
+		targetNames = append(targetNames, t.Name)
+	}
+	for _, s := range l.doc.Steps {
+		if first, dup := seen[s.ID]; dup {
+			l.errorf(s.Pos, "duplicate-step-id", "step id %q is already used by the step at line %d; give this step a different id= on its action block",
+				s.ID, first.Pos.Line)
+		} else {
+			seen[s.ID] = s
+		}
+		primary := s.Primary()
+		if primary == nil {
+			l.errorf(s.Pos, "step-without-action",
+				"step %q has nothing to do: add a ```sh {…} block with its command, a ```manual block with an instruction, a ```gate or a ```call block", s.Title)
+			continue
+		}
+		l.verification(s, primary)
+		if s.Target != "" && !declared[s.Target] {
+			pos := s.Pos
+			for _, a := range primary.Attrs {
+				if a.Key == "target" {
+					pos = a.Pos
+				}
+			}
+			l.errorf(pos, "unknown-target", "target %q is not declared; add it under targets: in the front matter (e.g. %s: {role: %s}) or use target=local%s",
+				s.Target, s.Target, s.Target, markdown.DidYouMean(s.Target, targetNames))
+		}
+		if s.Call != nil {
+			l.call(s)
+		}
+	}
+}
+
+// verification requires every command step to say how its success is
+// checked. Manual instructions and gates are their own check; an until
+// block checks itself; a called runbook has its own checkpoints.
+func (l *linter) verification(s runbook.Step, primary *runbook.Block) {
+	if s.Action == nil {
+		return
+	}
+	if s.Verify != nil || s.Expect != nil || s.Until != nil {
+		return
+	}
+	if v, ok := primary.Attr("verify"); ok && v == "none" {
+		if s.VerifyNone == "" {
+			l.errorf(primary.Pos, "step-without-verification", "verify=none needs a reason: add reason=\"why no check is needed\"")
+		}
+		return
+	}
+	l.errorf(s.Pos, "step-without-verification",
+		"step %q has no verification checkpoint: add a ```sh {verify} block (its exit status decides), a ```text {expect} block, an until block, or verify=none reason=\"…\" on the action",
+		s.Title)
+}
+
+// call checks that a called runbook exists and that its parameters are bound.
+func (l *linter) call(s runbook.Step) {
+	rel, _ := s.Call.Attr("runbook")
+	if rel == "" || strings.Contains(rel, "<<FILL:") {
+		return
+	}
+	path := filepath.Join(filepath.Dir(l.doc.Path), filepath.FromSlash(rel))
+	called, _, err := markdown.ParseFile(path)
+	if err != nil {
+		l.errorf(s.Call.Pos, "call-missing", "called runbook %s cannot be read (%s); fix runbook= (relative to this file)", rel, rootCause(err))
+		return
+	}
+	params := map[string]runbook.Param{}
+	var names []string
+	for _, p := range called.Front.Params {
+		params[p.Name] = p
+		names = append(names, p.Name)
+	}
+	bound := map[string]bool{}
+	for _, b := range s.Call.Bindings {
+		bound[b.Name] = true
+		if _, ok := params[b.Name]; !ok {
+			l.errorf(b.Pos, "bad-call", "%s declares no parameter %s%s", rel, b.Name, suggestOrList(b.Name, names))
+		}
+	}
+	for _, p := range called.Front.Params {
+		if p.Required && !p.HasDefault && !bound[p.Name] {
+			l.errorf(s.Call.Pos, "bad-call", "%s requires parameter %s; add a line %s=value or %s=$VARIABLE to the call block", rel, p.Name, p.Name, p.Name)
+		}
+	}
+}
+
+func suggestOrList(name string, names []string) string {
+	if s := markdown.DidYouMean(name, names); s != "" {
+		return s
+	}
+	if len(names) == 0 {
+		return "; it has no params"
+	}
+	return "; its params are " + strings.Join(names, ", ")
+}
+
+func rootCause(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}
+
+func (l *linter) placeholders() {
+	for i, pos := range l.doc.Placeholder {
+		what := "the placeholder"
+		if i < len(l.doc.PlaceholderText) && l.doc.PlaceholderText[i] != "" {
+			what = "\"" + l.doc.PlaceholderText[i] + "\""
+		}
+		l.errorf(pos, "placeholder", "template text left: fill in %s (and remove the <<FILL: …>> marker) before this document can run", what)
+	}
+}
