@@ -1,0 +1,279 @@
+package mask
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+)
+
+var maskCases = []struct {
+	name    string
+	secrets []string
+	in      string
+	want    string
+}{
+	{name: "no secrets", in: "hello", want: "hello"},
+	{name: "empty secret ignored", secrets: []string{""}, in: "hello", want: "hello"},
+	{name: "single", secrets: []string{"hunter2"}, in: "pw=hunter2!", want: "pw=***!"},
+	{name: "whole input", secrets: []string{"hunter2"}, in: "hunter2", want: "***"},
+	{name: "repeated", secrets: []string{"s3"}, in: "s3 s3s3 xs3", want: "*** ****** x***"},
+	{name: "no match", secrets: []string{"hunter2"}, in: "hunter hunter3 unter2", want: "hunter hunter3 unter2"},
+	{name: "several secrets", secrets: []string{"alpha", "beta"}, in: "alpha-beta-gamma", want: "***-***-gamma"},
+	{name: "prefix secrets, longest wins", secrets: []string{"abc", "abcdef"}, in: "abcdefg abcx", want: "***g ***x"},
+	{name: "prefix secrets given longest first", secrets: []string{"abcdef", "abc"}, in: "abcdefg abcx", want: "***g ***x"},
+	{name: "suffix secrets", secrets: []string{"def", "abcdef"}, in: "abcdef def", want: "*** ***"},
+	{name: "overlapping secrets hide both", secrets: []string{"abc", "bcdef"}, in: "abcdef!", want: "***!"},
+	{name: "self-overlapping secret", secrets: []string{"aba"}, in: "ababa-aba", want: "***-***"},
+	{name: "one byte secret", secrets: []string{"x"}, in: "axbxx", want: "a***b******"},
+	{name: "utf-8 secret", secrets: []string{"密码123"}, in: "是密码123吗", want: "是***吗"},
+	{name: "utf-8 partial is kept", secrets: []string{"密码123"}, in: "密码12", want: "密码12"},
+	{
+		name:    "multi-line secret and its lines",
+		secrets: []string{"-----BEGIN KEY-----\nAAAABBBB\nCC\n-----END KEY-----"},
+		in:      "key: AAAABBBB and CC\n-----BEGIN KEY-----\nAAAABBBB\nCC\n-----END KEY-----\n",
+		want:    "key: *** and CC\n***\n",
+	},
+	{name: "CRLF lines", secrets: []string{"line-one\r\nline-two"}, in: "line-two", want: "***"},
+	{name: "json escaped", secrets: []string{"pa\"ss\nword"}, in: `{"p":"pa\"ss\nword"}`, want: `{"p":"***"}`},
+	{name: "url escaped", secrets: []string{"p@ss/w rd"}, in: "https://u:p%40ss%2Fw+rd@host", want: "https://u:***@host"},
+	{name: "replacement-like text", secrets: []string{"tok"}, in: "*** tok ***", want: "*** *** ***"},
+}
+
+func TestString(t *testing.T) {
+	for _, tt := range maskCases {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := New(tt.secrets...).String(tt.in); got != tt.want {
+				t.Errorf("String(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestNilMasker(t *testing.T) {
+	var m *Masker
+	if got := m.String("x"); got != "x" {
+		t.Errorf("String = %q", got)
+	}
+	var buf bytes.Buffer
+	w := m.Writer(&buf)
+	w.Write([]byte("abc"))
+	w.Close()
+	if buf.String() != "abc" {
+		t.Errorf("Writer = %q", buf.String())
+	}
+}
+
+// writeSplit writes in to a masking Writer in pieces ending at the given
+// offsets, then closes it.
+func writeSplit(t testing.TB, m *Masker, in []byte, cuts []int) string {
+	var buf bytes.Buffer
+	w := m.Writer(&buf)
+	prev := 0
+	for _, c := range append(cuts, len(in)) {
+		if n, err := w.Write(in[prev:c]); err != nil || n != c-prev {
+			t.Fatalf("Write = %d, %v", n, err)
+		}
+		prev = c
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.String()
+}
+
+func TestWriterEverySplit(t *testing.T) {
+	for _, tt := range maskCases {
+		t.Run(tt.name, func(t *testing.T) {
+			m := New(tt.secrets...)
+			in := []byte(tt.in)
+			for cut := 0; cut <= len(in); cut++ {
+				if got := writeSplit(t, m, in, []int{cut}); got != tt.want {
+					t.Errorf("split at %d: %q, want %q", cut, got, tt.want)
+				}
+			}
+			for a := 0; a <= len(in); a++ {
+				for b := a; b <= len(in); b++ {
+					if got := writeSplit(t, m, in, []int{a, b}); got != tt.want {
+						t.Fatalf("split at %d and %d: %q, want %q", a, b, got, tt.want)
+					}
+				}
+			}
+			oneByte := make([]int, 0, len(in))
+			for i := 1; i < len(in); i++ {
+				oneByte = append(oneByte, i)
+			}
+			if got := writeSplit(t, m, in, oneByte); got != tt.want {
+				t.Errorf("byte by byte: %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// recorder keeps each Write separately so tests see what was emitted when.
+type recorder struct{ writes []string }
+
+func (r *recorder) Write(p []byte) (int, error) {
+	r.writes = append(r.writes, string(p))
+	return len(p), nil
+}
+
+func (r *recorder) String() string { return strings.Join(r.writes, "") }
+
+func TestWriterHoldsBackOnlyPossibleSecretPrefix(t *testing.T) {
+	steps := []struct {
+		write string // "" means Flush
+		want  string // everything emitted so far
+	}{
+		{"hello ", "hello "},
+		{"hun", "hello "},
+		{"", "hello "},
+		{"t", "hello "},
+		{"er2", "hello ***"},
+		{" and hunx", "hello *** and hunx"},
+		{" h", "hello *** and hunx "},
+		{"unter", "hello *** and hunx "},
+	}
+	var out recorder
+	w := New("hunter2").Writer(&out)
+	for _, s := range steps {
+		if s.write == "" {
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		} else if _, err := w.Write([]byte(s.write)); err != nil {
+			t.Fatal(err)
+		}
+		if got := out.String(); got != s.want {
+			t.Fatalf("after %q: emitted %q, want %q", s.write, got, s.want)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := out.String(), "hello *** and hunx hunter"; got != want {
+		t.Errorf("after Close: %q, want %q", got, want)
+	}
+	if _, err := w.Write([]byte("x")); !errors.Is(err, ErrClosed) {
+		t.Errorf("Write after Close: %v", err)
+	}
+}
+
+func TestWriterSecretAddedLater(t *testing.T) {
+	var out bytes.Buffer
+	m := New()
+	w := m.Writer(&out)
+	w.Write([]byte("token=abc123 "))
+	m.Add("abc123")
+	w.Write([]byte("token=abc"))
+	w.Write([]byte("123 done"))
+	w.Close()
+	if got, want := out.String(), "token=abc123 token=*** done"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestWriterReportsUnderlyingError(t *testing.T) {
+	w := New("s3cret").Writer(failWriter{})
+	if _, err := w.Write([]byte("hello")); err == nil {
+		t.Fatal("Write succeeded")
+	}
+	if _, err := w.Write([]byte("again")); err == nil {
+		t.Fatal("second Write succeeded after a failure")
+	}
+}
+
+func TestConcurrentAddAndWrite(t *testing.T) {
+	m := New("first-secret")
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var out bytes.Buffer
+			w := m.Writer(&out)
+			for range 200 {
+				w.Write([]byte("x first-secret y "))
+			}
+			w.Close()
+			if strings.Contains(out.String(), "first-secret") {
+				t.Errorf("writer %d leaked the secret", i)
+			}
+		}()
+	}
+	for i := range 50 {
+		m.Add(strings.Repeat("z", i+1) + "later")
+	}
+	wg.Wait()
+}
+
+func FuzzWriter(f *testing.F) {
+	f.Add([]byte("pw=hunter2 and hunter2hunter"), "hunter2", "hunt", uint64(1))
+	f.Add([]byte("abcdefabc"), "abc", "bcdef", uint64(7))
+	f.Add([]byte("是密码123吗密码"), "密码123", "码1", uint64(3))
+	f.Fuzz(func(t *testing.T, in []byte, s1, s2 string, seed uint64) {
+		// A secret made of Replacement's characters would reappear in
+		// the masked text by construction.
+		if strings.Contains(s1, "*") || strings.Contains(s2, "*") {
+			t.Skip()
+		}
+		m := New(s1, s2)
+		want := m.String(string(in))
+		rng := rand.New(rand.NewPCG(seed, uint64(len(in))))
+		var cuts []int
+		for c := 0; c < len(in); {
+			c += 1 + rng.IntN(8)
+			if c < len(in) {
+				cuts = append(cuts, c)
+			}
+		}
+		got := writeSplit(t, m, in, cuts)
+		if got != want {
+			t.Fatalf("split %v: %q, String gives %q", cuts, got, want)
+		}
+		for _, s := range []string{s1, s2} {
+			if s != "" && strings.Contains(got, s) {
+				t.Fatalf("output %q contains secret %q", got, s)
+			}
+		}
+	})
+}
+
+// logText is output that looks like a real command's: mostly ASCII lines
+// with the occasional secret.
+func logText(size int, secrets []string) []byte {
+	rng := rand.New(rand.NewPCG(1, 2))
+	words := []string{"INFO", "deploy", "step", "ok", "GET", "/api/v1/items", "200", "latency=12ms", "user=ops", "rows", "migrated", "\n"}
+	var b bytes.Buffer
+	for b.Len() < size {
+		if rng.IntN(500) == 0 {
+			b.WriteString(secrets[rng.IntN(len(secrets))])
+		} else {
+			b.WriteString(words[rng.IntN(len(words))])
+		}
+		b.WriteByte(' ')
+	}
+	return b.Bytes()[:size]
+}
+
+func BenchmarkWriter(b *testing.B) {
+	secrets := []string{"hunter2-prod-db", "AKIAIOSFODNN7EXAMPLE", "s3cr3t/t0ken+value=="}
+	data := logText(4<<20, secrets)
+	m := New(secrets...)
+	const chunk = 32 << 10 // what a pipe read returns
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		w := m.Writer(io.Discard)
+		for i := 0; i < len(data); i += chunk {
+			w.Write(data[i:min(i+chunk, len(data))])
+		}
+		w.Close()
+	}
+}
