@@ -21,7 +21,8 @@ const (
 // AppendEvents appends evs to the run's log in one transaction and returns
 // them as stored: RunID set, Seq assigned densely (1, 2, 3… per run, in
 // argument order), Time set to now when zero. Either all are written or
-// none. When it returns nil the events are durable (see sqlitePragmas).
+// none. When it returns nil the events survive the death of the process,
+// and all but step.output events survive power loss (see sqlitePragmas).
 // Concurrent appenders to one run are serialised by the run's row lock, so
 // sequence numbers never repeat or skip. Seq values passed in are ignored.
 // An unknown run is ErrNotFound; an event without a type, with another
@@ -30,11 +31,24 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 	if len(evs) == 0 {
 		return nil, nil
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
+	outputOnly := true
+	for _, ev := range evs {
+		outputOnly = outputOnly && ev.Type == runbook.EventStepOutput
+	}
+	db := s.db
+	if outputOnly && s.outputDB != nil {
+		db = s.outputDB
+	}
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
 	}
 	defer tx.Rollback()
+	if outputOnly && s.dialect == DialectPostgres {
+		if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
+			return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
+		}
+	}
 
 	var last int64
 	err = tx.QueryRowContext(ctx, `UPDATE runs SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq`,

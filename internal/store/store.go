@@ -37,21 +37,34 @@ type Store struct {
 	db      *sql.DB
 	dialect string
 	path    string // SQLite database file; empty for PostgreSQL
+
+	// outputDB commits step.output events without waiting for the disk
+	// (SQLite synchronous=NORMAL); nil on PostgreSQL, where such a
+	// transaction sets synchronous_commit off instead. See sqlitePragmas.
+	outputDB *sql.DB
 }
 
-// sqlitePragmas are applied to every SQLite connection.
+// sqlitePragmas are applied to every SQLite connection; the synchronous
+// level is set per pool.
 //
-// Durability: synchronous=FULL in WAL mode fsyncs the WAL on every commit,
-// so an acknowledged event survives power loss as well as kill -9 of the
-// process. NORMAL would survive process death only (the WAL sits in the OS
-// page cache) yet lose the last commits on power loss — and issue 4 promises
-// that a step start is on disk before its command is spawned. Output events
-// are batched (32–64 KiB each) by the engine, which keeps the commit rate,
-// and so the fsync rate, low enough for the throughput target; see
-// BenchmarkAppendOutput.
+// Durability. Every event survives kill -9 of the process once
+// AppendEvents returns: in WAL mode a commit is in the WAL file (the OS page
+// cache) before it returns, whatever the synchronous level. Surviving power
+// loss takes an fsync per commit (synchronous=FULL), which halves the output
+// throughput on this class of machine, so the store splits the difference:
+//   - control events (everything but step.output: step started/finished,
+//     gates, decisions…) commit with FULL: when AppendEvents returns they are
+//     on disk — a step start is on disk before its command is spawned;
+//   - batches of step.output events only commit with NORMAL, through a second
+//     pool. The next control event's fsync covers them too (fsync syncs the
+//     whole WAL), so after power loss at most the output since the last
+//     control event is lost, and the step it belongs to is not recorded as
+//     finished: resume treats it as interrupted.
+//
+// PostgreSQL follows the same rule with synchronous_commit = off for
+// output-only transactions.
 var sqlitePragmas = []string{
 	"journal_mode(WAL)",
-	"synchronous(FULL)",
 	"busy_timeout(10000)",
 	"foreign_keys(1)",
 }
@@ -113,19 +126,33 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	}
 	f.Close()
 
+	db, err := openSQLitePool(ctx, abs, "FULL")
+	if err != nil {
+		return nil, err
+	}
+	outputDB, err := openSQLitePool(ctx, abs, "NORMAL")
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{db: db, outputDB: outputDB, dialect: DialectSQLite, path: abs}, nil
+}
+
+func openSQLitePool(ctx context.Context, path, synchronous string) (*sql.DB, error) {
 	q := "_txlock=immediate" // writers take the lock up front: no deadlock on read-then-write
 	for _, p := range sqlitePragmas {
 		q += "&_pragma=" + p
 	}
-	db, err := sql.Open("sqlite", abs+"?"+q)
+	q += "&_pragma=synchronous(" + synchronous + ")"
+	db, err := sql.Open("sqlite", path+"?"+q)
 	if err != nil {
-		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
-	return &Store{db: db, dialect: DialectSQLite, path: abs}, nil
+	return db, nil
 }
 
 func (s *Store) migrate(ctx context.Context) error {
@@ -181,7 +208,12 @@ func lockDir(dir string) (unlock func(), err error) {
 }
 
 // Close closes the database.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if s.outputDB != nil {
+		s.outputDB.Close()
+	}
+	return s.db.Close()
+}
 
 // Dialect is DialectSQLite or DialectPostgres.
 func (s *Store) Dialect() string { return s.dialect }

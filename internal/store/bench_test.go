@@ -1,0 +1,101 @@
+package store_test
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/store/storetest"
+)
+
+// outputChunk is the size of a step.output event as the engine batches it.
+const outputChunk = 64 << 10
+
+// BenchmarkAppendOutput records a step's output, one durable event per
+// 64 KiB chunk. For the 1 GB figure of issue 4:
+//
+//	go test -run '^$' -bench AppendOutput/sqlite -benchtime 16384x ./internal/store/
+//
+// MB/s is the recording throughput; peak-RSS-MB is the test process's
+// high-water mark (VmHWM).
+func BenchmarkAppendOutput(b *testing.B) {
+	for _, dialect := range storetest.Dialects {
+		b.Run(dialect, func(b *testing.B) {
+			s := storetest.Open(b, dialect)
+			ctx := context.Background()
+			run := runbook.Run{Runbook: "bench.md", Status: runbook.RunRunning}
+			if err := s.CreateRun(ctx, &run); err != nil {
+				b.Fatal(err)
+			}
+			// Printable pseudo-random text: PostgreSQL compresses large
+			// values, and real output does not compress to nothing.
+			rng := rand.New(rand.NewPCG(1, 2))
+			chunk := make([]byte, outputChunk)
+			for i := range chunk {
+				chunk[i] = byte(' ' + rng.IntN(95))
+				if i%100 == 99 {
+					chunk[i] = '\n'
+				}
+			}
+			text := string(chunk)
+			b.SetBytes(outputChunk)
+			b.ResetTimer()
+			for b.Loop() {
+				_, err := s.AppendEvents(ctx, run.ID, runbook.Event{
+					Type: runbook.EventStepOutput, Step: "dump", Stream: "stdout", Text: text,
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if hwm := peakRSSMB(); hwm > 0 {
+				b.ReportMetric(hwm, "peak-RSS-MB")
+			}
+		})
+	}
+}
+
+// BenchmarkAppendStepEvents is the per-step cost of durable recording: the
+// events around a short command, one commit each as the engine writes them.
+func BenchmarkAppendStepEvents(b *testing.B) {
+	for _, dialect := range storetest.Dialects {
+		b.Run(dialect, func(b *testing.B) {
+			s := storetest.Open(b, dialect)
+			ctx := context.Background()
+			run := runbook.Run{Runbook: "bench.md", Status: runbook.RunRunning}
+			if err := s.CreateRun(ctx, &run); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				for _, ev := range []runbook.Event{
+					{Type: runbook.EventStepStarted, Step: "s", Attempt: 1},
+					{Type: runbook.EventStepOutput, Step: "s", Stream: "stdout", Text: "ok\n"},
+					{Type: runbook.EventStepFinished, Step: "s", Data: map[string]string{"status": "succeeded", "exit_code": "0"}},
+				} {
+					if _, err := s.AppendEvents(ctx, run.ID, ev); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
+}
+
+func peakRSSMB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
