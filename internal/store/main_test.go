@@ -39,9 +39,13 @@ func acquireHelper(dsn, runID, goFile string) int {
 	}
 	defer s.Close()
 	fmt.Println("ready")
-	for goFile != "" {
+	for deadline := time.Now().Add(time.Minute); goFile != ""; {
 		if _, err := os.Stat(goFile); err == nil {
 			break
+		}
+		if time.Now().After(deadline) {
+			fmt.Println("error: no go file after a minute")
+			return 1
 		}
 		time.Sleep(time.Millisecond)
 	}

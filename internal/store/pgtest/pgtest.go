@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,14 +112,26 @@ func sharedCluster(t testing.TB) *Cluster {
 	return shared.cluster
 }
 
+// versionOf reads the major version from /usr/lib/postgresql/VERSION/bin/initdb.
+func versionOf(initdb string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(initdb))))
+	return v
+}
+
 // ErrNotInstalled means initdb or postgres was not found.
-var ErrNotInstalled = errors.New("PostgreSQL is not installed (initdb not on PATH)")
+var ErrNotInstalled = errors.New("PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql/*/bin)")
 
 // Start creates and starts a cluster. Stop it when done.
 func Start() (*Cluster, error) {
 	initdb, err := exec.LookPath("initdb")
 	if err != nil {
-		return nil, ErrNotInstalled
+		// Debian and Ubuntu keep the server binaries off PATH.
+		found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+		if len(found) == 0 {
+			return nil, ErrNotInstalled
+		}
+		slices.SortFunc(found, func(a, b string) int { return versionOf(b) - versionOf(a) })
+		initdb = found[0]
 	}
 	bin := filepath.Dir(initdb)
 	if real, err := filepath.EvalSymlinks(initdb); err == nil {
@@ -135,8 +148,15 @@ func Start() (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "opsbook-pgtest-")
+	removeAbandoned()
+	dir, err := os.MkdirTemp("", dirPattern)
 	if err != nil {
+		return nil, fmt.Errorf("start postgres: %w", err)
+	}
+	// Mark the directory as ours, so that a later run can tell it was
+	// abandoned if this process is killed before Stop.
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		os.RemoveAll(dir)
 		return nil, fmt.Errorf("start postgres: %w", err)
 	}
 	if cred != nil {
@@ -166,6 +186,31 @@ func Start() (*Cluster, error) {
 	}
 	os.RemoveAll(dir)
 	return nil, lastErr
+}
+
+const (
+	dirPattern = "opsbook-pgtest-"
+	ownerFile  = "owner.pid"
+)
+
+// removeAbandoned deletes cluster directories of test processes that died
+// without stopping their cluster (the cluster itself died with them: see
+// startPostgres).
+func removeAbandoned() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPattern+"*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue // being set up, or not ours
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			os.RemoveAll(dir)
+		}
+	}
 }
 
 // credential is the postgres user's when running as root: PostgreSQL
