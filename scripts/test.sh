@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need
-# (OpenSSH server, Chromium), then vets and tests every package. Tests start
+# (OpenSSH server, Chromium, PostgreSQL), then vets and tests every package. Tests start
 # their own throwaway PostgreSQL, sshd and Chromium on loopback and stop them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server openssh-client)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# internal/store/pgtest runs initdb/postgres from PATH or /usr/lib/postgresql/*/bin.
+command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
 		echo "test.sh: installing ${need[*]}"
