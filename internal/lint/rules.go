@@ -33,7 +33,7 @@ func (l *linter) frontMatter() {
 	if fm.Kind == runbook.KindRunbook && (fm.Change == runbook.ChangeNormal || fm.Change == runbook.ChangeEmergency) {
 		if !slices.ContainsFunc(l.doc.Steps, func(s runbook.Step) bool { return s.Gate != nil }) {
 			l.errorf(l.keyPos("change"), "missing-gate",
-				"a %s change needs at least one Go/No-Go decision: add a step with a ```gate {approvers=1} block stating the criteria", fm.Change)
+				"%s change needs at least one Go/No-Go decision: add a step with a ```gate {approvers=1} block stating the criteria", article(string(fm.Change)))
 		}
 	}
 }
@@ -57,8 +57,8 @@ func (l *linter) sections() {
 		if l.doc.Lang == "zh" {
 			other = "en"
 		}
-		l.errorf(l.endPos(), "missing-section", "a %s needs the section \"## %s\" (%s); add it",
-			l.doc.Front.Kind, spec.Title(l.doc.Lang), spec.Title(other))
+		l.errorf(l.endPos(), "missing-section", "%s needs the section \"## %s\" (%s); add it",
+			article(string(l.doc.Front.Kind)), spec.Title(l.doc.Lang), spec.Title(other))
 	}
 }
 
@@ -189,4 +189,12 @@ func (l *linter) placeholders() {
 		}
 		l.errorf(pos, "placeholder", "template text left: fill in %s (and remove the <<FILL: …>> marker) before this document can run", what)
 	}
+}
+
+// article puts "a" or "an" before a word.
+func article(word string) string {
+	if word != "" && strings.ContainsRune("aeiou", rune(word[0])) {
+		return "an " + word
+	}
+	return "a " + word
 }

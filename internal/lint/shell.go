@@ -64,7 +64,10 @@ func checkShell(doc *runbook.Document) []runbook.Diagnostic {
 			if ok {
 				continue
 			}
-			pos := runbook.Pos{Line: b.BodyLine + max(line, 1) - 1, Col: max(b.Pos.Col, 1)}
+			// A shell reports an unterminated construct at the end of input;
+			// the block's last line is the nearest place in the document.
+			lastLine := max(strings.Count(strings.TrimSuffix(b.Body, "\n"), "\n")+1, 1)
+			pos := runbook.Pos{Line: b.BodyLine + min(max(line, 1), lastLine) - 1, Col: max(b.Pos.Col, 1)}
 			if line == 0 {
 				pos = b.Pos
 			}

@@ -64,6 +64,9 @@ func (p *parser) parseFrontMatter(closeLine int) {
 		msg := err.Error()
 		if m := yamlErrorRe.FindStringSubmatch(msg); m != nil {
 			if n, convErr := strconv.Atoi(m[1]); convErr == nil {
+				if yamlParserError(m[2]) {
+					n++ // yaml.v3 reports parser errors with a 0-based line
+				}
 				line = min(1+n, closeLine-1)
 			}
 			msg = m[2]
@@ -151,6 +154,21 @@ func (p *parser) parseFrontMatter(closeLine int) {
 			}
 		}
 	}
+}
+
+// yamlParserError recognises the problems libyaml's parser (as opposed to
+// its scanner) reports; yaml.v3 prints their line 0-based.
+func yamlParserError(msg string) bool {
+	for _, p := range []string{
+		"did not find expected key", "did not find expected node content",
+		"did not find expected ',' or ']'", "did not find expected ',' or '}'",
+		"did not find expected '-' indicator", "did not find expected <document start>",
+	} {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // decodeYAML shields the parse from a panic inside the YAML library so a

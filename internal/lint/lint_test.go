@@ -1,0 +1,359 @@
+package lint
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/opsbook/opsbook/internal/runbook"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+const sectionsEN = `
+## Verification checkpoints
+## Expected output and error handling
+## Time estimate
+## Go/No-Go decision points
+## Monitoring metrics
+`
+
+// runbookDoc builds a complete, clean runbook around the given front
+// matter lines and steps.
+func runbookDoc(front, steps string) string {
+	return "---\nkind: runbook\ntitle: T\nchange: standard\nparams:\n  NAME: {type: string}\ntargets:\n  db: {role: db}\n" + front +
+		"---\n\n## Executive summary\n\nx\n\n## Impact assessment\n\nx\n\n## Steps\n\n" + steps + sectionsEN
+}
+
+const okStep = "### Do it\n\n```sh {id=do}\necho \"$NAME\"\n```\n\n```sh {verify}\ntrue\n```\n\n"
+
+// lintSource writes files into a temporary directory and lints the first.
+func lintSource(t *testing.T, files map[string]string) []runbook.Diagnostic {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	diags, err := Paths([]string{filepath.Join(dir, "doc.md")}, Options{Shell: true, KnownVars: []string{"WORKSPACE_VAR"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return diags
+}
+
+func TestRules(t *testing.T) {
+	gate := "### Go/No-Go\n\n```gate\nGo if green.\n```\n\n"
+	tests := []struct {
+		rule       string
+		fail, pass map[string]string
+		want       string // a fragment of the failing message
+		line       int    // expected line of the first finding, 0 to skip
+	}{
+		{rule: "missing-section",
+			fail: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep), "## Monitoring metrics\n", "", 1)},
+			pass: map[string]string{"doc.md": runbookDoc("", okStep)},
+			want: `"## Monitoring metrics" (监控指标)`},
+		{rule: "missing-section",
+			fail: map[string]string{"doc.md": "---\nkind: rollback\n---\n## 回滚触发条件\n## 完整回滚步骤\n## 回滚时间估计\n## 数据恢复程序\n"},
+			pass: map[string]string{"doc.md": "---\nkind: rollback\n---\n## 回滚触发条件\n## 完整回滚步骤\n## 回滚时间估计\n## 数据恢复程序\n## 回滚后验证\n"},
+			want: `"## 回滚后验证" (Post-rollback verification)`},
+		{rule: "missing-kind",
+			fail: map[string]string{"doc.md": "# Notes\n"},
+			pass: map[string]string{"doc.md": "---\nkind: checklist\n---\n## Pre-execution checklist\n## Execution steps\n## Sign-off\n"},
+			want: "no front matter", line: 1},
+		{rule: "front-matter",
+			fail: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep), "title: T\n", "title: [T\n", 1)},
+			pass: map[string]string{"doc.md": runbookDoc("", okStep)},
+			want: "not valid YAML", line: 3},
+		{rule: "unknown-kind",
+			fail: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep), "kind: runbook", "kind: runbok", 1)},
+			pass: map[string]string{"doc.md": runbookDoc("", okStep)},
+			want: "did you mean runbook?", line: 2},
+		{rule: "unknown-attribute",
+			fail: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do tiemout=5m}", 1))},
+			pass: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do timeout=5m}", 1))},
+			want: "did you mean timeout?", line: 23},
+		{rule: "bad-duration",
+			fail: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do timeout=5 minutes}", 1))},
+			pass: map[string]string{"doc.md": runbookDoc("estimate: 1d\n", strings.Replace(okStep, "{id=do}", "{id=do timeout=90s}", 1))},
+			want: "has no unit", line: 23},
+		{rule: "bad-on-fail",
+			fail: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do on_fail=retry}", 1))},
+			pass: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do on_fail=ask}", 1))},
+			want: "use abort, continue, rollback or ask", line: 23},
+		{rule: "duplicate-step-id",
+			fail: map[string]string{"doc.md": runbookDoc("", okStep+okStep)},
+			pass: map[string]string{"doc.md": runbookDoc("", okStep+strings.Replace(okStep, "id=do", "id=again", 1))},
+			want: "already used by the step at line 21", line: 31},
+		{rule: "step-without-action",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Think about it\n\nJust prose.\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Think about it\n\n```manual\nThink.\n```\n\n")},
+			want: "has nothing to do", line: 21},
+		{rule: "step-without-verification",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Do it\n\n```sh\ntrue\n```\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Do it\n\n```sh\ntrue\n```\n\n```text {expect}\nok\n```\n\n")},
+			want: "no verification checkpoint", line: 21},
+		{rule: "step-without-verification",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Do it\n\n```sh {verify=none}\ntrue\n```\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Do it\n\n```sh {verify=none reason=\"nothing to check\"}\ntrue\n```\n\n")},
+			want: "needs a reason", line: 23},
+		{rule: "unknown-variable",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Do it\n\n```sh {verify=none reason=r}\necho \"$NAME\" \"${NAMES:-x}\"\n```\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Do it\n\n```sh {verify=none reason=r}\nNAMES=1; echo \"$NAME $NAMES $WORKSPACE_VAR $OPSBOOK_RUN_ID $HOME $1 $?\" '$NOPE' # $COMMENT\n```\n\n")},
+			want: "$NAMES is not a declared param", line: 24},
+		{rule: "unknown-variable",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Use\n\n```sh {verify=none reason=r}\necho $OUT\n```\n\n### Make\n\n```sh {outputs=OUT verify=none reason=r}\necho OUT=1 >> $OPSBOOK_OUTPUT\n```\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Make\n\n```sh {outputs=OUT verify=none reason=r}\necho OUT=1 >> $OPSBOOK_OUTPUT\n```\n\n### Use\n\n```sh {verify=none reason=r}\necho $OUT\n```\n\n")},
+			want: "output of step make, which runs later", line: 24},
+		{rule: "unknown-target",
+			fail: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do target=dbs}", 1))},
+			pass: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do target=db}", 1))},
+			want: "did you mean db?", line: 23},
+		{rule: "rollback-missing",
+			fail: map[string]string{"doc.md": runbookDoc("rollback: rb/missing.md\n", okStep)},
+			pass: map[string]string{"doc.md": runbookDoc("rollback: rb/there.md\n", okStep), "rb/there.md": "x"},
+			want: "rollback document rb/missing.md does not exist", line: 9},
+		{rule: "missing-gate",
+			fail: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep), "change: standard", "change: emergency", 1)},
+			pass: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep+gate), "change: standard", "change: emergency", 1)},
+			want: "needs at least one Go/No-Go decision", line: 4},
+		{rule: "placeholder",
+			fail: map[string]string{"doc.md": runbookDoc("owner: \"<<FILL: owning team>>\"\n", okStep)},
+			pass: map[string]string{"doc.md": runbookDoc("owner: dba\n", okStep)},
+			want: `fill in "owning team"`, line: 9},
+		{rule: "shell-syntax",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Do it\n\n```bash {verify=none reason=r}\nif true; then\n  echo a\nfi fi\n```\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Do it\n\n```bash {verify=none reason=r}\nif true; then\n  echo a\nfi\n```\n\n")},
+			want: "bash -n", line: 26},
+		{rule: "shell-syntax",
+			fail: map[string]string{"doc.md": runbookDoc("", okStep+"### Other\n\n```sh {verify=none reason=r}\necho 'unclosed\n```\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("", okStep+"### Other\n\n```sh {verify=none reason=r}\necho 'closed'\n```\n\n")},
+			want: "sh -n", line: 34},
+		{rule: "call-missing",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Call\n\n```call {runbook=other.md}\n```\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Call\n\n```call {runbook=other.md}\n```\n\n"), "other.md": "---\nkind: runbook\n---\n"},
+			want: "cannot be read", line: 23},
+		{rule: "bad-call",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Call\n\n```call {runbook=other.md}\nTARGT=$NAME\n```\n\n"), "other.md": "---\nkind: runbook\nparams:\n  TARGET: {required: true}\n---\n"},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Call\n\n```call {runbook=other.md}\nTARGET=$NAME\n```\n\n"), "other.md": "---\nkind: runbook\nparams:\n  TARGET: {required: true}\n---\n"},
+			want: "declares no parameter TARGT; did you mean TARGET?", line: 24},
+	}
+	for _, tt := range tests {
+		t.Run(tt.rule, func(t *testing.T) {
+			failing := findRule(lintSource(t, tt.fail), tt.rule)
+			if len(failing) == 0 {
+				t.Fatalf("failing case: no %s diagnostic; got %v", tt.rule, lintSource(t, tt.fail))
+			}
+			i := slices.IndexFunc(failing, func(d runbook.Diagnostic) bool { return strings.Contains(d.Message, tt.want) })
+			if i < 0 {
+				t.Fatalf("no %s message contains %q: %v", tt.rule, tt.want, failing)
+			}
+			if tt.line != 0 && failing[i].Pos.Line != tt.line {
+				t.Errorf("reported at line %d, want %d: %v", failing[i].Pos.Line, tt.line, failing[i])
+			}
+			all := lintSource(t, tt.pass)
+			if passing := findRule(all, tt.rule); len(passing) != 0 {
+				t.Errorf("passing case still reports %v", passing)
+			}
+			if runbook.HasErrors(all) {
+				t.Errorf("passing case has other errors: %v", all)
+			}
+		})
+	}
+}
+
+func findRule(diags []runbook.Diagnostic, rule string) []runbook.Diagnostic {
+	var out []runbook.Diagnostic
+	for _, d := range diags {
+		if d.Rule == rule {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// TestExamplesLintClean keeps the documentation's examples exemplary.
+func TestExamplesLintClean(t *testing.T) {
+	diags, err := Paths([]string{"../../docs/examples"}, Options{Shell: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range diags {
+		t.Errorf("%v [%s]", d, d.Rule)
+	}
+	files, _ := filepath.Glob("../../docs/examples/*.md")
+	if len(files) < 4 {
+		t.Errorf("want an example per kind, found %d files", len(files))
+	}
+}
+
+func TestPathsWalk(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("README.md", "# Read me\n")
+	write("notes.md", "---\ntitle: notes for another tool\n---\n")
+	write("bad.md", "---\nkind: checklist\n---\n")
+	if err := os.Mkdir(filepath.Join(dir, ".git"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write(".git/x.md", "---\nkind: runbook\n---\n")
+
+	diags, err := Paths([]string{dir}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]bool{}
+	for _, d := range diags {
+		files[filepath.Base(d.File)] = true
+	}
+	if len(files) != 1 || !files["bad.md"] {
+		t.Errorf("walk linted %v, want only bad.md", files)
+	}
+	diags, _ = Paths([]string{filepath.Join(dir, "README.md")}, Options{})
+	if len(findRule(diags, "missing-kind")) != 1 {
+		t.Errorf("a file named explicitly must be linted: %v", diags)
+	}
+	if _, err := Paths([]string{filepath.Join(dir, "nope")}, Options{}); err == nil {
+		t.Error("a missing path must be an error")
+	}
+}
+
+func TestShellRefs(t *testing.T) {
+	tests := []struct {
+		script string
+		refs   string // name@line:col of every reference
+	}{
+		{`echo $A ${B} ${C:-x} ${#D} $1 $? $@ $$`, "A@0:5 B@0:8 C@0:13 D@0:21"},
+		{"echo '$A' \"$B\" \\$C # $D", "B@0:11"},
+		{"cat <<'EOF'\n$A\nEOF\necho $B", "B@3:5"},
+		{"cat <<EOF\n$A\nEOF", "A@1:0"},
+		{"awk '{print $1, $NF}' f", ""},
+		{"echo \"it's $A\"", "A@0:11"},
+	}
+	for _, tt := range tests {
+		refs, _ := shellRefs(tt.script)
+		var got []string
+		for _, r := range refs {
+			got = append(got, fmt.Sprintf("%s@%d:%d", r.name, r.line, r.col))
+		}
+		if g := strings.Join(got, " "); g != tt.refs {
+			t.Errorf("shellRefs(%q) = %q, want %q", tt.script, g, tt.refs)
+		}
+	}
+	_, assigned := shellRefs("A=1\nexport B=2 C\nread -r -p prompt D E\nfor F in x; do :; done\nlocal G\nprintf -v H x\narr[1]=x\n")
+	for _, name := range []string{"A", "B", "C", "D", "E", "F", "G", "H", "arr"} {
+		if !assigned[name] {
+			t.Errorf("%s should count as assigned (got %v)", name, assigned)
+		}
+	}
+}
+
+// TestGolden lints each testdata/*.md (Chinese headings, CRLF, problems in
+// front matter and inside fences) and compares the text report; one input
+// is also compared as JSON and as SARIF.
+func TestGolden(t *testing.T) {
+	inputs, _ := filepath.Glob("testdata/*.md")
+	if len(inputs) == 0 {
+		t.Fatal("no inputs")
+	}
+	for _, in := range inputs {
+		t.Run(filepath.Base(in), func(t *testing.T) {
+			diags, err := Paths([]string{in}, Options{Shell: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var text, js, sarif bytes.Buffer
+			if err := WriteText(&text, diags); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, strings.TrimSuffix(in, ".md")+".golden", text.Bytes())
+			if filepath.Base(in) != "problems.md" {
+				return
+			}
+			if err := WriteJSON(&js, diags); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, "testdata/problems.json.golden", js.Bytes())
+			if err := WriteSARIF(&sarif, diags, ".", "test"); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, "testdata/problems.sarif.golden", sarif.Bytes())
+			var log struct {
+				Version string `json:"version"`
+				Runs    []struct {
+					Results []struct {
+						RuleID    string `json:"ruleId"`
+						Locations []struct {
+							PhysicalLocation struct {
+								ArtifactLocation struct{ URI string } `json:"artifactLocation"`
+								Region           struct{ StartLine, StartColumn int }
+							} `json:"physicalLocation"`
+						} `json:"locations"`
+					} `json:"results"`
+				} `json:"runs"`
+			}
+			if err := json.Unmarshal(sarif.Bytes(), &log); err != nil || log.Version != "2.1.0" || len(log.Runs[0].Results) != len(diags) {
+				t.Fatalf("SARIF does not round-trip: %v", err)
+			}
+			if uri := log.Runs[0].Results[0].Locations[0].PhysicalLocation.ArtifactLocation.URI; uri != "testdata/problems.md" {
+				t.Errorf("artifact URI %q, want it relative to the base directory", uri)
+			}
+		})
+	}
+}
+
+func checkGolden(t *testing.T, golden string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test ./internal/lint -update)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run with -update if intended)\n got:\n%s\nwant:\n%s", golden, got, want)
+	}
+}
+
+func TestUTF16Columns(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "a.md")
+	if err := os.WriteFile(f, []byte("\xef\xbb\xbfab\n中文x😀y\r\nz"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := lineCache{}
+	tests := []struct {
+		pos  runbook.Pos
+		want int
+	}{
+		{runbook.Pos{Line: 1, Col: 2}, 2},  // BOM not counted
+		{runbook.Pos{Line: 2, Col: 7}, 3},  // after two 3-byte characters
+		{runbook.Pos{Line: 2, Col: 12}, 6}, // after an astral character (two UTF-16 units)
+		{runbook.Pos{Line: 3, Col: 1}, 1},
+	}
+	for _, tt := range tests {
+		if got := c.utf16Col(f, tt.pos); got != tt.want {
+			t.Errorf("utf16Col(%v) = %d, want %d", tt.pos, got, tt.want)
+		}
+	}
+}
