@@ -41,6 +41,7 @@ type Masker struct {
 // patterns is an immutable set of byte strings to hide; Add replaces it.
 type patterns struct {
 	list   [][]byte
+	rare   []int // per pattern: offset of its least common byte, searched first
 	maxLen int
 	first  [256]bool // first bytes of the patterns
 }
@@ -85,12 +86,69 @@ func (m *Masker) Add(secrets ...string) {
 	// Longest first keeps the order deterministic; matching itself does not
 	// depend on it.
 	sort.SliceStable(list, func(i, j int) bool { return len(list[i]) > len(list[j]) })
-	next := &patterns{list: list}
-	for _, p := range list {
+	next := &patterns{list: list, rare: make([]int, len(list))}
+	for i, p := range list {
 		next.maxLen = max(next.maxLen, len(p))
 		next.first[p[0]] = true
+		for j := range p {
+			if byteFrequency(p[j]) < byteFrequency(p[next.rare[i]]) {
+				next.rare[i] = j
+			}
+		}
 	}
 	m.set.Store(next)
+}
+
+// byteFrequency ranks how common a byte is in command output, roughly:
+// searching for a secret's rarest byte first gives few false candidates,
+// which is what makes scanning fast.
+func byteFrequency(c byte) int {
+	switch {
+	case c == ' ' || c == '\n':
+		return 100
+	case strings.IndexByte("etaoinsrhldcum", c) >= 0:
+		return 90
+	case 'a' <= c && c <= 'z':
+		return 80
+	case '0' <= c && c <= '9':
+		return 70
+	case strings.IndexByte("-_./:=,\"'\t", c) >= 0:
+		return 60
+	case 'A' <= c && c <= 'Z':
+		return 50
+	case c >= 0x80:
+		return 40 // UTF-8 text in other languages
+	}
+	return 30 // other punctuation and control bytes
+}
+
+// index returns the first occurrence of pattern i in data starting at or
+// after from and before limit, whole within data, or -1.
+func (set *patterns) index(i int, data []byte, from, limit int) int {
+	p, r := set.list[i], set.rare[i]
+	lastStart := min(limit-1, len(data)-len(p))
+	fails := 0
+	for s := from; s <= lastStart; {
+		k := bytes.IndexByte(data[s+r:lastStart+r+1], p[r])
+		if k < 0 {
+			return -1
+		}
+		s += k
+		if bytes.Equal(data[s:s+len(p)], p) {
+			return s
+		}
+		s++
+		// Output full of the "rare" byte: let bytes.Index take over, it
+		// switches to a search that stays linear.
+		if fails++; fails > 16+(s-from)/16 {
+			j := bytes.Index(data[s:lastStart+len(p)], p)
+			if j < 0 {
+				return -1
+			}
+			return s + j
+		}
+	}
+	return -1
 }
 
 // variants are the strings that reveal secret s when printed.
@@ -170,19 +228,7 @@ func (sc *scanner) mask(out, data []byte, set *patterns, final bool) ([]byte, in
 			sc.next = make([]int, len(set.list))
 		}
 		next := sc.next[:len(set.list)]
-		// searchEnd is as far as a match starting below limit can reach.
-		find := func(i, from int) int {
-			p := set.list[i]
-			end := min(len(data), limit-1+len(p))
-			if from >= end {
-				return -1
-			}
-			j := bytes.Index(data[from:end], p)
-			if j < 0 || from+j >= limit {
-				return -1
-			}
-			return from + j
-		}
+		find := func(i, from int) int { return set.index(i, data, from, limit) }
 		for i := range next {
 			next[i] = find(i, 0)
 		}

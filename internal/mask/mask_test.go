@@ -277,3 +277,93 @@ func BenchmarkWriter(b *testing.B) {
 		w.Close()
 	}
 }
+
+func BenchmarkWriterManySecrets(b *testing.B) {
+	var secrets []string
+	for i := range 50 {
+		secrets = append(secrets, "secret-value-"+strings.Repeat(string(rune('A'+i%26)), 1+i%7)+"-x")
+	}
+	benchmarkWriter(b, New(secrets...), logText(4<<20, secrets))
+}
+
+// BenchmarkWriterAdversarial feeds output made of the secret's bytes, where
+// every position is a candidate.
+func BenchmarkWriterAdversarial(b *testing.B) {
+	benchmarkWriter(b, New("aaaaaaaaaaaaaaab", "aaaa"), bytes.Repeat([]byte("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac"), 4<<20/33))
+}
+
+func benchmarkWriter(b *testing.B, m *Masker, data []byte) {
+	const chunk = 32 << 10
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		w := m.Writer(io.Discard)
+		for i := 0; i < len(data); i += chunk {
+			w.Write(data[i:min(i+chunk, len(data))])
+		}
+		w.Close()
+	}
+}
+
+// referenceMask is the definition of masking written the slow, obvious way:
+// find every occurrence of every secret, merge overlapping ones, replace
+// each merged run with Replacement.
+func referenceMask(in string, secrets []string) string {
+	type span struct{ start, end int }
+	var spans []span
+	for s := 0; s < len(in); s++ {
+		end := -1
+		for _, sec := range secrets {
+			if sec != "" && strings.HasPrefix(in[s:], sec) {
+				end = max(end, s+len(sec))
+			}
+		}
+		if end < 0 {
+			continue
+		}
+		if n := len(spans); n > 0 && s < spans[n-1].end {
+			spans[n-1].end = max(spans[n-1].end, end)
+		} else {
+			spans = append(spans, span{s, end})
+		}
+	}
+	var b strings.Builder
+	prev := 0
+	for _, sp := range spans {
+		b.WriteString(in[prev:sp.start])
+		b.WriteString(Replacement)
+		prev = sp.end
+	}
+	b.WriteString(in[prev:])
+	return b.String()
+}
+
+func TestAgainstReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(42, 42))
+	word := func(alphabet string, n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		return string(b)
+	}
+	for i := range 3000 {
+		// A small alphabet makes overlaps and near misses common.
+		secrets := make([]string, 1+rng.IntN(4))
+		for j := range secrets {
+			secrets[j] = word("abc", 1+rng.IntN(6))
+		}
+		in := word("abcd", rng.IntN(60))
+		want := referenceMask(in, secrets)
+		m := New(secrets...)
+		if got := m.String(in); got != want {
+			t.Fatalf("case %d: String(%q) with %q = %q, want %q", i, in, secrets, got, want)
+		}
+		var cuts []int
+		for c := rng.IntN(4); c < len(in); c += 1 + rng.IntN(5) {
+			cuts = append(cuts, c)
+		}
+		if got := writeSplit(t, m, []byte(in), cuts); got != want {
+			t.Fatalf("case %d: Writer(%q split %v) with %q = %q, want %q", i, in, cuts, secrets, got, want)
+		}
+	}
+}
