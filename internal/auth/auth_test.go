@@ -157,3 +157,12 @@ func TestCSRF(t *testing.T) {
 		})
 	}
 }
+
+func TestAllEnvironments(t *testing.T) {
+	prodOnly := &Principal{Grants: []Grant{{Permission: VariableEdit, Environments: []string{"prod"}}}}
+	everywhere := &Principal{Grants: []Grant{{Permission: VariableEdit}}}
+	s := Scope{Environment: AllEnvironments}
+	if prodOnly.Can(VariableEdit, s) || !everywhere.Can(VariableEdit, s) {
+		t.Fatal("only an unrestricted grant may act on every environment at once")
+	}
+}

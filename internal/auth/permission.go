@@ -54,6 +54,11 @@ func (g Grant) Covers(s Scope) bool {
 	return true
 }
 
+// AllEnvironments in a scope means "every environment at once" (e.g. a
+// variable that applies everywhere): only grants without an environment
+// restriction cover it.
+const AllEnvironments = "*"
+
 // Scope is what an action is about.
 type Scope struct {
 	Project     string

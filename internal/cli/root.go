@@ -93,6 +93,7 @@ Start with:
 	root.AddCommand(
 		newVersionCmd(e),
 		newLintCmd(e),
+		newServeCmd(e),
 	)
 	return root
 }

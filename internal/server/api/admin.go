@@ -1,0 +1,300 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/server"
+	"github.com/opsbook/opsbook/internal/store"
+)
+
+func (h *handlers) registerAdmin() {
+	admin := auth.Need(auth.Admin, auth.NoScope)
+	h.s.Handle("GET /api/v1/users", admin, "Users", h.listUsers)
+	h.s.Handle("POST /api/v1/users", admin, "Create a user or service identity", h.createUser)
+	h.s.Handle("GET /api/v1/users/{name}", admin, "One user", h.getUser)
+	h.s.Handle("PATCH /api/v1/users/{name}", admin, "Change a user's display name, password or disabled flag", h.updateUser)
+	h.s.Handle("DELETE /api/v1/users/{name}", admin, "Delete a user", h.deleteUser)
+	h.s.Handle("GET /api/v1/teams", admin, "Teams with members and grants", h.listTeams)
+	h.s.Handle("POST /api/v1/teams", admin, "Create a team", h.createTeam)
+	h.s.Handle("DELETE /api/v1/teams/{name}", admin, "Delete a team", h.deleteTeam)
+	h.s.Handle("PUT /api/v1/teams/{name}/members/{user}", admin, "Add a user to a team", h.addMember)
+	h.s.Handle("DELETE /api/v1/teams/{name}/members/{user}", admin, "Remove a user from a team", h.removeMember)
+	h.s.Handle("POST /api/v1/grants", admin, "Grant a team a permission in a scope", h.createGrant)
+	h.s.Handle("DELETE /api/v1/grants/{id}", admin, "Revoke a grant", h.deleteGrant)
+}
+
+func (h *handlers) listUsers(w http.ResponseWriter, r *http.Request) error {
+	users, err := h.s.Store().ListUsers(r.Context())
+	if err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusOK, Page[store.User]{Items: users})
+	return nil
+}
+
+type createUserRequest struct {
+	Name     string   `json:"name"`
+	Display  string   `json:"display,omitempty"`
+	Password string   `json:"password,omitempty"`
+	Service  bool     `json:"service,omitempty"`
+	Teams    []string `json:"teams,omitempty"`
+}
+
+func (h *handlers) createUser(w http.ResponseWriter, r *http.Request) error {
+	var req createUserRequest
+	if err := server.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Name == "" || len(req.Name) > 64 {
+		return server.BadRequest("name is required (at most 64 characters)")
+	}
+	u := &store.User{Name: req.Name, Display: req.Display, Service: req.Service}
+	switch {
+	case req.Service && req.Password != "":
+		return server.BadRequest("a service identity has no password; give it an API key instead")
+	case !req.Service && req.Password == "":
+		return server.BadRequest("password is required for a person (at least %d characters)", auth.MinPasswordLength)
+	case req.Password != "":
+		hash, err := auth.HashPassword(req.Password)
+		if err != nil {
+			return server.BadRequest("%v", err)
+		}
+		u.PasswordHash = hash
+	}
+	ctx := r.Context()
+	for _, t := range req.Teams {
+		if _, err := h.s.Store().GetTeam(ctx, t); err != nil {
+			return server.BadRequest("team %s does not exist; create it first with POST /api/v1/teams", t)
+		}
+	}
+	if err := h.s.Store().CreateUser(ctx, u); err != nil {
+		return err
+	}
+	for _, t := range req.Teams {
+		if err := h.s.Store().AddTeamMember(ctx, t, u.ID); err != nil {
+			return err
+		}
+	}
+	if err := h.s.AuditRequest(r, "user.create", "user/"+u.Name, map[string]string{"service": boolString(u.Service)}); err != nil {
+		return err
+	}
+	created, err := h.s.Store().GetUser(ctx, u.ID)
+	if err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusCreated, created)
+	return nil
+}
+
+func (h *handlers) getUser(w http.ResponseWriter, r *http.Request) error {
+	u, err := h.s.Store().GetUserByName(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusOK, u)
+	return nil
+}
+
+type updateUserRequest struct {
+	Display  *string `json:"display,omitempty"`
+	Password *string `json:"password,omitempty"`
+	Disabled *bool   `json:"disabled,omitempty"`
+}
+
+func (h *handlers) updateUser(w http.ResponseWriter, r *http.Request) error {
+	var req updateUserRequest
+	if err := server.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	u, err := h.s.Store().GetUserByName(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	detail := map[string]string{}
+	if req.Display != nil {
+		u.Display = *req.Display
+		detail["display"] = *req.Display
+	}
+	if req.Password != nil {
+		if u.Service {
+			return server.BadRequest("a service identity has no password")
+		}
+		if u.PasswordHash, err = auth.HashPassword(*req.Password); err != nil {
+			return server.BadRequest("%v", err)
+		}
+		detail["password"] = "changed"
+	}
+	if req.Disabled != nil {
+		u.Disabled = *req.Disabled
+		detail["disabled"] = boolString(*req.Disabled)
+	}
+	if err := h.s.Store().UpdateUser(r.Context(), u); err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "user.update", "user/"+u.Name, detail); err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusOK, u)
+	return nil
+}
+
+func (h *handlers) deleteUser(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if name == principal(r).Name {
+		return server.BadRequest("you cannot delete yourself; ask another administrator")
+	}
+	u, err := h.s.Store().GetUserByName(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	if err := h.s.Store().DeleteUser(r.Context(), u.ID); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return server.Errorf(http.StatusConflict, "in_use", "cannot delete user %s: %v (a trigger may act as them; delete it first)", name, err)
+	}
+	if err := h.s.AuditRequest(r, "user.delete", "user/"+name, nil); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *handlers) listTeams(w http.ResponseWriter, r *http.Request) error {
+	teams, err := h.s.Store().ListTeams(r.Context())
+	if err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusOK, Page[store.Team]{Items: teams})
+	return nil
+}
+
+type createTeamRequest struct {
+	Name string `json:"name"`
+}
+
+func (h *handlers) createTeam(w http.ResponseWriter, r *http.Request) error {
+	var req createTeamRequest
+	if err := server.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Name == "" || len(req.Name) > 64 {
+		return server.BadRequest("name is required (at most 64 characters)")
+	}
+	t, err := h.s.Store().CreateTeam(r.Context(), req.Name)
+	if err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "team.create", "team/"+t.Name, nil); err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusCreated, t)
+	return nil
+}
+
+func (h *handlers) deleteTeam(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if err := h.s.Store().DeleteTeam(r.Context(), name); err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "team.delete", "team/"+name, nil); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *handlers) addMember(w http.ResponseWriter, r *http.Request) error {
+	team, name := r.PathValue("name"), r.PathValue("user")
+	u, err := h.s.Store().GetUserByName(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	if err := h.s.Store().AddTeamMember(r.Context(), team, u.ID); err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "team.member.add", "team/"+team, map[string]string{"user": name}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *handlers) removeMember(w http.ResponseWriter, r *http.Request) error {
+	team, name := r.PathValue("name"), r.PathValue("user")
+	u, err := h.s.Store().GetUserByName(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	if err := h.s.Store().RemoveTeamMember(r.Context(), team, u.ID); err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "team.member.remove", "team/"+team, map[string]string{"user": name}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *handlers) createGrant(w http.ResponseWriter, r *http.Request) error {
+	var g auth.Grant
+	if err := server.DecodeJSON(r, &g); err != nil {
+		return err
+	}
+	if _, err := auth.ParsePermission(string(g.Permission)); err != nil {
+		return server.BadRequest("%v", err)
+	}
+	ws := h.s.Catalog().Workspace()
+	for _, e := range g.Environments {
+		if _, err := ws.Environment(e); err != nil {
+			return server.BadRequest("%v", err)
+		}
+	}
+	g.ID = 0
+	if err := h.s.Store().CreateGrant(r.Context(), &g); err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "grant.create", "team/"+g.Team, map[string]string{
+		"grant": strconv.FormatInt(g.ID, 10), "permission": string(g.Permission),
+		"projects": joinOrAll(g.Projects), "environments": joinOrAll(g.Environments)}); err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusCreated, g)
+	return nil
+}
+
+func joinOrAll(l []string) string {
+	if len(l) == 0 {
+		return "*"
+	}
+	out := ""
+	for i, s := range l {
+		if i > 0 {
+			out += ","
+		}
+		out += s
+	}
+	return out
+}
+
+func (h *handlers) deleteGrant(w http.ResponseWriter, r *http.Request) error {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return server.BadRequest("grant id must be a number, not %q", r.PathValue("id"))
+	}
+	g, err := h.s.Store().GetGrant(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if err := h.s.Store().DeleteGrant(r.Context(), id); err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "grant.delete", "team/"+g.Team, map[string]string{"grant": r.PathValue("id"), "permission": string(g.Permission)}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

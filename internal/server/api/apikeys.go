@@ -1,0 +1,111 @@
+package api
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/server"
+	"github.com/opsbook/opsbook/internal/store"
+)
+
+func (h *handlers) registerAPIKeys() {
+	h.s.Handle("GET /api/v1/apikeys", auth.SignedIn(), "The caller's API keys (an administrator's ?all=true: everyone's)", h.listAPIKeys)
+	h.s.Handle("POST /api/v1/apikeys", auth.SignedIn(), "Create an API key, shown once (administrators may create one for another user)", h.createAPIKey)
+	h.s.Handle("DELETE /api/v1/apikeys/{id}", auth.SignedIn(), "Revoke an API key (own, or any as administrator)", h.deleteAPIKey)
+}
+
+func (h *handlers) listAPIKeys(w http.ResponseWriter, r *http.Request) error {
+	p := principal(r)
+	uid := p.UserID
+	if r.URL.Query().Get("all") == "true" {
+		if !p.IsAdmin() {
+			return auth.ErrForbidden
+		}
+		uid = 0
+	}
+	keys, err := h.s.Store().ListAPIKeys(r.Context(), uid)
+	if err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusOK, Page[store.APIKey]{Items: keys})
+	return nil
+}
+
+type createAPIKeyRequest struct {
+	Name string `json:"name"`
+	// User, for administrators: whose key it is (e.g. a service identity).
+	User string `json:"user,omitempty"`
+	// ExpiresIn is a Go duration ("720h"); empty means no expiry.
+	ExpiresIn string `json:"expires_in,omitempty"`
+}
+
+type createdAPIKey struct {
+	store.APIKey
+	Key string `json:"key"` // shown this once; only its hash is stored
+}
+
+func (h *handlers) createAPIKey(w http.ResponseWriter, r *http.Request) error {
+	var req createAPIKeyRequest
+	if err := server.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Name == "" {
+		return server.BadRequest("name is required: say what the key is for (e.g. \"ci deploy\")")
+	}
+	p := principal(r)
+	owner := p.UserID
+	ownerName := p.Name
+	if req.User != "" && req.User != p.Name {
+		if !p.IsAdmin() {
+			return auth.ErrForbidden
+		}
+		u, err := h.s.Store().GetUserByName(r.Context(), req.User)
+		if err != nil {
+			return err
+		}
+		owner, ownerName = u.ID, u.Name
+	}
+	key := auth.NewAPIKey()
+	k := &store.APIKey{UserID: owner, User: ownerName, Name: req.Name, KeyHash: auth.HashToken(key), Hint: key[:len(auth.APIKeyPrefix)+4], CreatedAt: h.s.Now()}
+	if req.ExpiresIn != "" {
+		d, err := time.ParseDuration(req.ExpiresIn)
+		if err != nil || d <= 0 {
+			return server.BadRequest("expires_in must be a positive duration like \"720h\", not %q", req.ExpiresIn)
+		}
+		k.ExpiresAt = h.s.Now().Add(d)
+	}
+	if err := h.s.Store().CreateAPIKey(r.Context(), k); err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "apikey.create", "user/"+ownerName, map[string]string{"key": strconv.FormatInt(k.ID, 10), "name": k.Name}); err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusCreated, createdAPIKey{APIKey: *k, Key: key})
+	return nil
+}
+
+func (h *handlers) deleteAPIKey(w http.ResponseWriter, r *http.Request) error {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return server.BadRequest("API key id must be a number, not %q", r.PathValue("id"))
+	}
+	p := principal(r)
+	k, err := h.s.Store().GetAPIKey(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	if k.UserID != p.UserID && !p.IsAdmin() {
+		// Someone else's key looks like no key at all.
+		return server.Errorf(http.StatusNotFound, "not_found", "API key %d: not found", id)
+	}
+	if err := h.s.Store().DeleteAPIKey(r.Context(), id); err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "apikey.delete", "user/"+k.User, map[string]string{"key": r.PathValue("id"), "name": k.Name}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

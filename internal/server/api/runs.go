@@ -1,0 +1,400 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/markdown"
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/server"
+	"github.com/opsbook/opsbook/internal/store"
+)
+
+func (h *handlers) registerRuns() {
+	h.s.Handle("GET /api/v1/runs", auth.NeedSomewhere(auth.RunbookView), "Runs, newest first, that the caller may view", h.listRuns)
+	h.s.Handle("POST /api/v1/runs", auth.Need(auth.RunbookRun, h.scopeFromBody), "Start a run", h.startRun)
+	h.s.Handle("GET /api/v1/runs/{id}", auth.Need(auth.RunbookView, h.scopeRun), "One run with its state derived from the event log", h.getRun)
+	h.s.Handle("GET /api/v1/runs/{id}/events", auth.Need(auth.RunbookView, h.scopeRun), "A run's events after ?after=SEQ", h.listEvents)
+	h.s.Handle("GET /api/v1/runs/{id}/events/stream", auth.Need(auth.RunbookView, h.scopeRun), "A run's events live, as server-sent events", h.streamEvents)
+	h.s.Handle("POST /api/v1/runs/{id}/cancel", auth.Need(auth.RunbookRun, h.scopeRun), "Cancel a run", h.cancelRun)
+	h.s.Handle("POST /api/v1/runs/{id}/resume", auth.Need(auth.RunbookRun, h.scopeRun), "Resume an interrupted run", h.resumeRun)
+	h.s.Handle("POST /api/v1/runs/{id}/gate", auth.Need(auth.RunbookApprove, h.scopeRun), "Decide the Go/No-Go gate the run waits at", h.decideGate)
+	h.s.Handle("POST /api/v1/runs/{id}/answer", auth.Need(auth.RunbookRun, h.scopeRun), "Confirm a manual step or answer a guided-failure question", h.answer)
+	h.s.Handle("POST /api/v1/runs/{id}/notes", auth.Need(auth.RunbookRun, h.scopeRun), "Note an anomaly on a run", h.noteRun)
+}
+
+func (h *handlers) listRuns(w http.ResponseWriter, r *http.Request) error {
+	p := principal(r)
+	q := r.URL.Query()
+	limit, err := limitParam(r, store.DefaultRunLimit, store.MaxRunLimit)
+	if err != nil {
+		return err
+	}
+	f := store.RunFilter{Runbook: q.Get("runbook"), Environment: q.Get("environment"), Task: q.Get("task"), Before: q.Get("cursor"), Limit: limit + 1}
+	for _, st := range q["status"] {
+		f.Status = append(f.Status, runbook.RunStatus(st))
+	}
+	// Runs the caller may not view are skipped; keep reading until the page
+	// is full or the runs run out, so pages stay full for scoped callers.
+	out := []runbook.Run{}
+	next := ""
+	for {
+		runs, err := h.s.Store().ListRuns(r.Context(), f)
+		if err != nil {
+			return err
+		}
+		for _, run := range runs {
+			if !p.Can(auth.RunbookView, auth.Scope{Project: h.s.Catalog().ProjectOf(run.Runbook), Environment: run.Environment}) {
+				continue
+			}
+			if len(out) == limit {
+				next = out[len(out)-1].ID
+				break
+			}
+			out = append(out, run)
+		}
+		if next != "" || len(runs) < f.Limit {
+			break
+		}
+		f.Before = runs[len(runs)-1].ID
+	}
+	server.WriteJSON(w, http.StatusOK, Page[runbook.Run]{Items: out, NextCursor: next})
+	return nil
+}
+
+func (h *handlers) startRun(w http.ResponseWriter, r *http.Request) error {
+	var req server.StartRequest
+	if err := server.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	run, err := h.s.StartRun(r.Context(), principal(r), req, h.s.RemoteAddr(r))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/runs/"+run.ID)
+	server.WriteJSON(w, http.StatusCreated, run)
+	return nil
+}
+
+type runDetail struct {
+	runbook.Run
+	Project string            `json:"project"`
+	State   *runbook.RunState `json:"state"`
+}
+
+func (h *handlers) getRun(w http.ResponseWriter, r *http.Request) error {
+	run, err := h.s.Store().GetRun(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	state, err := h.s.Engine().State(r.Context(), run.ID)
+	if err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusOK, runDetail{Run: run, Project: h.s.Catalog().ProjectOf(run.Runbook), State: state})
+	return nil
+}
+
+// EventPage is a page of a run's events.
+type EventPage struct {
+	Events []runbook.Event   `json:"events"`
+	Next   int64             `json:"next_after"` // pass as ?after= for the next page
+	Status runbook.RunStatus `json:"status"`
+	More   bool              `json:"more"` // a full page: more events may follow at once
+}
+
+func afterParam(r *http.Request) (int64, error) {
+	v := r.URL.Query().Get("after")
+	if v == "" {
+		v = r.Header.Get("Last-Event-ID")
+	}
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, server.BadRequest("after must be an event sequence number, not %q", v)
+	}
+	return n, nil
+}
+
+func (h *handlers) listEvents(w http.ResponseWriter, r *http.Request) error {
+	after, err := afterParam(r)
+	if err != nil {
+		return err
+	}
+	limit, err := limitParam(r, 1000, 10000)
+	if err != nil {
+		return err
+	}
+	run, err := h.s.Store().GetRun(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	evs, err := h.s.Store().Events(r.Context(), run.ID, after, limit)
+	if err != nil {
+		return err
+	}
+	page := EventPage{Events: evs, Next: after, Status: run.Status, More: len(evs) == limit}
+	if len(evs) > 0 {
+		page.Next = evs[len(evs)-1].Seq
+	}
+	if page.Events == nil {
+		page.Events = []runbook.Event{}
+	}
+	server.WriteJSON(w, http.StatusOK, page)
+	return nil
+}
+
+// streamEvents sends the run's events as server-sent events (id = seq, so
+// a reconnecting EventSource resumes with Last-Event-ID), then an "end"
+// event once the run is finished and everything was sent.
+func (h *handlers) streamEvents(w http.ResponseWriter, r *http.Request) error {
+	after, err := afterParam(r)
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	st := h.s.Store()
+	run, err := st.GetRun(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	notify, stop := h.s.Subscribe(run.ID)
+	defer stop()
+	poll := time.NewTicker(time.Second) // events written by other processes
+	defer poll.Stop()
+	lastWrite := time.Now()
+	for {
+		evs, err := st.Events(ctx, run.ID, after, 500)
+		if err != nil {
+			fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())
+			rc.Flush()
+			return nil
+		}
+		for _, ev := range evs {
+			b, _ := json.Marshal(ev)
+			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, b)
+			after = ev.Seq
+		}
+		if len(evs) > 0 {
+			lastWrite = time.Now()
+			if err := rc.Flush(); err != nil {
+				return nil
+			}
+		}
+		if len(evs) == 500 {
+			continue
+		}
+		if cur, err := st.GetRun(ctx, run.ID); err == nil && cur.Status.Finished() {
+			if last, err := st.LastSeq(ctx, run.ID); err == nil && last <= after {
+				fmt.Fprintf(w, "event: end\ndata: {\"status\":%q}\n\n", cur.Status)
+				rc.Flush()
+				return nil
+			}
+			continue
+		}
+		if time.Since(lastWrite) > 15*time.Second {
+			fmt.Fprint(w, ": keep-alive\n\n") // proxies close silent connections
+			lastWrite = time.Now()
+			if err := rc.Flush(); err != nil {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-notify:
+		case <-poll.C:
+		}
+	}
+}
+
+type reasonRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (h *handlers) cancelRun(w http.ResponseWriter, r *http.Request) error {
+	var req reasonRequest
+	if err := server.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	run, err := h.s.Store().GetRun(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	p := principal(r)
+	if err := h.s.CancelRun(r.Context(), run, p.Name, req.Reason); err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "run.cancel", "run/"+run.ID, map[string]string{"reason": req.Reason}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+type resumeRequest struct {
+	// RetryInterrupted answers the question about an interrupted step that
+	// is not idempotent: retry, skip or abort; empty asks (the run waits).
+	RetryInterrupted string `json:"retry_interrupted,omitempty"`
+}
+
+func (h *handlers) resumeRun(w http.ResponseWriter, r *http.Request) error {
+	var req resumeRequest
+	if err := server.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	switch req.RetryInterrupted {
+	case "", runbook.ChoiceRetry, runbook.ChoiceSkip, runbook.ChoiceAbort:
+	default:
+		return server.BadRequest("retry_interrupted must be retry, skip or abort, not %q", req.RetryInterrupted)
+	}
+	run, err := h.s.Store().GetRun(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if err := h.s.ResumeRun(r.Context(), run, principal(r).Name, req.RetryInterrupted); err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "run.resume", "run/"+run.ID, map[string]string{"retry_interrupted": req.RetryInterrupted}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusAccepted)
+	return nil
+}
+
+type gateRequest struct {
+	Decision string `json:"decision"` // go | no-go
+	Reason   string `json:"reason"`
+}
+
+func (h *handlers) decideGate(w http.ResponseWriter, r *http.Request) error {
+	var req gateRequest
+	if err := server.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	ctx := r.Context()
+	p := principal(r)
+	run, err := h.s.Store().GetRun(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	state, err := h.s.Engine().State(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	wt := state.Waiting
+	if wt == nil || wt.Kind != runbook.WaitKindGate {
+		return server.Errorf(http.StatusConflict, "not_waiting", "run %s is not waiting at a gate", run.ID)
+	}
+	if env, err := h.s.Catalog().Workspace().Environment(run.Environment); err == nil && env.Protected && run.CreatedBy == p.Name {
+		return fmt.Errorf("%w: %s is protected, and whoever started a run may not approve its gates; ask another approver", auth.ErrForbidden, run.Environment)
+	}
+	if roles := h.gateRoles(ctx, run, wt.Step); len(roles) > 0 && !slices.ContainsFunc(p.Teams, func(t string) bool { return slices.Contains(roles, t) }) && !p.IsAdmin() {
+		return fmt.Errorf("%w: gate %s may be decided by members of %v only", auth.ErrForbidden, wt.Step, roles)
+	}
+	ev, err := h.s.Engine().Decide(ctx, run.ID, runbook.DecisionRequest{Kind: runbook.WaitKindGate, Step: wt.Step, Phase: wt.Phase, Actor: p.Name, Choice: req.Decision, Reason: req.Reason})
+	if err != nil {
+		return server.Errorf(http.StatusConflict, "decision_refused", "%v", err)
+	}
+	if err := h.s.AuditRequest(r, "run.gate", "run/"+run.ID, map[string]string{"step": wt.Step, "decision": req.Decision, "reason": req.Reason}); err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusOK, ev)
+	return nil
+}
+
+// gateRoles returns the teams a gate's roles= attribute names, read from
+// the document the run executes.
+func (h *handlers) gateRoles(ctx context.Context, run runbook.Run, step string) []string {
+	sn, err := h.s.Store().GetSnapshot(ctx, run.Snapshot)
+	if err != nil {
+		return nil
+	}
+	doc, _ := markdown.Parse(sn.Runbook, sn.Source)
+	if doc == nil {
+		return nil
+	}
+	for _, s := range doc.Steps {
+		if s.ID == step {
+			return s.ApproverRoles
+		}
+	}
+	return nil
+}
+
+type answerRequest struct {
+	Kind   string `json:"kind"`   // manual | ask
+	Choice string `json:"choice"` // manual: confirmed (or empty); ask: one of the offered options
+	Reason string `json:"reason,omitempty"`
+}
+
+func (h *handlers) answer(w http.ResponseWriter, r *http.Request) error {
+	var req answerRequest
+	if err := server.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	if req.Kind != runbook.WaitKindManual && req.Kind != runbook.WaitKindAsk {
+		return server.BadRequest("kind must be manual or ask (gates are decided with POST …/gate), not %q", req.Kind)
+	}
+	ctx := r.Context()
+	run, err := h.s.Store().GetRun(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	state, err := h.s.Engine().State(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	wt := state.Waiting
+	if wt == nil || wt.Kind != req.Kind {
+		return server.Errorf(http.StatusConflict, "not_waiting", "run %s is not waiting for a %s answer", run.ID, req.Kind)
+	}
+	p := principal(r)
+	ev, err := h.s.Engine().Decide(ctx, run.ID, runbook.DecisionRequest{Kind: req.Kind, Step: wt.Step, Phase: wt.Phase, Actor: p.Name, Choice: req.Choice, Reason: req.Reason})
+	if err != nil {
+		return server.Errorf(http.StatusConflict, "decision_refused", "%v", err)
+	}
+	if err := h.s.AuditRequest(r, "run.answer", "run/"+run.ID, map[string]string{"step": wt.Step, "kind": req.Kind, "choice": req.Choice}); err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusOK, ev)
+	return nil
+}
+
+type noteRequest struct {
+	Text string `json:"text"`
+}
+
+func (h *handlers) noteRun(w http.ResponseWriter, r *http.Request) error {
+	var req noteRequest
+	if err := server.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Text) == "" {
+		return server.BadRequest("a note needs some text")
+	}
+	ev, err := h.s.Engine().Note(r.Context(), r.PathValue("id"), principal(r).Name, req.Text)
+	if err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "run.note", "run/"+ev.RunID, nil); err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusCreated, ev)
+	return nil
+}

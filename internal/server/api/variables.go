@@ -1,0 +1,127 @@
+package api
+
+import (
+	"net/http"
+	"regexp"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/server"
+	"github.com/opsbook/opsbook/internal/store"
+)
+
+func (h *handlers) registerVariables() {
+	h.s.Handle("GET /api/v1/variables", auth.NeedSomewhere(auth.RunbookView), "Variables (sensitive values are never returned)", h.listVariables)
+	h.s.Handle("PUT /api/v1/variables/{name}", auth.Need(auth.VariableEdit, h.scopeVariable), "Set a variable in ?environment= (none: every environment)", h.setVariable)
+	h.s.Handle("DELETE /api/v1/variables/{name}", auth.Need(auth.VariableEdit, h.scopeVariable), "Delete a variable of ?environment=", h.deleteVariable)
+}
+
+// variableView is a variable as the API shows it: a sensitive one's value
+// is null, whoever asks.
+type variableView struct {
+	Environment string    `json:"environment"`
+	Name        string    `json:"name"`
+	Value       *string   `json:"value"`
+	Sensitive   bool      `json:"sensitive"`
+	UpdatedBy   string    `json:"updated_by"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+func view(v store.Variable) variableView {
+	out := variableView{Environment: v.Environment, Name: v.Name, Sensitive: v.Sensitive, UpdatedBy: v.UpdatedBy, UpdatedAt: v.UpdatedAt}
+	if !v.Sensitive {
+		val := v.Value
+		out.Value = &val
+	}
+	return out
+}
+
+func (h *handlers) listVariables(w http.ResponseWriter, r *http.Request) error {
+	p := principal(r)
+	q := r.URL.Query()
+	var vs []store.Variable
+	var err error
+	if q.Has("environment") {
+		vs, err = h.s.Store().ListVariables(r.Context(), q.Get("environment"), false)
+	} else {
+		vs, err = h.s.Store().ListVariables(r.Context(), "", true)
+	}
+	if err != nil {
+		return err
+	}
+	out := []variableView{}
+	for _, v := range vs {
+		env := v.Environment
+		if env == "" {
+			env = auth.AllEnvironments
+		}
+		// Variables of every environment are visible to anyone who may view
+		// some environment: they apply to all of them.
+		if v.Environment != "" && !p.Can(auth.RunbookView, auth.Scope{Environment: env}) {
+			continue
+		}
+		out = append(out, view(v))
+	}
+	server.WriteJSON(w, http.StatusOK, Page[variableView]{Items: out})
+	return nil
+}
+
+var variableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
+type setVariableRequest struct {
+	Value     string `json:"value"`
+	Sensitive bool   `json:"sensitive"`
+}
+
+func (h *handlers) setVariable(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("name")
+	if !variableName.MatchString(name) {
+		return server.BadRequest("variable name %q: use letters, digits and _, not starting with a digit (it becomes an environment variable)", name)
+	}
+	env := r.URL.Query().Get("environment")
+	if env != "" {
+		if _, err := h.s.Catalog().Workspace().Environment(env); err != nil {
+			return server.BadRequest("%v", err)
+		}
+	}
+	var req setVariableRequest
+	if err := server.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	v := store.Variable{Environment: env, Name: name, Value: req.Value, Sensitive: req.Sensitive, UpdatedBy: principal(r).Name, UpdatedAt: h.s.Now()}
+	if req.Sensitive {
+		sealed, err := h.s.Keys().Seal([]byte(req.Value), server.VariableAAD(env, name))
+		if err != nil {
+			return err
+		}
+		v.Value = sealed
+	}
+	if err := h.s.Store().SetVariable(r.Context(), v); err != nil {
+		return err
+	}
+	detail := map[string]string{"environment": env, "sensitive": boolString(req.Sensitive)}
+	if err := h.s.AuditRequest(r, "variable.set", "variable/"+name, detail); err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusOK, view(v))
+	return nil
+}
+
+func (h *handlers) deleteVariable(w http.ResponseWriter, r *http.Request) error {
+	name, env := r.PathValue("name"), r.URL.Query().Get("environment")
+	if err := h.s.Store().DeleteVariable(r.Context(), env, name); err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "variable.delete", "variable/"+name, map[string]string{"environment": env}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func boolString(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}

@@ -1,0 +1,187 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/markdown"
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/snapshot"
+	"github.com/opsbook/opsbook/internal/workspace"
+)
+
+// DefaultProject holds runbooks that no project of opsbook.yaml selects;
+// grants name it like any other project.
+const DefaultProject = "default"
+
+// Entry is one runbook the server knows, as currently in the workspace.
+type Entry struct {
+	Path        string               `json:"path"` // relative to the workspace, slash-separated
+	Project     string               `json:"project"`
+	Title       string               `json:"title"`
+	Tags        []string             `json:"tags,omitempty"`
+	Doc         *runbook.Document    `json:"-"`
+	Rollback    *runbook.Document    `json:"-"`
+	Diagnostics []runbook.Diagnostic `json:"diagnostics,omitempty"`
+	// Content is the snapshot of the documents alone (no variables): what
+	// publishing freezes.
+	Content string `json:"content"`
+}
+
+// Catalog is the workspace as the server sees it: its config and its
+// runbooks, re-read on Sync.
+type Catalog struct {
+	mu       sync.RWMutex
+	dir      string
+	ws       *workspace.Workspace
+	entries  map[string]*Entry
+	paths    []string
+	loadedAt time.Time
+}
+
+// LoadCatalog reads the workspace at dir.
+func LoadCatalog(dir string) (*Catalog, error) {
+	c := &Catalog{dir: dir}
+	if err := c.Sync(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Sync re-reads opsbook.yaml and every runbook. On error the previous
+// state is kept.
+func (c *Catalog) Sync() error {
+	ws, err := workspace.Load(c.dir)
+	if err != nil {
+		return err
+	}
+	entries := map[string]*Entry{}
+	for _, root := range []string{workspace.RunbooksDir, workspace.ActiveDir} {
+		err := filepath.WalkDir(ws.Path(root), func(p string, d fs.DirEntry, err error) error {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if d.IsDir() || !strings.HasSuffix(d.Name(), ".md") {
+				return nil
+			}
+			rel := ws.Rel(p)
+			e, err := loadEntry(ws, rel)
+			if err != nil {
+				return err
+			}
+			if e != nil {
+				entries[rel] = e
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("read runbooks of %s: %w", ws.Dir, err)
+		}
+	}
+	paths := make([]string, 0, len(entries))
+	for p := range entries {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	c.mu.Lock()
+	c.ws, c.entries, c.paths, c.loadedAt = ws, entries, paths, time.Now()
+	c.mu.Unlock()
+	return nil
+}
+
+// loadEntry parses one document; documents of other kinds are skipped (nil).
+func loadEntry(ws *workspace.Workspace, rel string) (*Entry, error) {
+	src, err := os.ReadFile(ws.Path(rel))
+	if err != nil {
+		return nil, err
+	}
+	doc, diags := markdown.Parse(rel, src)
+	if doc == nil || doc.Front.Kind != runbook.KindRunbook {
+		return nil, nil
+	}
+	e := &Entry{Path: rel, Title: doc.Title, Tags: doc.Front.Tags, Doc: doc, Diagnostics: diags, Project: DefaultProject}
+	if p, ok := ws.ProjectOf(rel); ok {
+		e.Project = p.Name
+	}
+	if doc.Front.Rollback != "" {
+		rbRel := path.Join(path.Dir(rel), doc.Front.Rollback)
+		rbSrc, err := os.ReadFile(ws.Path(rbRel))
+		if err != nil {
+			e.Diagnostics = append(e.Diagnostics, runbook.Diagnostic{File: rel, Pos: doc.Front.Keys["rollback"], Severity: runbook.SeverityError,
+				Rule: "rollback-missing", Message: fmt.Sprintf("rollback document %s cannot be read: %v", rbRel, err)})
+		} else {
+			e.Rollback, _ = markdown.Parse(rbRel, rbSrc)
+		}
+	}
+	e.Content = snapshot.Of(snapshot.FromDocuments(doc, e.Rollback, nil, nil)).String()
+	return e, nil
+}
+
+// Workspace returns the workspace as last read.
+func (c *Catalog) Workspace() *workspace.Workspace {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.ws
+}
+
+// Get returns the runbook at a workspace-relative path.
+func (c *Catalog) Get(rel string) (*Entry, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	e, ok := c.entries[rel]
+	return e, ok
+}
+
+// List returns every runbook, by path.
+func (c *Catalog) List() []*Entry {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]*Entry, 0, len(c.paths))
+	for _, p := range c.paths {
+		out = append(out, c.entries[p])
+	}
+	return out
+}
+
+// ProjectOf returns the project of a runbook path, known or not (a run of
+// a runbook deleted since still belongs to its project).
+func (c *Catalog) ProjectOf(rel string) string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if e, ok := c.entries[rel]; ok {
+		return e.Project
+	}
+	if p, ok := c.ws.ProjectOf(rel); ok {
+		return p.Name
+	}
+	return DefaultProject
+}
+
+// Projects lists the project names: those of opsbook.yaml, then the
+// default project when some runbook falls in it.
+func (c *Catalog) Projects() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	var out []string
+	for _, p := range c.ws.Config.Projects {
+		out = append(out, p.Name)
+	}
+	for _, e := range c.entries {
+		if e.Project == DefaultProject {
+			out = append(out, DefaultProject)
+			break
+		}
+	}
+	return out
+}

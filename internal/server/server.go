@@ -1,0 +1,287 @@
+// Package server is `opsbook serve`: the HTTP server, its middleware, the
+// route table with an authorisation rule on every route, the run manager
+// that executes runs inside the process, and the services handlers call.
+// JSON handlers live in internal/server/api, HTML ones in
+// internal/server/ui; both register through Server.Handle.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/audit"
+	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/engine"
+	"github.com/opsbook/opsbook/internal/secret"
+	"github.com/opsbook/opsbook/internal/store"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config configures a Server.
+type Config struct {
+	Store     *store.Store
+	Workspace string // directory of the workspace served
+	Keys      *secret.Keyring
+	Logger    *slog.Logger
+	// Engine executes runs; default engine.New with the store.
+	Engine *engine.Engine
+	// Workers is how many runs execute at once; default 64. A run waiting
+	// at a gate holds its worker.
+	Workers int
+	// ShutdownGrace is how long shutdown waits for running runs; default 30 s.
+	ShutdownGrace time.Duration
+	// TrustProxy takes the client address from X-Forwarded-For.
+	TrustProxy bool
+	// KeepRuns, when positive, applies run retention every hour: only the
+	// newest KeepRuns finished runs per runbook and environment are kept.
+	KeepRuns int
+	// SessionTTL is how long a login lasts; default 12 h.
+	SessionTTL time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Server is the opsbook server.
+type Server struct {
+	cfg     Config
+	store   *store.Store
+	engine  *engine.Engine
+	keys    *secret.Keyring
+	catalog *Catalog
+	log     *slog.Logger
+	mux     *http.ServeMux
+	routes  []Route
+	metrics *metrics
+	runs    *runManager
+	handler http.Handler
+}
+
+// New builds a server: it reads the workspace and registers the built-in
+// routes (health, readiness, metrics). Register the API with api.Register
+// before serving.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Keys == nil {
+		return nil, errors.New("server: Store and Keys are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 64
+	}
+	if cfg.ShutdownGrace <= 0 {
+		cfg.ShutdownGrace = 30 * time.Second
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 12 * time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Engine == nil {
+		cfg.Engine = engine.New(engine.Config{Store: cfg.Store})
+	}
+	catalog, err := LoadCatalog(cfg.Workspace)
+	if err != nil {
+		return nil, fmt.Errorf("serve workspace %s: %w", cfg.Workspace, err)
+	}
+	s := &Server{cfg: cfg, store: cfg.Store, engine: cfg.Engine, keys: cfg.Keys, catalog: catalog, log: cfg.Logger, mux: http.NewServeMux()}
+	s.runs = newRunManager(s, cfg.Workers)
+	s.metrics = newMetrics(s)
+	s.handler = s.withLogging(s.mux)
+
+	s.Handle("GET /healthz", auth.Public(), "Liveness: the process serves HTTP", func(w http.ResponseWriter, r *http.Request) error {
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return nil
+	})
+	s.Handle("GET /readyz", auth.Public(), "Readiness: the database answers", func(w http.ResponseWriter, r *http.Request) error {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.store.Ping(ctx); err != nil {
+			return Errorf(http.StatusServiceUnavailable, "not_ready", "database unreachable: %v", err)
+		}
+		if s.runs.closed.Load() {
+			return Errorf(http.StatusServiceUnavailable, "not_ready", "shutting down")
+		}
+		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		return nil
+	})
+	metricsHandler := promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
+	s.Handle("GET /metrics", auth.Public(), "Prometheus metrics", func(w http.ResponseWriter, r *http.Request) error {
+		metricsHandler.ServeHTTP(w, r)
+		return nil
+	})
+	return s, nil
+}
+
+// Store, Engine, Catalog and Keys are the services handlers use.
+func (s *Server) Store() *store.Store       { return s.store }
+func (s *Server) Engine() *engine.Engine    { return s.engine }
+func (s *Server) Catalog() *Catalog         { return s.catalog }
+func (s *Server) Keys() *secret.Keyring     { return s.keys }
+func (s *Server) Logger() *slog.Logger      { return s.log }
+func (s *Server) now() time.Time            { return s.cfg.Now() }
+func (s *Server) Now() time.Time            { return s.cfg.Now() }
+func (s *Server) SessionTTL() time.Duration { return s.cfg.SessionTTL }
+
+// Hub returns a channel that is signalled when a run's log grows in this
+// process, and a function to stop listening.
+func (s *Server) Subscribe(runID string) (<-chan struct{}, func()) {
+	return s.runs.hub.subscribe(runID)
+}
+
+// ServeHTTP serves the registered routes through the middleware.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+// Audit appends an entry to the audit log.
+func (s *Server) Audit(ctx context.Context, actor, remote, action, target string, detail map[string]string) error {
+	_, err := s.store.AppendAudit(context.WithoutCancel(ctx), audit.Entry{Time: s.now(), Actor: actor, Remote: remote, Action: action, Target: target, Detail: detail})
+	if err != nil {
+		s.log.Error("audit log append failed", "action", action, "target", target, "err", err)
+		return fmt.Errorf("record %s in the audit log: %w", action, err)
+	}
+	return nil
+}
+
+// AuditRequest appends an entry for the request's principal and address.
+func (s *Server) AuditRequest(r *http.Request, action, target string, detail map[string]string) error {
+	actor := "anonymous"
+	if p := auth.FromContext(r.Context()); p != nil {
+		actor = p.Name
+	}
+	return s.Audit(r.Context(), actor, s.RemoteAddr(r), action, target, detail)
+}
+
+// Start resumes runs left by a previous process; call it once, after
+// registering routes and before serving.
+func (s *Server) Start(ctx context.Context) { s.resumeOrphans(ctx) }
+
+// Shutdown stops taking runs and waits (up to ctx's deadline) for the
+// executing ones.
+func (s *Server) Shutdown(ctx context.Context) error { return s.runs.shutdown(ctx) }
+
+// ListenAndServe serves on addr until ctx is cancelled (SIGTERM), then
+// shuts down gracefully: it stops accepting connections, finishes
+// in-flight requests, and lets executing runs finish within
+// Config.ShutdownGrace; runs still executing after that are left for the
+// next start to resume. ready, when non-nil, receives the bound address.
+func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(net.Addr)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w (is another server running there? pick another with --addr)", addr, err)
+	}
+	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	if ready != nil {
+		ready(ln.Addr())
+	}
+	s.Start(context.WithoutCancel(ctx))
+	go s.housekeeping(ctx)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down: no new connections or runs; waiting for executing runs", "grace", s.cfg.ShutdownGrace)
+	sctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownGrace)
+	defer cancel()
+	// SSE streams would hold Shutdown open; closing idle and streaming
+	// connections is what the deadline is for.
+	httpErr := hs.Shutdown(sctx)
+	if errors.Is(httpErr, context.DeadlineExceeded) {
+		hs.Close()
+		httpErr = nil
+	}
+	runErr := s.runs.shutdown(sctx)
+	if runErr != nil {
+		s.log.Warn("shutdown", "err", runErr)
+	}
+	return httpErr
+}
+
+// housekeeping deletes expired sessions and applies run retention hourly.
+func (s *Server) housekeeping(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := s.store.DeleteExpiredSessions(ctx, s.now()); err != nil {
+			s.log.Warn("delete expired sessions", "err", err)
+		}
+		if s.cfg.KeepRuns > 0 {
+			n, err := s.ApplyRetention(ctx, s.cfg.KeepRuns)
+			if err != nil {
+				s.log.Warn("run retention", "err", err)
+			} else if n > 0 {
+				s.Audit(ctx, "system", "", "retention.apply", "runs", map[string]string{"keep": fmt.Sprint(s.cfg.KeepRuns), "deleted": fmt.Sprint(n)})
+			}
+		}
+	}
+}
+
+// AdminTeam is the team the first start creates and grants Admin.
+const AdminTeam = "admins"
+
+// Bootstrap creates the first administrator when there are no users: user
+// "admin" in team "admins" (granted Admin), with the password read from
+// OPSBOOK_ADMIN_PASSWORD_FILE or a random one. It returns the password
+// when it generated it (to print once), else "".
+func (s *Server) Bootstrap(ctx context.Context, getenv func(string) string) (user, generated string, err error) {
+	n, err := s.store.CountUsers(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	if n > 0 {
+		return "", "", nil
+	}
+	password := ""
+	if f := getenv("OPSBOOK_ADMIN_PASSWORD_FILE"); f != "" {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", "", fmt.Errorf("OPSBOOK_ADMIN_PASSWORD_FILE: %w", err)
+		}
+		password = strings.TrimSpace(string(b))
+	} else {
+		b := make([]byte, 18)
+		rand.Read(b)
+		password = base64.RawURLEncoding.EncodeToString(b)
+		generated = password
+	}
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return "", "", fmt.Errorf("admin password from OPSBOOK_ADMIN_PASSWORD_FILE: %w", err)
+	}
+	u := &store.User{Name: "admin", Display: "Administrator", PasswordHash: hash}
+	if err := s.store.CreateUser(ctx, u); err != nil {
+		return "", "", err
+	}
+	if _, err := s.store.CreateTeam(ctx, AdminTeam); err != nil && !errors.Is(err, store.ErrConflict) {
+		return "", "", err
+	}
+	if err := s.store.AddTeamMember(ctx, AdminTeam, u.ID); err != nil {
+		return "", "", err
+	}
+	if err := s.store.CreateGrant(ctx, &auth.Grant{Team: AdminTeam, Permission: auth.Admin}); err != nil {
+		return "", "", err
+	}
+	if err := s.Audit(ctx, "system", "", "user.bootstrap", "user/admin", map[string]string{"team": AdminTeam}); err != nil {
+		return "", "", err
+	}
+	return u.Name, generated, nil
+}
