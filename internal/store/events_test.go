@@ -234,3 +234,25 @@ func TestAppendEventsConcurrent(t *testing.T) {
 		}
 	})
 }
+
+// What is appended is on disk where FilesContaining looks, and what is not
+// appended is not: the check the engine's masking tests rely on.
+func TestFilesContaining(t *testing.T) {
+	storetest.ForEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		run := mustCreate(t, s, runbook.Run{})
+		written := "needle-" + run.ID
+		_, err := s.AppendEvents(ctx, run.ID,
+			runbook.Event{Type: runbook.EventStepOutput, Stream: "stdout", Text: "before " + written + " after"},
+			runbook.Event{Type: runbook.EventStepFinished, Data: map[string]string{"status": "succeeded"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if found := storetest.FilesContaining(t, s, []byte(written)); len(found) == 0 {
+			t.Errorf("%q was appended but is in no database file", written)
+		}
+		if found := storetest.FilesContaining(t, s, []byte("never-"+run.ID)); len(found) != 0 {
+			t.Errorf("a value never written was found in %v", found)
+		}
+	})
+}

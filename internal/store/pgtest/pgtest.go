@@ -298,6 +298,29 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
+// FlushedDataDir returns the data directory of this test binary's shared
+// cluster after a CHECKPOINT has written every committed change into its
+// files, for tests that look for plaintext in the database files. Values
+// over about 2 KB may be stored compressed (TOAST), so such a search only
+// proves something about short values. It fails the test when the server
+// is external (OPSBOOK_TEST_POSTGRES).
+func FlushedDataDir(t testing.TB) string {
+	t.Helper()
+	if os.Getenv(EnvDSN) != "" {
+		t.Fatalf("pgtest: the data directory of %s is not known", EnvDSN)
+	}
+	c := sharedCluster(t)
+	db, err := sql.Open("pgx", c.admin)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`CHECKPOINT`); err != nil {
+		t.Fatalf("pgtest: checkpoint: %v", err)
+	}
+	return filepath.Join(c.dir, "data")
+}
+
 // AdminDSN is the URL of the cluster's postgres database, as superuser.
 func (c *Cluster) AdminDSN() string { return c.admin }
 

@@ -4,7 +4,11 @@
 package storetest
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -48,4 +52,47 @@ func ForEachDialect(t *testing.T, fn func(t *testing.T, s *store.Store)) {
 			fn(t, Open(t, d))
 		})
 	}
+}
+
+// FilesContaining returns the database files holding needle as plain
+// bytes: for SQLite the database file and its -wal and -shm files, for
+// PostgreSQL every file of the test cluster (see pgtest.FlushedDataDir for
+// what that can and cannot show). Tests use it to prove a secret never
+// reached disk; it fails the test if it cannot read the files.
+func FilesContaining(t testing.TB, s *store.Store, needle []byte) []string {
+	t.Helper()
+	var files []string
+	switch s.Dialect() {
+	case store.DialectSQLite:
+		for _, suffix := range []string{"", "-wal", "-shm"} {
+			files = append(files, s.Path()+suffix)
+		}
+	case store.DialectPostgres:
+		err := filepath.WalkDir(pgtest.FlushedDataDir(t), func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type().IsRegular() {
+				files = append(files, path)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("storetest: %v", err)
+		}
+	}
+	var found []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // no -wal or -shm after a clean close
+		}
+		if err != nil {
+			t.Fatalf("storetest: %v", err)
+		}
+		if bytes.Contains(b, needle) {
+			found = append(found, f)
+		}
+	}
+	return found
 }
