@@ -64,6 +64,7 @@ func Paths(paths []string, opts Options) ([]runbook.Diagnostic, error) {
 	}
 
 	results := make([][]runbook.Diagnostic, len(files))
+	blocks := make([][]shellBlock, len(files))
 	errs := make([]error, len(files))
 	work := make(chan int)
 	var wg sync.WaitGroup
@@ -72,7 +73,7 @@ func Paths(paths []string, opts Options) ([]runbook.Diagnostic, error) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				results[i], errs[i] = lintFile(files[i], explicit[files[i]], opts)
+				results[i], blocks[i], errs[i] = lintFile(files[i], explicit[files[i]], opts)
 			}
 		}()
 	}
@@ -85,24 +86,34 @@ func Paths(paths []string, opts Options) ([]runbook.Diagnostic, error) {
 		return nil, err
 	}
 	var all []runbook.Diagnostic
-	for _, r := range results {
+	var shell []shellBlock
+	for i, r := range results {
 		all = append(all, r...)
+		shell = append(shell, blocks[i]...)
+	}
+	if opts.Shell {
+		// Checked together so that many documents share a few shell processes.
+		all = append(all, checkShell(shell)...)
 	}
 	runbook.SortDiagnostics(all)
 	return all, nil
 }
 
-func lintFile(path string, explicit bool, opts Options) ([]runbook.Diagnostic, error) {
+// lintFile parses and lints one file, leaving the shell syntax check to
+// the caller: it returns the blocks to check instead.
+func lintFile(path string, explicit bool, opts Options) ([]runbook.Diagnostic, []shellBlock, error) {
 	doc, diags, err := markdown.ParseFile(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !explicit {
 		if _, hasKind := doc.Front.Keys["kind"]; !hasKind {
-			return nil, nil
+			return nil, nil, nil
 		}
 	}
-	return append(diags, Document(doc, opts)...), nil
+	withoutShell := opts
+	withoutShell.Shell = false
+	return append(diags, Document(doc, withoutShell)...), shellBlocks(doc), nil
 }
 
 // Document applies every lint rule to a parsed document. It does not repeat
@@ -115,7 +126,7 @@ func Document(doc *runbook.Document, opts Options) []runbook.Diagnostic {
 	l.variables()
 	l.placeholders()
 	if opts.Shell {
-		l.diags = append(l.diags, checkShell(doc)...)
+		l.diags = append(l.diags, checkShell(shellBlocks(doc))...)
 	}
 	runbook.SortDiagnostics(l.diags)
 	return l.diags

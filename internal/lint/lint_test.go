@@ -357,3 +357,49 @@ func TestUTF16Columns(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckShellBatches(t *testing.T) {
+	block := func(lang, body string, line int) shellBlock {
+		return shellBlock{file: "f.md", b: &runbook.Block{Lang: lang, Body: body, Pos: runbook.Pos{Line: line - 1, Col: 1}, BodyLine: line}}
+	}
+	var blocks []shellBlock
+	for i := range 600 {
+		blocks = append(blocks, block("bash", fmt.Sprintf("if [ %d -gt 0 ]; then\n  echo \"ok $HOME\"\nfi\n", i), 1000+10*i))
+	}
+	blocks[17] = block("bash", "for x in a b; do\n  echo $x\n", 1170)     // missing done
+	blocks[433] = block("bash", "case $1 in\n  a) echo ;;\nesak\n", 5330) // misspelt esac
+	// Each alone is an error; concatenated, their quotes would pair up and hide both.
+	blocks = append(blocks, block("sh", "echo 'one\n", 9000), block("sh", "echo two'\n", 9010))
+
+	diags := checkShell(blocks)
+	var got []string
+	for _, d := range diags {
+		got = append(got, fmt.Sprintf("%d", d.Pos.Line))
+	}
+	slices.Sort(got)
+	if want := []string{"1171", "5332", "9000", "9010"}; !slices.Equal(got, want) {
+		t.Errorf("errors at lines %v, want %v: %v", got, want, diags)
+	}
+}
+
+func TestLexicallyClosed(t *testing.T) {
+	tests := map[string]bool{
+		"echo 'a' \"b\" `c`":           true,
+		"echo 'a":                      false,
+		"echo \"it's\"":                true,
+		"echo \\'":                     true,
+		"cat <<EOF\nx\nEOF\n":          true,
+		"cat <<'EOF'\nx\n":             false,
+		"cat <<-EOF\n\tx\n\tEOF":       true,
+		"echo # it's a comment":        true,
+		"echo \"multi\nline\"":         true,
+		"x=$(printf '%s' \"$y\")":      true,
+		"echo `date":                   false,
+		"grep -q \"a'b\" f && echo ok": true,
+	}
+	for script, want := range tests {
+		if got := lexicallyClosed(script); got != want {
+			t.Errorf("lexicallyClosed(%q) = %v, want %v", script, got, want)
+		}
+	}
+}

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -16,68 +18,182 @@ import (
 
 // shellTimeout bounds one syntax check; `-n` never runs anything, so only
 // a pathological script could take long.
-const shellTimeout = 10 * time.Second
+const shellTimeout = 30 * time.Second
+
+// batchSize is how many blocks one `bash -n` reads at a time.
+const batchSize = 256
 
 // shellError matches "bash: line 3: syntax error …" and dash's "sh: 3: Syntax error: …".
 var shellError = regexp.MustCompile(`^[^:]*: (?:line )?(\d+): (.*)$`)
 
+// shellBlock is one command block to check, with the document it is in.
 type shellBlock struct {
-	b     *runbook.Block
-	start int // 1-based line of the block in the combined script
+	file string
+	b    *runbook.Block
 }
 
-// checkShell runs `bash -n` or `sh -n` over the document's sh and bash
-// blocks. All blocks of one shell are first checked as one script — a
-// single process per shell per document — and only when that fails is
-// each block checked alone, so an error is reported in the right block.
-func checkShell(doc *runbook.Document) []runbook.Diagnostic {
-	groups := map[string][]*runbook.Block{}
+// shellBlocks lists a document's sh and bash command blocks.
+func shellBlocks(doc *runbook.Document) []shellBlock {
+	var out []shellBlock
 	for _, s := range doc.Steps {
 		for _, b := range []*runbook.Block{s.Action, s.Verify, s.Until} {
 			if b == nil || strings.Contains(b.Body, "<<FILL:") {
 				continue
 			}
-			switch b.Lang {
-			case "sh", "bash":
-				groups[b.Lang] = append(groups[b.Lang], b)
+			if b.Lang == "sh" || b.Lang == "bash" {
+				out = append(out, shellBlock{file: doc.Path, b: b})
 			}
 		}
 	}
-	var diags []runbook.Diagnostic
+	return out
+}
+
+// checkShell runs `bash -n` (bash blocks) or `sh -n` (sh blocks) over the
+// blocks and reports each syntax error at its line in the document.
+//
+// One process per block would dominate lint time, so blocks are checked in
+// batches: the blocks of a batch are concatenated and, when the shell
+// accepts the whole, every block is fine; when it does not, the batch is
+// split in halves until the failing blocks are found. A block that ends
+// inside a quote or a here-document could pair up with the next block and
+// hide both errors, so such blocks are never batched: they are checked alone.
+func checkShell(blocks []shellBlock) []runbook.Diagnostic {
+	var jobs [][]shellBlock
 	for _, shell := range []string{"bash", "sh"} {
-		blocks := groups[shell]
-		if len(blocks) == 0 {
-			continue
-		}
-		var script strings.Builder
-		for _, b := range blocks {
-			script.WriteString(b.Body)
-			if !strings.HasSuffix(b.Body, "\n") {
-				script.WriteByte('\n')
-			}
-		}
-		if _, _, ok := syntaxCheck(shell, script.String()); ok {
-			continue
-		}
-		for _, b := range blocks {
-			line, msg, ok := syntaxCheck(shell, b.Body)
-			if ok {
+		var batch []shellBlock
+		for _, sb := range blocks {
+			if sb.b.Lang != shell {
 				continue
 			}
-			// A shell reports an unterminated construct at the end of input;
-			// the block's last line is the nearest place in the document.
-			lastLine := max(strings.Count(strings.TrimSuffix(b.Body, "\n"), "\n")+1, 1)
-			pos := runbook.Pos{Line: b.BodyLine + min(max(line, 1), lastLine) - 1, Col: max(b.Pos.Col, 1)}
-			if line == 0 {
-				pos = b.Pos
+			if !lexicallyClosed(sb.b.Body) {
+				jobs = append(jobs, []shellBlock{sb})
+				continue
 			}
-			diags = append(diags, runbook.Diagnostic{
-				File: doc.Path, Pos: pos, Severity: runbook.SeverityError, Rule: "shell-syntax",
-				Message: fmt.Sprintf("%s (from %s -n); fix the command's syntax", msg, shell),
-			})
+			batch = append(batch, sb)
+			if len(batch) == batchSize {
+				jobs = append(jobs, batch)
+				batch = nil
+			}
+		}
+		if len(batch) > 0 {
+			jobs = append(jobs, batch)
 		}
 	}
+	results := make([][]runbook.Diagnostic, len(jobs))
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, min(runtime.GOMAXPROCS(0), len(jobs))) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				results[i] = checkBatch(jobs[i])
+			}
+		}()
+	}
+	for i := range jobs {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	var diags []runbook.Diagnostic
+	for _, r := range results {
+		diags = append(diags, r...)
+	}
 	return diags
+}
+
+func checkBatch(batch []shellBlock) []runbook.Diagnostic {
+	shell := batch[0].b.Lang
+	if len(batch) == 1 {
+		sb := batch[0]
+		line, msg, ok := syntaxCheck(shell, sb.b.Body)
+		if ok {
+			return nil
+		}
+		return []runbook.Diagnostic{shellDiagnostic(sb, shell, line, msg)}
+	}
+	var script strings.Builder
+	for _, sb := range batch {
+		script.WriteString(sb.b.Body)
+		if !strings.HasSuffix(sb.b.Body, "\n") {
+			script.WriteByte('\n')
+		}
+	}
+	if _, _, ok := syntaxCheck(shell, script.String()); ok {
+		return nil
+	}
+	half := len(batch) / 2
+	return append(checkBatch(batch[:half]), checkBatch(batch[half:])...)
+}
+
+func shellDiagnostic(sb shellBlock, shell string, line int, msg string) runbook.Diagnostic {
+	b := sb.b
+	pos := b.Pos
+	if line > 0 {
+		// A shell reports an unterminated construct at the end of input;
+		// the block's last line is the nearest place in the document.
+		lastLine := max(strings.Count(strings.TrimSuffix(b.Body, "\n"), "\n")+1, 1)
+		pos = runbook.Pos{Line: b.BodyLine + min(line, lastLine) - 1, Col: max(b.Pos.Col, 1)}
+	}
+	return runbook.Diagnostic{
+		File: sb.file, Pos: pos, Severity: runbook.SeverityError, Rule: "shell-syntax",
+		Message: fmt.Sprintf("%s (from %s -n); fix the command's syntax", msg, shell),
+	}
+}
+
+// lexicallyClosed reports whether a script ends outside any quote,
+// backquote or here-document, so that concatenating it with another script
+// cannot change how the other is read.
+func lexicallyClosed(body string) bool {
+	var single, double, back bool
+	var heredoc []string
+	lines := strings.Split(body, "\n")
+	for _, line := range lines {
+		if len(heredoc) > 0 && !single && !double && !back {
+			if strings.TrimLeft(line, "\t") == heredoc[0] {
+				heredoc = heredoc[1:]
+			}
+			continue
+		}
+		for i := 0; i < len(line); i++ {
+			c := line[i]
+			switch {
+			case single:
+				if c == '\'' {
+					single = false
+				}
+			case c == '\\':
+				i++
+			case c == '"':
+				double = !double
+			case c == '`':
+				back = !back
+			case double:
+			case c == '\'':
+				single = true
+			case c == '#' && (i == 0 || strings.IndexByte(" \t;&|(", line[i-1]) >= 0):
+				i = len(line)
+			case c == '<' && strings.HasPrefix(line[i:], "<<") && !strings.HasPrefix(line[i:], "<<<"):
+				j := i + 2
+				if j < len(line) && line[j] == '-' {
+					j++
+				}
+				for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
+					j++
+				}
+				k := j
+				for k < len(line) && strings.IndexByte(" \t;&|<>()", line[k]) < 0 {
+					k++
+				}
+				if word := strings.Trim(line[j:k], `'"\`); word != "" {
+					heredoc = append(heredoc, word)
+				}
+				i = k - 1
+			}
+		}
+	}
+	return !single && !double && !back && len(heredoc) == 0
 }
 
 // syntaxCheck pipes a script into `shell -n`. It reports ok when the syntax
@@ -99,10 +215,11 @@ func syntaxCheck(shell, script string) (line int, msg string, ok bool) {
 	}
 	first := ""
 	for _, l := range strings.Split(stderr.String(), "\n") {
-		m := shellError.FindStringSubmatch(strings.TrimSpace(l))
+		l = strings.TrimSpace(l)
+		m := shellError.FindStringSubmatch(l)
 		if m == nil {
-			if first == "" && strings.TrimSpace(l) != "" {
-				first = strings.TrimSpace(l)
+			if first == "" && l != "" {
+				first = l
 			}
 			continue
 		}
