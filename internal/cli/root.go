@@ -94,6 +94,10 @@ Start with:
 		newVersionCmd(e),
 		newLintCmd(e),
 		newServeCmd(e),
+		newInitCmd(e),
+		newNewCmd(e),
+		newListCmd(e),
+		newArchiveCmd(e),
 	)
 	return root
 }
