@@ -47,6 +47,10 @@ at least one error, 2 on bad usage.`,
 			opts := lint.Options{Shell: !noShell, KnownVars: vars}
 			base := "."
 			ws, wsErr := findWorkspace(e)
+			if wsErr != nil && !errors.Is(wsErr, workspace.ErrNoWorkspace) {
+				// Documents can still be linted; only workspace variables are unknown.
+				fmt.Fprintf(e.stderr, "opsbook: warning: %v; linting without the workspace's variables\n", wsErr)
+			}
 			if ws != nil {
 				base = ws.Dir
 				for _, name := range ws.EnvironmentNames() {
@@ -71,9 +75,6 @@ at least one error, 2 on bad usage.`,
 				}
 				ops := filepath.Join(root, workspace.OpsDir)
 				if _, err := os.Stat(ops); err != nil {
-					if wsErr != nil && !errors.Is(wsErr, workspace.ErrNoWorkspace) {
-						return badInput("%v", wsErr)
-					}
 					return badInput("no %s directory in %s: pass the files or directories to lint, or run `opsbook init` to create a workspace", workspace.OpsDir, root)
 				}
 				paths = []string{ops}
