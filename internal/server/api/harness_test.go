@@ -279,7 +279,9 @@ func (h *harness) waitRun(id string, what string, cond func(runDetail) bool) run
 }
 
 func waitingFor(kind string) func(runDetail) bool {
-	return func(d runDetail) bool { return d.State != nil && d.State.Waiting != nil && d.State.Waiting.Kind == kind }
+	return func(d runDetail) bool {
+		return d.State != nil && d.State.Waiting != nil && d.State.Waiting.Kind == kind
+	}
 }
 
 func finished(d runDetail) bool { return d.Status.Finished() }

@@ -95,8 +95,8 @@ func regenerate(t *testing.T, doc *openAPIDoc, routes []server.Route) {
 			continue
 		}
 		op := map[string]any{
-			"summary":                rt.Summary,
-			"operationId":            operationID(rt),
+			"summary":                 rt.Summary,
+			"operationId":             operationID(rt),
 			"x-opsbook-authorization": rt.Rule.String(),
 			"responses": map[string]any{
 				"default": map[string]any{"$ref": "#/components/responses/Error"},

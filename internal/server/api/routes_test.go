@@ -76,10 +76,10 @@ var routeCases = map[string]routeCase{
 			}
 			return h.login(u)
 		}},
-	"GET /api/v1/session":      {setup: static("/api/v1/session", nil), ok: 200, allow: signedIn},
-	"GET /api/v1/projects":     {setup: static("/api/v1/projects", nil), ok: 200, allow: signedIn},
-	"GET /api/v1/environments": {setup: static("/api/v1/environments", nil), ok: 200, allow: signedIn},
-	"GET /api/v1/runbooks":     {setup: static("/api/v1/runbooks", nil), ok: 200, allow: signedIn},
+	"GET /api/v1/session":            {setup: static("/api/v1/session", nil), ok: 200, allow: signedIn},
+	"GET /api/v1/projects":           {setup: static("/api/v1/projects", nil), ok: 200, allow: signedIn},
+	"GET /api/v1/environments":       {setup: static("/api/v1/environments", nil), ok: 200, allow: signedIn},
+	"GET /api/v1/runbooks":           {setup: static("/api/v1/runbooks", nil), ok: 200, allow: signedIn},
 	"GET /api/v1/runbooks/{path...}": {setup: static("/api/v1/runbooks/"+backupRunbook, nil), ok: 200, allow: signedIn},
 	"POST /api/v1/workspace/sync":    {setup: static("/api/v1/workspace/sync", nil), ok: 200, allow: []string{editor}},
 	"POST /api/v1/snapshots": {setup: static("/api/v1/snapshots", map[string]string{"runbook": searchRunbook}),
