@@ -9,8 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -34,8 +36,9 @@ type LocalOptions struct {
 	// exited while a background process it left holds stdout or stderr
 	// open; then the pipes are closed so Run returns. 0 means 1 s.
 	PipeGrace time.Duration
-	// TempDir is where each command's private directory (script and
-	// $OPSBOOK_OUTPUT file) is created; "" means os.TempDir().
+	// TempDir is where the executor's private 0700 directory, holding each
+	// command's script and $OPSBOOK_OUTPUT file while it runs, is created;
+	// "" means os.TempDir(). Close removes the directory.
 	TempDir string
 }
 
@@ -47,6 +50,9 @@ type Local struct {
 
 	mu           sync.Mutex
 	interpreters map[string]string // "PATH\x00name" → absolute path
+	dir          string            // private directory, made on first use
+	closed       bool
+	seq          atomic.Uint64 // names each command's files in dir
 }
 
 // NewLocal returns an executor for the local host.
@@ -79,12 +85,83 @@ var _ Executor = (*Local)(nil)
 // Host implements Executor.
 func (l *Local) Host() string { return "local" }
 
-// Close implements Executor; the local executor holds nothing open
-// between commands.
-func (l *Local) Close() error { return nil }
+// Close implements Executor: it removes the private directory. Run fails
+// after Close.
+func (l *Local) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	if l.dir == "" {
+		return nil
+	}
+	dir := l.dir
+	l.dir = ""
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove local executor directory: %w", err)
+	}
+	return nil
+}
 
-// Run implements Executor. The script is written to a 0600 file in a
-// private 0700 directory and run as `INTERPRETER FILE`, so nothing is
+// privateDir returns the executor's 0700 directory, creating it when
+// needed. One directory for all commands spares a mkdir and a rmdir per
+// step, a noticeable part of a step's cost on a journaling file system.
+func (l *Local) privateDir(recreate bool) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return "", errors.New("local executor is closed")
+	}
+	if l.dir != "" && !recreate {
+		return l.dir, nil
+	}
+	dir, err := os.MkdirTemp(l.opts.TempDir, "opsbook-exec-")
+	if err != nil {
+		return "", fmt.Errorf("create private directory for commands: %w; check that %s is writable", err, tempDirName(l.opts.TempDir))
+	}
+	l.dir = dir
+	return dir, nil
+}
+
+// writeScript writes the script to a new 0600 file in the private
+// directory and returns its path and the path for $OPSBOOK_OUTPUT.
+func (l *Local) writeScript(script, ext string) (scriptPath, outputPath string, err error) {
+	dir, err := l.privateDir(false)
+	if err != nil {
+		return "", "", err
+	}
+	name := "step-" + strconv.FormatUint(l.seq.Add(1), 10)
+	scriptPath = filepath.Join(dir, name+ext)
+	err = writeNewFile(scriptPath, script)
+	if errors.Is(err, os.ErrNotExist) {
+		// Something cleaned the temporary directory away under us.
+		if dir, err = l.privateDir(true); err != nil {
+			return "", "", err
+		}
+		scriptPath = filepath.Join(dir, name+ext)
+		err = writeNewFile(scriptPath, script)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("write command script: %w", err)
+	}
+	// The output file is not created in advance: `>>` and open(…, "a")
+	// create it, and most steps publish nothing.
+	return scriptPath, filepath.Join(dir, name+".out"), nil
+}
+
+func writeNewFile(path, content string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(content)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Run implements Executor. The script is written to a 0600 file in the
+// executor's private 0700 directory and run as `INTERPRETER FILE`, so nothing is
 // interpolated, with stdin from /dev/null. When the command exits normally,
 // processes it started in the background are left running (a step may
 // start a daemon) but their output is no longer read after PipeGrace; on
@@ -111,19 +188,12 @@ func (l *Local) Run(ctx context.Context, c Command) (Result, error) {
 		}
 	}
 
-	dir, err := os.MkdirTemp(l.opts.TempDir, "opsbook-step-")
+	scriptPath, outputPath, err := l.writeScript(c.Script, scriptExtension(interpreter))
 	if err != nil {
-		return Result{}, fmt.Errorf("create private directory for the command: %w; check that %s is writable", err, tempDirName(l.opts.TempDir))
+		return Result{}, err
 	}
-	defer os.RemoveAll(dir)
-	scriptPath := filepath.Join(dir, "script"+scriptExtension(interpreter))
-	if err := os.WriteFile(scriptPath, []byte(c.Script), 0o600); err != nil {
-		return Result{}, fmt.Errorf("write command script: %w", err)
-	}
-	outputPath := filepath.Join(dir, "output")
-	if err := os.WriteFile(outputPath, nil, 0o600); err != nil {
-		return Result{}, fmt.Errorf("create $OPSBOOK_OUTPUT file: %w", err)
-	}
+	defer os.Remove(scriptPath)
+	defer os.Remove(outputPath)
 
 	cmd := &exec.Cmd{
 		Path:        interpreterPath,
@@ -327,9 +397,9 @@ type streams struct {
 	readers []*os.File
 	writers []*os.File // child's ends, closed in the parent after Start
 	dests   []io.Writer
-	names   []string // "stdout", "stderr" or "output" when shared
-	errs    []error  // first write error per stream, set by its copier
-	done    sync.WaitGroup
+	names   []string        // "stdout", "stderr" or "output" when shared
+	errs    []error         // first write error per stream, set by its copier
+	done    []chan struct{} // closed by each copier at end of file
 }
 
 func openStreams(cmd *exec.Cmd, stdout, stderr io.Writer) (*streams, error) {
@@ -396,9 +466,10 @@ func (s *streams) startCopying() {
 	}
 	s.writers = nil
 	for i, r := range s.readers {
-		s.done.Add(1)
+		done := make(chan struct{})
+		s.done = append(s.done, done)
 		go func(i int, r *os.File, w io.Writer) {
-			defer s.done.Done()
+			defer close(done)
 			buf := copyBuffers.Get().(*[]byte)
 			defer copyBuffers.Put(buf)
 			for {
@@ -424,18 +495,26 @@ func (s *streams) startCopying() {
 // drain waits for the copiers to reach end of file, or closes the pipes
 // after grace so a background process holding them cannot block Run.
 func (s *streams) drain(grace time.Duration) {
-	finished := make(chan struct{})
-	go func() {
-		s.done.Wait()
-		close(finished)
-	}()
-	select {
-	case <-finished:
-	case <-time.After(grace):
-		for _, r := range s.readers {
-			r.Close() // unblocks the pending Read: pipes use the poller
+	var expired <-chan time.Time
+	for _, done := range s.done {
+		select {
+		case <-done:
+			continue
+		default:
 		}
-		<-finished
+		if expired == nil {
+			timer := time.NewTimer(grace)
+			defer timer.Stop()
+			expired = timer.C
+		}
+		select {
+		case <-done:
+		case <-expired:
+			for _, r := range s.readers {
+				r.Close() // unblocks the pending Read: pipes use the poller
+			}
+			<-done
+		}
 	}
 	s.closeAll()
 }

@@ -38,6 +38,13 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
+// newLocal returns a local executor that is closed when the test ends.
+func newLocal(tb testing.TB, opts LocalOptions) *Local {
+	l := NewLocal(opts)
+	tb.Cleanup(func() { l.Close() })
+	return l
+}
+
 func runLocal(t *testing.T, l *Local, ctx context.Context, c Command) Result {
 	t.Helper()
 	type answer struct {
@@ -62,7 +69,7 @@ func runLocal(t *testing.T, l *Local, ctx context.Context, c Command) Result {
 }
 
 func TestLocalRun(t *testing.T) {
-	l := NewLocal(LocalOptions{BaseEnv: []string{"PATH=" + os.Getenv("PATH"), "BASE=base"}})
+	l := newLocal(t, LocalOptions{BaseEnv: []string{"PATH=" + os.Getenv("PATH"), "BASE=base"}})
 	workDir := t.TempDir()
 	tests := []struct {
 		name        string
@@ -112,8 +119,8 @@ func TestLocalRun(t *testing.T) {
 		},
 		{
 			name:       "private files",
-			cmd:        Command{Script: `stat -c '%a' "$(dirname "$OPSBOOK_OUTPUT")" "$0" "$OPSBOOK_OUTPUT"`},
-			wantStdout: "700\n600\n600\n",
+			cmd:        Command{Script: `stat -c '%a' "$(dirname "$OPSBOOK_OUTPUT")" "$0"`},
+			wantStdout: "700\n600\n",
 		},
 	}
 	for _, tt := range tests {
@@ -167,7 +174,7 @@ func TestLocalDefaultEnvironmentDropsOpsbookVariables(t *testing.T) {
 	t.Setenv("OPSBOOK_OUTPUT", "/outer/run/output")
 	t.Setenv("OPSBOOK_TEST_KEEP_ME_NOT", "x")
 	t.Setenv("UNRELATED_VARIABLE", "kept")
-	l := NewLocal(LocalOptions{})
+	l := newLocal(t, LocalOptions{})
 	var stdout lockedBuffer
 	res := runLocal(t, l, context.Background(), Command{
 		Script: "env | grep -E '^(OPSBOOK_|UNRELATED_)' | sort",
@@ -184,28 +191,47 @@ func TestLocalDefaultEnvironmentDropsOpsbookVariables(t *testing.T) {
 	}
 }
 
-func TestLocalRemovesPrivateDirectory(t *testing.T) {
+func TestLocalRemovesItsFiles(t *testing.T) {
 	tmp := t.TempDir()
-	l := NewLocal(LocalOptions{TempDir: tmp})
-	for _, script := range []string{
-		"exit 0",
-		"exit 7",
-		"rm \"$OPSBOOK_OUTPUT\"",
-		"d=$(dirname \"$OPSBOOK_OUTPUT\"); mkdir \"$d/sub\"; touch \"$d/sub/file\"",
-	} {
-		runLocal(t, l, context.Background(), Command{Script: script})
+	l := newLocal(t, LocalOptions{TempDir: tmp, KillGrace: 100 * time.Millisecond})
+	privateDir := func() string {
 		entries, err := os.ReadDir(tmp)
-		if err != nil {
-			t.Fatal(err)
+		if err != nil || len(entries) != 1 {
+			t.Fatalf("%s holds %v (%v), want one private directory", tmp, entries, err)
 		}
-		if len(entries) != 0 {
-			t.Errorf("after %q: %d entries left in %s", script, len(entries), tmp)
+		return filepath.Join(tmp, entries[0].Name())
+	}
+	for _, c := range []Command{
+		{Script: "exit 0"},
+		{Script: "exit 7"},
+		{Script: "echo a=1 >> \"$OPSBOOK_OUTPUT\""},
+		{Script: "sleep 10", Timeout: 50 * time.Millisecond},
+	} {
+		runLocal(t, l, context.Background(), c)
+		if entries, _ := os.ReadDir(privateDir()); len(entries) != 0 {
+			t.Errorf("after %q: %v left behind", c.Script, entries)
 		}
+	}
+	// A temp cleaner may remove the directory between steps.
+	if err := os.RemoveAll(privateDir()); err != nil {
+		t.Fatal(err)
+	}
+	if res := runLocal(t, l, context.Background(), Command{Script: "exit 0"}); res.ExitCode != 0 {
+		t.Errorf("after the directory was removed: %+v", res)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(tmp); len(entries) != 0 {
+		t.Errorf("after Close: %v left in %s", entries, tmp)
+	}
+	if _, err := l.Run(context.Background(), Command{Script: "exit 0"}); err == nil {
+		t.Error("Run after Close succeeded")
 	}
 }
 
 func TestLocalRunErrors(t *testing.T) {
-	l := NewLocal(LocalOptions{})
+	l := newLocal(t, LocalOptions{})
 	tests := []struct {
 		name    string
 		cmd     Command
@@ -335,7 +361,7 @@ func TestLocalStopsProcessGroup(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			pidFile := filepath.Join(t.TempDir(), "pids")
-			l := NewLocal(LocalOptions{KillGrace: 200 * time.Millisecond, PipeGrace: 100 * time.Millisecond})
+			l := newLocal(t, LocalOptions{KillGrace: 200 * time.Millisecond, PipeGrace: 100 * time.Millisecond})
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			cmd := Command{
@@ -377,7 +403,7 @@ func TestLocalStopsProcessGroup(t *testing.T) {
 }
 
 func TestLocalBackgroundProcessCannotHoldRunOpen(t *testing.T) {
-	l := NewLocal(LocalOptions{PipeGrace: 100 * time.Millisecond})
+	l := newLocal(t, LocalOptions{PipeGrace: 100 * time.Millisecond})
 	var stdout lockedBuffer
 	res := runLocal(t, l, context.Background(), Command{
 		Script: "sleep 1000 & echo pid=$! >> \"$OPSBOOK_OUTPUT\"; echo started",
@@ -402,7 +428,7 @@ func TestLocalAlreadyCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	marker := filepath.Join(t.TempDir(), "ran")
-	res := runLocal(t, NewLocal(LocalOptions{}), ctx, Command{Script: "touch " + marker})
+	res := runLocal(t, newLocal(t, LocalOptions{}), ctx, Command{Script: "touch " + marker})
 	if !res.Canceled || res.ExitCode != -1 {
 		t.Errorf("result = %+v", res)
 	}
@@ -429,7 +455,7 @@ func TestLocalStreamsOutputBeforeExit(t *testing.T) {
 	out := &chunkSignal{first: make(chan struct{})}
 	done := make(chan Result, 1)
 	go func() {
-		res, err := NewLocal(LocalOptions{}).Run(context.Background(), Command{
+		res, err := newLocal(t, LocalOptions{}).Run(context.Background(), Command{
 			Script: "echo first; while [ ! -e \"$GATE\" ]; do sleep 0.01; done; echo second",
 			Env:    map[string]string{"GATE": gate},
 			Stdout: out,
@@ -459,7 +485,7 @@ func TestLocalStreamsOutputBeforeExit(t *testing.T) {
 
 func TestLocalSharedWriterKeepsOrder(t *testing.T) {
 	var both lockedBuffer
-	res := runLocal(t, NewLocal(LocalOptions{}), context.Background(), Command{
+	res := runLocal(t, newLocal(t, LocalOptions{}), context.Background(), Command{
 		Script: "echo a; echo b >&2; echo c; echo d >&2",
 		Stdout: &both,
 		Stderr: &both,
@@ -485,7 +511,7 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 func TestLocalLargeOutput(t *testing.T) {
 	const size = 64 << 20
 	var out countingWriter
-	res := runLocal(t, NewLocal(LocalOptions{}), context.Background(), Command{
+	res := runLocal(t, newLocal(t, LocalOptions{}), context.Background(), Command{
 		Script: "head -c " + strconv.Itoa(size) + " /dev/zero",
 		Stdout: &out,
 	})
@@ -499,7 +525,7 @@ type failingWriter struct{}
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
 
 func TestLocalFailingWriterDoesNotBlockCommand(t *testing.T) {
-	res := runLocal(t, NewLocal(LocalOptions{}), context.Background(), Command{
+	res := runLocal(t, newLocal(t, LocalOptions{}), context.Background(), Command{
 		// More than a pipe buffer: a copier that stopped reading would
 		// leave the command blocked on write forever.
 		Script: "head -c 1048576 /dev/zero; echo done=1 >> \"$OPSBOOK_OUTPUT\"",
@@ -514,7 +540,7 @@ func TestLocalFailingWriterDoesNotBlockCommand(t *testing.T) {
 }
 
 func TestLocalReportsMalformedOutputs(t *testing.T) {
-	res := runLocal(t, NewLocal(LocalOptions{}), context.Background(), Command{
+	res := runLocal(t, newLocal(t, LocalOptions{}), context.Background(), Command{
 		Script: "printf 'good=1\\nthis is wrong\\n' >> \"$OPSBOOK_OUTPUT\"",
 	})
 	if res.ExitCode != 0 || res.Outputs["good"] != "1" || len(res.Outputs) != 1 {
@@ -526,7 +552,7 @@ func TestLocalReportsMalformedOutputs(t *testing.T) {
 }
 
 func TestLocalConcurrentRuns(t *testing.T) {
-	l := NewLocal(LocalOptions{})
+	l := newLocal(t, LocalOptions{})
 	var wg sync.WaitGroup
 	errs := make(chan string, 8)
 	for i := range 8 {
@@ -556,7 +582,7 @@ func TestLocalConcurrentRuns(t *testing.T) {
 // compare with BenchmarkExecTrue (os/exec alone) and BenchmarkShellLoopTrue
 // (the per-command cost of a shell loop, the engine's reference).
 func BenchmarkLocalTrue(b *testing.B) {
-	l := NewLocal(LocalOptions{})
+	l := newLocal(b, LocalOptions{})
 	var out countingWriter
 	cmd := Command{Script: "true", Stdout: &out, Stderr: &out, Env: map[string]string{"OPSBOOK_STEP": "s"}}
 	for b.Loop() {
@@ -582,4 +608,37 @@ func BenchmarkShellLoopTrue(b *testing.B) {
 	if err := cmd.Run(); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkLocalOverhead alternates a `true` step through the executor with
+// the same command spawned directly (`sh FILE` running `true`, which is
+// what the executor runs) and with /bin/true, so that load from other
+// processes hits all of them alike; it reports the executor's overhead.
+func BenchmarkLocalOverhead(b *testing.B) {
+	l := newLocal(b, LocalOptions{})
+	script := filepath.Join(b.TempDir(), "script")
+	if err := os.WriteFile(script, []byte("true"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	var local, shDirect, binTrue time.Duration
+	for b.Loop() {
+		t0 := time.Now()
+		if res, err := l.Run(context.Background(), Command{Script: "true", Stdout: io.Discard, Stderr: io.Discard}); err != nil || res.ExitCode != 0 {
+			b.Fatalf("%+v %v", res, err)
+		}
+		t1 := time.Now()
+		if err := exec.Command("sh", script).Run(); err != nil {
+			b.Fatal(err)
+		}
+		t2 := time.Now()
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			b.Fatal(err)
+		}
+		local, shDirect, binTrue = local+t1.Sub(t0), shDirect+t2.Sub(t1), binTrue+time.Since(t2)
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(local.Nanoseconds())/n, "local-ns/step")
+	b.ReportMetric(float64(shDirect.Nanoseconds())/n, "sh-file-ns/op")
+	b.ReportMetric(float64(binTrue.Nanoseconds())/n, "bin-true-ns/op")
+	b.ReportMetric(float64((local-shDirect).Nanoseconds())/n, "overhead-ns/step")
 }
