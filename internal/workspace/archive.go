@@ -137,6 +137,11 @@ func (w *Workspace) Archive(name string, opts ArchiveOptions) (*ArchiveResult, e
 			os.RemoveAll(tmp)
 		}
 	}()
+	if st, err := os.Stat(srcAbs); err == nil {
+		if err := os.Chmod(tmp, st.Mode().Perm()); err != nil {
+			return nil, fmt.Errorf("archive %s: %w", name, err)
+		}
+	}
 	if err := copyTree(srcAbs, tmp); err != nil {
 		return nil, fmt.Errorf("archive %s: copy: %w; nothing was moved", name, err)
 	}

@@ -113,6 +113,10 @@ func (w *Workspace) NewTask(opts NewOptions) (*NewResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// MkdirTemp makes the directory private; a task is as readable as the repository.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, fmt.Errorf("create task: %w", err)
+	}
 	if err := syncDir(tmp); err != nil {
 		return nil, err
 	}
