@@ -78,8 +78,6 @@ at least one error, 2 on bad usage.`,
 					return badInput("no %s directory in %s: pass the files or directories to lint, or run `opsbook init` to create a workspace", workspace.OpsDir, root)
 				}
 				paths = []string{ops}
-			} else {
-				base = "."
 			}
 			diags, err := lint.Paths(paths, opts)
 			if err != nil {

@@ -121,9 +121,10 @@ func (p *parser) parseFrontMatter(closeLine int) {
 			}
 		case "lang":
 			if s, ok := p.scalar(v, key); ok {
-				switch s {
-				case "en", "zh", "":
+				switch {
+				case s == "en" || s == "zh" || s == "":
 					fm.Lang = s
+				case hasPlaceholder(s):
 				default:
 					p.errorf(p.yamlPos(v), "bad-lang", "lang %q is not supported: use en or zh", s)
 				}
@@ -441,6 +442,9 @@ func (p *parser) guards(n *yaml.Node) {
 			case "interval":
 				g.Interval = p.duration(s, p.yamlPos(fv), "guard interval")
 			case "on_breach":
+				if hasPlaceholder(s) {
+					continue
+				}
 				if !slices.Contains(guardOnBreach, s) {
 					p.errorf(p.yamlPos(fv), "bad-guard", "on_breach %q is not valid: use pause or rollback%s", s, DidYouMean(s, guardOnBreach))
 					continue
