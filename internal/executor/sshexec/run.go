@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -49,7 +50,7 @@ func (e *Executor) Run(ctx context.Context, cmd executor.Command) (executor.Resu
 	sess.Stdin = strings.NewReader(wrapper)
 	sess.Stdout = orDiscard(cmd.Stdout)
 	sess.Stderr = orDiscard(cmd.Stderr)
-	if err := sess.Start(bootstrapCommand(id)); err != nil {
+	if err := sess.Start(bootstrapCommand()); err != nil {
 		return res, e.lost("start command", err)
 	}
 	waited := make(chan error, 1)
@@ -85,10 +86,33 @@ func (e *Executor) Run(ctx context.Context, cmd executor.Command) (executor.Resu
 	}
 	res.Duration = time.Since(start)
 
+	var exitErr *ssh.ExitError
+	switch {
+	case killed:
+		// Collect to remove the temp dir; outputs written before the
+		// kill are still reported.
+	case waitErr == nil:
+		res.ExitCode = 0
+		return res, nil
+	case errors.As(waitErr, &exitErr) && exitErr.Signal() == string(collectSignal):
+		// The wrapper kept its temp dir: outputs, or a setup error.
+	case errors.As(waitErr, &exitErr) && exitErr.Signal() != "":
+		return res, fmt.Errorf("ssh %s: the command's wrapper shell was killed on the host by SIG%s; check the host", e.name, exitErr.Signal())
+	case errors.As(waitErr, &exitErr):
+		res.ExitCode = exitErr.ExitStatus()
+		if res.ExitCode == exitNoTempDir {
+			return res, fmt.Errorf("ssh %s: could not create a private temp dir on the host (mktemp -d in ${TMPDIR:-/tmp}); free space or fix TMPDIR there, see the step's stderr", e.name)
+		}
+		return res, nil
+	default:
+		return res, e.lost("wait for command", waitErr)
+	}
+
 	status, data, err := e.collect(id)
 	if err != nil {
 		return res, err
 	}
+	head, body, _ := strings.Cut(string(data), "\n")
 	switch status {
 	case "error":
 		kind, msg, _ := strings.Cut(strings.TrimSpace(string(data)), "\n")
@@ -98,29 +122,22 @@ func (e *Executor) Run(ctx context.Context, cmd executor.Command) (executor.Resu
 		return res, fmt.Errorf("ssh %s: %s", e.name, msg)
 	case "missing":
 		if !killed {
-			return res, fmt.Errorf("ssh %s: could not create a private temp dir on the host (mktemp -d in ${TMPDIR:-/tmp}); see the step's stderr", e.name)
+			return res, fmt.Errorf("ssh %s: the command's temp dir vanished on the host before its outputs were read", e.name)
 		}
-	}
-	res.Outputs, res.Warnings = executor.ParseOutputs(data)
-	if killed {
 		return res, nil
-	}
-
-	var exitErr *ssh.ExitError
-	switch {
-	case waitErr == nil:
-		res.ExitCode = 0
-	case errors.As(waitErr, &exitErr):
-		if exitErr.Signal() != "" {
-			// The wrapper shell itself was killed on the host.
-			res.ExitCode = -1
-		} else {
-			res.ExitCode = exitErr.ExitStatus()
+	case "ok":
+		if !killed {
+			code, err := strconv.Atoi(head)
+			if err != nil {
+				return res, fmt.Errorf("ssh %s: unreadable exit status %q from the host", e.name, head)
+			}
+			res.ExitCode = code
 		}
+		res.Outputs, res.Warnings = executor.ParseOutputs([]byte(body))
+		return res, nil
 	default:
-		return res, e.lost("wait for command", waitErr)
+		return res, fmt.Errorf("ssh %s: unexpected reply %q while reading outputs", e.name, status)
 	}
-	return res, nil
 }
 
 // lost describes a failure of the connection itself: the command may or
@@ -214,20 +231,31 @@ func tempGlob(id string) string {
 	return `"${TMPDIR:-/tmp}"/opsbook-` + id + `.*`
 }
 
-// bootstrapCommand is the SSH command line: fixed text and a hex id only.
-// It runs under the user's login shell, hence the sh -c.
-func bootstrapCommand(id string) string {
-	inner := `umask 077; d=$(mktemp -d "${TMPDIR:-/tmp}/opsbook-` + id + `.XXXXXX") || exit 125; cat > "$d/wrapper" && exec sh "$d/wrapper" "$d"`
-	return "sh -c " + shellQuote(inner)
+const (
+	// collectSignal is how the wrapper says "read my temp dir": it kills
+	// itself with SIGUSR2 after saving its exit status there, and sshd
+	// reports the signal. The common case — no outputs, no setup error —
+	// then needs no second session.
+	collectSignal = ssh.SIGUSR2
+	// exitNoTempDir is the wrapper's status when mktemp fails.
+	exitNoTempDir = 125
+)
+
+// bootstrapCommand is the SSH command line: fixed text only. The login
+// shell execs sh, which reads the wrapper from stdin.
+func bootstrapCommand() string {
+	return "exec sh -s"
 }
 
-// wrapperScript is the program sent over stdin.
+// wrapperScript is the program sent over stdin. It runs the script, read
+// by the interpreter from a here-document on fd 3, in a new process group
+// whose id it records for the kill session.
 func wrapperScript(cmd executor.Command, id string) (string, error) {
 	interp := cmd.Interpreter
 	if interp == "" {
 		interp = "sh"
 	}
-	if strings.ContainsAny(interp, " \t\n'\"\\$`;&|<>()") {
+	if strings.ContainsAny(interp, " \t\n'\"\\$`;&|<>()*?[]#~=%") {
 		return "", fmt.Errorf("interpreter %q is not a plain program name; name the program (sh, bash, python3) in the fence", interp)
 	}
 	if strings.ContainsRune(cmd.Script, 0) {
@@ -238,14 +266,10 @@ func wrapperScript(cmd executor.Command, id string) (string, error) {
 		delim += "_"
 	}
 	var b strings.Builder
-	b.WriteString("d=$1\nrm -f \"$d/wrapper\"\n")
-	b.WriteString("fail() { printf '%s\\n%s\\n' \"$1\" \"$2\" > \"$d/error\"; exit 125; }\n")
-	b.WriteString("cat > \"$d/script\" <<'" + delim + "'\n")
-	b.WriteString(cmd.Script)
-	if !strings.HasSuffix(cmd.Script, "\n") && cmd.Script != "" {
-		b.WriteByte('\n')
-	}
-	b.WriteString(delim + "\n")
+	b.WriteString("umask 077\n")
+	fmt.Fprintf(&b, "d=$(mktemp -d \"${TMPDIR:-/tmp}/opsbook-%s.XXXXXX\") || exit %d\n", id, exitNoTempDir)
+	fmt.Fprintf(&b, "keep() { printf '%%s\\n' \"$1\" > \"$d/status\"; kill -%s $$; exit 126; }\n", collectSignal)
+	b.WriteString("fail() { printf '%s\\n%s\\n' \"$1\" \"$2\" > \"$d/error\"; keep 126; }\n")
 	fmt.Fprintf(&b, "command -v %s >/dev/null 2>&1 || fail interpreter %s\n", shellQuote(interp),
 		shellQuote(fmt.Sprintf("interpreter %q is not installed on the host (not in PATH); install it there or use another fence language", interp)))
 	if cmd.Dir != "" {
@@ -270,38 +294,48 @@ func wrapperScript(cmd executor.Command, id string) (string, error) {
 		}
 		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(v))
 	}
+	b.WriteString("OPSBOOK_OUTPUT=\"$d/output\"; export OPSBOOK_OUTPUT; : > \"$OPSBOOK_OUTPUT\"\n")
 	if cmd.Stdout != nil && cmd.Stdout == cmd.Stderr {
 		// One writer for both streams: merge them on the host, where the
 		// order of writes is still known.
 		b.WriteString("exec 2>&1\n")
 	}
-	b.WriteString("OPSBOOK_OUTPUT=\"$d/output\"; export OPSBOOK_OUTPUT; : > \"$OPSBOOK_OUTPUT\"\n")
-	// setsid gives the command its own process group (and session), so the
-	// kill session can signal all of it; the group leader records its id.
-	// set -m is the fallback for hosts without util-linux.
-	launch := `sh -c 'echo $$ > "$1/pgid"; shift; exec "$@"' opsbook "$d" ` + shellQuote(interp) + ` "$d/script" </dev/null &`
-	b.WriteString("if command -v setsid >/dev/null 2>&1; then setsid " + launch + "\nelse set -m; " + launch + "\nfi\n")
-	b.WriteString("wait $!\nst=$?\nrm -f \"$d/script\"\nexit $st\n")
+	// Not being a group leader (no job control here), setsid calls
+	// setsid() without forking, so $! is the new group's id. set -m is the
+	// fallback for hosts without util-linux.
+	b.WriteString("if command -v setsid >/dev/null 2>&1; then launch=setsid; else set -m; launch=; fi\n")
+	fmt.Fprintf(&b, "$launch %s /dev/fd/3 </dev/null 3<<'%s' &\n", shellQuote(interp), delim)
+	b.WriteString(cmd.Script)
+	if !strings.HasSuffix(cmd.Script, "\n") && cmd.Script != "" {
+		b.WriteByte('\n')
+	}
+	b.WriteString(delim + "\n")
+	b.WriteString("echo $! > \"$d/pgid\"\n")
+	b.WriteString("wait $!\nst=$?\n")
+	b.WriteString("[ -s \"$OPSBOOK_OUTPUT\" ] && keep $st\n")
+	b.WriteString("rm -rf \"$d\"\nexit $st\n")
 	return b.String(), nil
 }
 
 func killCommand(id string, grace time.Duration) string {
 	ticks := max(1, int(grace/(100*time.Millisecond)))
 	// The command may not have started yet when the timeout fires (a busy
-	// host is slow to fork): wait up to 30s for its group id, re-reading
-	// the glob, unless the wrapper already failed before starting it.
+	// host is slow to fork): wait up to 30s for its pid, re-reading the
+	// glob, unless the wrapper already failed before starting it. The pid
+	// becomes a group id only once setsid has run: until then, retry.
 	script := `i=0
 while [ $i -lt 300 ]; do
 for d in ` + tempGlob(id) + `; do
 [ -d "$d" ] || continue
 [ -f "$d/error" ] && exit 0
-if [ -s "$d/pgid" ]; then
+[ -s "$d/pgid" ] || continue
 p=$(cat "$d/pgid")
-kill -TERM -"$p" 2>/dev/null || exit 0
+if kill -TERM -"$p" 2>/dev/null; then
 j=0; while kill -0 -"$p" 2>/dev/null && [ $j -lt ` + fmt.Sprint(ticks) + ` ]; do sleep 0.1; j=$((j+1)); done
 kill -KILL -"$p" 2>/dev/null
 exit 0
 fi
+kill -0 "$p" 2>/dev/null || exit 0
 done
 sleep 0.1; i=$((i+1))
 done
@@ -313,7 +347,7 @@ exit 1`
 func collectCommand(id string) string {
 	script := `for d in ` + tempGlob(id) + `; do
 [ -d "$d" ] || break
-if [ -f "$d/error" ]; then echo error; cat "$d/error"; else echo ok; cat "$d/output" 2>/dev/null; fi
+if [ -f "$d/error" ]; then echo error; cat "$d/error"; else echo ok; cat "$d/status" 2>/dev/null || echo; cat "$d/output" 2>/dev/null; fi
 rm -rf "$d"
 exit 0
 done
