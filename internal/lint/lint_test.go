@@ -245,6 +245,8 @@ func TestShellRefs(t *testing.T) {
 		{"cat <<EOF\n$A\nEOF", "A@1:0"},
 		{"awk '{print $1, $NF}' f", ""},
 		{"echo \"it's $A\"", "A@0:11"},
+		{"psql <<EOF\nselect 'don''t', '$A';\nEOF\necho $B", "A@1:18 B@3:5"},
+		{"psql <<-\"SQL\" && echo $A\n\tselect '$B';\n\tSQL\necho $C", "A@0:22 C@3:5"},
 	}
 	for _, tt := range tests {
 		refs, _ := shellRefs(tt.script)

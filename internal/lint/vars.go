@@ -112,7 +112,26 @@ func shellRefs(body string) ([]varRef, map[string]bool) {
 	var refs []varRef
 	line, lineStart := 0, 0
 	inDouble := false
-	var heredocs []string // pending quoted here-document delimiters
+	type heredoc struct {
+		delim  string
+		quoted bool // <<'EOF': the text is literal
+	}
+	var pending []heredoc
+	// dollars records the expansions of a stretch of text in which quotes
+	// mean nothing (an unquoted here-document's lines).
+	dollars := func(text string, at int) {
+		for j := 0; j < len(text); j++ {
+			switch text[j] {
+			case '\\':
+				j++
+			case '$':
+				if name, n := expansionName(text[j+1:]); name != "" {
+					refs = append(refs, varRef{name: name, line: line, col: at + j - lineStart})
+					j += n
+				}
+			}
+		}
+	}
 	i := 0
 	for i < len(body) {
 		c := body[i]
@@ -120,24 +139,27 @@ func shellRefs(body string) ([]varRef, map[string]bool) {
 		case c == '\n':
 			i++
 			line, lineStart = line+1, i
-			if len(heredocs) > 0 && !inDouble {
-				// Skip the quoted here-document's text up to its delimiter.
-				for len(heredocs) > 0 && i < len(body) {
-					end := strings.IndexByte(body[i:], '\n')
-					text := body[i:]
-					if end >= 0 {
-						text = body[i : i+end]
-					}
-					if strings.TrimLeft(text, "\t") == heredocs[0] {
-						heredocs = heredocs[1:]
-					}
-					if end < 0 {
-						i = len(body)
-						break
-					}
-					i += end + 1
-					line, lineStart = line+1, i
+			if inDouble {
+				continue
+			}
+			// Here-document texts start on the line after their operator.
+			for len(pending) > 0 && i < len(body) {
+				end := strings.IndexByte(body[i:], '\n')
+				text := body[i:]
+				if end >= 0 {
+					text = body[i : i+end]
 				}
+				if strings.TrimLeft(text, "\t") == pending[0].delim {
+					pending = pending[1:]
+				} else if !pending[0].quoted {
+					dollars(text, i)
+				}
+				if end < 0 {
+					i = len(body)
+					break
+				}
+				i += end + 1
+				line, lineStart = line+1, i
 			}
 		case c == '\\':
 			i += 2
@@ -174,26 +196,15 @@ func shellRefs(body string) ([]varRef, map[string]bool) {
 			for j < len(body) && (body[j] == ' ' || body[j] == '\t') {
 				j++
 			}
-			if j < len(body) && (body[j] == '\'' || body[j] == '"') {
-				q := body[j]
-				end := strings.IndexByte(body[j+1:], q)
-				if end > 0 {
-					heredocs = append(heredocs, body[j+1:j+1+end])
-					i = j + end + 2
-					break
-				}
-			} else if j < len(body) && body[j] == '\\' {
-				k := j + 1
-				for k < len(body) && isNameByte(body[k]) {
-					k++
-				}
-				if k > j+1 {
-					heredocs = append(heredocs, body[j+1:k])
-					i = k
-					break
-				}
+			k := j
+			for k < len(body) && strings.IndexByte(" \t\n;&|<>()", body[k]) < 0 {
+				k++
 			}
-			i += 2
+			word := body[j:k]
+			if delim := strings.Trim(word, `'"\`); delim != "" {
+				pending = append(pending, heredoc{delim: delim, quoted: delim != word})
+			}
+			i = max(k, i+2)
 		case c == '$':
 			name, n := expansionName(body[i+1:])
 			if name != "" {
