@@ -278,3 +278,20 @@ func writePlan(b *strings.Builder, doc *runbook.Document) {
 	}
 	b.WriteString("\n")
 }
+
+// TestSampleWorkspaceHasTheLibrary keeps examples/workspace/ops/runbooks in
+// step with the embedded library (regenerate it with opsbook init
+// examples/workspace --with-library after deleting the stale copies).
+func TestSampleWorkspaceHasTheLibrary(t *testing.T) {
+	entries, err := builtin.ReadDir("library")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		want, _ := builtin.ReadFile("library/" + e.Name())
+		got, err := os.ReadFile(filepath.Join("..", "..", "examples", "workspace", RunbooksDir, e.Name()))
+		if err != nil || string(got) != string(want) {
+			t.Errorf("examples/workspace/%s/%s differs from the library (%v)", RunbooksDir, e.Name(), err)
+		}
+	}
+}
