@@ -94,6 +94,8 @@ Start with:
 		newVersionCmd(e),
 		newLintCmd(e),
 		newServeCmd(e),
+		newAuditCmd(e),
+		newLoginCmd(e),
 		newInitCmd(e),
 		newNewCmd(e),
 		newListCmd(e),
