@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -98,4 +99,41 @@ func peakRSSMB() float64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkAppendConcurrentRuns is many runs recording at once, as on a
+// busy server: 200 runs, each appending the events of 10 steps.
+func BenchmarkAppendConcurrentRuns(b *testing.B) {
+	for _, dialect := range storetest.Dialects {
+		b.Run(dialect, func(b *testing.B) {
+			s := storetest.Open(b, dialect)
+			ctx := context.Background()
+			for b.Loop() {
+				var wg sync.WaitGroup
+				for range 200 {
+					run := runbook.Run{Runbook: "bench.md", Status: runbook.RunRunning}
+					if err := s.CreateRun(ctx, &run); err != nil {
+						b.Fatal(err)
+					}
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						for range 10 {
+							for _, ev := range []runbook.Event{
+								{Type: runbook.EventStepStarted, Step: "s", Attempt: 1},
+								{Type: runbook.EventStepOutput, Step: "s", Stream: "stdout", Text: "ok\n"},
+								{Type: runbook.EventStepFinished, Step: "s", Data: map[string]string{"status": "succeeded"}},
+							} {
+								if _, err := s.AppendEvents(ctx, run.ID, ev); err != nil {
+									b.Error(err)
+									return
+								}
+							}
+						}
+					}()
+				}
+				wg.Wait()
+			}
+		})
+	}
 }

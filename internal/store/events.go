@@ -21,8 +21,9 @@ const (
 // AppendEvents appends evs to the run's log in one transaction and returns
 // them as stored: RunID set, Seq assigned densely (1, 2, 3… per run, in
 // argument order), Time set to now when zero. Either all are written or
-// none. When it returns nil the events survive the death of the process,
-// and all but step.output events survive power loss (see sqlitePragmas).
+// none. When it returns nil the events survive the death of the process;
+// a batch with any event for which fsyncedEvent holds also survives power
+// loss, with everything appended before it (see sqlitePragmas).
 // Concurrent appenders to one run are serialised by the run's row lock, so
 // sequence numbers never repeat or skip. Seq values passed in are ignored.
 // An unknown run is ErrNotFound; an event without a type, with another
@@ -31,20 +32,24 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 	if len(evs) == 0 {
 		return nil, nil
 	}
-	outputOnly := true
+	resultsOnly := true
 	for _, ev := range evs {
-		outputOnly = outputOnly && ev.Type == runbook.EventStepOutput
+		resultsOnly = resultsOnly && !fsyncedEvent(ev.Type)
 	}
 	db := s.db
-	if outputOnly && s.outputDB != nil {
+	if resultsOnly && s.outputDB != nil {
 		db = s.outputDB
+	}
+	if s.dialect == DialectSQLite {
+		s.appendMu.Lock()
+		defer s.appendMu.Unlock()
 	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
 	}
 	defer tx.Rollback()
-	if outputOnly && s.dialect == DialectPostgres {
+	if resultsOnly && s.dialect == DialectPostgres {
 		if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
 			return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
 		}
@@ -104,6 +109,18 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 		return nil, fmt.Errorf("append events to run %s: commit: %w", runID, mapError(err))
 	}
 	return out, nil
+}
+
+// fsyncedEvent reports whether an event of this type must be on disk, not
+// just in the OS's cache, when AppendEvents returns: whether something
+// irreversible may follow it. Results of a step need not be: the next
+// step's start syncs them (see sqlitePragmas).
+func fsyncedEvent(t runbook.EventType) bool {
+	switch t {
+	case runbook.EventStepOutput, runbook.EventStepVerified, runbook.EventStepFinished, runbook.EventStepRetry:
+		return false
+	}
+	return true
 }
 
 func validateEvent(runID string, ev runbook.Event) error {

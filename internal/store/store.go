@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
@@ -38,10 +39,15 @@ type Store struct {
 	dialect string
 	path    string // SQLite database file; empty for PostgreSQL
 
-	// outputDB commits step.output events without waiting for the disk
-	// (SQLite synchronous=NORMAL); nil on PostgreSQL, where such a
+	// outputDB commits result-only event batches without waiting for the
+	// disk (SQLite synchronous=NORMAL); nil on PostgreSQL, where such a
 	// transaction sets synchronous_commit off instead. See sqlitePragmas.
 	outputDB *sql.DB
+
+	// appendMu serialises this process's event appends on SQLite, which
+	// has one writer at a time anyway: waiting here is a queue, waiting in
+	// SQLite's busy handler is sleep-and-poll with growing sleeps.
+	appendMu sync.Mutex
 }
 
 // sqlitePragmas are applied to every SQLite connection; the synchronous
@@ -50,19 +56,22 @@ type Store struct {
 // Durability. Every event survives kill -9 of the process once
 // AppendEvents returns: in WAL mode a commit is in the WAL file (the OS page
 // cache) before it returns, whatever the synchronous level. Surviving power
-// loss takes an fsync per commit (synchronous=FULL), which halves the output
-// throughput on this class of machine, so the store splits the difference:
-//   - control events (everything but step.output: step started/finished,
-//     gates, decisions…) commit with FULL: when AppendEvents returns they are
-//     on disk — a step start is on disk before its command is spawned;
-//   - batches of step.output events only commit with NORMAL, through a second
-//     pool. The next control event's fsync covers them too (fsync syncs the
-//     whole WAL), so after power loss at most the output since the last
-//     control event is lost, and the step it belongs to is not recorded as
-//     finished: resume treats it as interrupted.
+// loss takes an fsync per commit (synchronous=FULL), which costs about half
+// a millisecond here and would halve output throughput, so the store
+// fsyncs only where it matters (see fsyncedEvent):
+//   - an event that may be followed by something irreversible commits with
+//     FULL: a step start is on disk before its command is spawned, a
+//     decision before it is acted on;
+//   - a batch holding only results (output, verification, step finished,
+//     retry) commits with NORMAL through a second pool. The next fsynced
+//     commit covers it too (fsync syncs the whole WAL), so power loss can
+//     only take the results recorded since the last fsynced event — the step
+//     they belong to then looks interrupted, and resume re-runs it only if it
+//     is idempotent, otherwise asks the operator. That is the outcome of
+//     losing power during the step, so nothing unsafe follows.
 //
 // PostgreSQL follows the same rule with synchronous_commit = off for
-// output-only transactions.
+// result-only transactions.
 var sqlitePragmas = []string{
 	"journal_mode(WAL)",
 	"busy_timeout(10000)",
