@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"path/filepath"
 	"testing"
+
+	"github.com/opsbook/opsbook/internal/runbook"
 )
 
 // The durability split documented at sqlitePragmas: control events commit
@@ -36,6 +38,32 @@ func TestSQLiteSynchronousLevels(t *testing.T) {
 			var mode string
 			if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
 				t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+			}
+		})
+	}
+}
+
+func TestFsyncedEvent(t *testing.T) {
+	tests := []struct {
+		typ  runbook.EventType
+		want bool
+	}{
+		{runbook.EventStepStarted, true}, // the command is spawned next
+		{runbook.EventRunStarted, true},
+		{runbook.EventGateDecided, true},
+		{runbook.EventAskAnswered, true},
+		{runbook.EventManualDone, true},
+		{runbook.EventRollbackStart, true},
+		{runbook.EventRunFinished, true},
+		{runbook.EventStepOutput, false},
+		{runbook.EventStepVerified, false},
+		{runbook.EventStepFinished, false},
+		{runbook.EventStepRetry, false},
+	}
+	for _, tt := range tests {
+		t.Run(string(tt.typ), func(t *testing.T) {
+			if got := fsyncedEvent(tt.typ); got != tt.want {
+				t.Errorf("fsyncedEvent(%s) = %v, want %v", tt.typ, got, tt.want)
 			}
 		})
 	}

@@ -1,0 +1,108 @@
+package store_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/store"
+	"github.com/opsbook/opsbook/internal/store/storetest"
+)
+
+// Several processes (here goroutines with their own Store) opening a fresh
+// database at once must not trip over each other's migrations.
+func TestOpenConcurrently(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			dsn := storetest.DSN(t, dialect)
+			ctx := context.Background()
+			const openers = 4
+			stores := make([]*store.Store, openers)
+			errs := make([]error, openers)
+			var wg sync.WaitGroup
+			for i := range openers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					stores[i], errs[i] = store.Open(ctx, dsn)
+				}()
+			}
+			wg.Wait()
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("Open %d: %v", i, err)
+				}
+				defer stores[i].Close()
+			}
+			r := runbook.Run{Runbook: "a.md"}
+			if err := stores[0].CreateRun(ctx, &r); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := stores[openers-1].GetRun(ctx, r.ID); err != nil {
+				t.Fatalf("a run created through one store is not seen through another: %v", err)
+			}
+			if got := stores[0].Dialect(); got != dialect {
+				t.Errorf("Dialect() = %q, want %q", got, dialect)
+			}
+		})
+	}
+}
+
+func TestOpenSQLite(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	tests := []struct {
+		name     string
+		dsn      string
+		wantPath string
+		wantErr  bool
+	}{
+		{"plain path, directories created", filepath.Join(dir, "a", "b", "state.db"), filepath.Join(dir, "a", "b", "state.db"), false},
+		{"sqlite: prefix", "sqlite:" + filepath.Join(dir, "c.db"), filepath.Join(dir, "c.db"), false},
+		{"empty", "sqlite:", "", true},
+		{"query characters", filepath.Join(dir, "d.db?mode=ro"), "", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := store.Open(ctx, tt.dsn)
+			if tt.wantErr {
+				if err == nil {
+					s.Close()
+					t.Fatalf("Open(%q) succeeded, want an error", tt.dsn)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if s.Path() != tt.wantPath || s.Dialect() != store.DialectSQLite {
+				t.Errorf("Path() = %q, Dialect() = %q; want %q, sqlite", s.Path(), s.Dialect(), tt.wantPath)
+			}
+			fi, err := os.Stat(s.Path())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("database file mode %v, want 0600: run logs are private", fi.Mode().Perm())
+			}
+		})
+	}
+}
+
+func TestOpenPostgresUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := store.Open(ctx, "postgres://opsbook:hunter2@127.0.0.1:1/opsbook?sslmode=disable&connect_timeout=2")
+	if err == nil {
+		t.Fatal("Open of an unreachable server succeeded")
+	}
+	if strings.Contains(err.Error(), "hunter2") {
+		t.Errorf("error %q shows the password", err)
+	}
+}
