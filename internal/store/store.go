@@ -110,6 +110,10 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("connect to postgres store %s: %w (check that the server is running and the URL is right)", redactDSN(dsn), err)
 	}
+	// Bounded so that hundreds of concurrent runs queue here instead of
+	// exceeding the server's max_connections (100 by default).
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(16)
 	return &Store{db: db, dialect: DialectPostgres}, nil
 }
 
@@ -135,11 +139,13 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	}
 	f.Close()
 
-	db, err := openSQLitePool(ctx, abs, "FULL")
+	// Each SQLite connection has its own page cache (2 MiB by default), so
+	// the pools are bounded; there is one writer at a time anyway.
+	db, err := openSQLitePool(ctx, abs, "FULL", 16)
 	if err != nil {
 		return nil, err
 	}
-	outputDB, err := openSQLitePool(ctx, abs, "NORMAL")
+	outputDB, err := openSQLitePool(ctx, abs, "NORMAL", 2)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -147,7 +153,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	return &Store{db: db, outputDB: outputDB, dialect: DialectSQLite, path: abs}, nil
 }
 
-func openSQLitePool(ctx context.Context, path, synchronous string) (*sql.DB, error) {
+func openSQLitePool(ctx context.Context, path, synchronous string, conns int) (*sql.DB, error) {
 	q := "_txlock=immediate" // writers take the lock up front: no deadlock on read-then-write
 	for _, p := range sqlitePragmas {
 		q += "&_pragma=" + p
@@ -157,6 +163,8 @@ func openSQLitePool(ctx context.Context, path, synchronous string) (*sql.DB, err
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
+	db.SetMaxOpenConns(conns)
+	db.SetMaxIdleConns(conns)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
