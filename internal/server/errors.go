@@ -41,6 +41,9 @@ func statusOf(err error) *Error {
 	var paramsErr *engine.ParamsError
 	var paramErr *runbook.ParamError
 	var ambiguous *store.AmbiguousIDError
+	if e := webhookStatus(err); e != nil {
+		return e
+	}
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
@@ -73,6 +76,9 @@ func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if e == nil {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		e = &Error{http.StatusInternalServerError, "internal", "internal error; the server log has the details"}
+	}
+	if s.errorPage != nil && s.errorPage(w, r, e) {
+		return
 	}
 	if e.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="opsbook"`)

@@ -45,6 +45,9 @@ type Config struct {
 	// KeepRuns, when positive, applies run retention every hour: only the
 	// newest KeepRuns finished runs per runbook and environment are kept.
 	KeepRuns int
+	// SchedulerInterval is how often scheduled triggers are checked;
+	// default 15 s.
+	SchedulerInterval time.Duration
 	// SessionTTL is how long a login lasts; default 12 h.
 	SessionTTL time.Duration
 	// Now is the clock; default time.Now.
@@ -63,7 +66,11 @@ type Server struct {
 	routes  []Route
 	metrics *metrics
 	runs    *runManager
+	replays replayGuard
 	handler http.Handler
+	// errorPage, when set (by the HTML UI), renders errors of browser
+	// requests as pages instead of JSON.
+	errorPage ErrorPageFunc
 }
 
 // New builds a server: it reads the workspace and registers the built-in
@@ -81,6 +88,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ShutdownGrace <= 0 {
 		cfg.ShutdownGrace = 30 * time.Second
+	}
+	if cfg.SchedulerInterval <= 0 {
+		cfg.SchedulerInterval = 15 * time.Second
 	}
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 12 * time.Hour
@@ -189,6 +199,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(net
 	}
 	s.Start(context.WithoutCancel(ctx))
 	go s.housekeeping(ctx)
+	go s.runScheduler(ctx, s.cfg.SchedulerInterval)
 	select {
 	case err := <-errc:
 		return err

@@ -151,11 +151,14 @@ func TestVariablesSnapshotsTriggers(t *testing.T) {
 		t.Fatal(err)
 	}
 	fired := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
-	if err := s.MarkTriggerFired(ctx, tr.ID, fired); err != nil {
-		t.Fatal(err)
+	if claimed, err := s.MarkTriggerFired(ctx, tr.ID, fired); err != nil || !claimed {
+		t.Fatalf("first claim: %v %v", claimed, err)
 	}
-	if err := s.MarkTriggerFired(ctx, tr.ID, fired.Add(-time.Hour)); err != nil {
-		t.Fatal(err)
+	if claimed, err := s.MarkTriggerFired(ctx, tr.ID, fired); err != nil || claimed {
+		t.Fatalf("second claim of the same fire: %v %v", claimed, err)
+	}
+	if claimed, err := s.MarkTriggerFired(ctx, tr.ID, fired.Add(-time.Hour)); err != nil || claimed {
+		t.Fatalf("claim of an earlier fire: %v %v", claimed, err)
 	}
 	got, err := s.GetTrigger(ctx, "nightly")
 	if err != nil || !got.LastFiredAt.Equal(fired) || !got.CatchUp || got.Timezone != "Asia/Shanghai" {

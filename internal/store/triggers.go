@@ -95,13 +95,19 @@ func (s *Store) DeleteTrigger(ctx context.Context, name string) error {
 }
 
 // MarkTriggerFired records when a trigger last fired, only moving forward.
-func (s *Store) MarkTriggerFired(ctx context.Context, id int64, at time.Time) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE triggers SET last_fired_at = $2
+// It reports whether this call moved it: of several servers sharing a
+// database, only the one that claims a fire time starts the run.
+func (s *Store) MarkTriggerFired(ctx context.Context, id int64, at time.Time) (bool, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE triggers SET last_fired_at = $2
 		WHERE id = $1 AND (last_fired_at IS NULL OR last_fired_at < $2)`, id, micros(at))
 	if err != nil {
-		return fmt.Errorf("mark trigger %d fired: %w", id, mapError(err))
+		return false, fmt.Errorf("mark trigger %d fired: %w", id, mapError(err))
 	}
-	return nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("mark trigger %d fired: %w", id, err)
+	}
+	return n == 1, nil
 }
 
 func scanTrigger(row rowScanner) (Trigger, error) {

@@ -29,6 +29,7 @@ func Register(s *server.Server) {
 	h.registerAdmin()
 	h.registerAPIKeys()
 	h.registerAudit()
+	h.registerTriggers()
 	s.Handle("GET /api/v1/openapi.json", auth.Public(), "This API's OpenAPI 3 document", h.openAPI)
 }
 

@@ -157,9 +157,20 @@ var routeCases = map[string]routeCase{
 		return "/api/v1/apikeys/" + itoa(k.ID), nil
 	}, ok: 204, allow: signedIn},
 
-	"GET /api/v1/audit":        {setup: static("/api/v1/audit", nil), ok: 200},
-	"GET /api/v1/audit/verify": {setup: static("/api/v1/audit/verify", nil), ok: 200},
-	"POST /api/v1/retention":   {setup: static("/api/v1/retention", map[string]int{"keep": 1000}), ok: 200},
+	"GET /api/v1/triggers": {setup: static("/api/v1/triggers", nil), ok: 200},
+	"POST /api/v1/triggers": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
+		return "/api/v1/triggers", map[string]any{"name": h.unique("nightly"), "kind": "schedule", "runbook": searchRunbook,
+			"environment": "staging", "schedule": "0 3 * * *", "timezone": "Asia/Shanghai", "service_user": "svc"}
+	}, ok: 201},
+	"DELETE /api/v1/triggers/{name}": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
+		t := h.webhookTrigger(h.unique("doomed"), searchRunbook)
+		return "/api/v1/triggers/" + t, nil
+	}, ok: 204},
+	// Public: the signature authenticates the caller, whoever else they are.
+	"POST /api/v1/hooks/{name}": {setup: static("", nil), ok: 202, allow: everyone},
+	"GET /api/v1/audit":         {setup: static("/api/v1/audit", nil), ok: 200},
+	"GET /api/v1/audit/verify":  {setup: static("/api/v1/audit/verify", nil), ok: 200},
+	"POST /api/v1/retention":    {setup: static("/api/v1/retention", map[string]int{"keep": 1000}), ok: 200},
 }
 
 // waitFor starts a run (as runner, in staging) that waits for kind, for
@@ -255,6 +266,13 @@ func TestRoutePermissions(t *testing.T) {
 					cred := h.creds[role]
 					if c.as != nil {
 						cred = c.as(h, role)
+					}
+					if key == "POST /api/v1/hooks/{name}" {
+						r := h.signedHook(cred, h.webhookTrigger(h.unique("hook"), searchRunbook), []byte(`{}`))
+						if r.status != want {
+							t.Errorf("signed webhook as %s: status %d, want %d\n%s", role, r.status, want, r.body)
+						}
+						return
 					}
 					r := h.doWith(cred, rt.Method, path, body)
 					if r.status != want {

@@ -1,0 +1,198 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/server"
+	"github.com/opsbook/opsbook/internal/store"
+)
+
+// webhookSecret is the secret of every webhook trigger the tests create.
+const webhookSecret = "whsec-test-0123456789"
+
+// webhookTrigger creates a webhook trigger acting as the service identity
+// "svc" and returns its name.
+func (h *harness) webhookTrigger(name, rb string) string {
+	h.t.Helper()
+	sealed, err := h.srv.Keys().Seal([]byte(webhookSecret), server.TriggerSecretAAD(name))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	svc := h.serviceUser()
+	if err := h.st.CreateTrigger(context.Background(), &store.Trigger{Name: name, Kind: store.TriggerWebhook, Runbook: rb,
+		Environment: "staging", Secret: sealed, ServiceUser: svc.ID, Enabled: true, CreatedBy: "test"}); err != nil {
+		h.t.Fatal(err)
+	}
+	return name
+}
+
+// serviceUser returns the service identity "svc" (RunbookRun on the
+// search project in staging), creating it on first use.
+func (h *harness) serviceUser() store.User {
+	ctx := context.Background()
+	if u, err := h.st.GetUserByName(ctx, "svc"); err == nil {
+		return u
+	}
+	u := &store.User{Name: "svc", Service: true}
+	if err := h.st.CreateUser(ctx, u); err != nil {
+		h.t.Fatal(err)
+	}
+	h.st.CreateTeam(ctx, "automation")
+	h.st.AddTeamMember(ctx, "automation", u.ID)
+	if err := h.st.CreateGrant(ctx, &auth.Grant{Team: "automation", Permission: auth.RunbookRun, Projects: []string{"search"}, Environments: []string{"staging"}}); err != nil {
+		h.t.Fatal(err)
+	}
+	return *u
+}
+
+func (h *harness) signedHook(c credential, name string, body []byte) response {
+	return h.hookWith(c, name, body, server.SignWebhook(webhookSecret, time.Now(), body))
+}
+
+func (h *harness) hookWith(c credential, name string, body []byte, sig string) response {
+	h.t.Helper()
+	req, _ := http.NewRequest("POST", h.http.URL+"/api/v1/hooks/"+name, bytes.NewReader(body))
+	req.Header.Set(server.SignatureHeader, sig)
+	switch {
+	case c.key != "":
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	case c.cookie != "":
+		req.AddCookie(&http.Cookie{Name: server.SessionCookie, Value: c.cookie})
+		req.Header.Set(auth.CSRFHeader, c.csrf)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	return response{status: resp.StatusCode, body: b.Bytes(), header: resp.Header}
+}
+
+func TestWebhookTrigger(t *testing.T) {
+	eachStore(t, func(t *testing.T, dsn string) {
+		h := newHarness(t, dsn)
+		h.publishAll()
+		name := h.webhookTrigger("reindex", searchRunbook)
+		body := []byte(`{}`)
+		now := time.Now()
+		tests := []struct {
+			name string
+			sig  string
+			want int
+		}{
+			{"no signature", "", 401},
+			{"wrong secret", server.SignWebhook("other secret", now, body), 401},
+			{"too old", server.SignWebhook(webhookSecret, now.Add(-6*time.Minute), body), 401},
+			{"from the future", server.SignWebhook(webhookSecret, now.Add(6*time.Minute), body), 401},
+			{"signed for another body", server.SignWebhook(webhookSecret, now, []byte(`{"params":{}}`)), 401},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				if r := h.hookWith(credential{}, name, body, tt.sig); r.status != tt.want {
+					t.Fatalf("status %d, want %d: %s", r.status, tt.want, r.body)
+				}
+			})
+		}
+		sig := server.SignWebhook(webhookSecret, now, body)
+		r := h.hookWith(credential{}, name, body, sig)
+		if r.status != 202 {
+			t.Fatalf("signed webhook: %d %s", r.status, r.body)
+		}
+		var run runbook.Run
+		r.json(t, &run)
+		if run.CreatedBy != "svc" {
+			t.Fatalf("run created by %q, want the service identity", run.CreatedBy)
+		}
+		pub, _ := h.st.Published(context.Background(), searchRunbook)
+		d := h.waitRun(run.ID, "finished", finished)
+		if d.Status != runbook.RunSucceeded {
+			t.Fatalf("webhook run ended %s", d.Status)
+		}
+		if r := h.hookWith(credential{}, name, body, sig); r.status != 401 {
+			t.Fatalf("replayed webhook: %d %s", r.status, r.body)
+		}
+		_ = pub
+		// The service identity may not run the payments runbook: 403.
+		denied := h.webhookTrigger("backup-hook", checkRunbook)
+		if r := h.signedHook(credential{}, denied, body); r.status != 403 {
+			t.Fatalf("webhook beyond the service identity's grants: %d %s", r.status, r.body)
+		}
+		if r := h.signedHook(credential{}, "no-such-hook", body); r.status != 404 {
+			t.Fatalf("unknown hook: %d", r.status)
+		}
+	})
+}
+
+// TestScheduledTrigger drives the scheduler's clock: on-time fires run,
+// fires missed while "down" are reported and run once with catch_up.
+func TestScheduledTrigger(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "server.db"))
+	h.publishAll()
+	svc := h.serviceUser()
+	ctx := context.Background()
+	created := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for _, tr := range []store.Trigger{
+		{Name: "hourly-catchup", CatchUp: true},
+		{Name: "hourly-skip", CatchUp: false},
+	} {
+		tr.Kind, tr.Runbook, tr.Environment, tr.Schedule, tr.Timezone = store.TriggerSchedule, searchRunbook, "staging", "0 * * * *", "Asia/Shanghai"
+		tr.ServiceUser, tr.Enabled, tr.CreatedBy, tr.CreatedAt = svc.ID, true, "test", created
+		if err := h.st.CreateTrigger(ctx, &tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	countRuns := func() int {
+		runs, err := h.st.ListRuns(ctx, store.RunFilter{Runbook: searchRunbook, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(runs)
+	}
+	// 00:30: not due yet.
+	h.srv.FireDueTriggers(ctx, created.Add(30*time.Minute))
+	if n := countRuns(); n != 0 {
+		t.Fatalf("runs before the first fire: %d", n)
+	}
+	// 01:00:10: on time, both fire once.
+	h.srv.FireDueTriggers(ctx, created.Add(time.Hour+10*time.Second))
+	h.srv.FireDueTriggers(ctx, created.Add(time.Hour+20*time.Second))
+	if n := countRuns(); n != 2 {
+		t.Fatalf("runs after the first fire: %d, want 2", n)
+	}
+	// Down from 01:01 to 05:30: fires at 02:00…05:00 were missed.
+	h.srv.FireDueTriggers(ctx, created.Add(5*time.Hour+30*time.Minute))
+	if n := countRuns(); n != 3 {
+		t.Fatalf("runs after the outage: %d, want 3 (one catch-up run, none for the skipping trigger)", n)
+	}
+	var audit struct {
+		Items []struct {
+			Target string
+			Detail map[string]string
+		}
+	}
+	h.must(200, admin, "GET", "/api/v1/audit?action=trigger.missed", nil).json(t, &audit)
+	if len(audit.Items) != 2 {
+		t.Fatalf("missed fires reported %d times, want once per trigger: %+v", len(audit.Items), audit.Items)
+	}
+	for _, e := range audit.Items {
+		if e.Detail["missed"] != "4" {
+			t.Errorf("%s: missed = %s, want 4", e.Target, e.Detail["missed"])
+		}
+	}
+	runs, _ := h.st.ListRuns(ctx, store.RunFilter{Runbook: searchRunbook, Limit: 100})
+	for _, r := range runs {
+		h.waitRun(r.ID, "finished", finished)
+		if r.CreatedBy != "svc" {
+			t.Errorf("scheduled run by %s", r.CreatedBy)
+		}
+	}
+}
