@@ -62,7 +62,8 @@ func (l *linter) sections() {
 	}
 }
 
-// endPos is where a missing section would go: after the last line.
+// endPos is where a missing section is reported: at the last heading, near
+// where it would be added (line 1 when there is no heading).
 func (l *linter) endPos() runbook.Pos {
 	if len(l.doc.Sections) == 0 {
 		return runbook.Pos{Line: 1, Col: 1}
