@@ -9,13 +9,16 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/cli"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/secret"
 	"github.com/opsbook/opsbook/internal/server"
@@ -24,7 +27,16 @@ import (
 	"github.com/opsbook/opsbook/internal/store/pgtest"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+func TestMain(m *testing.M) {
+	// The crash test re-executes this binary as a real `opsbook serve`.
+	if args := os.Getenv("OPSBOOK_TEST_SERVE_ARGS"); args != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := cli.Main(ctx, strings.Split(args, "\x1f"), os.Stdin, os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(pgtest.Run(m))
+}
 
 // eachStore runs f once on a fresh SQLite file and once on a fresh
 // PostgreSQL database: the server's suite must pass on both.
