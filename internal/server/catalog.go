@@ -1,6 +1,9 @@
 package server
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -184,4 +187,50 @@ func (c *Catalog) Projects() []string {
 		}
 	}
 	return out
+}
+
+// fingerprint summarises the files Sync reads (names, sizes, modification
+// times), so a watcher can tell cheaply whether to sync.
+func (c *Catalog) fingerprint() string {
+	h := sha256.New()
+	stat := func(p string) {
+		if info, err := os.Stat(p); err == nil {
+			fmt.Fprintf(h, "%s %d %d\n", p, info.Size(), info.ModTime().UnixNano())
+		}
+	}
+	stat(filepath.Join(c.dir, workspace.ConfigFile))
+	for _, root := range []string{workspace.RunbooksDir, workspace.ActiveDir} {
+		filepath.WalkDir(filepath.Join(c.dir, filepath.FromSlash(root)), func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.HasSuffix(p, ".md") {
+				stat(p)
+			}
+			return nil
+		})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// watchWorkspace re-reads the workspace whenever its files change
+// (polling: it works the same on every file system and in containers).
+func (s *Server) watchWorkspace(ctx context.Context, interval time.Duration) {
+	last := s.catalog.fingerprint()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		fp := s.catalog.fingerprint()
+		if fp == last {
+			continue
+		}
+		if err := s.catalog.Sync(); err != nil {
+			s.log.Warn("workspace changed but cannot be read; keeping the previous state", "err", err)
+			continue
+		}
+		last = fp
+		s.log.Info("workspace re-read", "runbooks", len(s.catalog.List()))
+	}
 }

@@ -200,6 +200,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(net
 	s.Start(context.WithoutCancel(ctx))
 	go s.housekeeping(ctx)
 	go s.runScheduler(ctx, s.cfg.SchedulerInterval)
+	go s.watchWorkspace(ctx, 5*time.Second)
 	select {
 	case err := <-errc:
 		return err
