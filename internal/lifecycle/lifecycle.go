@@ -34,6 +34,10 @@ const (
 	Run       Type = "run"       // RunID, Environment, Snapshot, Status (final run status)
 	Completed Type = "completed" // the operation is done; Status: succeeded | failed | rolled_back
 	Archived  Type = "archived"  // Path: where the task went
+	Uncheck   Type = "uncheck"   // Item un-ticked again, Note: why
+	// Override is an emergency override of a change window or freeze:
+	// RunID, Environment, Snapshot, Note: the reason, Data["overrode"]: what.
+	Override Type = "override"
 )
 
 // Review verdicts.
@@ -56,6 +60,8 @@ type Record struct {
 	Environment string            `json:"environment,omitempty"`
 	Status      string            `json:"status,omitempty"`
 	Path        string            `json:"path,omitempty"`
+	StartedAt   time.Time         `json:"started_at,omitzero"`  // Run: when the run started
+	FinishedAt  time.Time         `json:"finished_at,omitzero"` // Run: when it finished, once it has
 	Note        string            `json:"note,omitempty"`
 	Data        map[string]string `json:"data,omitempty"`
 }

@@ -1,0 +1,454 @@
+package gates
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/lifecycle"
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/snapshot"
+	"github.com/opsbook/opsbook/internal/workspace"
+)
+
+// Gate IDs, in the order they are reported.
+const (
+	GateReviews   = "reviews"
+	GateRehearsal = "rehearsal"
+	GateChecklist = "checklist"
+	GateWindow    = "window"
+	GateFreeze    = "freeze"
+	GateEmergency = "emergency" // --emergency on a runbook that is not change: emergency
+)
+
+// Gate is one condition between now and a run in an environment.
+type Gate struct {
+	ID    string `json:"id"`
+	Title string `json:"title"`
+	Met   bool   `json:"met"`
+	// Overridden is a window or freeze gate that is not met but is waived
+	// by an emergency override (change: emergency and --emergency --reason).
+	Overridden bool   `json:"overridden,omitempty"`
+	Detail     string `json:"detail"`            // what is the case, in words
+	Missing    string `json:"missing,omitempty"` // what to do to meet it, in words
+}
+
+// Passes reports whether the gate lets the run start.
+func (g Gate) Passes() bool { return g.Met || g.Overridden }
+
+// Options are the circumstances of one evaluation.
+type Options struct {
+	// Emergency is the reason given with --emergency; empty when none.
+	Emergency string
+	// StoreRuns are runs of the task from a run store, besides those the
+	// lifecycle file records (runs started elsewhere, e.g. on a server).
+	StoreRuns []runbook.Run
+}
+
+// Report is the state of a task and its gates for one environment.
+type Report struct {
+	Task        string               `json:"task"`
+	Dir         string               `json:"dir"`
+	State       string               `json:"state"`
+	Snapshot    string               `json:"snapshot"`
+	Short       string               `json:"snapshot_short"`
+	Author      string               `json:"author,omitempty"`
+	Environment string               `json:"environment"`
+	Protected   bool                 `json:"protected"`
+	RunSnapshot string               `json:"run_snapshot,omitempty"` // what a run in Environment would store
+	Gates       []Gate               `json:"gates"`
+	Reviews     lifecycle.Reviews    `json:"reviews"`
+	Checklist   []Item               `json:"checklist"`
+	Runs        []lifecycle.RunEntry `json:"runs"`
+	Emergency   string               `json:"emergency,omitempty"`
+	Now         time.Time            `json:"now"`
+}
+
+// Item is a pre-execution checklist item and its tick.
+type Item struct {
+	ID     string    `json:"id"`
+	Text   string    `json:"text,omitempty"`
+	Ticked bool      `json:"ticked"`
+	By     string    `json:"by,omitempty"`
+	At     time.Time `json:"at,omitzero"`
+	Note   string    `json:"note,omitempty"`
+}
+
+// Allowed reports whether every gate lets a run start.
+func (r *Report) Allowed() bool {
+	for _, g := range r.Gates {
+		if !g.Passes() {
+			return false
+		}
+	}
+	return true
+}
+
+// Overrides lists the gates an emergency override waives.
+func (r *Report) Overrides() []string {
+	var ids []string
+	for _, g := range r.Gates {
+		if g.Overridden {
+			ids = append(ids, g.ID)
+		}
+	}
+	return ids
+}
+
+// Evaluate reads the task against the environment named envName at now.
+func (t *Task) Evaluate(envName string, now time.Time, o Options) (*Report, error) {
+	rep := &Report{Task: t.Name, Dir: t.Rel, Snapshot: t.Snapshot, Short: snapshot.ShortOf(t.Snapshot),
+		Author: t.Author, Environment: envName, Emergency: o.Emergency, Now: now}
+	rep.Reviews = lifecycle.ReviewsOf(t.Records, t.Snapshot, t.Author)
+	rep.Runs = t.runs(o.StoreRuns)
+	ticks := lifecycle.Ticks(t.Records)
+	for _, it := range t.Items {
+		i := Item{ID: it.ID, Text: it.Text}
+		if r, ok := ticks[it.ID]; ok {
+			i.Ticked, i.By, i.At, i.Note = true, r.Actor, r.Time, r.Note
+		}
+		rep.Checklist = append(rep.Checklist, i)
+	}
+	if envName == "" {
+		rep.State = t.state(rep, nil)
+		return rep, nil
+	}
+	env, err := t.ws.Environment(envName)
+	if err != nil {
+		return nil, err
+	}
+	rep.Protected = env.Protected
+	rep.RunSnapshot = t.RunSnapshot(env)
+
+	if env.Reviewers > 0 {
+		rep.Gates = append(rep.Gates, t.reviewsGate(rep, env))
+	}
+	if env.Rehearsal {
+		rep.Gates = append(rep.Gates, t.rehearsalGate(rep, env))
+	}
+	if env.Protected {
+		rep.Gates = append(rep.Gates, t.checklistGate(rep))
+	}
+	emergencyOK := o.Emergency != "" && t.Runbook.Front.Change == runbook.ChangeEmergency
+	if len(env.Windows) > 0 {
+		g := windowGate(env, now)
+		g.Overridden = !g.Met && emergencyOK
+		rep.Gates = append(rep.Gates, g)
+	}
+	if len(env.Freezes) > 0 {
+		g := freezeGate(env, now)
+		g.Overridden = !g.Met && emergencyOK
+		rep.Gates = append(rep.Gates, g)
+	}
+	if o.Emergency != "" && !emergencyOK {
+		change := t.Runbook.Front.Change
+		if change == "" {
+			change = "not set"
+		}
+		rep.Gates = append(rep.Gates, Gate{ID: GateEmergency, Title: "emergency override",
+			Detail:  fmt.Sprintf("--emergency was given, but the runbook's change type is %s", change),
+			Missing: "an emergency override is only for runbooks with `change: emergency` in their front matter; wait for the change window, or make it an emergency change and have it reviewed again"})
+	}
+	rep.State = t.state(rep, &env)
+	return rep, nil
+}
+
+func (t *Task) reviewsGate(rep *Report, env workspace.Environment) Gate {
+	rv := rep.Reviews
+	g := Gate{ID: GateReviews, Title: "reviews"}
+	var names []string
+	for _, a := range rv.Approvers {
+		names = append(names, a.Actor)
+	}
+	g.Detail = fmt.Sprintf("%d of %d approvals of snapshot %s", len(names), env.Reviewers, rep.Short)
+	if len(names) > 0 {
+		g.Detail += " (" + strings.Join(names, ", ") + ")"
+	}
+	if n := len(rv.Stale); n > 0 {
+		g.Detail += fmt.Sprintf("; %d stale approval(s) of an earlier snapshot are not counted", n)
+	}
+	var missing []string
+	if need := env.Reviewers - len(names); need > 0 {
+		who := "other reviewers"
+		if t.Author != "" {
+			who = "reviewers other than the author " + t.Author
+		}
+		missing = append(missing, fmt.Sprintf("%d more approval(s) by %s: `opsbook review %s --approve`", need, who, t.Name))
+	}
+	for _, r := range rv.ChangesRequested {
+		s := fmt.Sprintf("%s requested changes", r.Actor)
+		if r.Note != "" {
+			s += fmt.Sprintf(" (%q)", r.Note)
+		}
+		missing = append(missing, s+"; address them and have "+r.Actor+" approve")
+	}
+	g.Met = len(missing) == 0
+	g.Missing = strings.Join(missing, "; ")
+	return g
+}
+
+func (t *Task) rehearsalGate(rep *Report, env workspace.Environment) Gate {
+	g := Gate{ID: GateRehearsal, Title: "rehearsal"}
+	var candidates []string
+	for _, e := range t.ws.Config.Environments {
+		if !e.Protected && e.Name != env.Name {
+			candidates = append(candidates, e.Name)
+		}
+	}
+	for i := len(rep.Runs) - 1; i >= 0; i-- {
+		r := rep.Runs[i]
+		if r.Status == string(runbook.RunSucceeded) && t.rehearses(r) {
+			g.Met = true
+			g.Detail = fmt.Sprintf("run %s of snapshot %s succeeded in %s", r.RunID, rep.Short, r.Environment)
+			if !r.FinishedAt.IsZero() {
+				g.Detail += " at " + r.FinishedAt.UTC().Format(time.RFC3339)
+			}
+			return g
+		}
+	}
+	g.Detail = fmt.Sprintf("no successful run of snapshot %s in a non-protected environment", rep.Short)
+	if len(candidates) == 0 {
+		g.Missing = "opsbook.yaml declares no non-protected environment to rehearse in; add one (e.g. staging) or set rehearsal: false on " + env.Name
+	} else {
+		g.Missing = fmt.Sprintf("run it in %s first: `opsbook run %s --env %s`", strings.Join(candidates, " or "), t.Name, candidates[0])
+	}
+	return g
+}
+
+// rehearses reports whether a recorded run ran the current documents in a
+// non-protected environment.
+func (t *Task) rehearses(r lifecycle.RunEntry) bool {
+	env, err := t.ws.Environment(r.Environment)
+	if err != nil || env.Protected {
+		return false
+	}
+	if r.Snapshot == t.Snapshot {
+		return true
+	}
+	// A run known only from a store carries its own snapshot, made with
+	// its environment's variables.
+	return r.Snapshot == "" && r.RunSnapshot != "" && r.RunSnapshot == t.RunSnapshot(env)
+}
+
+func (t *Task) checklistGate(rep *Report) Gate {
+	g := Gate{ID: GateChecklist, Title: "pre-execution checklist"}
+	var open []string
+	for _, it := range rep.Checklist {
+		if !it.Ticked {
+			open = append(open, it.ID)
+		}
+	}
+	g.Detail = fmt.Sprintf("%d of %d items ticked", len(rep.Checklist)-len(open), len(rep.Checklist))
+	g.Met = len(open) == 0
+	if !g.Met {
+		g.Missing = fmt.Sprintf("tick %s: `opsbook check %s ITEM [--note …]`", strings.Join(open, ", "), t.Name)
+	}
+	return g
+}
+
+func windowGate(env workspace.Environment, now time.Time) Gate {
+	g := Gate{ID: GateWindow, Title: "change window"}
+	var ws []string
+	for _, w := range env.Windows {
+		ws = append(ws, w.String())
+		if w.Contains(now) {
+			g.Met = true
+			g.Detail = "inside the window " + w.String()
+		}
+	}
+	if g.Met {
+		return g
+	}
+	g.Detail = fmt.Sprintf("%s is outside %s's change windows (%s)", now.UTC().Format("Mon 2006-01-02 15:04 MST"), env.Name, strings.Join(ws, "; "))
+	if next, ok := nextOpening(env, now); ok {
+		g.Missing = "wait until the next window opens at " + next.UTC().Format("Mon 2006-01-02 15:04 MST")
+	} else {
+		g.Missing = "no window opens in the next 8 days; check windows: in opsbook.yaml"
+	}
+	g.Missing += "; an emergency change may override with --emergency --reason \"…\""
+	return g
+}
+
+// nextOpening finds, to the minute, when a window of env next opens.
+func nextOpening(env workspace.Environment, now time.Time) (time.Time, bool) {
+	t := now.Truncate(time.Minute).Add(time.Minute)
+	for end := now.Add(8 * 24 * time.Hour); t.Before(end); t = t.Add(time.Minute) {
+		if env.InWindow(t) {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func freezeGate(env workspace.Environment, now time.Time) Gate {
+	g := Gate{ID: GateFreeze, Title: "change freeze"}
+	f, frozen := env.FrozenAt(now)
+	if !frozen {
+		g.Met = true
+		g.Detail = "no freeze in effect"
+		return g
+	}
+	g.Detail = fmt.Sprintf("%s is frozen from %s to %s", env.Name, f.From.Format(time.DateOnly), f.To.Format(time.DateOnly))
+	if f.Reason != "" {
+		g.Detail += " (" + f.Reason + ")"
+	}
+	g.Missing = fmt.Sprintf("wait until %s; an emergency change may override with --emergency --reason \"…\"", f.To.AddDate(0, 0, 1).Format(time.DateOnly))
+	return g
+}
+
+// runs merges the lifecycle file's runs with the store's.
+func (t *Task) runs(store []runbook.Run) []lifecycle.RunEntry {
+	runs := lifecycle.Runs(t.Records)
+	known := map[string]bool{}
+	for _, r := range runs {
+		known[r.RunID] = true
+	}
+	for _, r := range store {
+		if known[r.ID] {
+			continue
+		}
+		runs = append(runs, lifecycle.RunEntry{RunID: r.ID, Environment: r.Environment, RunSnapshot: r.Snapshot,
+			Status: string(r.Status), Actor: r.CreatedBy, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Emergency: r.Emergency})
+	}
+	return runs
+}
+
+// state names where the task is in its lifecycle, read against env (nil:
+// no environment to run in).
+func (t *Task) state(rep *Report, env *workspace.Environment) string {
+	var completed *lifecycle.Record
+	for i, r := range t.Records {
+		switch r.Type {
+		case lifecycle.Archived:
+			return lifecycle.StateArchived
+		case lifecycle.Completed:
+			completed = &t.Records[i]
+		}
+	}
+	if t.Archived {
+		return lifecycle.StateArchived
+	}
+	for _, r := range rep.Runs {
+		e, err := t.ws.Environment(r.Environment)
+		if err == nil && e.Protected && !r.Finished() && (completed == nil || r.StartedAt.After(completed.Time)) {
+			return lifecycle.StateExecuting
+		}
+	}
+	if completed != nil {
+		switch completed.Status {
+		case string(runbook.RunFailed):
+			return lifecycle.StateFailed
+		case string(runbook.RunRolledBack):
+			return lifecycle.StateRolledBack
+		}
+		return lifecycle.StateCompleted
+	}
+	met := func(id string) bool {
+		for _, g := range rep.Gates {
+			if g.ID == id {
+				return g.Met
+			}
+		}
+		return true // not required here
+	}
+	reviewed := len(rep.Reviews.History) > 0
+	switch {
+	case env == nil:
+		if reviewed {
+			return lifecycle.StateInReview
+		}
+		return lifecycle.StatePlanning
+	case met(GateReviews) && met(GateRehearsal) && met(GateChecklist):
+		if env.Reviewers == 0 && !reviewed && !env.Protected {
+			return lifecycle.StatePlanning
+		}
+		return lifecycle.StateReady
+	case met(GateReviews) && met(GateRehearsal) && env.Rehearsal:
+		return lifecycle.StateRehearsed
+	case met(GateReviews) && env.Reviewers > 0:
+		return lifecycle.StateApproved
+	case reviewed:
+		return lifecycle.StateInReview
+	}
+	return lifecycle.StatePlanning
+}
+
+// WriteText prints the report for people.
+func (r *Report) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "Task      %s\n", r.Task)
+	fmt.Fprintf(w, "State     %s\n", r.State)
+	fmt.Fprintf(w, "Snapshot  %s\n", r.Snapshot)
+	if r.Author != "" {
+		fmt.Fprintf(w, "Author    %s\n", r.Author)
+	}
+	if r.Environment == "" {
+		fmt.Fprintln(w, "No environment in opsbook.yaml: no gates to report.")
+		return
+	}
+	kind := "not protected"
+	if r.Protected {
+		kind = "protected"
+	}
+	if len(r.Gates) == 0 {
+		fmt.Fprintf(w, "No gates before a run in %s (%s).\n", r.Environment, kind)
+	} else {
+		fmt.Fprintf(w, "Gates before a run in %s (%s):\n", r.Environment, kind)
+	}
+	r.WriteGates(w)
+	if len(r.Reviews.History) > 0 {
+		fmt.Fprintln(w, "Reviews:")
+		for _, h := range r.Reviews.History {
+			mark := ""
+			if h.Stale {
+				mark = "  [stale: earlier snapshot " + snapshot.ShortOf(h.Snapshot) + "]"
+			}
+			note := ""
+			if h.Note != "" {
+				note = fmt.Sprintf(" %q", h.Note)
+			}
+			fmt.Fprintf(w, "  %s  %-16s %s%s%s\n", h.Time.UTC().Format(time.RFC3339), h.Verdict, h.Actor, note, mark)
+		}
+	}
+	fmt.Fprintln(w, "Pre-execution checklist:")
+	for _, it := range r.Checklist {
+		if it.Ticked {
+			note := ""
+			if it.Note != "" {
+				note = fmt.Sprintf(" %q", it.Note)
+			}
+			fmt.Fprintf(w, "  [x] %-18s %s at %s%s\n", it.ID, it.By, it.At.UTC().Format(time.RFC3339), note)
+		} else {
+			fmt.Fprintf(w, "  [ ] %-18s %s\n", it.ID, it.Text)
+		}
+	}
+	if len(r.Runs) > 0 {
+		fmt.Fprintln(w, "Runs:")
+		for _, run := range r.Runs {
+			fmt.Fprintf(w, "  %s  %-11s %-12s %s", run.RunID, run.Environment, run.Status, run.StartedAt.UTC().Format(time.RFC3339))
+			if run.Emergency != "" {
+				fmt.Fprintf(w, "  EMERGENCY OVERRIDE: %s", run.Emergency)
+			}
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+// WriteGates prints one line per gate, with what is missing beneath it.
+func (r *Report) WriteGates(w io.Writer) {
+	for _, g := range r.Gates {
+		mark := "[ ]"
+		switch {
+		case g.Met:
+			mark = "[x]"
+		case g.Overridden:
+			mark = "[!]"
+		}
+		fmt.Fprintf(w, "  %s %-24s %s\n", mark, g.Title, g.Detail)
+		if g.Overridden {
+			fmt.Fprintf(w, "      %-24s overridden by the emergency change: %s\n", "", r.Emergency)
+		} else if g.Missing != "" {
+			fmt.Fprintf(w, "      %-24s missing: %s\n", "", g.Missing)
+		}
+	}
+}
