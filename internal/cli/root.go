@@ -18,6 +18,7 @@ const (
 	ExitBadInput    = 2 // the command line or a document was wrong; nothing ran
 	ExitRolledBack  = 3
 	ExitInterrupted = 4 // cancelled or interrupted
+	ExitRefused     = 5 // a lifecycle gate (review, rehearsal, checklist, window, freeze) refused; nothing ran
 )
 
 // ExitError carries a specific exit status out of a command. Its message, if
@@ -100,6 +101,9 @@ Start with:
 		newNewCmd(e),
 		newListCmd(e),
 		newArchiveCmd(e),
+		newReviewCmd(e),
+		newCheckCmd(e),
+		newStatusCmd(e),
 	)
 	return root
 }

@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opsbook/opsbook/internal/lifecycle/gates"
+	"github.com/opsbook/opsbook/internal/workspace"
+)
+
+func newStatusCmd(e *env) *cobra.Command {
+	var envName, output string
+	cmd := &cobra.Command{
+		Use:   "status TASK",
+		Short: "Show a task's lifecycle state and the gates between now and a protected run",
+		Long: `Show where a planned operation is in its lifecycle — planning, in review,
+approved, rehearsed, ready, executing, completed, rolled back, failed, archived —
+its snapshot (the content hash of the runbook, its rollback, called runbooks,
+parameter definitions and the protected environments' non-secret variables),
+and, for each gate before a run in the environment, whether it is met and
+what is missing:
+
+  reviews      distinct approvals of the current snapshot (reviewers: in
+               opsbook.yaml, 2 by default for protected environments); the
+               task's author cannot approve; an edit makes approvals stale
+  rehearsal    a successful run of the same snapshot in a non-protected
+               environment (rehearsal: in opsbook.yaml)
+  checklist    every pre-execution item ticked with opsbook check
+  window       inside one of the environment's weekly change windows
+  freeze       not inside a dated change freeze
+
+opsbook run refuses a protected run while a gate is unmet (exit status 5) and
+prints the same list. --env defaults to the first protected environment.`,
+		Example: `  opsbook status 2025-03-01-postgres-upgrade-12-to-15
+  opsbook status 2025-03-01-postgres-upgrade-12-to-15 --env production --output json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ws, err := findWorkspace(e)
+			if err != nil {
+				return badInput("%v", err)
+			}
+			if output != "text" && output != "json" {
+				return badInput("--output must be text or json, not %q", output)
+			}
+			t, err := gates.Load(ws, args[0])
+			if err != nil {
+				return badInput("%v", err)
+			}
+			if envName == "" {
+				envName = gates.DefaultEnvironment(ws)
+			}
+			now, err := lifecycleNow()
+			if err != nil {
+				return badInput("%v", err)
+			}
+			rep, err := t.Evaluate(envName, now, gates.Options{})
+			if err != nil {
+				return badInput("%v", err)
+			}
+			if output == "json" {
+				enc := json.NewEncoder(e.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			rep.WriteText(e.stdout)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&envName, "env", "", "environment whose gates to report (default: the first protected one)")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+// lifecycleNow is the time the lifecycle commands judge windows, freezes
+// and records by. OPSBOOK_NOW (RFC 3339) replaces the clock; it exists for
+// tests of change windows and is documented as test-only.
+func lifecycleNow() (time.Time, error) {
+	if v := os.Getenv("OPSBOOK_NOW"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("OPSBOOK_NOW=%q: want an RFC 3339 time such as 2025-03-01T22:30:00Z (it is for tests only; unset it)", v)
+		}
+		return t, nil
+	}
+	return time.Now(), nil
+}
+
+// loadTask finds the workspace and loads a task for the lifecycle commands.
+func loadTask(e *env, name string) (*workspace.Workspace, *gates.Task, error) {
+	ws, err := findWorkspace(e)
+	if err != nil {
+		return nil, nil, badInput("%v", err)
+	}
+	t, err := gates.Load(ws, name)
+	if err != nil {
+		return nil, nil, badInput("%v", err)
+	}
+	return ws, t, nil
+}
