@@ -35,7 +35,7 @@ func startServe(t *testing.T, dsn, data string) *serveProcess {
 	addr := ln.Addr().String()
 	ln.Close()
 	ws, _ := filepath.Abs("testdata/workspace")
-	args := strings.Join([]string{"serve", "--addr", addr, "--db", dsn, "--data", data, "--workspace", ws, "--grace", "1s"}, "\x1f")
+	args := strings.Join([]string{"--addr", addr, "--db", dsn, "--data", data, "--workspace", ws}, "\x1f")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "OPSBOOK_TEST_SERVE_ARGS="+args,
 		"OPSBOOK_MASTER_KEY=crash:"+base64.StdEncoding.EncodeToString(testKey))

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,7 +20,6 @@ import (
 	"time"
 
 	"github.com/opsbook/opsbook/internal/auth"
-	"github.com/opsbook/opsbook/internal/cli"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/secret"
 	"github.com/opsbook/opsbook/internal/server"
@@ -28,12 +29,16 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	// The crash test re-executes this binary as a real `opsbook serve`.
+	// The crash test re-executes this binary as a server process.
 	if args := os.Getenv("OPSBOOK_TEST_SERVE_ARGS"); args != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		code := cli.Main(ctx, strings.Split(args, "\x1f"), os.Stdin, os.Stdout, os.Stderr)
+		err := serveMain(ctx, strings.Split(args, "\x1f"))
 		stop()
-		os.Exit(code)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "serve:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
 	}
 	os.Exit(pgtest.Run(m))
 }
@@ -297,3 +302,32 @@ func waitingFor(kind string) func(runDetail) bool {
 }
 
 func finished(d runDetail) bool { return d.Status.Finished() }
+
+// serveMain is what `opsbook serve --addr A --db D --data DIR --workspace W`
+// does (internal/cli/serve.go), without the CLI package: a child process
+// for the crash test. args alternate flag names and values.
+func serveMain(ctx context.Context, args []string) error {
+	flags := map[string]string{}
+	for i := 0; i+1 < len(args); i += 2 {
+		flags[args[i]] = args[i+1]
+	}
+	keys, _, err := secret.LoadKeyring(flags["--data"], os.Getenv)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, flags["--db"])
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	srv, err := server.New(server.Config{Store: st, Workspace: flags["--workspace"], Keys: keys, Logger: log, ShutdownGrace: time.Second})
+	if err != nil {
+		return err
+	}
+	api.Register(srv)
+	if _, _, err := srv.Bootstrap(ctx, os.Getenv); err != nil {
+		return err
+	}
+	return srv.ListenAndServe(ctx, flags["--addr"], func(a net.Addr) { fmt.Printf("opsbook serving on %s\n", a) })
+}
