@@ -1,0 +1,236 @@
+package ui
+
+import (
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/server"
+	"github.com/opsbook/opsbook/internal/store"
+	"github.com/opsbook/opsbook/internal/workspace"
+)
+
+func (h *handlers) registerAdmin() {
+	admin := auth.Need(auth.Admin, auth.NoScope)
+	h.s.Handle("GET /admin/users", admin, "UI: users", h.adminUsers)
+	h.s.Handle("POST /admin/users", admin, "UI: create a user", h.createUser)
+	h.s.Handle("GET /admin/teams", admin, "UI: teams, members and grants", h.adminTeams)
+	h.s.Handle("POST /admin/teams", admin, "UI: create a team", h.createTeam)
+	h.s.Handle("POST /admin/teams/members", admin, "UI: add a user to a team", h.addMember)
+	h.s.Handle("POST /admin/grants", admin, "UI: grant a team a permission", h.createGrant)
+	h.s.Handle("GET /admin/environments", admin, "UI: environments and their targets", h.adminEnvironments)
+	h.s.Handle("GET /admin/triggers", admin, "UI: triggers", h.adminTriggers)
+	h.s.Handle("GET /admin/variables", auth.NeedSomewhere(auth.RunbookView), "UI: variables (sensitive values write-only)", h.adminVariables)
+	h.s.Handle("POST /admin/variables", auth.Need(auth.VariableEdit, h.scopeVariableForm), "UI: set a variable", h.setVariable)
+}
+
+func (h *handlers) adminPage(r *http.Request, title, sub string, data any) *page {
+	p := h.newPage(r, title, "admin", data)
+	p.Sub = sub
+	return p
+}
+
+func (h *handlers) adminUsers(w http.ResponseWriter, r *http.Request) error {
+	users, err := h.s.Store().ListUsers(r.Context())
+	if err != nil {
+		return err
+	}
+	teams, err := h.s.Store().ListTeams(r.Context())
+	if err != nil {
+		return err
+	}
+	return h.render(w, http.StatusOK, "admin_users", h.adminPage(r, "admin_users", "users", struct {
+		Users []store.User
+		Teams []store.Team
+	}{users, teams}))
+}
+
+var nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
+
+func (h *handlers) createUser(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	name, password := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password")
+	if !nameRe.MatchString(name) {
+		return server.BadRequest("user name %q: use lower-case letters, digits, '.', '_' and '-'", name)
+	}
+	hash, err := auth.HashPassword(password)
+	if err != nil {
+		return server.BadRequest("%v", err)
+	}
+	u := &store.User{Name: name, Display: strings.TrimSpace(r.PostFormValue("display")), PasswordHash: hash}
+	if err := h.s.Store().CreateUser(ctx, u); err != nil {
+		return err
+	}
+	if team := r.PostFormValue("team"); team != "" {
+		if err := h.s.Store().AddTeamMember(ctx, team, u.ID); err != nil {
+			return err
+		}
+	}
+	if err := h.s.AuditRequest(r, "user.create", "user/"+name, map[string]string{"team": r.PostFormValue("team"), "via": "ui"}); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/admin/users?flash=saved", http.StatusSeeOther)
+	return nil
+}
+
+func (h *handlers) adminTeams(w http.ResponseWriter, r *http.Request) error {
+	teams, err := h.s.Store().ListTeams(r.Context())
+	if err != nil {
+		return err
+	}
+	users, err := h.s.Store().ListUsers(r.Context())
+	if err != nil {
+		return err
+	}
+	return h.render(w, http.StatusOK, "admin_teams", h.adminPage(r, "admin_teams", "teams", struct {
+		Teams       []store.Team
+		Users       []store.User
+		Permissions []auth.Permission
+	}{teams, users, auth.Permissions}))
+}
+
+func (h *handlers) createTeam(w http.ResponseWriter, r *http.Request) error {
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	if !nameRe.MatchString(name) {
+		return server.BadRequest("team name %q: use lower-case letters, digits, '.', '_' and '-'", name)
+	}
+	if _, err := h.s.Store().CreateTeam(r.Context(), name); err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "team.create", "team/"+name, map[string]string{"via": "ui"}); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/admin/teams?flash=saved", http.StatusSeeOther)
+	return nil
+}
+
+func (h *handlers) addMember(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	team, user := r.PostFormValue("team"), r.PostFormValue("user")
+	u, err := h.s.Store().GetUserByName(ctx, user)
+	if err != nil {
+		return err
+	}
+	if err := h.s.Store().AddTeamMember(ctx, team, u.ID); err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "team.member.add", "team/"+team, map[string]string{"user": user, "via": "ui"}); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/admin/teams?flash=saved", http.StatusSeeOther)
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (h *handlers) createGrant(w http.ResponseWriter, r *http.Request) error {
+	perm, err := auth.ParsePermission(r.PostFormValue("permission"))
+	if err != nil {
+		return server.BadRequest("%v", err)
+	}
+	g := &auth.Grant{Team: r.PostFormValue("team"), Permission: perm, Projects: splitList(r.PostFormValue("projects")), Environments: splitList(r.PostFormValue("environments"))}
+	if err := h.s.Store().CreateGrant(r.Context(), g); err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "grant.create", "team/"+g.Team, map[string]string{"permission": string(perm),
+		"projects": strings.Join(g.Projects, ","), "environments": strings.Join(g.Environments, ","), "via": "ui"}); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/admin/teams?flash=saved", http.StatusSeeOther)
+	return nil
+}
+
+func (h *handlers) adminEnvironments(w http.ResponseWriter, r *http.Request) error {
+	return h.render(w, http.StatusOK, "admin_environments", h.adminPage(r, "admin_environments", "environments", struct {
+		Environments []workspace.Environment
+	}{h.s.Catalog().Workspace().Config.Environments}))
+}
+
+func (h *handlers) adminTriggers(w http.ResponseWriter, r *http.Request) error {
+	ts, err := h.s.Store().ListTriggers(r.Context())
+	if err != nil {
+		return err
+	}
+	return h.render(w, http.StatusOK, "admin_triggers", h.adminPage(r, "admin_triggers", "triggers", struct {
+		Triggers []store.Trigger
+	}{ts}))
+}
+
+func (h *handlers) adminVariables(w http.ResponseWriter, r *http.Request) error {
+	p := principal(r)
+	vs, err := h.s.Store().ListVariables(r.Context(), "", true)
+	if err != nil {
+		return err
+	}
+	var rows []store.Variable
+	for _, v := range vs {
+		if v.Environment != "" && !p.Can(auth.RunbookView, auth.Scope{Environment: v.Environment}) {
+			continue
+		}
+		if v.Sensitive {
+			v.Value = "" // write-only: the page never holds it
+		}
+		rows = append(rows, v)
+	}
+	return h.render(w, http.StatusOK, "admin_variables", h.adminPage(r, "admin_variables", "variables", struct {
+		Variables []store.Variable
+		Envs      []string
+	}{rows, h.s.Catalog().Workspace().EnvironmentNames()}))
+}
+
+// scopeVariableForm is the environment the variable form names; none
+// means every environment at once.
+func (h *handlers) scopeVariableForm(r *http.Request) (auth.Scope, error) {
+	env := r.PostFormValue("environment")
+	if env == "" {
+		env = auth.AllEnvironments
+	}
+	return auth.Scope{Environment: env}, nil
+}
+
+var variableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+
+func (h *handlers) setVariable(w http.ResponseWriter, r *http.Request) error {
+	name, env := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("environment")
+	if !variableName.MatchString(name) {
+		return server.BadRequest("variable name %q: use letters, digits and _, not starting with a digit (it becomes an environment variable)", name)
+	}
+	if env != "" {
+		if _, err := h.s.Catalog().Workspace().Environment(env); err != nil {
+			return server.BadRequest("%v", err)
+		}
+	}
+	sensitive := r.PostFormValue("sensitive") == "true"
+	v := store.Variable{Environment: env, Name: name, Value: r.PostFormValue("value"), Sensitive: sensitive, UpdatedBy: principal(r).Name, UpdatedAt: h.s.Now()}
+	if sensitive {
+		sealed, err := h.s.Keys().Seal([]byte(v.Value), server.VariableAAD(env, name))
+		if err != nil {
+			return err
+		}
+		v.Value = sealed
+	}
+	if err := h.s.Store().SetVariable(r.Context(), v); err != nil {
+		return err
+	}
+	if err := h.s.AuditRequest(r, "variable.set", "variable/"+name, map[string]string{"environment": env, "sensitive": boolString(sensitive), "via": "ui"}); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/admin/variables?flash=saved", http.StatusSeeOther)
+	return nil
+}
+
+func boolString(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}

@@ -1,0 +1,150 @@
+package ui
+
+import (
+	"net/http"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/store"
+)
+
+func (h *handlers) registerOverview() {
+	h.s.Handle("GET /{$}", auth.NeedSomewhere(auth.RunbookView), "UI: overview matrix of runbooks × environments, and what waits for me", h.overview)
+}
+
+type overviewData struct {
+	Projects, Tags, Envs []string
+	Project, Tag         string
+	Rows                 []overviewRow
+	Gates                []waitingGate
+	Reviews              []waitingReview
+}
+
+type overviewRow struct {
+	Path, Title, Project string
+	Tags                 []string
+	Cells                []overviewCell
+}
+
+type overviewCell struct {
+	Runbook, Env string
+	Visible      bool // the user may view runs of this runbook here
+	Run          *runbook.Run
+	Age          string
+}
+
+type waitingGate struct {
+	Run  runbook.Run
+	Step string
+	Age  string
+}
+
+type waitingReview struct {
+	Name      string
+	Approvals int
+}
+
+func (h *handlers) overview(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	p := principal(r)
+	cat := h.s.Catalog()
+	now := h.s.Now()
+	d := overviewData{Project: r.URL.Query().Get("project"), Tag: r.URL.Query().Get("tag"), Envs: cat.Workspace().EnvironmentNames()}
+	for _, name := range cat.Projects() {
+		if p.Can(auth.RunbookView, auth.Scope{Project: name}) {
+			d.Projects = append(d.Projects, name)
+		}
+	}
+	tags := map[string]bool{}
+	for _, e := range cat.List() {
+		if !p.Can(auth.RunbookView, auth.Scope{Project: e.Project}) {
+			continue
+		}
+		for _, t := range e.Tags {
+			tags[t] = true
+		}
+		if (d.Project != "" && e.Project != d.Project) || (d.Tag != "" && !slices.Contains(e.Tags, d.Tag)) {
+			continue
+		}
+		row := overviewRow{Path: e.Path, Title: e.Title, Project: e.Project, Tags: e.Tags}
+		for _, env := range d.Envs {
+			c := overviewCell{Runbook: e.Path, Env: env, Visible: p.Can(auth.RunbookView, auth.Scope{Project: e.Project, Environment: env})}
+			if c.Visible {
+				runs, err := h.s.Store().ListRuns(ctx, store.RunFilter{Runbook: e.Path, Environment: env, Limit: 1})
+				if err != nil {
+					return err
+				}
+				if len(runs) == 1 {
+					c.Run = &runs[0]
+					c.Age = age(now, runs[0].CreatedAt)
+				}
+			}
+			row.Cells = append(row.Cells, c)
+		}
+		d.Rows = append(d.Rows, row)
+	}
+	for t := range tags {
+		d.Tags = append(d.Tags, t)
+	}
+	sort.Strings(d.Tags)
+	var err error
+	if d.Gates, err = h.gatesFor(r, p, now); err != nil {
+		return err
+	}
+	d.Reviews = h.reviewsFor(p, now)
+	return h.render(w, http.StatusOK, "overview", h.newPage(r, "nav_overview", "overview", d))
+}
+
+// gatesFor lists the runs waiting at a gate that p may decide.
+func (h *handlers) gatesFor(r *http.Request, p *auth.Principal, now time.Time) ([]waitingGate, error) {
+	if !p.CanSomewhere(auth.RunbookApprove) {
+		return nil, nil
+	}
+	ctx := r.Context()
+	runs, err := h.s.Store().ListRuns(ctx, store.RunFilter{Status: []runbook.RunStatus{runbook.RunWaiting}, Limit: 200})
+	if err != nil {
+		return nil, err
+	}
+	var out []waitingGate
+	for _, run := range runs {
+		if !p.Can(auth.RunbookApprove, auth.Scope{Project: h.s.Catalog().ProjectOf(run.Runbook), Environment: run.Environment}) {
+			continue
+		}
+		st, err := h.s.Engine().State(ctx, run.ID)
+		if err != nil {
+			return nil, err
+		}
+		wt := st.Waiting
+		if wt == nil || wt.Kind != runbook.WaitKindGate || slices.ContainsFunc(wt.Approvals, func(d runbook.Decision) bool { return d.Actor == p.Name }) {
+			continue
+		}
+		if !h.s.MayDecideGate(ctx, p, run, wt.Step) {
+			continue
+		}
+		out = append(out, waitingGate{Run: run, Step: wt.Step, Age: age(now, wt.Since)})
+	}
+	return out, nil
+}
+
+// reviewsFor lists planned operations in review that p may view and has
+// not approved yet.
+func (h *handlers) reviewsFor(p *auth.Principal, now time.Time) []waitingReview {
+	tasks, err := h.s.Catalog().Workspace().Tasks(false, now)
+	if err != nil {
+		return nil
+	}
+	var out []waitingReview
+	for _, t := range tasks {
+		if t.Lifecycle.State != "in review" {
+			continue
+		}
+		if t.Lifecycle.Author == p.Name {
+			continue // authors do not review their own change
+		}
+		out = append(out, waitingReview{Name: t.Name, Approvals: t.Lifecycle.Approvals})
+	}
+	return out
+}

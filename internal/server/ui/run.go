@@ -1,0 +1,210 @@
+package ui
+
+import (
+	"context"
+	"net/http"
+	"strings"
+
+	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/markdown"
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/server"
+)
+
+func (h *handlers) registerRun() {
+	h.s.Handle("GET /runs/{id}", auth.Need(auth.RunbookView, h.scopeRun), "UI: a run — step timeline, live log, gates and questions", h.runPage)
+	h.s.Handle("POST /runs/{id}/gate", auth.Need(auth.RunbookApprove, h.scopeRun), "UI: approve or reject the gate a run waits at", h.decideGate)
+	h.s.Handle("POST /runs/{id}/answer", auth.Need(auth.RunbookRun, h.scopeRun), "UI: confirm a manual step or answer a guided-failure question", h.answer)
+	h.s.Handle("POST /runs/{id}/cancel", auth.Need(auth.RunbookRun, h.scopeRun), "UI: cancel a run", h.cancel)
+}
+
+// runView is a run as its page shows it, derived from the event log.
+type runView struct {
+	Run        runbook.Run
+	State      *runbook.RunState
+	Steps      []stepView // every step of the document, run or not, then rollback steps
+	Elapsed    string
+	Finished   bool
+	CanRun     bool
+	CanApprove bool
+	PanelError string
+}
+
+type stepView struct {
+	ID, Title, Estimate, Duration, Started, Error string
+	Status                                        runbook.StepStatus
+	Attempts                                      int
+	Checks                                        []runbook.Check
+	Decisions                                     []runbook.Decision
+	Over                                          bool // took over 1.5× its estimate
+}
+
+// loadRun reads a run, replays its log and lays out its steps.
+func (h *handlers) loadRun(ctx context.Context, p *auth.Principal, id string) (*runView, error) {
+	run, err := h.s.Store().GetRun(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	state, err := h.s.Engine().State(ctx, run.ID)
+	if err != nil {
+		return nil, err
+	}
+	return h.viewRun(ctx, p, run, state), nil
+}
+
+func (h *handlers) viewRun(ctx context.Context, p *auth.Principal, run runbook.Run, state *runbook.RunState) *runView {
+	now := h.s.Now()
+	v := &runView{Run: run, State: state, Finished: state.Status.Finished() || run.Status.Finished()}
+	if v.Finished && !state.Status.Finished() {
+		state.Status = run.Status // the index knows before a partial log does
+	}
+	scope := auth.Scope{Project: h.s.Catalog().ProjectOf(run.Runbook), Environment: run.Environment}
+	v.CanRun = p.Can(auth.RunbookRun, scope)
+	if w := state.Waiting; w != nil && w.Kind == runbook.WaitKindGate && p.Can(auth.RunbookApprove, scope) {
+		v.CanApprove = h.s.MayDecideGate(ctx, p, run, w.Step)
+	}
+	if !state.StartedAt.IsZero() {
+		end := state.FinishedAt
+		if end.IsZero() {
+			end = now
+		}
+		v.Elapsed = formatDuration(end.Sub(state.StartedAt))
+	}
+	var docSteps []runbook.Step
+	if sn, err := h.s.Store().GetSnapshot(ctx, run.Snapshot); err == nil {
+		if doc, _ := markdown.Parse(sn.Runbook, sn.Source); doc != nil {
+			docSteps = doc.Steps
+		}
+	}
+	seen := map[string]bool{}
+	add := func(ds *runbook.Step, st *runbook.StepState) {
+		sv := stepView{Status: runbook.StepPending}
+		if ds != nil {
+			sv.ID, sv.Title = ds.ID, ds.Title
+			sv.Estimate = formatDuration(ds.Estimate)
+		}
+		if st != nil {
+			sv.ID = st.ID
+			sv.Status, sv.Attempts, sv.Error = st.Status, st.Attempts, st.Error
+			sv.Checks, sv.Decisions = st.Checks, st.Decisions
+			if st.Status == runbook.StepSkipped && st.SkipReason != "" {
+				sv.Error = st.SkipReason
+			}
+			if d := st.Duration(now); d > 0 {
+				sv.Duration = formatDuration(d)
+				sv.Over = ds != nil && ds.Estimate > 0 && d > ds.Estimate*3/2
+			}
+			if !st.StartedAt.IsZero() {
+				sv.Started = st.StartedAt.Local().Format("15:04:05")
+			}
+		}
+		v.Steps = append(v.Steps, sv)
+	}
+	for i := range docSteps {
+		ds := &docSteps[i]
+		seen[ds.ID] = true
+		add(ds, state.Step(ds.ID))
+	}
+	for _, st := range state.Steps {
+		if !seen[st.ID] {
+			add(nil, st)
+		}
+	}
+	if state.Rollback != nil {
+		for _, st := range state.Rollback.Steps {
+			sv := len(v.Steps)
+			add(nil, st)
+			v.Steps[sv].ID = "rollback:" + st.ID
+		}
+	}
+	return v
+}
+
+func (h *handlers) runPage(w http.ResponseWriter, r *http.Request) error {
+	v, err := h.loadRun(r.Context(), principal(r), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return h.render(w, http.StatusOK, "run", h.newPage(r, v.Run.Title, "overview", v))
+}
+
+// panel answers an htmx action with the run's action panel as it is now.
+func (h *handlers) panel(w http.ResponseWriter, r *http.Request, status int, actionErr error) error {
+	v, err := h.loadRun(r.Context(), principal(r), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if actionErr != nil {
+		v.PanelError = actionErr.Error()
+	}
+	p := h.newPage(r, v.Run.Title, "overview", v)
+	if !isHTMX(r) {
+		if actionErr != nil {
+			return actionErr
+		}
+		http.Redirect(w, r, "/runs/"+v.Run.ID, http.StatusSeeOther)
+		return nil
+	}
+	return h.renderTemplate(w, status, "run", "panel", p)
+}
+
+// refused turns a decision the server refused (conflict, bad input) into
+// a message on the panel; permission errors keep their status.
+func (h *handlers) refused(w http.ResponseWriter, r *http.Request, err error) error {
+	if e, ok := err.(*server.Error); ok && e.Status != http.StatusForbidden {
+		return h.panel(w, r, e.Status, err)
+	}
+	return err
+}
+
+func (h *handlers) decideGate(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	run, err := h.s.Store().GetRun(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	decision := r.PostFormValue("decision")
+	if decision != runbook.DecisionGo && decision != runbook.DecisionNoGo {
+		return server.BadRequest("decision must be go or no-go, not %q", decision)
+	}
+	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	if _, err := h.s.DecideGate(ctx, principal(r), run, decision, reason); err != nil {
+		return h.refused(w, r, err)
+	}
+	if err := h.s.AuditRequest(r, "run.gate", "run/"+run.ID, map[string]string{"decision": decision, "reason": reason, "via": "ui"}); err != nil {
+		return err
+	}
+	return h.panel(w, r, http.StatusOK, nil)
+}
+
+func (h *handlers) answer(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	run, err := h.s.Store().GetRun(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	kind, choice, reason := r.PostFormValue("kind"), r.PostFormValue("choice"), strings.TrimSpace(r.PostFormValue("reason"))
+	if _, err := h.s.Answer(ctx, principal(r), run, kind, choice, reason); err != nil {
+		return h.refused(w, r, err)
+	}
+	if err := h.s.AuditRequest(r, "run.answer", "run/"+run.ID, map[string]string{"kind": kind, "choice": choice, "via": "ui"}); err != nil {
+		return err
+	}
+	return h.panel(w, r, http.StatusOK, nil)
+}
+
+func (h *handlers) cancel(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	run, err := h.s.Store().GetRun(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	if err := h.s.CancelRun(ctx, run, principal(r).Name, reason); err != nil {
+		return h.refused(w, r, err)
+	}
+	if err := h.s.AuditRequest(r, "run.cancel", "run/"+run.ID, map[string]string{"reason": reason, "via": "ui"}); err != nil {
+		return err
+	}
+	return h.panel(w, r, http.StatusOK, nil)
+}
