@@ -1,17 +1,14 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/auth"
-	"github.com/opsbook/opsbook/internal/markdown"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/server"
 	"github.com/opsbook/opsbook/internal/store"
@@ -287,53 +284,18 @@ func (h *handlers) decideGate(w http.ResponseWriter, r *http.Request) error {
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	ctx := r.Context()
-	p := principal(r)
-	run, err := h.s.Store().GetRun(ctx, r.PathValue("id"))
+	run, err := h.s.Store().GetRun(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	state, err := h.s.Engine().State(ctx, run.ID)
+	ev, err := h.s.DecideGate(r.Context(), principal(r), run, req.Decision, req.Reason)
 	if err != nil {
 		return err
 	}
-	wt := state.Waiting
-	if wt == nil || wt.Kind != runbook.WaitKindGate {
-		return server.Errorf(http.StatusConflict, "not_waiting", "run %s is not waiting at a gate", run.ID)
-	}
-	if env, err := h.s.Catalog().Workspace().Environment(run.Environment); err == nil && env.Protected && run.CreatedBy == p.Name {
-		return fmt.Errorf("%w: %s is protected, and whoever started a run may not approve its gates; ask another approver", auth.ErrForbidden, run.Environment)
-	}
-	if roles := h.gateRoles(ctx, run, wt.Step); len(roles) > 0 && !slices.ContainsFunc(p.Teams, func(t string) bool { return slices.Contains(roles, t) }) && !p.IsAdmin() {
-		return fmt.Errorf("%w: gate %s may be decided by members of %v only", auth.ErrForbidden, wt.Step, roles)
-	}
-	ev, err := h.s.Engine().Decide(ctx, run.ID, runbook.DecisionRequest{Kind: runbook.WaitKindGate, Step: wt.Step, Phase: wt.Phase, Actor: p.Name, Choice: req.Decision, Reason: req.Reason})
-	if err != nil {
-		return server.Errorf(http.StatusConflict, "decision_refused", "%v", err)
-	}
-	if err := h.s.AuditRequest(r, "run.gate", "run/"+run.ID, map[string]string{"step": wt.Step, "decision": req.Decision, "reason": req.Reason}); err != nil {
+	if err := h.s.AuditRequest(r, "run.gate", "run/"+run.ID, map[string]string{"step": ev.Step, "decision": req.Decision, "reason": req.Reason}); err != nil {
 		return err
 	}
 	server.WriteJSON(w, http.StatusOK, ev)
-	return nil
-}
-
-// gateRoles returns the teams a gate's roles= attribute names, read from
-// the document the run executes.
-func (h *handlers) gateRoles(ctx context.Context, run runbook.Run, step string) []string {
-	sn, err := h.s.Store().GetSnapshot(ctx, run.Snapshot)
-	if err != nil {
-		return nil
-	}
-	doc, _ := markdown.Parse(sn.Runbook, sn.Source)
-	if doc == nil {
-		return nil
-	}
-	for _, s := range doc.Steps {
-		if s.ID == step {
-			return s.ApproverRoles
-		}
-	}
 	return nil
 }
 
@@ -348,28 +310,15 @@ func (h *handlers) answer(w http.ResponseWriter, r *http.Request) error {
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	if req.Kind != runbook.WaitKindManual && req.Kind != runbook.WaitKindAsk {
-		return server.BadRequest("kind must be manual or ask (gates are decided with POST …/gate), not %q", req.Kind)
-	}
-	ctx := r.Context()
-	run, err := h.s.Store().GetRun(ctx, r.PathValue("id"))
+	run, err := h.s.Store().GetRun(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	state, err := h.s.Engine().State(ctx, run.ID)
+	ev, err := h.s.Answer(r.Context(), principal(r), run, req.Kind, req.Choice, req.Reason)
 	if err != nil {
 		return err
 	}
-	wt := state.Waiting
-	if wt == nil || wt.Kind != req.Kind {
-		return server.Errorf(http.StatusConflict, "not_waiting", "run %s is not waiting for a %s answer", run.ID, req.Kind)
-	}
-	p := principal(r)
-	ev, err := h.s.Engine().Decide(ctx, run.ID, runbook.DecisionRequest{Kind: req.Kind, Step: wt.Step, Phase: wt.Phase, Actor: p.Name, Choice: req.Choice, Reason: req.Reason})
-	if err != nil {
-		return server.Errorf(http.StatusConflict, "decision_refused", "%v", err)
-	}
-	if err := h.s.AuditRequest(r, "run.answer", "run/"+run.ID, map[string]string{"step": wt.Step, "kind": req.Kind, "choice": req.Choice}); err != nil {
+	if err := h.s.AuditRequest(r, "run.answer", "run/"+run.ID, map[string]string{"step": ev.Step, "kind": req.Kind, "choice": req.Choice}); err != nil {
 		return err
 	}
 	server.WriteJSON(w, http.StatusOK, ev)
