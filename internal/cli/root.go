@@ -104,6 +104,8 @@ Start with:
 		newReviewCmd(e),
 		newCheckCmd(e),
 		newStatusCmd(e),
+		newChecklistCmd(e),
+		newPostmortemCmd(e),
 	)
 	return root
 }
