@@ -213,7 +213,7 @@ func logLine(b *bytes.Buffer, ev runbook.Event) int {
 	case runbook.EventStepSkipped:
 		return marker("lv", "⤼ "+where+" skipped "+ev.Text)
 	case runbook.EventGateWaiting, runbook.EventManualWaiting, runbook.EventAskWaiting:
-		return marker("ls", "⏸ "+string(ev.Type)+" "+where+" "+ev.Text)
+		return marker("ls", "‖ "+string(ev.Type)+" "+where+" "+ev.Text)
 	case runbook.EventGateDecided, runbook.EventManualDone, runbook.EventAskAnswered:
 		return marker("ls", fmt.Sprintf("✔ %s %s by %s %s%s", ev.Type, where, ev.Actor, ev.Data["decision"]+ev.Data["choice"], suffix(ev.Text)))
 	case runbook.EventRunFinished:

@@ -45,7 +45,8 @@ type runForm struct {
 
 type paramField struct {
 	Name, Type, Description, Value, Placeholder, Error string
-	Input                                              string // text, number, password, select
+	Input                                              string // text, password, select
+	Mode                                               string // inputmode hint
 	Required                                           bool
 	Options                                            []option
 }
@@ -113,7 +114,9 @@ func (h *handlers) newRunForm(p *auth.Principal, e *server.Entry, values map[str
 		case def.SecretParam():
 			fd.Input = "password" // never echoed back
 		case def.Type == runbook.ParamInt:
-			fd.Input = "number"
+			// Text with a numeric keyboard, not type=number: a browser
+			// empties a number field it cannot parse, hiding the mistake.
+			fd.Mode = "numeric"
 		case def.Type == runbook.ParamEnum || def.Type == runbook.ParamBool || len(def.Allowed) > 0:
 			fd.Input = "select"
 			opts := def.Allowed
@@ -162,9 +165,9 @@ func (h *handlers) startRun(w http.ResponseWriter, r *http.Request) error {
 	given := map[string]string{}
 	for _, def := range e.Doc.Front.Params {
 		v := r.PostFormValue("param_" + def.Name)
-		// An empty optional field means "use the default", as omitting a
-		// --param does on the command line.
-		if v == "" && (def.HasDefault || !def.Required) {
+		// An empty field means "not given", as omitting a --param does on
+		// the command line: the default applies, or a required one is missing.
+		if v == "" {
 			continue
 		}
 		given[def.Name] = v
