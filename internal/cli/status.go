@@ -2,13 +2,16 @@ package cli
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/opsbook/opsbook/internal/lifecycle"
 	"github.com/opsbook/opsbook/internal/lifecycle/gates"
+	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/workspace"
 )
 
@@ -100,4 +103,58 @@ func loadTask(e *env, name string) (*workspace.Workspace, *gates.Task, error) {
 		return nil, nil, badInput("%v", err)
 	}
 	return ws, t, nil
+}
+
+// taskRun is the lifecycle side of `opsbook run` for a runbook that
+// belongs to a task: the gate check before, the records around it.
+type taskRun struct {
+	task   *gates.Task
+	report *gates.Report
+	actor  string
+}
+
+// admitTaskRun is called by opsbook run before it starts a runbook at
+// runbookRel (relative to the workspace) in envName. For a runbook outside
+// ops/active/<task>/ it returns nil, nil. When a gate is unmet it prints
+// the gate list to stderr and returns an *ExitError with ExitRefused.
+// Snapshot returns what the run must store as its snapshot.
+func admitTaskRun(e *env, ws *workspace.Workspace, runbookRel, envName, emergency string) (*taskRun, error) {
+	name, ok := gates.TaskOf(runbookRel)
+	if !ok {
+		return nil, nil
+	}
+	t, err := gates.Load(ws, name)
+	if err != nil {
+		return nil, badInput("%v", err)
+	}
+	now, err := lifecycleNow()
+	if err != nil {
+		return nil, badInput("%v", err)
+	}
+	rep, err := t.Admit(envName, now, gates.Options{Emergency: emergency})
+	if rep != nil && len(rep.Gates) > 0 && (err != nil || rep.Protected) {
+		fmt.Fprintf(e.stderr, "Gates before a run of %s in %s:\n", t.Name, envName)
+		rep.WriteGates(e.stderr)
+	}
+	if err != nil {
+		var refusal *gates.Refusal
+		if errors.As(err, &refusal) {
+			return nil, &ExitError{Code: ExitRefused, Err: err}
+		}
+		return nil, badInput("%v", err)
+	}
+	return &taskRun{task: t, report: rep, actor: lifecycle.Actor(ws.Dir)}, nil
+}
+
+// Snapshot is the snapshot a run of the task in its environment stores.
+func (tr *taskRun) Snapshot() string { return tr.report.RunSnapshot }
+
+// Started records the started run in the task's lifecycle file.
+func (tr *taskRun) Started(run runbook.Run) error {
+	return tr.task.RecordStart(tr.report, run, tr.actor)
+}
+
+// Finished records the run's final status; a protected run completes the task.
+func (tr *taskRun) Finished(run runbook.Run) error {
+	return tr.task.RecordFinish(tr.report, run, tr.actor)
 }
