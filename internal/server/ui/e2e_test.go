@@ -280,7 +280,7 @@ func TestBrowser(t *testing.T) {
 
 	// The Run form: typed fields, validation next to the field.
 	alice.go_("/runbooks/" + backupRunbook)
-	alice.wait("the run form", `document.querySelector("#run-button")`)
+	alice.wait("the run form", `window.htmx && document.querySelector("#run-button")`)
 	if typ := eval[string](alice, `document.querySelector("#p-TOKEN").type`); typ != "password" {
 		t.Errorf("secret parameter input type %q, want password", typ)
 	}
@@ -321,7 +321,7 @@ func TestBrowser(t *testing.T) {
 	bob.login("bob")
 	bob.wait("the gate in 'waiting for me'", `document.querySelector(".gate-item a")`)
 	bob.go_(runPath)
-	bob.wait("the approve button", `document.querySelector("#approve")`)
+	bob.wait("the approve button", `window.htmx && document.querySelector("#approve")`)
 	eval[bool](bob, `document.querySelector("#gate-reason").value = "dump verified"; document.querySelector("#approve").click(); true`)
 
 	// Alice's page follows the run to its end over SSE, without reloading.
