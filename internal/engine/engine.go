@@ -293,6 +293,12 @@ func (e *Engine) execute(ctx context.Context, runID string, p *Plan, o ExecOptio
 			return "", fmt.Errorf("run %s was started with %s=%q, not %q; resume it with the same parameters", run.ID, k, v, params[k])
 		}
 	}
+	if o.Actor == "" {
+		o.Actor = run.CreatedBy
+	}
+	if o.Actor == "" {
+		o.Actor = "unknown"
+	}
 	lease, err := st.AcquireRun(ctx, run.ID, e.cfg.Owner, e.cfg.LeaseTTL)
 	if err != nil {
 		return "", err

@@ -132,9 +132,10 @@ func (r *runner) drive(parent context.Context, resume bool) (runbook.RunStatus, 
 		r.outputs[k] = v
 	}
 	now := time.Now()
-	if resume || s.Status != runbook.RunPending {
+	// Anything after run.started means an earlier execution got somewhere.
+	if resume || s.LastSeq > 1 {
 		var evs []runbook.Event
-		if s.Status != runbook.RunPending {
+		if s.LastSeq > 1 && (s.Status == runbook.RunRunning || s.Status == runbook.RunWaiting) {
 			evs = append(evs, runbook.Event{Type: runbook.EventRunInterrupted, Text: describeInterruption(s)})
 		}
 		evs = append(evs, runbook.Event{Type: runbook.EventRunResumed, Actor: r.opts.Actor})

@@ -129,6 +129,9 @@ func (r *runner) await(ctx context.Context, w waitSpec) (d runbook.Decision, res
 				return d, phaseResult{outcome: outcomeFailed, reason: fmt.Sprintf("step %s: asking for a decision: %v", w.step.ID, a.err)}, true
 			}
 			if _, err := r.e.Decide(wctx, r.run.ID, a.req); err != nil {
+				if r.opts.Decider == nil {
+					return d, phaseResult{outcome: outcomeFailed, reason: fmt.Sprintf("step %s: %v", w.step.ID, err)}, true
+				}
 				if q, open := question(); open {
 					ask(q, err)
 				}

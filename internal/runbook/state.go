@@ -212,6 +212,7 @@ type Waiting struct {
 	Approvers int        `json:"approvers,omitempty"` // gate: distinct Go decisions needed
 	Approvals []Decision `json:"approvals,omitempty"` // gate: distinct Go decisions so far
 	Options   []string   `json:"options,omitempty"`   // ask: the allowed choices
+	Guard     string     `json:"guard,omitempty"`     // ask: the breached guard it is about (Step is then empty)
 }
 
 // Replay folds a run's events, in Seq order, into its state.
@@ -428,8 +429,13 @@ func (s *RunState) Apply(ev Event) {
 		}
 
 	case EventGateWaiting, EventManualWaiting, EventAskWaiting:
-		st := s.step(ev)
-		w := &Waiting{Step: ev.Step, Phase: st.Phase, Seq: ev.Seq, Since: ev.Time, Text: ev.Text}
+		// A question about no step (a guard breach between steps) leaves
+		// the steps alone.
+		st := &StepState{Phase: ev.Data["phase"]}
+		if ev.Step != "" {
+			st = s.step(ev)
+		}
+		w := &Waiting{Step: ev.Step, Phase: st.Phase, Seq: ev.Seq, Since: ev.Time, Text: ev.Text, Guard: ev.Data["guard"]}
 		switch ev.Type {
 		case EventGateWaiting:
 			w.Kind = WaitKindGate
@@ -451,7 +457,10 @@ func (s *RunState) Apply(ev Event) {
 		}
 
 	case EventGateDecided, EventManualDone, EventAskAnswered:
-		st := s.step(ev)
+		st := &StepState{Phase: ev.Data["phase"]}
+		if ev.Step != "" {
+			st = s.step(ev)
+		}
 		d := Decision{Seq: ev.Seq, Time: ev.Time, Step: ev.Step, Phase: st.Phase, Actor: ev.Actor, Reason: ev.Text}
 		switch ev.Type {
 		case EventGateDecided:
