@@ -42,7 +42,7 @@ func (r *runner) runCall(ctx context.Context, phase string, doc *runbook.Documen
 	}
 	for _, p := range called.Front.Params {
 		if p.SecretParam() {
-			r.mask.add(params[p.Name])
+			r.mask.Add(params[p.Name])
 		}
 	}
 	if info := r.inspect(phase, step.ID); !info.exists {

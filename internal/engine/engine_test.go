@@ -435,38 +435,6 @@ func TestMaskingEverywhere(t *testing.T) {
 	}
 }
 
-func TestMaskWriterSplitWrites(t *testing.T) {
-	m := &masker{}
-	m.add("abcdef")
-	m.add("abcxyz")
-	m.add("zz")
-	tests := []struct {
-		writes []string
-		want   string
-	}{
-		{[]string{"xxabcdefyy"}, "xx***yy"},
-		{[]string{"xxab", "cdefyy"}, "xx***yy"},
-		{[]string{"a", "b", "c", "d", "e", "f"}, "***"},
-		{[]string{"abc", "xyzabcdef"}, "******"},
-		{[]string{"abcde"}, "abcde"}, // a prefix only, flushed at Close
-		{[]string{"abcd", "Xabcdef"}, "abcdX***"},
-		{[]string{"z", "z", "z"}, "***z"},
-	}
-	for _, tt := range tests {
-		t.Run(strings.Join(tt.writes, "|"), func(t *testing.T) {
-			var out bytes.Buffer
-			w := m.Writer(&out)
-			for _, s := range tt.writes {
-				w.Write([]byte(s))
-			}
-			w.Close()
-			if out.String() != tt.want {
-				t.Fatalf("got %q, want %q", out.String(), tt.want)
-			}
-		})
-	}
-}
-
 func TestLargeOutputIsChunked(t *testing.T) {
 	h := newHarness(t)
 	d := h.doc("rb.md", "", step("Big", "sh {id=big}", "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo done"))

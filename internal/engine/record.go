@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opsbook/opsbook/internal/mask"
 	"github.com/opsbook/opsbook/internal/runbook"
 )
 
@@ -20,7 +21,7 @@ type recorder struct {
 	match *matcher
 
 	stdout, stderr io.Writer
-	masks          [2]*maskWriter
+	masks          [2]*mask.Writer
 
 	mu      sync.Mutex
 	cond    *sync.Cond

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/opsbook/opsbook/internal/executor"
+	"github.com/opsbook/opsbook/internal/mask"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/store"
 )
@@ -22,7 +23,7 @@ type runner struct {
 	params map[string]string // resolved, secrets included
 	opts   ExecOptions
 	lease  *store.Lease
-	mask   *masker
+	mask   *mask.Masker
 
 	// appendMu serialises writes so that events are applied to state and
 	// shown to the observer in Seq order.
