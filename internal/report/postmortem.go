@@ -99,9 +99,12 @@ func Postmortem(in Input) (PostmortemView, error) {
 	}
 
 	for _, d := range st.Decisions {
-		step := d.Step
-		if d.Phase == runbook.PhaseRollback {
-			step = "rollback/" + step
+		step := "`" + d.Step + "`"
+		switch {
+		case d.Step == "":
+			step = "—" // a question about a guard breach between steps
+		case d.Phase == runbook.PhaseRollback:
+			step = "`rollback/" + d.Step + "`"
 		}
 		v.Decisions = append(v.Decisions, DecisionRow{Time: in.clock(d.Time), Step: step, Kind: d.Kind,
 			Choice: choiceWord(d.Choice, l), Who: d.Actor, Reason: d.Reason})
@@ -261,9 +264,9 @@ func (in *Input) deviations(st *runbook.RunState) []string {
 			continue
 		case ss.Status == runbook.StepSkipped:
 			who := ""
-			for _, d := range ss.Decisions {
-				if d.Choice == runbook.ChoiceSkip {
-					who = d.Actor
+			for _, ev := range in.Events {
+				if ev.Type == runbook.EventStepSkipped && ev.Step == s.ID && ev.Data["phase"] == runbook.PhaseMain {
+					who = ev.Actor
 				}
 			}
 			line := fmt.Sprintf(word("Step `%s` skipped", "步骤 `%s` 被跳过"), s.ID)
