@@ -53,8 +53,15 @@ func main() {
 	parallelFlag := flag.Int("parallel", 50, "hosts at once, for every tool")
 	reps := flag.Int("reps", 3, "runs per tool and host count; the median wall time is reported")
 	toolsFlag := flag.String("tools", "opsbook,pssh,ansible", "tools to run")
+	skipRC := flag.Bool("skip-bashrc", false, "make bash skip ~/.bashrc in SSH sessions (sshd SetEnv SHLVL=1), so a heavy .bashrc (pyenv init) does not dominate every tool's figures")
 	flag.Parse()
-	if err := bench(*hostsFlag, *parallelFlag, *reps, strings.Split(*toolsFlag, ",")); err != nil {
+	var extra []string
+	if *skipRC {
+		// bash sources ~/.bashrc for sshd commands only as a top-level
+		// shell (SHLVL < 2 after its own increment).
+		extra = append(extra, "SetEnv SHLVL=1")
+	}
+	if err := bench(*hostsFlag, *parallelFlag, *reps, strings.Split(*toolsFlag, ","), extra); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/ssh:", err)
 		os.Exit(1)
 	}
@@ -74,7 +81,7 @@ type benchEnv struct {
 	self       string
 }
 
-func bench(hostsList string, parallel, reps int, toolNames []string) error {
+func bench(hostsList string, parallel, reps int, toolNames []string, sshdConfig []string) error {
 	var counts []int
 	for _, s := range strings.Split(hostsList, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -92,7 +99,7 @@ func bench(hostsList string, parallel, reps int, toolNames []string) error {
 	if err != nil {
 		return err
 	}
-	cluster, err := sshdtest.Launch(dir, slices.Max(counts), 16)
+	cluster, err := sshdtest.Launch(dir, slices.Max(counts), sshdtest.Config{PortsPerProcess: 16, Extra: sshdConfig})
 	if err != nil {
 		return err
 	}
@@ -106,8 +113,8 @@ func bench(hostsList string, parallel, reps int, toolNames []string) error {
 		"pssh":    {name: "parallel-ssh", cmd: psshCmd, bin: "parallel-ssh"},
 		"ansible": {name: "ansible", cmd: ansibleCmd, bin: "ansible"},
 	}
-	fmt.Printf("%d sshd processes, %d loopback hosts, parallelism %d, %d run(s) each, %d CPU(s)\n\n",
-		(slices.Max(counts)+15)/16, slices.Max(counts), parallel, reps, numCPU())
+	fmt.Printf("%d sshd processes, %d loopback hosts, parallelism %d, %d run(s) each, %d CPU(s), extra sshd config %q\n\n",
+		(slices.Max(counts)+15)/16, slices.Max(counts), parallel, reps, numCPU(), sshdConfig)
 	fmt.Printf("%-6s %-13s %10s %10s %14s %16s\n", "hosts", "tool", "wall(med)", "wall(min)", "maxrss/proc", "peak tree RSS")
 	for _, n := range counts {
 		for _, name := range toolNames {

@@ -69,6 +69,7 @@ type process struct {
 	exitErr   error
 	authKeys  string
 	clientKey string
+	extra     []string
 }
 
 // syncBuffer collects sshd's stderr for error messages.
@@ -93,7 +94,7 @@ func (s *syncBuffer) String() string {
 // them when the test ends. It fails the test when sshd is missing.
 func Start(t testing.TB, n int) []Server {
 	t.Helper()
-	c, err := Launch(t.TempDir(), n, 1)
+	c, err := Launch(t.TempDir(), n, Config{})
 	if err != nil {
 		t.Fatalf("start sshd: %v", err)
 	}
@@ -116,10 +117,19 @@ func ClientKey(s Server) string {
 	return s.proc.clientKey
 }
 
-// Launch starts ceil(n/portsPerProcess) sshd processes under dir, listening on
-// n free 127.0.0.1 ports in total. sshd accepts at most 16 listen sockets, so
-// portsPerProcess is capped at 16.
-func Launch(dir string, n, portsPerProcess int) (*Cluster, error) {
+// Config tunes Launch.
+type Config struct {
+	// PortsPerProcess is how many hosts one sshd serves (default 1, at
+	// most 16: sshd's limit of listen sockets).
+	PortsPerProcess int
+	// Extra are sshd_config lines appended to the harness's own.
+	Extra []string
+}
+
+// Launch starts sshd processes under dir listening on n free 127.0.0.1
+// ports in total, logging in the current user.
+func Launch(dir string, n int, cfg Config) (*Cluster, error) {
+	portsPerProcess := cfg.PortsPerProcess
 	if _, err := os.Stat(SSHDPath); err != nil {
 		return nil, fmt.Errorf("%s not found: install openssh-server (apt-get install openssh-server) or run scripts/test.sh", SSHDPath)
 	}
@@ -151,7 +161,7 @@ func Launch(dir string, n, portsPerProcess int) (*Cluster, error) {
 	}
 	for i := 0; len(c.Servers) < n; i++ {
 		ports := min(portsPerProcess, n-len(c.Servers))
-		p := &process{dir: filepath.Join(dir, fmt.Sprintf("sshd%d", i)), authKeys: authKeys, clientKey: c.ClientKeyFile}
+		p := &process{dir: filepath.Join(dir, fmt.Sprintf("sshd%d", i)), authKeys: authKeys, clientKey: c.ClientKeyFile, extra: cfg.Extra}
 		if err := os.MkdirAll(p.dir, 0o700); err != nil {
 			c.Stop()
 			return nil, fmt.Errorf("create sshd dir: %w", err)
@@ -311,6 +321,9 @@ LogLevel ERROR
 PrintMotd no
 Banner none
 `, p.hostKey, p.authKeys, filepath.Join(p.dir, "sshd.pid"))
+	for _, line := range p.extra {
+		b.WriteString(line + "\n")
+	}
 	if err := os.WriteFile(config, []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("write sshd_config: %w", err)
 	}
@@ -321,6 +334,9 @@ Banner none
 	// Own process group so Stop can also end the session processes sshd
 	// forked (they stay in sshd's group).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Connection children inherit the log pipe; do not let one that
+	// outlives the listener block Wait.
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start sshd: %w", err)
 	}
@@ -370,8 +386,12 @@ func (p *process) stop() {
 	if p.cmd == nil || p.cmd.Process == nil {
 		return
 	}
-	// Per-connection children outlive the listener until their client
-	// disconnects; tests close their clients, so the group kill suffices.
+	// Each connection's sshd child runs in its own session, out of reach
+	// of a group kill, and would keep serving a client that never closed
+	// (and its commands) after the listener is gone: kill them first.
+	for _, pid := range descendants(p.cmd.Process.Pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
 	select {
 	case <-p.exited:
@@ -380,6 +400,44 @@ func (p *process) stop() {
 		<-p.exited
 	}
 	p.cmd = nil
+}
+
+// descendants lists the processes below pid, read from /proc.
+func descendants(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command name, which may hold spaces: state ppid …
+		s := string(stat)
+		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(f) < 2 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		children[ppid] = append(children[ppid], child)
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		next := queue[0]
+		queue = queue[1:]
+		for _, c := range children[next] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
 }
 
 func freePort() (int, error) {
