@@ -106,6 +106,11 @@ Start with:
 		newStatusCmd(e),
 		newChecklistCmd(e),
 		newPostmortemCmd(e),
+		newRunCmd(e),
+		newRunsCmd(e),
+		newShowCmd(e),
+		newResumeCmd(e),
+		newNoteCmd(e),
 	)
 	return root
 }

@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opsbook/opsbook/internal/lifecycle"
+	"github.com/opsbook/opsbook/internal/runbook"
+)
+
+func newResumeCmd(e *env) *cobra.Command {
+	var output, answer string
+	var yes bool
+	cmd := &cobra.Command{
+		Use:   "resume RUN",
+		Short: "Continue a run whose process died (or that stopped while waiting)",
+		Long: `Resume continues a run from its recorded events: completed steps are not
+run again and their outputs are restored; the step that was running is run
+again only if it is marked idempotent, otherwise you choose retry, skip or
+abort (in a terminal, or with --answer). The runbook must be unchanged
+(same snapshot); secret parameters are asked for again (OPSBOOK_PARAM_* or
+the prompt), since they are never stored. Two processes can never execute
+the same run: a run still held by a live process is refused.`,
+		Example: `  opsbook runs                      # find the interrupted run
+  opsbook resume 01HV3 --yes
+  opsbook resume 01HV3 --answer skip`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return badInput("--output must be text or json, not %q", output)
+			}
+			switch answer {
+			case "", runbook.ChoiceRetry, runbook.ChoiceSkip, runbook.ChoiceAbort:
+			default:
+				return badInput("--answer must be retry, skip or abort, not %q", answer)
+			}
+			ctx := cmd.Context()
+			ws, err := findWorkspace(e)
+			if err != nil {
+				return badInput("%v", err)
+			}
+			st, err := openState(ctx, ws)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			run, err := st.GetRun(ctx, args[0])
+			if err != nil {
+				return badInput("%v", err)
+			}
+			if run.Status.Finished() {
+				return badInput("run %s is %s; there is nothing to resume (start a new run with `opsbook run`)", run.ID, run.Status)
+			}
+			p, err := loadPlan(e, ws, ws.Path(run.Runbook), run.Runbook, run.Environment)
+			if err != nil {
+				return err
+			}
+			if p.Params, err = collectParams(e, p.Document.Front.Params, nil, run.Params); err != nil {
+				return err
+			}
+			if _, err := runbook.ResolveParams(p.Document.Front.Params, p.Params); err != nil {
+				return badInput("invalid parameters:\n%v", err)
+			}
+			if run.Snapshot != p.Snapshot {
+				// A task run stores the lifecycle's snapshot, which covers the
+				// same documents; accept it when the runbook itself is unchanged.
+				if tr, err := admitTaskRun(e, ws, run.Runbook, run.Environment, run.Emergency); err == nil && tr != nil && tr.Snapshot() == run.Snapshot {
+					p.Snapshot = run.Snapshot
+				}
+			}
+			actor := lifecycle.Actor(ws.Dir)
+			if output == "text" {
+				fmt.Fprintf(e.stderr, "resuming run %s\n", run.ID)
+			}
+			_, err = drive(ctx, e, newEngine(st), run, p, output, yes, actor, answer, true)
+			return err
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "approve gates and confirm manual steps as yourself with reason \"--yes\"")
+	cmd.Flags().StringVar(&answer, "answer", "", "what to do with an interrupted step that is not idempotent: retry, skip or abort")
+	return cmd
+}

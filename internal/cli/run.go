@@ -1,0 +1,549 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opsbook/opsbook/internal/engine"
+	"github.com/opsbook/opsbook/internal/lifecycle"
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/snapshot"
+	"github.com/opsbook/opsbook/internal/store"
+)
+
+func newRunCmd(e *env) *cobra.Command {
+	var (
+		envName, from, output, emergency string
+		params                           []string
+		dryRun, yes                      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run FILE|TASK --env NAME",
+		Short: "Execute a runbook, step by step, with a durable record of every event",
+		Long: `Run executes a runbook in an environment: each step's command in its own
+process group with its timeout, retries, verification checkpoints and failure
+policy; gates and manual steps wait for people; the rollback document runs
+when the policy or the operator says so. Every event is recorded in the
+workspace's run store (.opsbook/opsbook.db) before the step proceeds, so a
+run whose process dies can be continued with ` + "`opsbook resume`" + `.
+
+TASK is a planned operation under ops/active/: its <task>-runbook.md runs.
+
+Parameters come from --param NAME=VALUE, from OPSBOOK_PARAM_<NAME>
+environment variables, or from a prompt in a terminal. Secret parameters are
+never accepted on the command line.
+
+Without a terminal, a gate needs --yes (recorded as a Go by you with the
+reason "--yes") or the run fails at the gate.
+
+Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
+4 cancelled or interrupted, 5 refused by a lifecycle gate.`,
+		Example: `  opsbook run ops/runbooks/backup.md --env staging --param DB=orders
+  opsbook run 2026-03-01-pg-upgrade-15 --env production
+  opsbook run backup.md --env staging --dry-run
+  OPSBOOK_PARAM_TOKEN=… opsbook run rotate.md --env dev --yes --output json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return badInput("--output must be text or json, not %q", output)
+			}
+			if envName == "" {
+				return badInput("--env is required: name the environment to run in (see environments: in opsbook.yaml)")
+			}
+			ctx := cmd.Context()
+			ws, err := findWorkspace(e)
+			if err != nil {
+				return badInput("%v", err)
+			}
+			abs, rel, err := runbookPath(ws, args[0])
+			if err != nil {
+				return err
+			}
+			p, err := loadPlan(e, ws, abs, rel, envName)
+			if err != nil {
+				return err
+			}
+			if from != "" && !hasStep(p.Document, from) {
+				return badInput("--from %s: the runbook has no step with that id", from)
+			}
+			if p.Params, err = collectParams(e, p.Document.Front.Params, params, nil); err != nil {
+				return err
+			}
+			if _, err := runbook.ResolveParams(p.Document.Front.Params, p.Params); err != nil {
+				return badInput("invalid parameters:\n%v", err)
+			}
+			if dryRun {
+				return printPlan(e.stdout, p, from)
+			}
+			tr, err := admitTaskRun(e, ws, rel, envName, emergency)
+			if err != nil {
+				return err
+			}
+			actor := lifecycle.Actor(ws.Dir)
+			if tr != nil && tr.Snapshot() != "" {
+				p.Snapshot = tr.Snapshot()
+			}
+			st, err := openState(ctx, ws)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			eng := newEngine(st)
+			run, err := eng.Start(ctx, p, engine.StartOptions{Actor: actor, From: from, Emergency: emergency})
+			if err != nil {
+				var pe *engine.ParamsError
+				if errors.As(err, &pe) {
+					return badInput("%v", err)
+				}
+				return err
+			}
+			if tr != nil {
+				if err := tr.Started(run); err != nil {
+					return err
+				}
+			}
+			status, err := drive(ctx, e, eng, run, p, output, yes, actor, "", false)
+			if tr != nil {
+				run.Status = status
+				if ferr := tr.Finished(run); ferr != nil && err == nil {
+					err = ferr
+				}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&envName, "env", "e", "", "environment to run in (required)")
+	f.StringArrayVarP(&params, "param", "p", nil, "parameter NAME=VALUE (repeatable; not for secrets: use OPSBOOK_PARAM_NAME)")
+	f.BoolVar(&dryRun, "dry-run", false, "print the plan (steps, targets, commands, checks, guards, estimates, rollback) and execute nothing")
+	f.BoolVarP(&yes, "yes", "y", false, "approve gates and confirm manual steps as yourself with reason \"--yes\"")
+	f.StringVar(&from, "from", "", "start at this step id; earlier steps are recorded as skipped")
+	f.StringVarP(&output, "output", "o", "text", "output format: text (live, line-oriented) or json (one event per line)")
+	f.StringVar(&emergency, "emergency", "", "reason for an emergency run outside the lifecycle gates (change: emergency tasks only)")
+	return cmd
+}
+
+func hasStep(d *runbook.Document, id string) bool {
+	for _, s := range d.Steps {
+		if s.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// drive executes (or resumes) a run in-process with the terminal view and
+// maps its final status to the exit status.
+func drive(ctx context.Context, e *env, eng *engine.Engine, run runbook.Run, p *engine.Plan, output string, yes bool, actor, answer string, resume bool) (runbook.RunStatus, error) {
+	view := newRunView(e.stdout, output, p)
+	_, tty := terminalInput(e)
+	decider := &cliDecider{e: e, yes: yes, tty: tty, actor: actor, view: view}
+	if output == "text" {
+		fmt.Fprintf(e.stderr, "run %s: %s in %s (snapshot %s)\n", run.ID, p.Runbook, p.Environment, snapshot.ShortOf(p.Snapshot))
+	}
+	o := engine.ExecOptions{Actor: actor, Decider: decider, Observe: view.event, RetryInterrupted: answer}
+	var status runbook.RunStatus
+	var err error
+	if resume {
+		status, err = eng.Resume(ctx, run.ID, p, o)
+	} else {
+		status, err = eng.Execute(ctx, run.ID, p, o)
+	}
+	view.flush()
+	if err != nil {
+		var pe *engine.ParamsError
+		if errors.As(err, &pe) {
+			return status, badInput("%v", err)
+		}
+		if errors.Is(err, store.ErrLocked) {
+			return status, &ExitError{Code: ExitInterrupted, Err: err}
+		}
+		return status, err
+	}
+	if output == "text" {
+		fmt.Fprintf(e.stderr, "run %s %s\n", run.ID, status)
+		if status == runbook.RunCancelled {
+			fmt.Fprintf(e.stderr, "the record is kept: `opsbook show %s`\n", run.ID)
+		}
+	}
+	if code := status.ExitCode(); code != 0 {
+		return status, &ExitError{Code: code}
+	}
+	return status, nil
+}
+
+// runView prints a run's events as they are recorded: line-oriented, each
+// output line prefixed by its step id, so it reads the same in a terminal
+// and in CI logs; or one JSON event per line.
+type runView struct {
+	mu      sync.Mutex
+	w       io.Writer
+	json    bool
+	titles  map[string]string
+	partial map[string]*bytes.Buffer // per step and stream: an unfinished line
+}
+
+func newRunView(w io.Writer, output string, p *engine.Plan) *runView {
+	v := &runView{w: w, json: output == "json", titles: map[string]string{}, partial: map[string]*bytes.Buffer{}}
+	for _, s := range p.Document.Steps {
+		v.titles[s.ID] = s.Title
+	}
+	if p.Rollback != nil {
+		for _, s := range p.Rollback.Steps {
+			v.titles["rollback/"+s.ID] = s.Title
+		}
+	}
+	return v
+}
+
+func stepLabel(ev runbook.Event) string {
+	id := ev.Step
+	if ev.Data["phase"] == runbook.PhaseRollback {
+		id = "rollback/" + id
+	}
+	if ev.Host != "" && ev.Host != "local" {
+		id += "@" + ev.Host
+	}
+	return id
+}
+
+func (v *runView) event(ev runbook.Event) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.json {
+		b, _ := json.Marshal(ev)
+		v.w.Write(append(b, '\n'))
+		return
+	}
+	label := stepLabel(ev)
+	switch ev.Type {
+	case runbook.EventStepOutput:
+		key := label + "\x00" + ev.Stream
+		buf := v.partial[key]
+		if buf == nil {
+			buf = &bytes.Buffer{}
+			v.partial[key] = buf
+		}
+		buf.WriteString(ev.Text)
+		for {
+			line, err := buf.ReadString('\n')
+			if err != nil {
+				buf.Reset()
+				buf.WriteString(line)
+				break
+			}
+			fmt.Fprintf(v.w, "[%s] %s", label, line)
+		}
+		return
+	}
+	v.flushLocked()
+	fmt.Fprintln(v.w, describeEvent(ev, v.titles))
+}
+
+func (v *runView) flush() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.flushLocked()
+}
+
+func (v *runView) flushLocked() {
+	for key, buf := range v.partial {
+		if buf.Len() > 0 {
+			label, _, _ := strings.Cut(key, "\x00")
+			fmt.Fprintf(v.w, "[%s] %s\n", label, buf.String())
+			buf.Reset()
+		}
+	}
+}
+
+// describeEvent is one line about an event, for the live view and show.
+func describeEvent(ev runbook.Event, titles map[string]string) string {
+	label := stepLabel(ev)
+	d := ev.Data
+	switch ev.Type {
+	case runbook.EventRunStarted:
+		return fmt.Sprintf("== run started by %s: %s (env %s)", d["user"], ev.Text, d["env"])
+	case runbook.EventRunResumed:
+		return fmt.Sprintf("== run resumed by %s", ev.Actor)
+	case runbook.EventRunInterrupted:
+		return "== interrupted: " + ev.Text
+	case runbook.EventRunCancelled:
+		return fmt.Sprintf("== cancelled by %s: %s", ev.Actor, ev.Text)
+	case runbook.EventRunFinished:
+		return "== run " + d["status"]
+	case runbook.EventStepStarted:
+		t := titles[label]
+		if t == "" {
+			t = titles[ev.Step]
+		}
+		s := fmt.Sprintf("-> [%s] %s", label, t)
+		if ev.Attempt > 1 {
+			s += fmt.Sprintf(" (attempt %d)", ev.Attempt)
+		}
+		return s
+	case runbook.EventStepVerified:
+		return fmt.Sprintf("   [%s] %s %s: %s", label, d["kind"], d["result"], ev.Text)
+	case runbook.EventStepRetry:
+		return fmt.Sprintf("   [%s] failed (%s); attempt %d in %s", label, ev.Text, ev.Attempt, d["backoff"])
+	case runbook.EventStepPublished:
+		var kv []string
+		for _, k := range sortedKeys(d) {
+			if k != "phase" {
+				kv = append(kv, k+"="+d[k])
+			}
+		}
+		return fmt.Sprintf("   [%s] outputs: %s", label, strings.Join(kv, " "))
+	case runbook.EventStepFinished:
+		s := fmt.Sprintf("<- [%s] %s", label, d["status"])
+		if ms := d["duration_ms"]; ms != "" {
+			s += " in " + ms + "ms"
+		}
+		if ev.Text != "" {
+			s += ": " + ev.Text
+		}
+		return s
+	case runbook.EventStepSkipped:
+		return fmt.Sprintf("<- [%s] skipped: %s", label, ev.Text)
+	case runbook.EventGateWaiting:
+		return fmt.Sprintf("?? [%s] Go/No-Go (%s distinct approver(s)): %s", label, d["approvers"], strings.TrimSpace(ev.Text))
+	case runbook.EventGateDecided:
+		return fmt.Sprintf("!! [%s] %s by %s: %s", label, d["decision"], ev.Actor, ev.Text)
+	case runbook.EventManualWaiting:
+		return fmt.Sprintf("?? [%s] manual step: %s", label, strings.TrimSpace(ev.Text))
+	case runbook.EventManualDone:
+		return fmt.Sprintf("!! [%s] confirmed by %s %s", label, ev.Actor, ev.Text)
+	case runbook.EventAskWaiting:
+		return fmt.Sprintf("?? [%s] %s", label, ev.Text)
+	case runbook.EventAskAnswered:
+		return fmt.Sprintf("!! [%s] %s chose %s: %s", label, ev.Actor, d["choice"], ev.Text)
+	case runbook.EventAnomaly:
+		return fmt.Sprintf("!! note by %s: %s", ev.Actor, ev.Text)
+	case runbook.EventGuardBreached:
+		return fmt.Sprintf("!! guard breached: %s (%s)", ev.Text, d["action"])
+	case runbook.EventRollbackStart:
+		return "== rolling back: " + ev.Text
+	case runbook.EventRollbackFinish:
+		return "== rollback " + d["status"]
+	}
+	return fmt.Sprintf("   %s %s %s", ev.Type, label, ev.Text)
+}
+
+// cliDecider answers what a run waits for: --yes for gates and manual
+// steps, else a prompt on the terminal, else nobody (the wait fails with a
+// message saying what to do).
+type cliDecider struct {
+	e     *env
+	yes   bool
+	tty   bool
+	actor string
+	view  *runView
+	mu    sync.Mutex
+}
+
+func (d *cliDecider) Decide(ctx context.Context, w runbook.Waiting, lastErr error) (runbook.DecisionRequest, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	req := runbook.DecisionRequest{Kind: w.Kind, Step: w.Step, Phase: w.Phase, Actor: d.actor}
+	if d.yes && lastErr == nil && (w.Kind == runbook.WaitKindGate || w.Kind == runbook.WaitKindManual) {
+		req.Reason = "--yes"
+		if w.Kind == runbook.WaitKindGate {
+			req.Choice = runbook.DecisionGo
+		}
+		return req, nil
+	}
+	if !d.tty {
+		what := map[string]string{
+			runbook.WaitKindGate:   "gate " + w.Step + " needs a Go/No-Go decision",
+			runbook.WaitKindManual: "manual step " + w.Step + " needs a confirmation",
+			runbook.WaitKindAsk:    "step " + w.Step + " asks what to do (" + strings.Join(w.Options, ", ") + ")",
+		}[w.Kind]
+		hint := "there is no terminal to ask: rerun with --yes to approve as " + d.actor + ", or run in a terminal"
+		if w.Kind == runbook.WaitKindAsk {
+			hint = "there is no terminal to ask: run it in a terminal, or answer with `opsbook resume RUN --answer CHOICE`"
+		}
+		if lastErr != nil {
+			hint = lastErr.Error()
+		}
+		return req, &engine.NoDecisionError{Reason: what + ", but " + hint}
+	}
+	if lastErr != nil {
+		fmt.Fprintf(d.e.stderr, "opsbook: %v\n", lastErr)
+	}
+	d.view.flush()
+	line := func(prompt string) (string, error) {
+		fmt.Fprint(d.e.stderr, prompt)
+		type res struct {
+			s   string
+			err error
+		}
+		ch := make(chan res, 1)
+		go func() {
+			s, err := stdinLines(d.e).ReadString('\n')
+			ch <- res{strings.TrimSpace(s), err}
+		}()
+		select {
+		case <-ctx.Done():
+			fmt.Fprintln(d.e.stderr, "(decided elsewhere)")
+			return "", ctx.Err()
+		case r := <-ch:
+			if r.err != nil && r.s == "" {
+				return "", fmt.Errorf("read the answer: %w", r.err)
+			}
+			return r.s, nil
+		}
+	}
+	var err error
+	switch w.Kind {
+	case runbook.WaitKindGate:
+		for req.Choice != runbook.DecisionGo && req.Choice != runbook.DecisionNoGo {
+			if req.Choice, err = line(fmt.Sprintf("Gate %s — %s\nDecide go or no-go: ", w.Step, strings.TrimSpace(w.Text))); err != nil {
+				return req, err
+			}
+		}
+		for req.Reason == "" {
+			if req.Reason, err = line("Reason (recorded with your decision): "); err != nil {
+				return req, err
+			}
+		}
+	case runbook.WaitKindManual:
+		if req.Reason, err = line(fmt.Sprintf("Manual step %s — %s\nPress Enter when done (an optional note first): ", w.Step, strings.TrimSpace(w.Text))); err != nil {
+			return req, err
+		}
+	case runbook.WaitKindAsk:
+		for !contains(w.Options, req.Choice) {
+			if req.Choice, err = line(fmt.Sprintf("Choose %s: ", strings.Join(w.Options, " / "))); err != nil {
+				return req, err
+			}
+		}
+		if req.Reason, err = line("Reason: "); err != nil {
+			return req, err
+		}
+	}
+	return req, nil
+}
+
+// printPlan is --dry-run: what would run, and nothing runs.
+func printPlan(w io.Writer, p *engine.Plan, from string) error {
+	d := p.Document
+	fmt.Fprintf(w, "Plan: %s (%s) in %s — snapshot %s\n", d.Title, p.Runbook, p.Environment, snapshot.ShortOf(p.Snapshot))
+	if d.Front.Estimate > 0 {
+		fmt.Fprintf(w, "Estimate: %s\n", d.Front.Estimate)
+	}
+	for _, k := range sortedKeys(p.Params) {
+		v := p.Params[k]
+		for _, def := range d.Front.Params {
+			if def.Name == k && def.SecretParam() {
+				v = "***"
+			}
+		}
+		fmt.Fprintf(w, "Param %s=%s\n", k, v)
+	}
+	for _, g := range d.Front.Guards {
+		fmt.Fprintf(w, "Guard %s: %s %s %g every %s, on breach %s\n", g.Name, g.Query, g.Op, g.Threshold, g.Interval, orText(g.OnBreach, "pause"))
+	}
+	fmt.Fprintln(w)
+	printSteps(w, d.Steps, from, "")
+	if p.Rollback != nil {
+		fmt.Fprintf(w, "\nRollback (%s), run when a step with on_fail=rollback fails, an operator chooses it, or a guard breaches with on_breach=rollback:\n\n", d.Front.Rollback)
+		printSteps(w, p.Rollback.Steps, "", "rollback/")
+	} else {
+		fmt.Fprintln(w, "\nNo rollback document: on_fail=rollback would fail the run.")
+	}
+	fmt.Fprintln(w, "\nDry run: nothing was executed.")
+	return nil
+}
+
+func printSteps(w io.Writer, steps []runbook.Step, from, prefix string) {
+	skipping := from != ""
+	for i, s := range steps {
+		if s.ID == from {
+			skipping = false
+		}
+		head := fmt.Sprintf("%d. [%s%s] %s", i+1, prefix, s.ID, s.Title)
+		if skipping {
+			head += " (skipped: --from " + from + ")"
+		}
+		fmt.Fprintln(w, head)
+		var attrs []string
+		attrs = append(attrs, "target "+orText(s.Target, "local"))
+		if s.Timeout > 0 {
+			attrs = append(attrs, "timeout "+s.Timeout.String())
+		}
+		if s.Retries > 0 {
+			attrs = append(attrs, fmt.Sprintf("retries %d", s.Retries))
+		}
+		attrs = append(attrs, "on_fail "+orText(string(s.OnFail), "abort"))
+		if s.Estimate > 0 {
+			attrs = append(attrs, "estimate "+s.Estimate.String())
+		}
+		if s.Idempotent {
+			attrs = append(attrs, "idempotent")
+		}
+		fmt.Fprintf(w, "   %s\n", strings.Join(attrs, ", "))
+		block := func(label string, b *runbook.Block) {
+			if b == nil {
+				return
+			}
+			fmt.Fprintf(w, "   %s:\n", label)
+			for _, l := range strings.Split(strings.TrimRight(b.Body, "\n"), "\n") {
+				fmt.Fprintf(w, "     | %s\n", l)
+			}
+		}
+		block("run ("+orText(blockLang(s.Action), "sh")+")", s.Action)
+		block("verify", s.Verify)
+		if s.Expect != nil {
+			kind := "expect output to contain"
+			if s.Expect.Regex {
+				kind = "expect output to match"
+			}
+			block(kind, s.Expect)
+		}
+		if s.Until != nil {
+			block(fmt.Sprintf("poll every %s for up to %s until it succeeds", s.Until.Interval, s.Until.Timeout), s.Until)
+		}
+		if s.Manual != nil {
+			block("manual (the operator confirms)", s.Manual)
+		}
+		if s.Gate != nil {
+			block(fmt.Sprintf("Go/No-Go gate (%d distinct approver(s))", max(s.Approvers, 1)), s.Gate)
+		}
+		if s.Call != nil {
+			ref, _ := s.Call.Attr("runbook")
+			block("call "+ref+" with", s.Call)
+		}
+		if len(s.Outputs) > 0 {
+			fmt.Fprintf(w, "   publishes: %s\n", strings.Join(s.Outputs, ", "))
+		}
+	}
+}
+
+func blockLang(b *runbook.Block) string {
+	if b == nil {
+		return ""
+	}
+	return b.Lang
+}
+
+func orText(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// elapsed formats a duration for tables.
+func elapsed(d time.Duration) string {
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}

@@ -1,0 +1,107 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/snapshot"
+)
+
+func newShowCmd(e *env) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "show RUN",
+		Short: "Show a run's full log, step by step, from its recorded events",
+		Long: `Show prints everything recorded about a run: each event in order (steps,
+their output, checks, retries, decisions and who took them, notes, guard
+breaches, rollback) and then a summary per step. RUN may be an id prefix.
+With --output json it prints the events, one per line, then the derived state.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "text" && output != "json" {
+				return badInput("--output must be text or json, not %q", output)
+			}
+			ctx := cmd.Context()
+			ws, err := findWorkspace(e)
+			if err != nil {
+				return badInput("%v", err)
+			}
+			st, err := openState(ctx, ws)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			run, err := st.GetRun(ctx, args[0])
+			if err != nil {
+				return badInput("%v", err)
+			}
+			state := runbook.NewRunState(run.ID)
+			view := &runView{w: e.stdout, json: output == "json", titles: map[string]string{}, partial: map[string]*bytes.Buffer{}}
+			if output == "text" {
+				fmt.Fprintf(e.stdout, "Run %s — %s\nRunbook %s in %s, snapshot %s, started by %s at %s\n\n", run.ID, run.Title,
+					run.Runbook, run.Environment, snapshot.ShortOf(run.Snapshot), run.CreatedBy, run.CreatedAt.Local().Format(time.RFC3339))
+			}
+			for ev, err := range st.AllEvents(ctx, run.ID, 0) {
+				if err != nil {
+					return err
+				}
+				state.Apply(ev)
+				if output == "text" && ev.Type != runbook.EventStepOutput {
+					view.flush()
+					fmt.Fprintf(e.stdout, "%s ", ev.Time.Local().Format("15:04:05.000"))
+				}
+				view.event(ev)
+			}
+			view.flush()
+			if !state.Status.Finished() && state.Status != runbook.RunPending {
+				if alive, err := st.RunOwnerAlive(ctx, run.ID); err == nil && !alive {
+					state.Status = runbook.RunInterrupted
+				}
+			}
+			if output == "json" {
+				return json.NewEncoder(e.stdout).Encode(state)
+			}
+			fmt.Fprintf(e.stdout, "\nStatus: %s\n", state.Status)
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "STEP\tSTATUS\tATTEMPTS\tDURATION\tCHECKS\tDETAIL")
+			all := append([]*runbook.StepState{}, state.Steps...)
+			if state.Rollback != nil {
+				all = append(all, state.Rollback.Steps...)
+			}
+			now := time.Now()
+			for _, s := range all {
+				var checks []string
+				for _, c := range s.Checks {
+					r := "pass"
+					if !c.Passed {
+						r = "fail"
+					}
+					checks = append(checks, c.Kind+":"+r)
+				}
+				id := s.ID
+				if s.Phase == runbook.PhaseRollback {
+					id = "rollback/" + id
+				}
+				detail := s.Error
+				if s.Status == runbook.StepSkipped {
+					detail = s.SkipReason
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", id, s.Status, s.Attempts, elapsed(s.Duration(now)), strings.Join(checks, " "), detail)
+			}
+			tw.Flush()
+			if state.Status == runbook.RunInterrupted {
+				fmt.Fprintf(e.stdout, "\nThe run's process died; continue it with `opsbook resume %s`.\n", run.ID)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
