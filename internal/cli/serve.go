@@ -13,8 +13,7 @@ import (
 
 	"github.com/opsbook/opsbook/internal/secret"
 	"github.com/opsbook/opsbook/internal/server"
-	"github.com/opsbook/opsbook/internal/server/api"
-	"github.com/opsbook/opsbook/internal/server/ui"
+	"github.com/opsbook/opsbook/internal/server/routes"
 	"github.com/opsbook/opsbook/internal/store"
 	"github.com/opsbook/opsbook/internal/workspace"
 )
@@ -81,8 +80,7 @@ executing runs, and leaves the rest to be resumed on the next start.`,
 			if err != nil {
 				return err
 			}
-			api.Register(srv)
-			ui.Register(srv)
+			routes.Register(srv)
 			user, password, err := srv.Bootstrap(ctx, os.Getenv)
 			if err != nil {
 				return fmt.Errorf("create the first administrator: %w", err)

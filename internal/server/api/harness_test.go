@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -23,7 +24,7 @@ import (
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/secret"
 	"github.com/opsbook/opsbook/internal/server"
-	"github.com/opsbook/opsbook/internal/server/api"
+	"github.com/opsbook/opsbook/internal/server/routes"
 	"github.com/opsbook/opsbook/internal/store"
 	"github.com/opsbook/opsbook/internal/store/pgtest"
 )
@@ -111,7 +112,7 @@ func newHarness(t *testing.T, dsn string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api.Register(srv)
+	routes.Register(srv)
 	hs := httptest.NewServer(srv)
 	h := &harness{t: t, srv: srv, st: st, http: hs, dsn: dsn, creds: map[string]credential{}}
 	t.Cleanup(func() {
@@ -215,12 +216,37 @@ func (h *harness) doWith(c credential, method, path string, body any) response {
 		}
 		rd = bytes.NewReader(buf)
 	}
+	return h.send(http.DefaultClient, c, method, path, rd, "application/json", "")
+}
+
+// browserClient leaves redirects to the caller: the matrix checks where a
+// UI route sends the browser (the page asked for, or sign-in).
+var browserClient = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// browse sends a request as a browser does to a UI route: it asks for
+// HTML and posts forms, so errors come back as pages and redirects.
+func (h *harness) browse(c credential, method, path string, form url.Values) response {
+	h.t.Helper()
+	var rd io.Reader
+	if form != nil {
+		rd = strings.NewReader(form.Encode())
+	}
+	return h.send(browserClient, c, method, path, rd, "application/x-www-form-urlencoded", "text/html")
+}
+
+// send makes one request with c's credentials; accept, when not empty, is
+// the Accept header.
+func (h *harness) send(client *http.Client, c credential, method, path string, rd io.Reader, contentType, accept string) response {
+	h.t.Helper()
 	req, err := http.NewRequest(method, h.http.URL+path, rd)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", contentType)
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
 	}
 	switch {
 	case c.key != "":
@@ -230,7 +256,7 @@ func (h *harness) doWith(c credential, method, path string, body any) response {
 		req.Header.Set(auth.CSRFHeader, c.csrf)
 		req.Header.Set("Sec-Fetch-Site", "same-origin")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -325,7 +351,7 @@ func serveMain(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	api.Register(srv)
+	routes.Register(srv)
 	if _, _, err := srv.Bootstrap(ctx, os.Getenv); err != nil {
 		return err
 	}

@@ -3,7 +3,9 @@ package api_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/opsbook/opsbook/internal/auth"
@@ -25,6 +27,8 @@ type routeCase struct {
 	// as replaces the role's credential (logout must not end the session
 	// the other cases use).
 	as func(h *harness, role string) credential
+	// location is the start of the Location an allowed UI call redirects to.
+	location string
 }
 
 // fixtures are built once per matrix run.
@@ -65,17 +69,7 @@ var routeCases = map[string]routeCase{
 	"GET /api/v1/openapi.json": {setup: static("/api/v1/openapi.json", nil), ok: 200, allow: everyone},
 	"POST /api/v1/login": {setup: static("/api/v1/login", map[string]string{"name": "nobody", "password": "wrong password"}),
 		ok: 401, allow: everyone},
-	"POST /api/v1/logout": {setup: static("/api/v1/logout", nil), ok: 204, allow: signedIn,
-		as: func(h *harness, role string) credential {
-			if role == anonymous || role == apiKey {
-				return h.creds[role]
-			}
-			u, err := h.st.GetUserByName(context.Background(), userOf(role))
-			if err != nil {
-				h.t.Fatal(err)
-			}
-			return h.login(u)
-		}},
+	"POST /api/v1/logout":            {setup: static("/api/v1/logout", nil), ok: 204, allow: signedIn, as: freshSession},
 	"GET /api/v1/session":            {setup: static("/api/v1/session", nil), ok: 200, allow: signedIn},
 	"GET /api/v1/projects":           {setup: static("/api/v1/projects", nil), ok: 200, allow: signedIn},
 	"GET /api/v1/environments":       {setup: static("/api/v1/environments", nil), ok: 200, allow: signedIn},
@@ -106,11 +100,11 @@ var routeCases = map[string]routeCase{
 	"POST /api/v1/runs/{id}/notes":        {setup: onRun("/notes", map[string]string{"text": "odd latency"}), ok: 201, allow: runners},
 	// Resuming a finished run is refused after authorisation: 409 shows the rule let the caller through.
 	"POST /api/v1/runs/{id}/resume": {setup: onRun("/resume", map[string]string{}), ok: 409, allow: runners},
-	"POST /api/v1/runs/{id}/cancel": {setup: waitFor(backupRunbook, runbook.WaitKindGate, "/cancel", map[string]string{"reason": "matrix"}),
+	"POST /api/v1/runs/{id}/cancel": {setup: waitFor(backupRunbook, runbook.WaitKindGate, apiRuns, "/cancel", map[string]string{"reason": "matrix"}),
 		ok: 202, allow: runners},
-	"POST /api/v1/runs/{id}/gate": {setup: waitFor(backupRunbook, runbook.WaitKindGate, "/gate", map[string]string{"decision": "go", "reason": "dump verified"}),
+	"POST /api/v1/runs/{id}/gate": {setup: waitFor(backupRunbook, runbook.WaitKindGate, apiRuns, "/gate", map[string]string{"decision": "go", "reason": "dump verified"}),
 		ok: 200, allow: []string{approver}},
-	"POST /api/v1/runs/{id}/answer": {setup: waitFor(checkRunbook, runbook.WaitKindManual, "/answer", map[string]string{"kind": "manual", "choice": "confirmed"}),
+	"POST /api/v1/runs/{id}/answer": {setup: waitFor(checkRunbook, runbook.WaitKindManual, apiRuns, "/answer", map[string]string{"kind": "manual", "choice": "confirmed"}),
 		ok: 200, allow: runners},
 
 	"GET /api/v1/users": {setup: static("/api/v1/users", nil), ok: 200},
@@ -143,19 +137,9 @@ var routeCases = map[string]routeCase{
 		return "/api/v1/grants/" + itoa(g.ID), nil
 	}, ok: 204},
 
-	"GET /api/v1/apikeys":  {setup: static("/api/v1/apikeys", nil), ok: 200, allow: signedIn},
-	"POST /api/v1/apikeys": {setup: static("/api/v1/apikeys", map[string]string{"name": "matrix"}), ok: 201, allow: signedIn},
-	"DELETE /api/v1/apikeys/{id}": {setup: func(h *harness, _ *fixtures, role string, _ bool) (string, any) {
-		u, err := h.st.GetUserByName(context.Background(), userOf(map[bool]string{true: viewer, false: role}[role == anonymous]))
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		k := &store.APIKey{UserID: u.ID, Name: "doomed", KeyHash: h.unique("hash"), Hint: "obk_x"}
-		if err := h.st.CreateAPIKey(context.Background(), k); err != nil {
-			h.t.Fatal(err)
-		}
-		return "/api/v1/apikeys/" + itoa(k.ID), nil
-	}, ok: 204, allow: signedIn},
+	"GET /api/v1/apikeys":         {setup: static("/api/v1/apikeys", nil), ok: 200, allow: signedIn},
+	"POST /api/v1/apikeys":        {setup: static("/api/v1/apikeys", map[string]string{"name": "matrix"}), ok: 201, allow: signedIn},
+	"DELETE /api/v1/apikeys/{id}": {setup: ownAPIKey("/api/v1/apikeys/", ""), ok: 204, allow: signedIn},
 
 	"GET /api/v1/triggers": {setup: static("/api/v1/triggers", nil), ok: 200},
 	"POST /api/v1/triggers": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
@@ -171,14 +155,107 @@ var routeCases = map[string]routeCase{
 	"GET /api/v1/audit":         {setup: static("/api/v1/audit", nil), ok: 200},
 	"GET /api/v1/audit/verify":  {setup: static("/api/v1/audit/verify", nil), ok: 200},
 	"POST /api/v1/retention":    {setup: static("/api/v1/retention", map[string]int{"keep": 1000}), ok: 200},
+
+	// The web UI, called as a browser: anonymous callers are sent to
+	// sign-in (see expect), forbidden ones get the 403 page.
+	"GET /static/{file...}": {setup: static("/static/app.css", nil), ok: 200, allow: everyone},
+	// Signed-in callers are sent on to the page they came for.
+	"GET /login":              {setup: static("/login?next=/board", nil), ok: 303, allow: everyone, status: map[string]int{anonymous: 200}, location: "/board"},
+	"POST /login":             {setup: static("/login", url.Values{"name": {"nobody"}, "password": {"wrong password"}}), ok: 401, allow: everyone},
+	"POST /logout":            {setup: static("/logout", url.Values{}), ok: 303, allow: signedIn, as: freshSession, location: "/login"},
+	"POST /lang":              {setup: static("/lang", url.Values{"lang": {"zh"}, "next": {"/board"}}), ok: 303, allow: everyone, location: "/board"},
+	"GET /{$}":                {setup: static("/", nil), ok: 200, allow: signedIn},
+	"GET /board":              {setup: static("/board", nil), ok: 200, allow: signedIn},
+	"GET /runbooks/{path...}": {setup: static("/runbooks/"+backupRunbook, nil), ok: 200, allow: signedIn},
+	"POST /runs": {setup: static("/runs", url.Values{"runbook": {searchRunbook}, "environment": {"staging"}}),
+		ok: 303, allow: runners, location: "/runs/"},
+	"GET /runs/{id}":            {setup: onUIRun("", nil), ok: 200, allow: signedIn},
+	"GET /runs/{id}/live":       {setup: onUIRun("/live", nil), ok: 200, allow: signedIn},
+	"GET /runs/{id}/log":        {setup: onUIRun("/log", nil), ok: 200, allow: signedIn},
+	"GET /runs/{id}/checklist":  {setup: onUIRun("/checklist", nil), ok: 200, allow: signedIn},
+	"GET /runs/{id}/postmortem": {setup: onUIRun("/postmortem", nil), ok: 200, allow: signedIn},
+	"POST /runs/{id}/cancel": {setup: waitFor(backupRunbook, runbook.WaitKindGate, uiRuns, "/cancel", url.Values{"reason": {"matrix"}}),
+		ok: 303, allow: runners, location: "/runs/"},
+	"POST /runs/{id}/gate": {setup: waitFor(backupRunbook, runbook.WaitKindGate, uiRuns, "/gate", url.Values{"decision": {"go"}, "reason": {"dump verified"}}),
+		ok: 303, allow: []string{approver}, location: "/runs/"},
+	"POST /runs/{id}/answer": {setup: waitFor(checkRunbook, runbook.WaitKindManual, uiRuns, "/answer", url.Values{"kind": {"manual"}, "choice": {"confirmed"}}),
+		ok: 303, allow: runners, location: "/runs/"},
+	"GET /audit":              {setup: static("/audit", nil), ok: 200},
+	"GET /admin/users":        {setup: static("/admin/users", nil), ok: 200},
+	"GET /admin/teams":        {setup: static("/admin/teams", nil), ok: 200},
+	"GET /admin/environments": {setup: static("/admin/environments", nil), ok: 200},
+	"GET /admin/triggers":     {setup: static("/admin/triggers", nil), ok: 200},
+	"GET /admin/variables":    {setup: static("/admin/variables", nil), ok: 200, allow: signedIn},
+	"POST /admin/users": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
+		return "/admin/users", url.Values{"name": {h.unique("new")}, "password": {"a long enough password"}, "team": {"viewer"}}
+	}, ok: 303, location: "/admin/users"},
+	"POST /admin/teams": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
+		return "/admin/teams", url.Values{"name": {h.unique("team")}}
+	}, ok: 303, location: "/admin/teams"},
+	"POST /admin/teams/members": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
+		return "/admin/teams/members", url.Values{"team": {"viewer"}, "user": {h.user(h.unique("member")).Name}}
+	}, ok: 303, location: "/admin/teams"},
+	"POST /admin/grants": {setup: static("/admin/grants", url.Values{"team": {"approver"}, "permission": {"RunbookView"}, "environments": {"dev"}}),
+		ok: 303, location: "/admin/teams"},
+	"POST /admin/variables": {setup: static("/admin/variables", url.Values{"name": {"MATRIX_UI"}, "environment": {"staging"}, "value": {"v"}}),
+		ok: 303, allow: []string{varEditor}, location: "/admin/variables"},
+	"GET /account/apikeys":              {setup: static("/account/apikeys", nil), ok: 200, allow: signedIn},
+	"POST /account/apikeys":             {setup: static("/account/apikeys", url.Values{"name": {"matrix"}}), ok: 200, allow: signedIn},
+	"POST /account/apikeys/{id}/revoke": {setup: ownAPIKey("/account/apikeys/", "/revoke"), ok: 303, allow: signedIn, location: "/account/apikeys"},
+}
+
+// Where the API and the UI address runs.
+const (
+	apiRuns = "/api/v1/runs/"
+	uiRuns  = "/runs/"
+)
+
+// onUIRun addresses a UI page of the finished fixture run.
+func onUIRun(suffix string, body any) func(*harness, *fixtures, string, bool) (string, any) {
+	return func(_ *harness, f *fixtures, _ string, _ bool) (string, any) {
+		return uiRuns + f.finishedRun + suffix, body
+	}
+}
+
+// freshSession gives a role a session of its own, so signing out does not
+// end the session the other cases use.
+func freshSession(h *harness, role string) credential {
+	if role == anonymous || role == apiKey {
+		return h.creds[role]
+	}
+	u, err := h.st.GetUserByName(context.Background(), userOf(role))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return h.login(u)
+}
+
+// ownAPIKey creates an API key of the calling role's user (the viewer's
+// for anonymous callers) and addresses it as prefix+id+suffix.
+func ownAPIKey(prefix, suffix string) func(*harness, *fixtures, string, bool) (string, any) {
+	return func(h *harness, _ *fixtures, role string, _ bool) (string, any) {
+		owner := viewer
+		if role != anonymous {
+			owner = userOf(role)
+		}
+		u, err := h.st.GetUserByName(context.Background(), owner)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		k := &store.APIKey{UserID: u.ID, Name: "doomed", KeyHash: h.unique("hash"), Hint: "obk_x"}
+		if err := h.st.CreateAPIKey(context.Background(), k); err != nil {
+			h.t.Fatal(err)
+		}
+		return prefix + itoa(k.ID) + suffix, nil
+	}
 }
 
 // waitFor starts a run (as runner, in staging) that waits for kind, for
 // callers expected to pass; denied callers get the finished run.
-func waitFor(rb, kind, suffix string, body any) func(*harness, *fixtures, string, bool) (string, any) {
+func waitFor(rb, kind, runs, suffix string, body any) func(*harness, *fixtures, string, bool) (string, any) {
 	return func(h *harness, f *fixtures, _ string, allowed bool) (string, any) {
 		if !allowed {
-			return "/api/v1/runs/" + f.finishedRun + suffix, body
+			return runs + f.finishedRun + suffix, body
 		}
 		var params map[string]string
 		if rb == backupRunbook {
@@ -186,7 +263,7 @@ func waitFor(rb, kind, suffix string, body any) func(*harness, *fixtures, string
 		}
 		run := h.startRun(runner, rb, "staging", params)
 		h.waitRun(run.ID, "waiting for "+kind, waitingFor(kind))
-		return "/api/v1/runs/" + run.ID + suffix, body
+		return runs + run.ID + suffix, body
 	}
 }
 
@@ -216,12 +293,17 @@ func appendInt(b []byte, n int64) []byte {
 	return append(b, byte('0'+n%10))
 }
 
-func (c routeCase) expect(role string) int {
+// expect is the status role gets from the route; page routes send
+// anonymous callers to sign-in instead of answering 401.
+func (c routeCase) expect(role string, page bool) int {
 	if s, ok := c.status[role]; ok {
 		return s
 	}
-	if role == admin || slices.Contains(c.allow, role) {
+	if c.allows(role) {
 		return c.ok
+	}
+	if role == anonymous && page {
+		return http.StatusSeeOther
 	}
 	if role == anonymous {
 		return http.StatusUnauthorized
@@ -229,9 +311,50 @@ func (c routeCase) expect(role string) int {
 	return http.StatusForbidden
 }
 
-// TestRoutePermissions walks every route the server registered (read from
-// the router, not from a list here) with every role. A route added without
-// an entry in routeCases fails the test.
+func (c routeCase) allows(role string) bool { return role == admin || slices.Contains(c.allow, role) }
+
+// isPage reports whether a route belongs to the web UI, whose callers are
+// browsers: everything but the API, health and metrics.
+func isPage(path string) bool {
+	switch path {
+	case "/healthz", "/readyz", "/metrics":
+		return false
+	}
+	return !strings.HasPrefix(path, "/api/")
+}
+
+// signInPrefix starts the Location of the redirect to the sign-in page.
+const signInPrefix = "/login?next="
+
+// check compares one call's response with the expectation for role.
+func (c routeCase) check(t *testing.T, role, method, path string, page bool, r response) {
+	t.Helper()
+	want := c.expect(role, page)
+	if r.status != want {
+		t.Errorf("%s %s as %s: status %d, want %d\n%s", method, path, role, r.status, want, r.body)
+		return
+	}
+	loc := r.header.Get("Location")
+	switch {
+	case page && role == anonymous && !c.allows(role):
+		if !strings.HasPrefix(loc, signInPrefix) {
+			t.Errorf("%s %s as %s: redirected to %q, want the sign-in page (%s…)", method, path, role, loc, signInPrefix)
+		}
+	case strings.HasPrefix(loc, signInPrefix):
+		t.Errorf("%s %s as %s: sent to sign-in (%q) although allowed", method, path, role, loc)
+	case c.location != "" && want == http.StatusSeeOther && !strings.HasPrefix(loc, c.location):
+		t.Errorf("%s %s as %s: redirected to %q, want %s…", method, path, role, loc, c.location)
+	}
+	if page && want == http.StatusForbidden && !strings.Contains(r.header.Get("Content-Type"), "text/html") {
+		t.Errorf("%s %s as %s: 403 is %q, want the HTML error page", method, path, role, r.header.Get("Content-Type"))
+	}
+}
+
+// TestRoutePermissions walks every route the server registers — the
+// routes.Register of `opsbook serve`, API and UI alike, read from the
+// router rather than from a list here — with every role. A route added
+// without an entry in routeCases fails the test, as does an entry whose
+// route is gone. UI routes are called as a browser calls them.
 func TestRoutePermissions(t *testing.T) {
 	eachStore(t, func(t *testing.T, dsn string) {
 		h := newHarness(t, dsn)
@@ -258,10 +381,11 @@ func TestRoutePermissions(t *testing.T) {
 			if rt.Rule.IsPublic() != slices.Contains(c.allow, anonymous) {
 				t.Errorf("route %s: rule is %q but the matrix says anonymous callers are allowed=%v", key, rt.Rule, slices.Contains(c.allow, anonymous))
 			}
+			page := isPage(rt.Path)
 			for _, role := range roles {
 				t.Run(key+"/"+role, func(t *testing.T) {
-					want := c.expect(role)
-					allowed := want == c.ok
+					want := c.expect(role, page)
+					allowed := c.allows(role)
 					path, body := c.setup(h, f, role, allowed)
 					cred := h.creds[role]
 					if c.as != nil {
@@ -274,10 +398,14 @@ func TestRoutePermissions(t *testing.T) {
 						}
 						return
 					}
-					r := h.doWith(cred, rt.Method, path, body)
-					if r.status != want {
-						t.Errorf("%s %s as %s: status %d, want %d\n%s", rt.Method, path, role, r.status, want, r.body)
+					var r response
+					if page {
+						form, _ := body.(url.Values)
+						r = h.browse(cred, rt.Method, path, form)
+					} else {
+						r = h.doWith(cred, rt.Method, path, body)
 					}
+					c.check(t, role, rt.Method, path, page, r)
 				})
 			}
 		}

@@ -23,8 +23,7 @@ import (
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/secret"
 	"github.com/opsbook/opsbook/internal/server"
-	"github.com/opsbook/opsbook/internal/server/api"
-	"github.com/opsbook/opsbook/internal/server/ui"
+	"github.com/opsbook/opsbook/internal/server/routes"
 	"github.com/opsbook/opsbook/internal/store"
 )
 
@@ -65,8 +64,7 @@ func startServer(t *testing.T) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api.Register(srv)
-	ui.Register(srv)
+	routes.Register(srv)
 	addr := make(chan net.Addr, 1)
 	done := make(chan error, 1)
 	go func() { done <- srv.ListenAndServe(ctx, "127.0.0.1:0", func(a net.Addr) { addr <- a }) }()
