@@ -1,11 +1,16 @@
 package store_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"reflect"
+	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -255,4 +260,70 @@ func TestFilesContaining(t *testing.T) {
 			t.Errorf("a value never written was found in %v", found)
 		}
 	})
+}
+
+// kill -9 of a process in the middle of appending loses nothing it was told
+// was stored, and leaves no partial batch behind.
+func TestAppendSurvivesKill(t *testing.T) {
+	for _, dialect := range storetest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := storetest.DSN(t, dialect)
+			s, err := store.Open(ctx, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for round := range 5 {
+				run := mustCreate(t, s, runbook.Run{Status: runbook.RunRunning})
+				cmd := exec.Command(os.Args[0], "-test.run=^$")
+				cmd.Env = append(os.Environ(), envHelperDSN+"="+dsn, envHelperRun+"="+run.ID, envHelperAppend+"=1")
+				cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+				stdout, err := cmd.StdoutPipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				cmd.Stderr = os.Stderr
+				if err := cmd.Start(); err != nil {
+					t.Fatal(err)
+				}
+				out := bufio.NewScanner(stdout)
+				// Kill after a varying number of acknowledgements.
+				acked, target := int64(0), int64(20+round*37)
+				for acked < target && out.Scan() {
+					if acked, err = strconv.ParseInt(out.Text(), 10, 64); err != nil {
+						t.Fatalf("helper said %q", out.Text())
+					}
+				}
+				cmd.Process.Kill()
+				cmd.Wait()
+				if acked < target {
+					t.Fatalf("helper stopped after seq %d", acked)
+				}
+				last, err := s.LastSeq(ctx, run.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if last < acked {
+					t.Fatalf("round %d: seq %d was acknowledged but the log ends at %d", round, acked, last)
+				}
+				n := int64(0)
+				for ev, err := range s.AllEvents(ctx, run.ID, 0) {
+					if err != nil {
+						t.Fatal(err)
+					}
+					n++
+					if ev.Seq != n {
+						t.Fatalf("round %d: event %d has seq %d", round, n, ev.Seq)
+					}
+					if ev.Type == runbook.EventStepOutput && len(ev.Text) != 32<<10 {
+						t.Fatalf("round %d: event %d holds %d bytes of output, want 32 KiB", round, n, len(ev.Text))
+					}
+				}
+				if n != last {
+					t.Fatalf("round %d: %d events stored, last seq %d", round, n, last)
+				}
+			}
+		})
+	}
 }

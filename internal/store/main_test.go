@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/store"
 	"github.com/opsbook/opsbook/internal/store/pgtest"
 )
@@ -21,10 +23,17 @@ const (
 	envHelperDSN = "OPSBOOK_STORE_HELPER_DSN"
 	envHelperRun = "OPSBOOK_STORE_HELPER_RUN"
 	envHelperGo  = "OPSBOOK_STORE_HELPER_GO"
+
+	// In append mode the helper appends events to the run forever, printing
+	// the last seq of each acknowledged batch, until it is killed.
+	envHelperAppend = "OPSBOOK_STORE_HELPER_APPEND"
 )
 
 func TestMain(m *testing.M) {
 	if dsn := os.Getenv(envHelperDSN); dsn != "" {
+		if os.Getenv(envHelperAppend) != "" {
+			os.Exit(appendHelper(dsn, os.Getenv(envHelperRun)))
+		}
 		os.Exit(acquireHelper(dsn, os.Getenv(envHelperRun), os.Getenv(envHelperGo)))
 	}
 	os.Exit(pgtest.Run(m))
@@ -64,4 +73,26 @@ func acquireHelper(dsn, runID, goFile string) int {
 		lease.Release(ctx)
 	}
 	return 0
+}
+
+func appendHelper(dsn, runID string) int {
+	ctx := context.Background()
+	s, err := store.Open(ctx, dsn)
+	if err != nil {
+		fmt.Println("error:", err)
+		return 1
+	}
+	chunk := strings.Repeat("0123456789abcdef", 2048) // 32 KiB
+	for i := 0; ; i++ {
+		batch := []runbook.Event{{Type: runbook.EventStepOutput, Stream: "stdout", Text: chunk}}
+		if i%3 == 0 {
+			batch = append(batch, runbook.Event{Type: runbook.EventStepStarted, Step: "s"})
+		}
+		stored, err := s.AppendEvents(ctx, runID, batch...)
+		if err != nil {
+			fmt.Println("error:", err)
+			return 1
+		}
+		fmt.Println(stored[len(stored)-1].Seq)
+	}
 }
