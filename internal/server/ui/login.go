@@ -4,11 +4,9 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/server"
-	"github.com/opsbook/opsbook/internal/store"
 	"github.com/opsbook/opsbook/internal/web"
 )
 
@@ -41,52 +39,23 @@ func (h *handlers) loginPage(w http.ResponseWriter, r *http.Request) error {
 
 var crossOrigin = http.NewCrossOriginProtection()
 
-// login checks the password like POST /api/v1/login does and starts a
-// cookie session. The login form is refused from other origins, so no
-// site can sign a browser in as someone else.
+// login signs in with server.Login, as POST /api/v1/login does, and
+// shows the form again on a refusal. The login form is refused from other
+// origins, so no site can sign a browser in as someone else.
 func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
 	if err := crossOrigin.Check(r); err != nil {
 		return auth.ErrCSRF
 	}
-	ctx := r.Context()
-	name, password := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password")
+	name := strings.TrimSpace(r.PostFormValue("name"))
 	data := loginData{Next: r.PostFormValue("next"), Name: name}
-	st := h.s.Store()
-	fail := func(reason string) error {
-		h.s.Audit(ctx, name, h.s.RemoteAddr(r), "login.fail", "user/"+name, map[string]string{"reason": reason, "via": "ui"})
+	_, _, err := h.s.Login(w, r, name, r.PostFormValue("password"), "ui")
+	if errors.Is(err, server.ErrBadCredentials) {
 		p := h.newPage(r, "sign_in", "", nil)
 		data.Error = p.T("bad_credentials")
 		p.Data = data
 		return h.render(w, http.StatusUnauthorized, "login", p)
 	}
-	u, err := st.GetUserByName(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		auth.BurnPasswordCheck(password)
-		return fail("unknown user")
-	}
 	if err != nil {
-		return err
-	}
-	ok := false
-	if u.PasswordHash != "" && !u.Disabled && !u.Service {
-		if ok, err = auth.VerifyPassword(u.PasswordHash, password); err != nil {
-			return err
-		}
-	} else {
-		auth.BurnPasswordCheck(password)
-	}
-	if !ok {
-		return fail("bad password or disabled")
-	}
-	token, csrf := auth.NewToken(), auth.NewToken()
-	now := h.s.Now()
-	sess := store.Session{TokenHash: auth.HashToken(token), UserID: u.ID, CSRF: csrf, Remote: h.s.RemoteAddr(r), CreatedAt: now, ExpiresAt: now.Add(h.s.SessionTTL())}
-	if err := st.CreateSession(ctx, sess); err != nil {
-		return err
-	}
-	http.SetCookie(w, &http.Cookie{Name: server.SessionCookie, Value: token, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: h.s.SecureRequest(r), Expires: sess.ExpiresAt})
-	if err := h.s.Audit(ctx, u.Name, h.s.RemoteAddr(r), "login", "user/"+u.Name, map[string]string{"via": "ui"}); err != nil {
 		return err
 	}
 	http.Redirect(w, r, safeNext(data.Next), http.StatusSeeOther)
@@ -94,14 +63,7 @@ func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handlers) logout(w http.ResponseWriter, r *http.Request) error {
-	if c, err := r.Cookie(server.SessionCookie); err == nil {
-		if err := h.s.Store().DeleteSession(r.Context(), auth.HashToken(c.Value)); err != nil {
-			return err
-		}
-	}
-	http.SetCookie(w, &http.Cookie{Name: server.SessionCookie, Value: "", Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteLaxMode, Secure: h.s.SecureRequest(r), MaxAge: -1, Expires: time.Unix(1, 0)})
-	if err := h.s.AuditRequest(r, "logout", "user/"+principal(r).Name, map[string]string{"via": "ui"}); err != nil {
+	if err := h.s.Logout(w, r, "ui"); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
