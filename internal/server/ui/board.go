@@ -8,8 +8,7 @@ import (
 	"slices"
 
 	"github.com/opsbook/opsbook/internal/auth"
-	"github.com/opsbook/opsbook/internal/lifecycle"
-	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/lifecycle/gates"
 	"github.com/opsbook/opsbook/internal/store"
 	"github.com/opsbook/opsbook/internal/workspace"
 )
@@ -80,35 +79,33 @@ func (h *handlers) board(w http.ResponseWriter, r *http.Request) error {
 	return h.render(w, http.StatusOK, "board", h.newPage(r, "nav_board", "board", d))
 }
 
-// needs lists what a task still lacks before production: reviews, a
-// rehearsal, the pre-execution checklist items.
+// needs lists what a task still lacks before production: the unmet gates
+// of each protected environment (reviews, rehearsal, checklist, window,
+// freeze), evaluated by lifecycle/gates as `opsbook status` and `opsbook
+// run` evaluate them, with the server's runs of the task counted too.
 func (h *handlers) needs(ctx context.Context, ws *workspace.Workspace, t workspace.Task, rb string) []string {
+	task, err := gates.Load(ws, t.Dir)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	runs, err := h.s.Store().ListRuns(ctx, store.RunFilter{Runbook: rb, Limit: store.MaxRunLimit})
+	if err != nil {
+		return []string{err.Error()}
+	}
 	var out []string
-	if t.Lifecycle.Approvals < 2 {
-		out = append(out, fmt.Sprintf("review: %d/2 approvals", t.Lifecycle.Approvals))
-	}
-	rehearsed := false
-	if runs, err := h.s.Store().ListRuns(ctx, store.RunFilter{Runbook: rb, Status: []runbook.RunStatus{runbook.RunSucceeded}, Limit: 50}); err == nil {
-		for _, run := range runs {
-			if env, err := ws.Environment(run.Environment); err == nil && !env.Protected {
-				rehearsed = true
-				break
+	for _, env := range ws.Config.Environments {
+		if !env.Protected {
+			continue
+		}
+		rep, err := task.Evaluate(env.Name, h.s.Now(), gates.Options{StoreRuns: runs})
+		if err != nil {
+			out = append(out, err.Error())
+			continue
+		}
+		for _, g := range rep.Gates {
+			if !g.Passes() {
+				out = append(out, fmt.Sprintf("%s: %s: %s", env.Name, g.Title, g.Missing))
 			}
-		}
-	}
-	if !rehearsed {
-		out = append(out, "rehearsal: a successful run outside production")
-	}
-	recs, _ := lifecycle.Load(lifecycle.PathIn(ws.Path(t.Dir)))
-	ticked := map[string]bool{}
-	for _, rec := range recs {
-		if rec.Type == lifecycle.Check {
-			ticked[rec.Item] = true
-		}
-	}
-	for _, item := range workspace.PreExecutionItems {
-		if !ticked[item] {
-			out = append(out, "checklist: "+item)
 		}
 	}
 	return slices.Clip(out)

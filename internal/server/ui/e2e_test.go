@@ -39,6 +39,7 @@ const (
 // temporary SQLite store and a copy of testdata/workspace.
 type testServer struct {
 	url string
+	ws  string // the workspace directory served
 	srv *server.Server
 	st  *store.Store
 }
@@ -79,7 +80,7 @@ func startServer(t *testing.T) *testServer {
 		<-done
 		st.Close()
 	})
-	ts := &testServer{url: "http://" + a.String(), srv: srv, st: st}
+	ts := &testServer{url: "http://" + a.String(), ws: ws, srv: srv, st: st}
 	// Roles: alice runs, bob approves, victor only views.
 	ts.user(t, "alice", auth.RunbookView, auth.RunbookRun)
 	ts.user(t, "bob", auth.RunbookView, auth.RunbookApprove)
