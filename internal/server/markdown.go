@@ -1,9 +1,8 @@
-package ui
+package server
 
 import (
 	"bytes"
 	"html"
-	"html/template"
 	"regexp"
 	"strings"
 
@@ -33,13 +32,13 @@ var (
 // RenderMarkdown renders a document (without its front matter) as GFM with
 // highlighted code, then sanitises it: no script, event handler or
 // javascript: URL from a document survives; they show as text or vanish.
-func RenderMarkdown(src []byte) template.HTML {
+func RenderMarkdown(src []byte) string {
 	body := stripFrontMatter(src)
 	var buf bytes.Buffer
 	if err := markdownRenderer.Convert(body, &buf); err != nil {
-		return template.HTML(htmlPolicy.Sanitize("<pre>" + html.EscapeString(string(body)) + "</pre>"))
+		return htmlPolicy.Sanitize("<pre>" + html.EscapeString(string(body)) + "</pre>")
 	}
-	return template.HTML(htmlPolicy.SanitizeBytes(buf.Bytes()))
+	return string(htmlPolicy.SanitizeBytes(buf.Bytes()))
 }
 
 func stripFrontMatter(src []byte) []byte {

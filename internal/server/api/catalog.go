@@ -1,14 +1,9 @@
 package api
 
 import (
-	"bytes"
 	"errors"
 	"net/http"
 	"time"
-
-	"github.com/microcosm-cc/bluemonday"
-	"github.com/yuin/goldmark"
-	"github.com/yuin/goldmark/extension"
 
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -145,7 +140,7 @@ func (h *handlers) getRunbook(w http.ResponseWriter, r *http.Request) error {
 	}
 	v := runbookDetail{
 		runbookView: runbookView{Path: e.Path, Project: e.Project, Title: e.Title, Tags: e.Tags, Content: e.Content, Diagnostics: e.Diagnostics, LastRuns: map[string]runSummary{}},
-		Front:       e.Doc.Front, Steps: e.Doc.Steps, HTML: RenderMarkdown(e.Doc.Source),
+		Front:       e.Doc.Front, Steps: e.Doc.Steps, HTML: server.RenderMarkdown(e.Doc.Source),
 	}
 	if e.Rollback != nil {
 		v.Rollback = e.Rollback.Path
@@ -157,53 +152,6 @@ func (h *handlers) getRunbook(w http.ResponseWriter, r *http.Request) error {
 	}
 	server.WriteJSON(w, http.StatusOK, v)
 	return nil
-}
-
-var (
-	markdownRenderer = goldmark.New(goldmark.WithExtensions(extension.GFM))
-	htmlPolicy       = func() *bluemonday.Policy {
-		p := bluemonday.UGCPolicy()
-		p.AllowAttrs("class").Matching(bluemonday.SpaceSeparatedTokens).OnElements("code", "pre") // language-* on fences
-		return p
-	}()
-)
-
-// RenderMarkdown renders a document (without its front matter) to HTML and
-// sanitises it: no script, event handler or javascript: URL from a
-// document survives.
-func RenderMarkdown(src []byte) string {
-	body := stripFrontMatter(src)
-	var buf bytes.Buffer
-	if err := markdownRenderer.Convert(body, &buf); err != nil {
-		return htmlPolicy.Sanitize("<pre>" + string(body) + "</pre>")
-	}
-	return string(htmlPolicy.SanitizeBytes(buf.Bytes()))
-}
-
-func stripFrontMatter(src []byte) []byte {
-	src = bytes.TrimPrefix(src, []byte("\xef\xbb\xbf"))
-	if !bytes.HasPrefix(src, []byte("---\n")) && !bytes.HasPrefix(src, []byte("---\r\n")) {
-		return src
-	}
-	rest := src[bytes.IndexByte(src, '\n')+1:]
-	for off := 0; off < len(rest); {
-		nl := bytes.IndexByte(rest[off:], '\n')
-		line := rest[off:]
-		if nl >= 0 {
-			line = rest[off : off+nl]
-		}
-		if string(bytes.TrimRight(line, "\r")) == "---" {
-			if nl < 0 {
-				return nil
-			}
-			return rest[off+nl+1:]
-		}
-		if nl < 0 {
-			break
-		}
-		off += nl + 1
-	}
-	return src
 }
 
 func (h *handlers) syncWorkspace(w http.ResponseWriter, r *http.Request) error {
