@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/executor"
@@ -48,8 +49,7 @@ func (e *Executor) Run(ctx context.Context, cmd executor.Command) (executor.Resu
 	}
 	defer sess.Close()
 	sess.Stdin = strings.NewReader(wrapper)
-	sess.Stdout = orDiscard(cmd.Stdout)
-	sess.Stderr = orDiscard(cmd.Stderr)
+	sess.Stdout, sess.Stderr = outputWriters(cmd.Stdout, cmd.Stderr)
 	if err := sess.Start(bootstrapCommand()); err != nil {
 		return res, e.lost("start command", err)
 	}
@@ -189,11 +189,35 @@ func (e *Executor) collect(id string) (status string, data []byte, err error) {
 	return status, []byte(rest), nil
 }
 
-func orDiscard(w io.Writer) io.Writer {
-	if w == nil {
-		return io.Discard
+// outputWriters adapts the command's writers to the session, which copies
+// stdout and stderr from two goroutines with io.Copy. The adapters hide
+// io.ReaderFrom (two concurrent ReadFrom calls corrupt a shared
+// bytes.Buffer) and serialise writes when both streams share a writer.
+func outputWriters(stdout, stderr io.Writer) (io.Writer, io.Writer) {
+	if stdout != nil && stdout == stderr {
+		w := &lockedWriter{w: stdout}
+		return w, w
 	}
-	return w
+	wrap := func(w io.Writer) io.Writer {
+		if w == nil {
+			return io.Discard
+		}
+		return writerOnly{w}
+	}
+	return wrap(stdout), wrap(stderr)
+}
+
+type writerOnly struct{ io.Writer }
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // limitedBuffer keeps the first n bytes; an oversized outputs file then

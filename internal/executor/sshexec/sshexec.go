@@ -25,16 +25,23 @@
 // and ~/.ssh/known_hosts); an unknown or changed key is a *HostKeyError whose
 // message shows the fingerprint and the line to add.
 //
-// How a command runs remotely: the SSH command line is a fixed bootstrap
-// that creates a private temp dir (mktemp -d, umask 077) and saves stdin
-// there; stdin carries a generated wrapper holding the script (a quoted
-// here-document) and one export per variable with the value in single
-// quotes. No value ever appears on the remote command line (visible in ps)
-// and none is interpreted by a shell; sshd's AcceptEnv is not needed. The
-// wrapper starts the interpreter under setsid and records its process group,
-// which a second session kills (TERM, then KILL after the grace period) on
-// timeout or cancellation. A third session reads the outputs file and
-// removes the temp dir.
+// How a command runs remotely: the SSH command line is fixed ("exec sh
+// -s"); stdin carries a generated wrapper that makes a private temp dir
+// (mktemp -d, umask 077) for $OPSBOOK_OUTPUT, exports one variable per line
+// with the value in single quotes, and starts the interpreter on the script,
+// which it reads from a quoted here-document on fd 3. No value ever appears
+// on the remote command line (visible in ps) or on disk, none is
+// interpreted by a shell, and sshd's AcceptEnv is not needed. The
+// interpreter runs under setsid, in its own process group, whose id the
+// wrapper records; on timeout or cancellation a second session kills the
+// group (TERM, then KILL after the grace period). When the command wrote
+// outputs, the wrapper keeps its temp dir and ends itself with SIGUSR2,
+// and a last session reads the outputs and removes the dir; otherwise one
+// session is all a command costs.
+//
+// Differences from the local executor: a command killed by a signal on its
+// own (not by opsbook) reports the shell's 128+N status, and $0 is
+// /dev/fd/3 rather than a file path.
 package sshexec
 
 import (
