@@ -78,7 +78,7 @@ func (h *handlers) createUser(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	if err := h.s.AuditRequest(r, "user.create", "user/"+u.Name, map[string]string{"service": boolString(u.Service)}); err != nil {
+	if err := h.s.AuditRequest(r, "user.create", "user/"+u.Name, map[string]string{"service": strconv.FormatBool(u.Service)}); err != nil {
 		return err
 	}
 	created, err := h.s.Store().GetUser(ctx, u.ID)
@@ -129,7 +129,7 @@ func (h *handlers) updateUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	if req.Disabled != nil {
 		u.Disabled = *req.Disabled
-		detail["disabled"] = boolString(*req.Disabled)
+		detail["disabled"] = strconv.FormatBool(*req.Disabled)
 	}
 	if err := h.s.Store().UpdateUser(r.Context(), u); err != nil {
 		return err

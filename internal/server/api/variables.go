@@ -2,7 +2,7 @@ package api
 
 import (
 	"net/http"
-	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/auth"
@@ -66,40 +66,22 @@ func (h *handlers) listVariables(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-var variableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
-
 type setVariableRequest struct {
 	Value     string `json:"value"`
 	Sensitive bool   `json:"sensitive"`
 }
 
 func (h *handlers) setVariable(w http.ResponseWriter, r *http.Request) error {
-	name := r.PathValue("name")
-	if !variableName.MatchString(name) {
-		return server.BadRequest("variable name %q: use letters, digits and _, not starting with a digit (it becomes an environment variable)", name)
-	}
-	env := r.URL.Query().Get("environment")
-	if env != "" {
-		if _, err := h.s.Catalog().Workspace().Environment(env); err != nil {
-			return server.BadRequest("%v", err)
-		}
-	}
 	var req setVariableRequest
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	v := store.Variable{Environment: env, Name: name, Value: req.Value, Sensitive: req.Sensitive, UpdatedBy: principal(r).Name, UpdatedAt: h.s.Now()}
-	if req.Sensitive {
-		sealed, err := h.s.Keys().Seal([]byte(req.Value), server.VariableAAD(env, name))
-		if err != nil {
-			return err
-		}
-		v.Value = sealed
-	}
-	if err := h.s.Store().SetVariable(r.Context(), v); err != nil {
+	name, env := r.PathValue("name"), r.URL.Query().Get("environment")
+	v, err := h.s.SetVariable(r.Context(), principal(r).Name, env, name, req.Value, req.Sensitive)
+	if err != nil {
 		return err
 	}
-	detail := map[string]string{"environment": env, "sensitive": boolString(req.Sensitive)}
+	detail := map[string]string{"environment": env, "sensitive": strconv.FormatBool(req.Sensitive)}
 	if err := h.s.AuditRequest(r, "variable.set", "variable/"+name, detail); err != nil {
 		return err
 	}
@@ -117,11 +99,4 @@ func (h *handlers) deleteVariable(w http.ResponseWriter, r *http.Request) error 
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
-}
-
-func boolString(b bool) string {
-	if b {
-		return "true"
-	}
-	return "false"
 }

@@ -3,6 +3,7 @@ package ui
 import (
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/opsbook/opsbook/internal/auth"
@@ -197,40 +198,15 @@ func (h *handlers) scopeVariableForm(r *http.Request) (auth.Scope, error) {
 	return auth.Scope{Environment: env}, nil
 }
 
-var variableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
-
 func (h *handlers) setVariable(w http.ResponseWriter, r *http.Request) error {
 	name, env := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("environment")
-	if !variableName.MatchString(name) {
-		return server.BadRequest("variable name %q: use letters, digits and _, not starting with a digit (it becomes an environment variable)", name)
-	}
-	if env != "" {
-		if _, err := h.s.Catalog().Workspace().Environment(env); err != nil {
-			return server.BadRequest("%v", err)
-		}
-	}
 	sensitive := r.PostFormValue("sensitive") == "true"
-	v := store.Variable{Environment: env, Name: name, Value: r.PostFormValue("value"), Sensitive: sensitive, UpdatedBy: principal(r).Name, UpdatedAt: h.s.Now()}
-	if sensitive {
-		sealed, err := h.s.Keys().Seal([]byte(v.Value), server.VariableAAD(env, name))
-		if err != nil {
-			return err
-		}
-		v.Value = sealed
-	}
-	if err := h.s.Store().SetVariable(r.Context(), v); err != nil {
+	if _, err := h.s.SetVariable(r.Context(), principal(r).Name, env, name, r.PostFormValue("value"), sensitive); err != nil {
 		return err
 	}
-	if err := h.s.AuditRequest(r, "variable.set", "variable/"+name, map[string]string{"environment": env, "sensitive": boolString(sensitive), "via": "ui"}); err != nil {
+	if err := h.s.AuditRequest(r, "variable.set", "variable/"+name, map[string]string{"environment": env, "sensitive": strconv.FormatBool(sensitive), "via": "ui"}); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/admin/variables?flash=saved", http.StatusSeeOther)
 	return nil
-}
-
-func boolString(b bool) string {
-	if b {
-		return "true"
-	}
-	return "false"
 }
