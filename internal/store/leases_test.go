@@ -104,22 +104,25 @@ func TestLeaseExpires(t *testing.T) {
 }
 
 // Owners of this host are judged by their process: a dead pid, or a live
-// pid that started at another time (reused), or another boot frees the
-// lease at once, however long its ttl.
+// pid that started at another time (reused), frees the lease at once,
+// however long its ttl. Where the pid cannot be checked (another host,
+// boot or pid namespace), the lease holds until it expires.
 func TestLeaseOfDeadLocalProcess(t *testing.T) {
 	me := store.ProcessOwner()
 	parts := strings.Split(me, ":")
-	host, pid, start, boot := parts[0], parts[1], parts[2], parts[3]
+	host, pid, start, space := parts[0], parts[1], parts[2], parts[3]
+	boot, pidns, _ := strings.Cut(space, ".")
 	tests := []struct {
 		name  string
 		owner string
 		alive bool
 	}{
 		{"this process", me, true},
-		{"pid reused", strings.Join([]string{host, pid, start + "1", boot}, ":"), false},
-		{"no such pid", strings.Join([]string{host, "999999999", start, boot}, ":"), false},
-		{"earlier boot", strings.Join([]string{host, pid, start, "0123456789abcdef"}, ":"), false},
-		{"another host", strings.Join([]string{"elsewhere.example", "999999999", start, boot}, ":"), true},
+		{"pid reused", strings.Join([]string{host, pid, start + "1", space}, ":"), false},
+		{"no such pid", strings.Join([]string{host, "999999999", start, space}, ":"), false},
+		{"another boot", strings.Join([]string{host, "999999999", start, "0123456789abcdef." + pidns}, ":"), true},
+		{"another pid namespace", strings.Join([]string{host, "999999999", start, boot + ".1"}, ":"), true},
+		{"another host", strings.Join([]string{"elsewhere.example", "999999999", start, space}, ":"), true},
 		{"not a process owner", "server-a", true},
 	}
 	storetest.ForEachDialect(t, func(t *testing.T, s *store.Store) {

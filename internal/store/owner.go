@@ -11,12 +11,15 @@ import (
 )
 
 // An owner names the holder of a run lease. The store understands owners
-// of the form made by ProcessOwner, "HOST:PID:START:BOOT" (START is the
-// process start time in clock ticks since boot, from /proc/PID/stat; BOOT is
-// the kernel's boot id): such an owner on this host is known dead as soon
-// as its process is gone, without waiting for the lease to expire. Any
-// other owner string (a server instance name, say) is trusted until its
-// lease expires.
+// of the form made by ProcessOwner, "HOST:PID:START:SPACE" (START is the
+// process start time in clock ticks since boot, from /proc/PID/stat; SPACE
+// is the kernel's boot id and the pid namespace, where PID means something):
+// such an owner in our own SPACE on this host is known dead as soon as its
+// process is gone, without waiting for the lease to expire. Any other owner
+// — a server instance name, another host, another container's pid
+// namespace, or a boot before the last reboot (indistinguishable from
+// another machine with the same host name) — is trusted until its lease
+// expires, which the holder's renewals keep short (the engine uses 15 s).
 
 // ProcessOwner is the owner string of the calling process.
 func ProcessOwner() string { return processOwner() }
@@ -24,14 +27,14 @@ func ProcessOwner() string { return processOwner() }
 var processOwner = sync.OnceValue(func() string {
 	pid := os.Getpid()
 	start, _ := processStartTicks(pid)
-	return fmt.Sprintf("%s:%d:%d:%s", localHost(), pid, start, bootID())
+	return fmt.Sprintf("%s:%d:%d:%s", localHost(), pid, start, processSpace())
 })
 
 type processID struct {
 	host  string
 	pid   int
 	start uint64
-	boot  string
+	space string
 }
 
 func parseOwner(owner string) (processID, bool) {
@@ -45,18 +48,15 @@ func parseOwner(owner string) (processID, bool) {
 	if err1 != nil || err2 != nil || pid <= 0 {
 		return processID{}, false
 	}
-	return processID{host: strings.Join(parts[:n-3], ":"), pid: pid, start: start, boot: parts[n-1]}, true
+	return processID{host: strings.Join(parts[:n-3], ":"), pid: pid, start: start, space: parts[n-1]}, true
 }
 
 // ownerDead reports whether owner is a process of this host that no longer
 // runs. False means alive or unknown (another host, another owner form).
 func ownerDead(owner string) bool {
 	p, ok := parseOwner(owner)
-	if !ok || p.host != localHost() {
+	if !ok || p.host != localHost() || p.space != processSpace() || processSpace() == "" {
 		return false
-	}
-	if boot := bootID(); boot != "" && p.boot != boot {
-		return true // the machine rebooted since
 	}
 	if err := syscall.Kill(p.pid, 0); errors.Is(err, syscall.ESRCH) {
 		return true
@@ -78,12 +78,20 @@ var localHost = sync.OnceValue(func() string {
 	return h
 })
 
-var bootID = sync.OnceValue(func() string {
+// processSpace identifies where pids of this process mean the same thing:
+// the boot (pids restart) and the pid namespace (containers). Empty when
+// unknown, in which case no owner is judged by its pid.
+var processSpace = sync.OnceValue(func() string {
 	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
 		return ""
 	}
-	return strings.ReplaceAll(strings.TrimSpace(string(b)), "-", "")
+	ns, err := os.Readlink("/proc/self/ns/pid") // "pid:[4026531836]"
+	if err != nil {
+		return ""
+	}
+	ns = strings.TrimSuffix(strings.TrimPrefix(ns, "pid:["), "]")
+	return strings.ReplaceAll(strings.TrimSpace(string(b)), "-", "") + "." + ns
 })
 
 // processStartTicks reads field 22 (starttime) of /proc/PID/stat. The
