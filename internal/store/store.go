@@ -2,7 +2,10 @@
 // database: embedded SQLite (the default, one file) or PostgreSQL. One
 // implementation serves both; each dialect has its own numbered goose
 // migrations, applied on Open. One file per entity: runs.go, events.go,
-// leases.go.
+// leases.go, and the server's users.go, teams.go, audit.go…
+//
+// Tests run against both dialects with storetest.ForEachDialect; the
+// PostgreSQL half uses a throwaway cluster from pgtest.
 package store
 
 import (
