@@ -57,9 +57,7 @@ func main() {
 	flag.Parse()
 	var extra []string
 	if *skipRC {
-		// bash sources ~/.bashrc for sshd commands only as a top-level
-		// shell (SHLVL < 2 after its own increment).
-		extra = append(extra, "SetEnv SHLVL=1")
+		extra = append(extra, sshdtest.SkipBashrc)
 	}
 	if err := bench(*hostsFlag, *parallelFlag, *reps, strings.Split(*toolsFlag, ","), extra); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/ssh:", err)

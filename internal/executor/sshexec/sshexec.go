@@ -8,8 +8,8 @@
 // concurrent Run calls) to every later step:
 //
 //	pool, err := sshexec.NewPool(sshexec.Options{
-//		KnownHostsFiles: []string{ws.KnownHosts},      // the workspace's file first
-//		ResolveHost:     env.HostByName,                // for bastions
+//		KnownHostsFiles: []string{filepath.Join(ws.Root, env.KnownHosts)}, // the workspace's file first
+//		ResolveHost:     env.Host,                                         // for bastions
 //	})
 //	defer pool.Close()
 //	results := fanout.Run(ctx, hosts, policy, func(ctx context.Context, h runbook.Host) error {
@@ -160,6 +160,16 @@ func Dial(ctx context.Context, host runbook.Host, opts Options) (*Executor, erro
 // failed dial is not cached: the next Get tries again.
 func (p *Pool) Get(ctx context.Context, host runbook.Host) (*Executor, error) {
 	return p.get(ctx, host, nil)
+}
+
+// Executor is Get typed as the interface, for engine.Config.Remote: it never
+// returns a non-nil interface holding a nil *Executor.
+func (p *Pool) Executor(ctx context.Context, host runbook.Host) (executor.Executor, error) {
+	ex, err := p.Get(ctx, host)
+	if err != nil {
+		return nil, err
+	}
+	return ex, nil
 }
 
 func (p *Pool) get(ctx context.Context, host runbook.Host, chain []string) (*Executor, error) {

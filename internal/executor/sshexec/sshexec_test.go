@@ -99,7 +99,7 @@ func TestSeveralHostsConcurrently(t *testing.T) {
 	}
 	// Same host, same connection: the pool dials once.
 	a, _ := pool.Get(context.Background(), servers[0].Host)
-	b, _ := pool.Get(context.Background(), servers[0].Host)
+	b, _ := pool.Executor(context.Background(), servers[0].Host)
 	if a != b {
 		t.Error("pool dialled the same host twice")
 	}

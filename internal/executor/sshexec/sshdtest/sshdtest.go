@@ -94,7 +94,10 @@ func (s *syncBuffer) String() string {
 // them when the test ends. It fails the test when sshd is missing.
 func Start(t testing.TB, n int) []Server {
 	t.Helper()
-	c, err := Launch(t.TempDir(), n, Config{})
+	// SHLVL=1 makes bash skip ~/.bashrc for sshd commands: a developer's
+	// heavy .bashrc (pyenv init forks ~100 processes) would otherwise cost
+	// every session hundreds of milliseconds and say nothing about opsbook.
+	c, err := Launch(t.TempDir(), n, Config{Extra: []string{SkipBashrc}})
 	if err != nil {
 		t.Fatalf("start sshd: %v", err)
 	}
@@ -116,6 +119,11 @@ func Start(t testing.TB, n int) []Server {
 func ClientKey(s Server) string {
 	return s.proc.clientKey
 }
+
+// SkipBashrc is an sshd_config line that keeps bash from sourcing ~/.bashrc
+// for SSH commands: bash does so only as a top-level shell, SHLVL < 2 after
+// its own increment.
+const SkipBashrc = "SetEnv SHLVL=1"
 
 // Config tunes Launch.
 type Config struct {
