@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -544,5 +545,70 @@ func TestOutputWarnings(t *testing.T) {
 	res, _, _ := run(t, ex, executor.Command{Script: `echo "ok=1" >> "$OPSBOOK_OUTPUT"; echo "not an output" >> "$OPSBOOK_OUTPUT"`})
 	if res.Outputs["ok"] != "1" || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "line 2") {
 		t.Errorf("outputs %q warnings %q, want ok=1 and a warning about line 2", res.Outputs, res.Warnings)
+	}
+}
+
+// TestKeepAliveDetectsFrozenHost freezes the host's sshd session process
+// (SIGSTOP, like a host that vanished without closing TCP): the running
+// command must fail through the keepalive instead of hanging.
+func TestKeepAliveDetectsFrozenHost(t *testing.T) {
+	s := sshdtest.Start(t, 1)[0]
+	opts := options(t, s)
+	opts.KeepAlive = 200 * time.Millisecond
+	ex := dial(t, s, opts)
+	pidFile := filepath.Join(t.TempDir(), "sshd.pid")
+	t.Cleanup(func() {
+		if data, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	start := time.Now()
+	_, err := ex.Run(context.Background(), executor.Command{
+		Script:  `p=$(cut -d' ' -f4 /proc/$PPID/stat); echo "$p" > ` + pidFile + `; kill -STOP "$p"; sleep 30`,
+		Timeout: 60 * time.Second,
+	})
+	if err == nil || !strings.Contains(err.Error(), "connection lost") {
+		t.Fatalf("err = %v, want connection lost", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("noticed the frozen host after %s", d)
+	}
+}
+
+func TestAgentAuthentication(t *testing.T) {
+	s := sshdtest.Start(t, 1)[0]
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	agent := osexec.Command("ssh-agent", "-D", "-a", sock)
+	if err := agent.Start(); err != nil {
+		t.Fatalf("start ssh-agent: %v", err)
+	}
+	t.Cleanup(func() { agent.Process.Kill(); agent.Wait() })
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if i == 100 {
+			t.Fatal("ssh-agent socket did not appear")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	add := osexec.Command("ssh-add", sshdtest.ClientKey(s))
+	add.Env = append(os.Environ(), "SSH_AUTH_SOCK="+sock)
+	if out, err := add.CombinedOutput(); err != nil {
+		t.Fatalf("ssh-add: %v: %s", err, out)
+	}
+	opts := options(t, s)
+	opts.IdentityFiles = []string{filepath.Join(t.TempDir(), "none")} // an explicit missing file is an error…
+	if _, err := sshexec.Dial(context.Background(), s.Host, opts); err == nil {
+		t.Fatal("dial with a missing identity file succeeded")
+	}
+	opts.IdentityFiles = nil // …so rely on the agent alone, with an empty ~/.ssh
+	opts.AgentSocket = sock
+	t.Setenv("HOME", t.TempDir())
+	ex := dial(t, s, opts)
+	if res, _, _ := run(t, ex, executor.Command{Script: "true"}); res.ExitCode != 0 {
+		t.Errorf("exit %d", res.ExitCode)
 	}
 }
