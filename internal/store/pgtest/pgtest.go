@@ -100,16 +100,24 @@ func sharedCluster(t testing.TB) *Cluster {
 		shared.tried = true
 		shared.cluster, shared.err = Start()
 	}
-	if errors.Is(shared.err, ErrNotInstalled) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("pgtest: %v; CI=true requires the PostgreSQL half of the suite (scripts/test.sh installs it)", shared.err)
-		}
-		t.Skipf("pgtest: %v; skipping the PostgreSQL run (set CI=true to make this a failure)", shared.err)
-	}
-	if shared.err != nil {
-		t.Fatalf("pgtest: %v", shared.err)
-	}
+	requireStarted(t, shared.err, os.Getenv("CI") == "true")
 	return shared.cluster
+}
+
+// requireStarted ends the test when the cluster could not start: a skip
+// when PostgreSQL is simply not installed on a developer's machine, a
+// failure on CI or for any other reason.
+func requireStarted(t testing.TB, err error, ci bool) {
+	t.Helper()
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrNotInstalled) && !ci:
+		t.Skipf("pgtest: %v; skipping the PostgreSQL run (set CI=true to make this a failure)", err)
+	case errors.Is(err, ErrNotInstalled):
+		t.Fatalf("pgtest: %v; CI=true requires the PostgreSQL half of the suite (scripts/test.sh installs it)", err)
+	default:
+		t.Fatalf("pgtest: %v", err)
+	}
 }
 
 // versionOf reads the major version from /usr/lib/postgresql/VERSION/bin/initdb.
