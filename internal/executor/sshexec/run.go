@@ -87,6 +87,7 @@ func (e *Executor) Run(ctx context.Context, cmd executor.Command) (executor.Resu
 	res.Duration = time.Since(start)
 
 	var exitErr *ssh.ExitError
+	ambiguous := false
 	switch {
 	case killed:
 		// Collect to remove the temp dir; outputs written before the
@@ -98,6 +99,11 @@ func (e *Executor) Run(ctx context.Context, cmd executor.Command) (executor.Resu
 		// The wrapper kept its temp dir: outputs, or a setup error.
 	case errors.As(waitErr, &exitErr) && exitErr.Signal() != "":
 		return res, fmt.Errorf("ssh %s: the command's wrapper shell was killed on the host by SIG%s; check the host", e.name, exitErr.Signal())
+	case errors.As(waitErr, &exitErr) && exitErr.ExitStatus() == 128+12:
+		// A login shell that forks instead of exec'ing sh reports the
+		// SIGUSR2 (12 on Linux) as status 140; the collect tells them apart.
+		res.ExitCode = exitErr.ExitStatus()
+		ambiguous = true
 	case errors.As(waitErr, &exitErr):
 		res.ExitCode = exitErr.ExitStatus()
 		if res.ExitCode == exitNoTempDir {
@@ -121,6 +127,9 @@ func (e *Executor) Run(ctx context.Context, cmd executor.Command) (executor.Resu
 		}
 		return res, fmt.Errorf("ssh %s: %s", e.name, msg)
 	case "missing":
+		if ambiguous {
+			return res, nil // a real exit status 140
+		}
 		if !killed {
 			return res, fmt.Errorf("ssh %s: the command's temp dir vanished on the host before its outputs were read", e.name)
 		}

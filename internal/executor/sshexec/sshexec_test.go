@@ -184,6 +184,8 @@ func TestExitStatusDirAndSetupErrors(t *testing.T) {
 	}{
 		{"zero", executor.Command{Script: "true"}, 0, "", ""},
 		{"nonzero", executor.Command{Script: "exit 42"}, 42, "", ""},
+		{"status-140", executor.Command{Script: "exit 140"}, 140, "", ""},
+		{"killed-by-signal", executor.Command{Script: "kill -USR2 $$"}, 140, "", ""},
 		{"failing-command", executor.Command{Script: "false"}, 1, "", ""},
 		{"dir", executor.Command{Script: "pwd", Dir: dir}, 0, dir + "\n", ""},
 		{"missing-dir", executor.Command{Script: "pwd", Dir: "/nonexistent/x"}, -1, "", `working directory "/nonexistent/x" does not exist`},
