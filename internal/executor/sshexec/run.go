@@ -167,7 +167,7 @@ func (e *Executor) killGroup(id string) error {
 	}
 	defer sess.Close()
 	var out bytes.Buffer
-	sess.Stdout, sess.Stderr = &out, &out
+	sess.Stdout, sess.Stderr = outputWriters(&out, &out)
 	done := make(chan error, 1)
 	go func() { done <- sess.Run(killCommand(id, e.grace)) }()
 	select {
