@@ -614,3 +614,26 @@ func TestAgentAuthentication(t *testing.T) {
 		t.Errorf("exit %d", res.ExitCode)
 	}
 }
+
+// TestHostKeyAlgorithmFromKnownHosts: the server also has an ECDSA key,
+// which the client would prefer by default; known_hosts lists only the
+// ed25519 key, so that is the one to negotiate.
+func TestHostKeyAlgorithmFromKnownHosts(t *testing.T) {
+	ecdsaKey := filepath.Join(t.TempDir(), "ssh_host_ecdsa_key")
+	if out, err := osexec.Command("ssh-keygen", "-q", "-t", "ecdsa", "-N", "", "-f", ecdsaKey).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v: %s", err, out)
+	}
+	c, err := sshdtest.Launch(t.TempDir(), 1, sshdtest.Config{Extra: []string{sshdtest.SkipBashrc, "HostKey " + ecdsaKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	s := c.Servers[0]
+	if s.HostKey.Type() != ssh.KeyAlgoED25519 {
+		t.Fatalf("harness host key is %s", s.HostKey.Type())
+	}
+	ex := dial(t, s, options(t, s))
+	if res, _, _ := run(t, ex, executor.Command{Script: "true"}); res.ExitCode != 0 {
+		t.Errorf("exit %d", res.ExitCode)
+	}
+}
