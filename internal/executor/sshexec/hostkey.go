@@ -52,10 +52,24 @@ func (e *HostKeyError) Error() string {
 		return b.String()
 	}
 	fmt.Fprintf(&b, "ssh %s (%s): host key is not known: %s %s is in no known_hosts file.\n", e.Host, e.Addr, e.Key.Type(), ssh.FingerprintSHA256(e.Key))
-	b.WriteString("Check the fingerprint with the host's owner (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the host), then accept it with\n")
+	fmt.Fprintf(&b, "Check the fingerprint with the host's owner (ssh-keygen -lf /etc/ssh/ssh_host_%s_key.pub on the host), then accept it with\n", keyFileKind(e.Key.Type()))
 	fmt.Fprintf(&b, "  ssh-keyscan -p %s %s >> %s\n", port, host, addTo)
 	fmt.Fprintf(&b, "or add this line to %s:\n  %s", addTo, line)
 	return b.String()
+}
+
+// keyFileKind names the host key file OpenSSH keeps a key type in.
+func keyFileKind(keyType string) string {
+	switch {
+	case strings.Contains(keyType, "ed25519"):
+		return "ed25519"
+	case strings.HasPrefix(keyType, "ecdsa"):
+		return "ecdsa"
+	case strings.Contains(keyType, "rsa"):
+		return "rsa"
+	default:
+		return "*"
+	}
 }
 
 func knownFiles(keys []xknownhosts.KnownKey) []string {
