@@ -181,6 +181,9 @@ func drive(ctx context.Context, e *env, eng *engine.Engine, run runbook.Run, p *
 	return status, nil
 }
 
+// maxViewLine bounds an output line held by the view.
+const maxViewLine = 16 << 10
+
 // runView prints a run's events as they are recorded: line-oriented, each
 // output line prefixed by its step id, so it reads the same in a terminal
 // and in CI logs; or one JSON event per line.
@@ -233,15 +236,17 @@ func (v *runView) event(ev runbook.Event) {
 			buf = &bytes.Buffer{}
 			v.partial[key] = buf
 		}
-		buf.WriteString(ev.Text)
-		for {
-			line, err := buf.ReadString('\n')
-			if err != nil {
+		text := ev.Text
+		for text != "" {
+			line, rest, complete := strings.Cut(text, "\n")
+			text = rest
+			buf.WriteString(line)
+			// A line longer than maxViewLine is shown in pieces, so one
+			// endless line cannot grow the view's memory.
+			if complete || buf.Len() >= maxViewLine {
+				fmt.Fprintf(v.w, "[%s] %s\n", label, buf.Bytes())
 				buf.Reset()
-				buf.WriteString(line)
-				break
 			}
-			fmt.Fprintf(v.w, "[%s] %s", label, line)
 		}
 		return
 	}
