@@ -79,6 +79,9 @@ var sqlitePragmas = []string{
 	"journal_mode(WAL)",
 	"busy_timeout(10000)",
 	"foreign_keys(1)",
+	// A reader can hold back checkpoints while output pours in; once the
+	// WAL has been checkpointed, shrink it back instead of keeping its peak.
+	"journal_size_limit(67108864)",
 }
 
 // Open opens (creating if needed) and migrates the store named by dsn:
