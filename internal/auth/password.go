@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -82,8 +83,13 @@ func VerifyPassword(phc, password string) (bool, error) {
 }
 
 // dummyHash is verified against when a user does not exist, so a login for
-// an unknown name takes as long as one with a wrong password.
-var dummyHash, _ = HashPassword("opsbook-timing-equaliser")
+// an unknown name takes as long as one with a wrong password. It is made on
+// first use: hashing costs ~100 ms and ~20 MB, which every CLI command would
+// otherwise pay at start-up.
+var dummyHash = sync.OnceValue(func() string {
+	h, _ := HashPassword("opsbook-timing-equaliser")
+	return h
+})
 
 // BurnPasswordCheck spends the time of one password verification.
-func BurnPasswordCheck(password string) { _, _ = VerifyPassword(dummyHash, password) }
+func BurnPasswordCheck(password string) { _, _ = VerifyPassword(dummyHash(), password) }
