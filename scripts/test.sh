@@ -9,6 +9,7 @@ need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server openssh-client)
 command -v pgrep >/dev/null 2>&1 || need+=(procps) # sshexec tests look for leftover remote processes
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v tmux >/dev/null 2>&1 || need+=(tmux) # internal/cli drives the live view in a real pseudo-terminal
 # internal/store/pgtest runs initdb/postgres from PATH or /usr/lib/postgresql/*/bin.
 command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
