@@ -1,6 +1,7 @@
 package markdown
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -327,8 +328,17 @@ func (p *parser) params(n *yaml.Node) {
 		if prm.Type == runbook.ParamEnum && len(prm.Allowed) == 0 {
 			p.errorf(typePos, "bad-param", "parameter %s is an enum but lists no allowed values; add allowed: [a, b]", prm.Name)
 		}
+		knownType := slices.Contains(runbook.ParamTypes, prm.Type)
 		if prm.HasDefault && !hasPlaceholder(prm.Default) {
-			if msg := CheckParamValue(prm, prm.Default); msg != "" {
+			// Required is not the default's concern: a required parameter
+			// with a default is warned about below.
+			check := prm
+			check.Required = false
+			if _, err := runbook.CheckParam(check, prm.Default); err != nil && knownType {
+				msg := err.Error()
+				if pe, ok := errors.AsType[*runbook.ParamError](err); ok {
+					msg = pe.Message
+				}
 				p.errorf(defaultPos, "bad-param", "default of parameter %s: %s", prm.Name, msg)
 			}
 			if prm.Secret {
@@ -340,30 +350,6 @@ func (p *parser) params(n *yaml.Node) {
 		}
 		p.doc.Front.Params = append(p.doc.Front.Params, prm)
 	}
-}
-
-// CheckParamValue says what is wrong with a value for a parameter, or "".
-// The engine and the server validate run-time values with it too, so a
-// value is judged the same way everywhere.
-func CheckParamValue(prm runbook.Param, value string) string {
-	switch prm.Type {
-	case runbook.ParamInt:
-		if _, err := strconv.ParseInt(value, 10, 64); err != nil {
-			return fmt.Sprintf("%q is not a whole number", value)
-		}
-	case runbook.ParamBool:
-		if value != "true" && value != "false" {
-			return fmt.Sprintf("%q is not true or false", value)
-		}
-	case runbook.ParamPath:
-		if value == "" || strings.ContainsRune(value, 0) {
-			return "a path must not be empty"
-		}
-	}
-	if len(prm.Allowed) > 0 && !slices.Contains(prm.Allowed, value) {
-		return fmt.Sprintf("%q is not one of the allowed values %s", value, strings.Join(prm.Allowed, ", "))
-	}
-	return ""
 }
 
 func (p *parser) targets(n *yaml.Node) {

@@ -294,3 +294,40 @@ func diffLines(want, got string) string {
 func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + jsonInt(n)) }
 
 func jsonInt(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// A default is judged by runbook.CheckParam, the rule run-time values
+// follow, so a default the front matter accepts is one a run accepts.
+func TestParamDefaults(t *testing.T) {
+	tests := []struct {
+		decl string
+		want string // the bad-param message, "" when the default is fine
+	}{
+		{"{type: bool, default: yes}", ""},
+		{"{type: bool, default: \"0\"}", ""},
+		{"{type: bool, default: Off}", ""},
+		{"{type: bool, default: maybe}", `default of parameter P: "maybe" is not a boolean (true or false; yes/no, y/n, on/off and 1/0 are accepted too)`},
+		{"{type: int, default: \"007\"}", ""},
+		{"{type: int, default: many}", `default of parameter P: "many" is not an integer`},
+		{"{type: enum, allowed: [a, b], default: c}", `default of parameter P: "c" is not allowed (one of: a, b)`},
+		{"{type: path, default: \" \"}", "default of parameter P: a path cannot be empty"},
+		{"{type: strin, default: x}", ""}, // the unknown type is reported once, by itself
+	}
+	for _, tt := range tests {
+		t.Run(tt.decl, func(t *testing.T) {
+			src := "---\nkind: runbook\nparams:\n  P: " + tt.decl + "\n---\n"
+			_, diags := Parse("f.md", []byte(src))
+			var got []string
+			for _, d := range diags {
+				if d.Rule == "bad-param" && strings.HasPrefix(d.Message, "default of") {
+					got = append(got, d.Message)
+				}
+			}
+			switch {
+			case tt.want == "" && len(got) > 0:
+				t.Errorf("unexpected: %q", got)
+			case tt.want != "" && (len(got) != 1 || got[0] != tt.want):
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

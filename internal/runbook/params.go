@@ -73,7 +73,11 @@ func ResolveParams(defs []Param, given map[string]string) (map[string]string, er
 }
 
 // CheckParam validates one value against its definition and returns it in
-// canonical form.
+// canonical form. It is the one check of a value, for run-time values and
+// front-matter defaults alike. A bool accepts what an operator naturally
+// types (true/false, yes/no, y/n, on/off, 1/0, any case) and is stored as
+// "true" or "false", so commands test one spelling; an int is stored
+// without leading zeros or spaces.
 func CheckParam(p Param, v string) (string, error) {
 	bad := func(format string, args ...any) (string, error) {
 		return "", &ParamError{p.Name, fmt.Sprintf(format, args...)}
@@ -85,7 +89,7 @@ func CheckParam(p Param, v string) (string, error) {
 	case ParamInt:
 		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 		if err != nil {
-			return bad("%q is not an integer (%s)", v, describeAllowed(p))
+			return bad("%q is not an integer", v)
 		}
 		v = strconv.FormatInt(n, 10)
 	case ParamBool:
@@ -95,7 +99,7 @@ func CheckParam(p Param, v string) (string, error) {
 		case "false", "no", "n", "off", "0":
 			v = "false"
 		default:
-			return bad("%q is not a boolean (use true or false)", v)
+			return bad("%q is not a boolean (%s)", v, describeAllowed(p))
 		}
 	case ParamEnum:
 		if !slices.Contains(p.Allowed, v) {
@@ -126,7 +130,7 @@ func describeAllowed(p Param) string {
 	case ParamInt:
 		return "an integer"
 	case ParamBool:
-		return "true or false"
+		return "true or false; yes/no, y/n, on/off and 1/0 are accepted too"
 	case ParamPath:
 		return "a file or directory path"
 	case ParamSecret:

@@ -47,8 +47,8 @@ func TestResolveParams(t *testing.T) {
 			name:  "every problem at once",
 			given: map[string]string{"count": "ten", "token": "x", "dry": "maybe", "mode": "turbo", "region": "asia", "dir": " ", "extra": "1"},
 			wantErr: []string{
-				`parameter count: "ten" is not an integer (an integer)`,
-				`parameter dry: "maybe" is not a boolean (use true or false)`,
+				`parameter count: "ten" is not an integer`,
+				`parameter dry: "maybe" is not a boolean (true or false; yes/no, y/n, on/off and 1/0 are accepted too)`,
 				`parameter mode: "turbo" is not allowed (one of: fast, safe)`,
 				`parameter dir: a path cannot be empty`,
 				`parameter region: "asia" is not allowed (one of: eu, us)`,
@@ -102,6 +102,22 @@ func TestEnvName(t *testing.T) {
 	for in, want := range map[string]string{"db_host": "DB_HOST", "db-host": "DB_HOST", "x.y": "X_Y", "A1": "A1"} {
 		if got := EnvName(in); got != want {
 			t.Errorf("EnvName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCheckParamBool(t *testing.T) {
+	p := Param{Name: "DRY", Type: ParamBool}
+	for in, want := range map[string]string{"true": "true", "YES": "true", "y": "true", "On": "true", "1": "true",
+		"false": "false", "no": "false", "N": "false", "off": "false", "0": "false", " yes ": "true"} {
+		got, err := CheckParam(p, in)
+		if err != nil || got != want {
+			t.Errorf("CheckParam(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "maybe", "2", "tru"} {
+		if _, err := CheckParam(p, in); err == nil {
+			t.Errorf("CheckParam(%q) accepted it", in)
 		}
 	}
 }
