@@ -34,11 +34,15 @@ type Config struct {
 	// executor.NewLocal with the plan's workspace as working directory.
 	Local executor.Executor
 	// Remote, when set, returns the executor for one inventory host. Steps
-	// whose target names hosts of the environment's inventory run through it
-	// (one host after another; the fan-out of issue 8 plugs in here). When
-	// nil, such steps fail with a message saying SSH targets are not
-	// available.
+	// whose target names hosts of the environment's inventory run through
+	// fanout.Run with the step's parallel, batch and max_failures; Remote is
+	// called once per host and attempt, inside the host's turn,
+	// so it should reuse connections (sshexec.Pool.Executor does). When
+	// nil, a plan with such steps is refused before it starts.
 	Remote func(ctx context.Context, h runbook.Host) (executor.Executor, error)
+	// OrphanGrace is how long a process group left running by a dead run
+	// has between SIGTERM and SIGKILL when the run is resumed; default 5 s.
+	OrphanGrace time.Duration
 	// Owner names this process in run leases; default store.ProcessOwner().
 	Owner string
 	// LeaseTTL is how long a run's lease lasts without renewal (renewed
@@ -188,8 +192,22 @@ func (e *Engine) checkPlan(p *Plan) (map[string]string, error) {
 		}
 		seen[s.ID] = true
 	}
+	if err := p.CheckTargets(); err != nil {
+		return nil, &TargetError{Err: err}
+	}
+	if e.cfg.Remote == nil && p.remoteSteps() {
+		return nil, &TargetError{Err: errors.New("the runbook has steps on inventory hosts, but this engine has no SSH executor (engine.Config.Remote)")}
+	}
 	return params, nil
 }
+
+// TargetError is a plan whose step targets cannot be resolved in its
+// environment (no matching host, undeclared target, bad fan-out policy).
+// Like a ParamsError it is bad input, found before anything runs.
+type TargetError struct{ Err error }
+
+func (e *TargetError) Error() string { return e.Err.Error() }
+func (e *TargetError) Unwrap() error { return e.Err }
 
 // ParamsError is a plan whose parameters do not validate; the CLI maps it
 // to exit status 2 and the server to 400.
@@ -254,6 +272,10 @@ type ExecOptions struct {
 	// interrupted step that is not idempotent: "retry", "skip" or "abort".
 	// Empty means ask the Decider.
 	RetryInterrupted string
+	// FailedOnly (Resume only) reopens a failed run to re-run its failed
+	// fan-out step on the hosts that did not succeed (failed or never
+	// started), then goes on with the rest of the runbook.
+	FailedOnly bool
 }
 
 // Execute runs a started run to its end (or until ctx is cancelled, which

@@ -41,6 +41,10 @@ type runner struct {
 	cancelReason string
 
 	guards *guardMonitor
+
+	// failedOnly is the failed fan-out step that Resume with FailedOnly
+	// re-runs on its unfinished hosts; cleared once taken up.
+	failedOnly string
 }
 
 // errLeaseLost stops a run whose lease another process took over.
@@ -126,7 +130,13 @@ func (r *runner) drive(parent context.Context, resume bool) (runbook.RunStatus, 
 		return "", err
 	}
 	s := r.state
-	if s.Status.Finished() {
+	if r.opts.FailedOnly {
+		id, err := failedFanoutStep(s)
+		if err != nil {
+			return "", err
+		}
+		r.failedOnly = id
+	} else if s.Status.Finished() {
 		return s.Status, nil
 	}
 	for k, v := range s.Outputs {
@@ -139,12 +149,18 @@ func (r *runner) drive(parent context.Context, resume bool) (runbook.RunStatus, 
 		if s.LastSeq > 1 && (s.Status == runbook.RunRunning || s.Status == runbook.RunWaiting) {
 			evs = append(evs, runbook.Event{Type: runbook.EventRunInterrupted, Text: describeInterruption(s)})
 		}
-		evs = append(evs, runbook.Event{Type: runbook.EventRunResumed, Actor: r.opts.Actor})
+		resumed := runbook.Event{Type: runbook.EventRunResumed, Actor: r.opts.Actor}
+		if r.failedOnly != "" {
+			resumed.Text = "re-running the hosts of step " + r.failedOnly + " that did not succeed"
+			resumed.Data = map[string]string{"failed_only": r.failedOnly}
+		}
+		evs = append(evs, resumed)
 		if err := r.append(wctx, evs...); err != nil {
 			return "", err
 		}
 	}
 	r.run.Status = runbook.RunRunning
+	r.run.FinishedAt = time.Time{}
 	if r.run.StartedAt.IsZero() {
 		r.run.StartedAt = now
 	}
@@ -198,6 +214,21 @@ func (r *runner) drive(parent context.Context, resume bool) (runbook.RunStatus, 
 		return final, fmt.Errorf("record the end of run %s: %w", r.run.ID, err)
 	}
 	return final, nil
+}
+
+// failedFanoutStep finds the step a --failed-only resume re-runs: the last
+// failed main-runbook step that ran on inventory hosts, in a run that
+// failed without rolling back.
+func failedFanoutStep(s *runbook.RunState) (string, error) {
+	if s.Status != runbook.RunFailed || s.Rollback != nil {
+		return "", fmt.Errorf("run %s is %s: --failed-only re-runs the failed hosts of a run that failed (without rolling back); resume it without --failed-only", s.RunID, s.Status)
+	}
+	for i := len(s.Steps) - 1; i >= 0; i-- {
+		if st := s.Steps[i]; st.Status == runbook.StepFailed && st.Fanout {
+			return st.ID, nil
+		}
+	}
+	return "", fmt.Errorf("run %s failed, but not at a step on inventory hosts: --failed-only re-runs the failed hosts of such a step; start a new run (opsbook run --from STEP) instead", s.RunID)
 }
 
 func describeInterruption(s *runbook.RunState) string {
@@ -351,44 +382,6 @@ func (r *runner) env(step *runbook.Step, phase string, attempt int, host string,
 	env["OPSBOOK_RUNBOOK"] = r.plan.Runbook
 	env["OPSBOOK_SNAPSHOT"] = r.plan.Snapshot
 	return env
-}
-
-// executors returns where a step runs: the local host, or the inventory
-// hosts its target selects.
-func (r *runner) executors(ctx context.Context, doc *runbook.Document, step *runbook.Step) ([]executor.Executor, error) {
-	if step.Target == "" || step.Target == runbook.TargetLocal {
-		return []executor.Executor{r.e.local(r.plan)}, nil
-	}
-	var target *runbook.Target
-	for i := range doc.Front.Targets {
-		if doc.Front.Targets[i].Name == step.Target {
-			target = &doc.Front.Targets[i]
-		}
-	}
-	if target == nil {
-		return nil, fmt.Errorf("step %s: target %q is not declared under targets: in the front matter", step.ID, step.Target)
-	}
-	var hosts []runbook.Host
-	for _, h := range r.plan.Hosts {
-		if target.Matches(h) {
-			hosts = append(hosts, h)
-		}
-	}
-	if len(hosts) == 0 {
-		return nil, fmt.Errorf("step %s: target %s selects no host of environment %s; add hosts with matching tags to its inventory in opsbook.yaml", step.ID, step.Target, r.plan.Environment)
-	}
-	if r.e.cfg.Remote == nil {
-		return nil, fmt.Errorf("step %s: target %s names inventory hosts, but this build runs steps on the local host only", step.ID, step.Target)
-	}
-	var out []executor.Executor
-	for _, h := range hosts {
-		x, err := r.e.cfg.Remote(ctx, h)
-		if err != nil {
-			return nil, fmt.Errorf("step %s: connect to %s: %w", step.ID, h.Name, err)
-		}
-		out = append(out, x)
-	}
-	return out, nil
 }
 
 func (e *Engine) local(p *Plan) executor.Executor {

@@ -7,7 +7,6 @@ import (
 	"maps"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/executor"
@@ -107,6 +106,10 @@ func (r *runner) stepEvent(t runbook.EventType, phase string, step *runbook.Step
 func (r *runner) runStep(ctx context.Context, phase string, doc *runbook.Document, step *runbook.Step) phaseResult {
 	wctx := context.WithoutCancel(ctx)
 	info := r.inspect(phase, step.ID)
+	if r.failedOnly != "" && phase == runbook.PhaseMain && step.ID == r.failedOnly {
+		r.failedOnly = ""
+		return r.execStep(ctx, phase, doc, step, info.attempts+1, r.unfinishedHosts(phase, step))
+	}
 	switch {
 	case info.waiting != nil:
 		// The run stopped while this step waited: wait again for the same
@@ -135,7 +138,7 @@ func (r *runner) runStep(ctx context.Context, phase string, doc *runbook.Documen
 		}
 		return phaseResult{outcome: outcomeDone}
 	}
-	return r.execStep(ctx, phase, doc, step, 1)
+	return r.execStep(ctx, phase, doc, step, 1, nil)
 }
 
 // afterRecordedFailure continues after a step whose failure is in the log
@@ -178,7 +181,9 @@ func (r *runner) resumeInterrupted(ctx context.Context, phase string, doc *runbo
 	}
 	next := info.attempts + 1
 	if step.Idempotent || r.opts.RetryInterrupted == runbook.ChoiceRetry {
-		return r.execStep(ctx, phase, doc, step, next)
+		// A fan-out step is taken up on the hosts that had not succeeded:
+		// the others are done, as a completed step is.
+		return r.execStep(ctx, phase, doc, step, next, r.unfinishedHosts(phase, step))
 	}
 	q := fmt.Sprintf("step %s was running (attempt %d) when the run was interrupted, and it is not marked idempotent: it may have done part of its work. Retry it, skip it (if it is done, or you did it by hand), or abort?",
 		step.ID, info.attempts)
@@ -187,10 +192,13 @@ func (r *runner) resumeInterrupted(ctx context.Context, phase string, doc *runbo
 
 // execStep runs attempts of an action step from the given attempt number
 // until it succeeds or its failure policy ends it.
-func (r *runner) execStep(ctx context.Context, phase string, doc *runbook.Document, step *runbook.Step, attempt int) phaseResult {
+//
+// only limits a fan-out step to some of its hosts (nil: all of them); its
+// automatic retries stay within the same hosts.
+func (r *runner) execStep(ctx context.Context, phase string, doc *runbook.Document, step *runbook.Step, attempt int, only hostSet) phaseResult {
 	wctx := context.WithoutCancel(ctx)
 	for {
-		res := r.attempt(ctx, phase, doc, step, attempt)
+		res := r.attempt(ctx, phase, doc, step, attempt, only)
 		if res.ok {
 			return phaseResult{outcome: outcomeDone}
 		}
@@ -264,6 +272,9 @@ func (r *runner) onFail(ctx context.Context, phase string, doc *runbook.Document
 		return phaseResult{outcome: outcomeRollback, reason: reason + " (on_fail=rollback)"}
 	case runbook.OnFailAsk:
 		options := []string{runbook.ChoiceRetry, runbook.ChoiceSkip, runbook.ChoiceAbort}
+		if r.isFanout(phase, step) {
+			options = []string{runbook.ChoiceRetryFailed, runbook.ChoiceRetry, runbook.ChoiceSkip, runbook.ChoiceAbort}
+		}
 		if phase == runbook.PhaseMain && r.plan.Rollback != nil {
 			options = append(options, runbook.ChoiceRollback)
 		}
@@ -293,7 +304,9 @@ func (r *runner) applyAnswer(ctx context.Context, phase string, doc *runbook.Doc
 		if step.Call != nil {
 			return r.runCall(ctx, phase, doc, step)
 		}
-		return r.execStep(ctx, phase, doc, step, attempt+1)
+		return r.execStep(ctx, phase, doc, step, attempt+1, nil)
+	case runbook.ChoiceRetryFailed:
+		return r.execStep(ctx, phase, doc, step, attempt+1, r.unfinishedHosts(phase, step))
 	case runbook.ChoiceSkip:
 		text := "skipped by " + d.Actor
 		if d.Reason != "" {
@@ -395,18 +408,20 @@ type attemptResult struct {
 	attempt  int
 	exitCode int
 	duration time.Duration
+	outputs  map[string]string // a fan-out step's merged outputs
 }
 
-// attempt runs one attempt of an action step on every host it targets and
-// records its start, output, checks and, on success, its outputs and end.
-func (r *runner) attempt(ctx context.Context, phase string, doc *runbook.Document, step *runbook.Step, attempt int) attemptResult {
+// attempt runs one attempt of an action step on every host it targets (or
+// only those of only, for a fan-out step) and records its start, output,
+// checks and, on success, its outputs and end.
+func (r *runner) attempt(ctx context.Context, phase string, doc *runbook.Document, step *runbook.Step, attempt int, only hostSet) attemptResult {
 	wctx := context.WithoutCancel(ctx)
-	execs, err := r.executors(ctx, doc, step)
+	hosts, err := r.plan.StepHosts(doc, step)
 	if err != nil {
 		return attemptResult{attempt: attempt, exitCode: -1, detail: err.Error()}
 	}
-	if len(execs) == 1 {
-		res, outputs := r.attemptOn(ctx, phase, step, attempt, execs[0])
+	if hosts == nil {
+		res, outputs := r.attemptOn(ctx, phase, step, attempt, r.e.local(r.plan), false)
 		if !res.ok || res.err != nil {
 			return res
 		}
@@ -415,7 +430,27 @@ func (r *runner) attempt(ctx context.Context, phase string, doc *runbook.Documen
 		}
 		return res
 	}
-	return r.fanOut(ctx, phase, step, attempt, execs)
+	if r.e.cfg.Remote == nil {
+		return attemptResult{attempt: attempt, exitCode: -1,
+			detail: fmt.Sprintf("step %s: target %s names inventory hosts, but this engine has no SSH executor", step.ID, step.Target)}
+	}
+	if only != nil {
+		var sel []runbook.Host
+		for _, h := range hosts {
+			if only[h.Name] {
+				sel = append(sel, h)
+			}
+		}
+		hosts = sel
+	}
+	res := r.fanOut(ctx, phase, step, attempt, hosts)
+	if !res.ok || res.err != nil {
+		return res
+	}
+	if err := r.succeed(wctx, phase, step, res, res.outputs); err != nil {
+		return attemptResult{err: err}
+	}
+	return res
 }
 
 // succeed records a successful step with its published outputs, in one
@@ -441,83 +476,18 @@ func (r *runner) succeed(ctx context.Context, phase string, step *runbook.Step, 
 	return nil
 }
 
-// fanOut runs an attempt on several hosts, step.Parallel at a time
-// (default one after another), and fails it when more hosts fail than
-// max_failures allows. Per-host results are recorded; the caller's
-// step.finished without a host is the step's aggregate.
-func (r *runner) fanOut(ctx context.Context, phase string, step *runbook.Step, attempt int, execs []executor.Executor) attemptResult {
-	wctx := context.WithoutCancel(ctx)
-	parallel := max(step.Parallel, 1)
-	allowed := failureBudget(step.MaxFailures, len(execs))
-	sem := make(chan struct{}, parallel)
-	var mu sync.Mutex
-	var failed []string
-	merged := map[string]string{}
-	var wg sync.WaitGroup
-	start := time.Now()
-	for _, x := range execs {
-		mu.Lock()
-		stop := len(failed) > allowed
-		mu.Unlock()
-		if stop || ctx.Err() != nil {
-			break
-		}
-		sem <- struct{}{}
-		wg.Add(1)
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			res, outputs := r.attemptOn(ctx, phase, step, attempt, x)
-			ev := r.finishEvent(phase, step, res, "")
-			if res.ok {
-				ev = r.stepEvent(runbook.EventStepFinished, phase, step, res.host, attempt,
-					withData("status", string(runbook.StepSucceeded), "exit_code", strconv.Itoa(res.exitCode),
-						"duration_ms", strconv.FormatInt(res.duration.Milliseconds(), 10)))
-			}
-			r.append(wctx, ev)
-			mu.Lock()
-			defer mu.Unlock()
-			if !res.ok {
-				failed = append(failed, x.Host())
-			}
-			maps.Copy(merged, outputs)
-		}()
-	}
-	wg.Wait()
-	res := attemptResult{attempt: attempt, duration: time.Since(start)}
-	if len(failed) > allowed || ctx.Err() != nil {
-		res.exitCode = -1
-		res.detail = fmt.Sprintf("%d of %d hosts failed (%s), more than max_failures allows (%d)", len(failed), len(execs), strings.Join(failed, ", "), allowed)
-		return res
-	}
-	res.ok = true
-	if err := r.succeed(wctx, phase, step, res, merged); err != nil {
-		return attemptResult{err: err}
-	}
-	return res
-}
-
-// failureBudget reads max_failures ("2" or "10%") for n hosts; default 0.
-func failureBudget(spec string, n int) int {
-	if spec == "" {
-		return 0
-	}
-	if p, ok := strings.CutSuffix(spec, "%"); ok {
-		pc, _ := strconv.Atoi(p)
-		return n * pc / 100
-	}
-	v, _ := strconv.Atoi(spec)
-	return v
-}
-
 // attemptOn runs one attempt on one host: the action, then expect, until
-// and verify. The step start is on disk before the command is spawned.
-func (r *runner) attemptOn(ctx context.Context, phase string, step *runbook.Step, attempt int, x executor.Executor) (attemptResult, map[string]string) {
+// and verify. The step start is on disk before the command is spawned;
+// started says the caller recorded the host's step.started already.
+func (r *runner) attemptOn(ctx context.Context, phase string, step *runbook.Step, attempt int, x executor.Executor, started bool) (attemptResult, map[string]string) {
 	wctx := context.WithoutCancel(ctx)
 	host := x.Host()
 	res := attemptResult{host: host, attempt: attempt, exitCode: -1}
-	if err := r.append(wctx, r.stepEvent(runbook.EventStepStarted, phase, step, host, attempt)); err != nil {
-		res.err = err
-		return res, nil
+	if !started {
+		if err := r.append(wctx, r.stepEvent(runbook.EventStepStarted, phase, step, host, attempt)); err != nil {
+			res.err = err
+			return res, nil
+		}
 	}
 	start := time.Now()
 

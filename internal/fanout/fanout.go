@@ -127,6 +127,30 @@ func (p Policy) resolve(n int) (plan, error) {
 	return plan{batch: batch, parallel: max(1, parallel), maxFailures: maxFailures, maxFailuresText: text}, nil
 }
 
+// Batches splits hosts into the rolling batches Run would use, for a plan
+// shown before anything runs (opsbook run --dry-run).
+func (p Policy) Batches(hosts []runbook.Host) ([][]runbook.Host, error) {
+	if len(hosts) == 0 {
+		return nil, nil
+	}
+	pl, err := p.resolve(len(hosts))
+	if err != nil {
+		return nil, err
+	}
+	var out [][]runbook.Host
+	for i := 0; i < len(hosts); i += pl.batch {
+		out = append(out, hosts[i:min(i+pl.batch, len(hosts))])
+	}
+	return out, nil
+}
+
+// Limits are a policy resolved for a number of hosts: at most Parallel at
+// once, Batch per rolling batch, MaxFailures tolerated.
+func (p Policy) Limits(n int) (parallel, batch, maxFailures int, err error) {
+	pl, err := p.resolve(max(n, 1))
+	return pl.parallel, pl.batch, pl.maxFailures, err
+}
+
 // parseAmount reads "N" or "P%" (P at most 100).
 func parseAmount(s string) (n int, percent bool, err error) {
 	digits, percent := strings.CutSuffix(s, "%")

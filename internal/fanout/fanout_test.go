@@ -254,3 +254,40 @@ func TestFailedHostsRerun(t *testing.T) {
 		t.Errorf("re-run still failing: %s", summary(second))
 	}
 }
+
+func TestBatches(t *testing.T) {
+	var hosts []runbook.Host
+	for i := range 5 {
+		hosts = append(hosts, runbook.Host{Name: fmt.Sprintf("h%d", i+1)})
+	}
+	tests := []struct {
+		batch, want string
+	}{
+		{"", "h1 h2 h3 h4 h5"},
+		{"2", "h1 h2|h3 h4|h5"},
+		{"50%", "h1 h2 h3|h4 h5"},
+		{"1%", "h1|h2|h3|h4|h5"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.batch, func(t *testing.T) {
+			bs, err := fanout.Policy{Batch: tt.batch}.Batches(hosts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var parts []string
+			for _, b := range bs {
+				var names []string
+				for _, h := range b {
+					names = append(names, h.Name)
+				}
+				parts = append(parts, strings.Join(names, " "))
+			}
+			if got := strings.Join(parts, "|"); got != tt.want {
+				t.Fatalf("batches %q, want %q", got, tt.want)
+			}
+		})
+	}
+	if _, err := (fanout.Policy{Batch: "x"}).Batches(hosts); err == nil {
+		t.Fatal("a malformed batch was accepted")
+	}
+}

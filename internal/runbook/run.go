@@ -75,18 +75,24 @@ type EventType string
 
 // The event log's vocabulary. Data keys used by each type are listed beside it.
 const (
-	EventRunStarted     EventType = "run.started"       // Data: env, snapshot, user; Text: runbook title
-	EventRunResumed     EventType = "run.resumed"       // Actor
-	EventRunFinished    EventType = "run.finished"      // Data: status
-	EventRunCancelled   EventType = "run.cancelled"     // Actor, Text: reason
-	EventRunInterrupted EventType = "run.interrupted"   // Text: what was found on restart
-	EventStepStarted    EventType = "step.started"      // Step, Host, Attempt
-	EventStepOutput     EventType = "step.output"       // Step, Host, Stream (stdout|stderr), Text: a masked chunk
-	EventStepVerified   EventType = "step.verified"     // Step, Host, Data: kind (verify|expect|until), result (pass|fail); Text: detail
-	EventStepRetry      EventType = "step.retry"        // Step, Attempt: the next attempt, Data: backoff
-	EventStepFinished   EventType = "step.finished"     // Step, Host, Data: status, exit_code, duration_ms; Text: error
-	EventStepPublished  EventType = "step.published"    // Step, Host, Data: output name → value (secret values masked)
-	EventStepSkipped    EventType = "step.skipped"      // Step, Actor, Text: reason
+	EventRunStarted     EventType = "run.started"     // Data: env, snapshot, user; Text: runbook title
+	EventRunResumed     EventType = "run.resumed"     // Actor
+	EventRunFinished    EventType = "run.finished"    // Data: status
+	EventRunCancelled   EventType = "run.cancelled"   // Actor, Text: reason
+	EventRunInterrupted EventType = "run.interrupted" // Text: what was found on restart
+	EventStepStarted    EventType = "step.started"    // Step, Host, Attempt
+	EventStepOutput     EventType = "step.output"     // Step, Host, Stream (stdout|stderr), Text: a masked chunk
+	EventStepVerified   EventType = "step.verified"   // Step, Host, Data: kind (verify|expect|until), result (pass|fail); Text: detail
+	EventStepRetry      EventType = "step.retry"      // Step, Attempt: the next attempt, Data: backoff
+	EventStepFinished   EventType = "step.finished"   // Step, Host, Data: status, exit_code, duration_ms; Text: error
+	EventStepPublished  EventType = "step.published"  // Step, Host, Data: output name → value (secret values masked)
+	EventStepSkipped    EventType = "step.skipped"    // Step, Actor, Text: reason
+	// EventStepSpawned records a local command's process group, so that a
+	// resumed run can find and stop what the dead process left running.
+	EventStepSpawned EventType = "step.spawned" // Step, Host, Attempt, Data: pgid, start (the leader's start time in clock ticks since boot), boot (boot id)
+	// EventOrphanStopped records that a resumed run stopped a process group
+	// left running by the dead process.
+	EventOrphanStopped  EventType = "orphan.stopped"    // Step, Data: pgid, signal; Text: what was done
 	EventGateWaiting    EventType = "gate.waiting"      // Step, Data: approvers; Text: criteria
 	EventGateDecided    EventType = "gate.decided"      // Step, Actor, Data: decision (go|no-go); Text: reason
 	EventManualWaiting  EventType = "manual.waiting"    // Step, Text: instruction

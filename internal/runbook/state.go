@@ -19,14 +19,17 @@ const (
 // Decision choices, as recorded in Data["decision"] (gates) and
 // Data["choice"] (guided-failure questions).
 const (
-	DecisionGo      = "go"
-	DecisionNoGo    = "no-go"
-	ChoiceRetry     = "retry"
-	ChoiceSkip      = "skip"
-	ChoiceAbort     = "abort"
-	ChoiceRollback  = "rollback"
-	ChoiceContinue  = "continue" // offered after a guard breach
-	ChoiceConfirmed = "confirmed"
+	DecisionGo   = "go"
+	DecisionNoGo = "no-go"
+	ChoiceRetry  = "retry"
+	// ChoiceRetryFailed re-runs a fan-out step on the hosts that did not
+	// succeed (failed or never started) only.
+	ChoiceRetryFailed = "retry-failed"
+	ChoiceSkip        = "skip"
+	ChoiceAbort       = "abort"
+	ChoiceRollback    = "rollback"
+	ChoiceContinue    = "continue" // offered after a guard breach
+	ChoiceConfirmed   = "confirmed"
 )
 
 // What a run can wait for (Waiting.Kind, Decision.Kind).
@@ -105,6 +108,14 @@ type StepState struct {
 	Decisions  []Decision        `json:"decisions,omitempty"`
 	OutputSize int64             `json:"output_bytes"`     // bytes of recorded (masked) output
 	Resumed    bool              `json:"resumed,omitzero"` // was running when the run was interrupted
+	// Fanout is set for a step spread over inventory hosts: its host-less
+	// step.started lists the hosts (Hosts then holds one entry per host,
+	// pending until started), its host-less step.finished is the step's
+	// result, and each host's outputs stay with the host.
+	Fanout bool `json:"fanout,omitzero"`
+	// Policy is the fan-out policy of the last attempt (parallel, batch,
+	// max_failures), for people reading the log.
+	Policy map[string]string `json:"policy,omitempty"`
 }
 
 // Duration is how long the step took, or has taken until now if it is still
@@ -149,7 +160,14 @@ type HostState struct {
 	ExitCode   *int       `json:"exit_code,omitempty"`
 	Error      string     `json:"error,omitempty"`
 	OutputSize int64      `json:"output_bytes"`
+	Batch      int        `json:"batch,omitempty"` // rolling batch of the last attempt (fan-out)
+	// Outputs are what the host published (fan-out steps).
+	Outputs map[string]string `json:"outputs,omitempty"`
 }
+
+// NotStarted reports whether a fan-out step's host was planned but never
+// started (its step stopped scheduling after too many failures).
+func (h *HostState) NotStarted() bool { return h.Status == StepPending }
 
 // Check is one verification result (verify, expect or until).
 type Check struct {
@@ -309,6 +327,11 @@ func (s *RunState) Apply(ev Event) {
 
 	case EventRunResumed:
 		s.Resumes = append(s.Resumes, note)
+		if ev.Data["failed_only"] != "" && s.Status == RunFailed {
+			// resume --failed-only reopens a failed run to re-run the failed
+			// hosts of its failed fan-out step.
+			s.Status, s.FinishedAt = RunRunning, time.Time{}
+		}
 		if !s.Status.Finished() {
 			s.Status = RunRunning
 			if s.Waiting != nil {
@@ -348,6 +371,19 @@ func (s *RunState) Apply(ev Event) {
 		st.FinishedAt = time.Time{}
 		st.ExitCode, st.Error = nil, ""
 		st.Attempts = max(st.Attempts, ev.Attempt, 1)
+		if hosts, ok := ev.Data["hosts"]; ok && ev.Host == "" {
+			st.Fanout = true
+			st.Policy = map[string]string{}
+			for _, k := range []string{"parallel", "batch", "max_failures"} {
+				if v := ev.Data[k]; v != "" {
+					st.Policy[k] = v
+				}
+			}
+			for _, name := range splitList(hosts) {
+				h := s.host(st, name)
+				h.Status, h.ExitCode, h.Error, h.FinishedAt = StepPending, nil, "", time.Time{}
+			}
+		}
 		if h := s.host(st, ev.Host); h != nil {
 			h.Status = StepRunning
 			if h.StartedAt.IsZero() {
@@ -356,6 +392,9 @@ func (s *RunState) Apply(ev Event) {
 			h.FinishedAt = time.Time{}
 			h.ExitCode, h.Error = nil, ""
 			h.Attempts = max(h.Attempts, ev.Attempt, 1)
+			if b, err := strconv.Atoi(ev.Data["batch"]); err == nil {
+				h.Batch = b
+			}
 		}
 		if !s.Status.Finished() && s.Status != RunWaiting {
 			s.Status = RunRunning
@@ -381,6 +420,17 @@ func (s *RunState) Apply(ev Event) {
 
 	case EventStepPublished:
 		st := s.step(ev)
+		if st.Fanout && ev.Host != "" {
+			if h := s.host(st, ev.Host); h != nil {
+				h.Outputs = map[string]string{}
+				for k, v := range ev.Data {
+					if k != "phase" {
+						h.Outputs[k] = v
+					}
+				}
+			}
+			return
+		}
 		if st.Outputs == nil {
 			st.Outputs = map[string]string{}
 		}
@@ -413,7 +463,7 @@ func (s *RunState) Apply(ev Event) {
 		}
 		// A step on several hosts is finished by its host-less aggregate
 		// event; a step on one host by that host's event.
-		if ev.Host == "" || len(st.Hosts) <= 1 {
+		if ev.Host == "" || !st.Fanout && len(st.Hosts) <= 1 {
 			st.Status, st.FinishedAt, st.ExitCode, st.Error = status, ev.Time, code, ev.Text
 			if st.StartedAt.IsZero() {
 				st.StartedAt = ev.Time
