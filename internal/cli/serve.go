@@ -89,7 +89,7 @@ executing runs, and leaves the rest to be resumed on the next start.`,
 			return srv.ListenAndServe(ctx, addr, func(a net.Addr) {
 				fmt.Fprintf(e.stdout, "opsbook serving %s on http://%s\n", ws.Dir, a)
 				if user != "" && password != "" {
-					fmt.Fprintf(e.stdout, "\nFirst start: created user %q with password\n\n    %s\n\nIt is shown only this once. Sign in with POST /api/v1/login, then create an API key\n(POST /api/v1/apikeys) for the CLI: OPSBOOK_SERVER=http://%s OPSBOOK_API_KEY=obk_…\n\n", user, password, a)
+					fmt.Fprintf(e.stdout, "\nFirst start: created user %q with password\n\n    %s\n\nIt is shown only this once. Open http://%s/ in a browser and sign in, or point the CLI at it\nwith: eval \"$(opsbook login --server http://%s --user %s)\" (creates an API key).\n\n", user, password, a, a, user)
 				} else if user != "" {
 					fmt.Fprintf(e.stdout, "First start: created user %q with the password from OPSBOOK_ADMIN_PASSWORD_FILE\n", user)
 				}
