@@ -150,7 +150,23 @@ func drive(ctx context.Context, e *env, eng *engine.Engine, run runbook.Run, p *
 	if output == "text" {
 		fmt.Fprintf(e.stderr, "run %s: %s in %s (snapshot %s)\n", run.ID, p.Runbook, p.Environment, snapshot.ShortOf(p.Snapshot))
 	}
-	o := engine.ExecOptions{Actor: actor, Decider: decider, Observe: view.event, RetryInterrupted: answer}
+	observe := view.event
+	var live *liveTerm
+	if out, ok := liveTerminal(e, output); ok {
+		live = newLiveTerm(out, newLiveModel(run.ID, p.Document, p.Rollback))
+		if resume {
+			// Show what the run did before it was interrupted.
+			prior, err := eng.State(ctx, run.ID)
+			if err != nil {
+				return "", err
+			}
+			live.m.state = prior
+			live.m.title, live.m.environment = orText(live.m.title, prior.Title), prior.Environment
+		}
+		decider.live, observe = live, live.event
+		live.start()
+	}
+	o := engine.ExecOptions{Actor: actor, Decider: decider, Observe: observe, RetryInterrupted: answer}
 	var status runbook.RunStatus
 	var err error
 	if resume {
@@ -159,6 +175,9 @@ func drive(ctx context.Context, e *env, eng *engine.Engine, run runbook.Run, p *
 		status, err = eng.Execute(ctx, run.ID, p, o)
 	}
 	view.flush()
+	if live != nil {
+		live.finish()
+	}
 	if err != nil {
 		var pe *engine.ParamsError
 		if errors.As(err, &pe) {
@@ -169,7 +188,7 @@ func drive(ctx context.Context, e *env, eng *engine.Engine, run runbook.Run, p *
 		}
 		return status, err
 	}
-	if output == "text" {
+	if output == "text" && live == nil {
 		fmt.Fprintf(e.stderr, "run %s %s\n", run.ID, status)
 		if status == runbook.RunCancelled {
 			fmt.Fprintf(e.stderr, "the record is kept: `opsbook show %s`\n", run.ID)
@@ -351,6 +370,7 @@ type cliDecider struct {
 	tty   bool
 	actor string
 	view  *runView
+	live  *liveTerm // the live view asks its questions when it runs
 	mu    sync.Mutex
 }
 
@@ -379,6 +399,9 @@ func (d *cliDecider) Decide(ctx context.Context, w runbook.Waiting, lastErr erro
 			hint = lastErr.Error()
 		}
 		return req, &engine.NoDecisionError{Reason: what + ", but " + hint}
+	}
+	if d.live != nil {
+		return d.decideLive(ctx, w, lastErr, req)
 	}
 	if lastErr != nil {
 		fmt.Fprintf(d.e.stderr, "opsbook: %v\n", lastErr)
