@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opsbook/opsbook/internal/markdown"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"go.yaml.in/yaml/v3"
 )
@@ -507,34 +508,7 @@ func contains(list []string, s string) bool {
 }
 
 // suggest returns the candidate closest to s when it is close enough to be
-// a likely typo.
+// a likely typo; keys and names are matched case-insensitively.
 func suggest(s string, candidates []string) string {
-	best, bestDist := "", len(s)/2+2
-	for _, c := range candidates {
-		if dist := editDistance(strings.ToLower(s), c); dist < bestDist {
-			best, bestDist = c, dist
-		}
-	}
-	return best
-}
-
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
+	return markdown.Suggest(strings.ToLower(s), candidates)
 }
