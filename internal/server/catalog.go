@@ -27,12 +27,16 @@ const DefaultProject = "default"
 
 // Entry is one runbook the server knows, as currently in the workspace.
 type Entry struct {
-	Path        string               `json:"path"` // relative to the workspace, slash-separated
-	Project     string               `json:"project"`
-	Title       string               `json:"title"`
-	Tags        []string             `json:"tags,omitempty"`
-	Doc         *runbook.Document    `json:"-"`
-	Rollback    *runbook.Document    `json:"-"`
+	Path     string            `json:"path"` // relative to the workspace, slash-separated
+	Project  string            `json:"project"`
+	Title    string            `json:"title"`
+	Tags     []string          `json:"tags,omitempty"`
+	Doc      *runbook.Document `json:"-"`
+	Rollback *runbook.Document `json:"-"`
+	// Called are the runbooks its call steps (and its rollback's) name,
+	// resolved as the CLI resolves them (workspace.ResolveCalls).
+	Called      map[string]*runbook.Document `json:"-"`
+	calledOrder []*runbook.Document
 	Diagnostics []runbook.Diagnostic `json:"diagnostics,omitempty"`
 	// Content is the snapshot of the documents alone (no variables): what
 	// publishing freezes.
@@ -127,8 +131,45 @@ func loadEntry(ws *workspace.Workspace, rel string) (*Entry, error) {
 			e.Rollback, _ = markdown.Parse(rbRel, rbSrc)
 		}
 	}
-	e.Content = snapshot.Of(snapshot.FromDocuments(doc, e.Rollback, nil, nil)).String()
+	e.Called, e.calledOrder, _ = workspace.ResolveCalls(func(p string) (*runbook.Document, error) {
+		src, err := os.ReadFile(ws.Path(p))
+		if err != nil {
+			e.Diagnostics = append(e.Diagnostics, runbook.Diagnostic{File: rel, Pos: callPos(p, doc, e.Rollback), Severity: runbook.SeverityError,
+				Rule: "call-missing", Message: fmt.Sprintf("called runbook %s cannot be read: %v", p, err)})
+			return nil, nil
+		}
+		called, diags := markdown.Parse(p, src)
+		for _, d := range diags {
+			if d.Severity == runbook.SeverityError {
+				e.Diagnostics = append(e.Diagnostics, d)
+			}
+		}
+		return called, nil
+	}, doc, e.Rollback)
+	e.Content = snapshot.Of(snapshot.FromDocuments(doc, e.Rollback, e.calledOrder, nil)).String()
 	return e, nil
+}
+
+// callPos is where a document of the run (the runbook, its rollback) calls
+// the runbook at p, for a diagnostic; the runbook's start when the call is
+// made deeper down.
+func callPos(p string, docs ...*runbook.Document) runbook.Pos {
+	for _, d := range docs {
+		if d == nil {
+			continue
+		}
+		for _, s := range d.Steps {
+			if ref, _ := s.Call.Attr("runbook"); s.Call != nil && path.Join(path.Dir(d.Path), ref) == p {
+				return s.Call.Pos
+			}
+		}
+	}
+	return runbook.Pos{Line: 1, Col: 1}
+}
+
+// Documents returns what a run of the entry executes.
+func (e *Entry) Documents() Documents {
+	return Documents{Runbook: e.Doc, Rollback: e.Rollback, Called: e.Called, order: e.calledOrder}
 }
 
 // Workspace returns the workspace as last read.

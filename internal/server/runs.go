@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/snapshot"
 	"github.com/opsbook/opsbook/internal/store"
+	"github.com/opsbook/opsbook/internal/workspace"
 )
 
 // runManager executes runs on a fixed pool of workers inside the server
@@ -44,6 +46,9 @@ type job struct {
 	actor  string
 	// retryInterrupted answers "re-run the interrupted step?" on resume.
 	retryInterrupted string
+	// task is the lifecycle admission of a task's run started here; nil
+	// otherwise (and on resume, where the task's file is read again).
+	task *taskAdmission
 }
 
 func newRunManager(s *Server, workers int) *runManager {
@@ -92,6 +97,7 @@ func (m *runManager) execute(j job) {
 		status, err = m.s.engine.Execute(m.ctx, j.runID, j.plan, o)
 	}
 	m.hub.notify(j.runID)
+	m.s.recordTaskFinish(j)
 	if err != nil {
 		m.s.log.Error("run ended with an error", "run", j.runID, "err", err)
 		return
@@ -198,8 +204,11 @@ type StartRequest struct {
 	// Snapshot picks the content: "published" (the default for callers
 	// without RunbookEdit, and the only choice for them), "current" (the
 	// workspace as it is now) or a snapshot hash.
-	Snapshot  string `json:"snapshot,omitempty"`
-	From      string `json:"from,omitempty"`
+	Snapshot string `json:"snapshot,omitempty"`
+	From     string `json:"from,omitempty"`
+	// Emergency is the reason for an emergency run: it waives a task's
+	// change window and freeze gates, for runbooks with change: emergency
+	// only, and is recorded on the run and in the task's lifecycle file.
 	Emergency string `json:"emergency,omitempty"`
 }
 
@@ -222,7 +231,7 @@ func (s *Server) StartRun(ctx context.Context, p *auth.Principal, req StartReque
 			choice = "current"
 		}
 	}
-	var doc, rb *runbook.Document
+	var docs Documents
 	switch {
 	case choice == "current":
 		if !canEdit {
@@ -235,7 +244,7 @@ func (s *Server) StartRun(ctx context.Context, p *auth.Principal, req StartReque
 		if runbook.HasErrors(e.Diagnostics) {
 			return runbook.Run{}, BadRequest("runbook %s has errors; fix them first: %s", e.Path, e.Diagnostics[0])
 		}
-		doc, rb = e.Doc, e.Rollback
+		docs = e.Documents()
 	default:
 		hash := choice
 		if choice == "published" {
@@ -257,14 +266,21 @@ func (s *Server) StartRun(ctx context.Context, p *auth.Principal, req StartReque
 		if sn.Runbook != req.Runbook {
 			return runbook.Run{}, BadRequest("snapshot %s is of %s, not %s", hash, sn.Runbook, req.Runbook)
 		}
-		if doc, rb, err = parseSnapshot(sn); err != nil {
+		if docs, err = parseSnapshot(sn); err != nil {
 			return runbook.Run{}, err
 		}
 	}
-	if allowed := doc.Front.Environments; len(allowed) > 0 && !slices.Contains(allowed, env.Name) {
+	if allowed := docs.Runbook.Front.Environments; len(allowed) > 0 && !slices.Contains(allowed, env.Name) {
 		return runbook.Run{}, BadRequest("runbook %s may run in %v only, not in %s (front matter \"environments\")", req.Runbook, allowed, env.Name)
 	}
-	plan, err := s.plan(ctx, req.Runbook, doc, rb, env.Name, req.Params)
+	plan, err := s.plan(ctx, req.Runbook, docs, env.Name, req.Params)
+	if err != nil {
+		return runbook.Run{}, err
+	}
+	if _, err := runbook.ResolveParams(docs.Runbook.Front.Params, req.Params); err != nil {
+		return runbook.Run{}, err // before the gates: bad input is said first, as the CLI does
+	}
+	adm, err := s.admitTask(ctx, req.Runbook, docs, env.Name, req.Emergency)
 	if err != nil {
 		return runbook.Run{}, err
 	}
@@ -272,34 +288,57 @@ func (s *Server) StartRun(ctx context.Context, p *auth.Principal, req StartReque
 	if err != nil {
 		return runbook.Run{}, err
 	}
-	if err := s.keepRunInputs(ctx, run, doc, rb, p.Name); err != nil {
+	if err := s.store.PutSnapshot(ctx, docs.Snapshot(run.Snapshot, p.Name)); err != nil {
 		return runbook.Run{}, err
 	}
-	if err := s.sealRunSecrets(ctx, run.ID, doc, req.Params); err != nil {
+	if err := s.sealRunSecrets(ctx, run.ID, docs.Runbook, req.Params); err != nil {
 		return runbook.Run{}, err
+	}
+	if adm != nil {
+		if err := adm.task.RecordStart(adm.report, run, p.Name); err != nil {
+			return runbook.Run{}, err
+		}
 	}
 	if err := s.Audit(ctx, p.Name, remote, "run.start", "run/"+run.ID, map[string]string{
 		"runbook": run.Runbook, "environment": run.Environment, "snapshot": run.Snapshot, "content": choice}); err != nil {
 		return runbook.Run{}, err
 	}
-	if err := s.runs.submit(job{runID: run.ID, plan: plan, actor: p.Name}); err != nil {
+	if err := s.runs.submit(job{runID: run.ID, plan: plan, actor: p.Name, task: adm}); err != nil {
 		return runbook.Run{}, err
 	}
 	return run, nil
 }
 
-// keepRunInputs stores what resuming the run needs beyond its log: the
-// documents (as a snapshot under the run's snapshot hash) and its secret
-// parameters, sealed.
-func (s *Server) keepRunInputs(ctx context.Context, run runbook.Run, doc, rb *runbook.Document, actor string) error {
-	sn := store.Snapshot{Hash: run.Snapshot, Runbook: run.Runbook, Source: doc.Source, CreatedBy: actor}
-	if rb != nil {
-		sn.RollbackPath, sn.RollbackSource = rb.Path, rb.Source
+// Documents are what a run executes: the runbook, its rollback document
+// and the runbooks call steps name (by the reference the call writes).
+type Documents struct {
+	Runbook  *runbook.Document
+	Rollback *runbook.Document
+	Called   map[string]*runbook.Document
+	order    []*runbook.Document // Called in the order they are first called
+}
+
+// Snapshot is the stored form of the documents under hash, which is how
+// a published snapshot and a run's snapshot keep what the run needs to
+// start again or resume.
+func (d Documents) Snapshot(hash, actor string) store.Snapshot {
+	sn := store.Snapshot{Hash: hash, Runbook: d.Runbook.Path, Source: d.Runbook.Source, CreatedBy: actor}
+	if d.Rollback != nil {
+		sn.RollbackPath, sn.RollbackSource = d.Rollback.Path, d.Rollback.Source
 	}
-	if err := s.store.PutSnapshot(ctx, sn); err != nil {
-		return err
+	for _, c := range d.order {
+		for ref, doc := range d.Called {
+			if doc == c {
+				sn.Called = append(sn.Called, store.CalledDocument{Ref: ref, Path: c.Path, Source: c.Source})
+			}
+		}
 	}
-	return nil
+	return sn
+}
+
+// content is the snapshot of the documents alone, without variables.
+func (d Documents) content() string {
+	return snapshot.Of(snapshot.FromDocuments(d.Runbook, d.Rollback, d.order, nil)).String()
 }
 
 func (s *Server) sealRunSecrets(ctx context.Context, runID string, doc *runbook.Document, params map[string]string) error {
@@ -323,22 +362,38 @@ func (s *Server) sealRunSecrets(ctx context.Context, runID string, doc *runbook.
 
 func runSecretAAD(runID, name string) []byte { return []byte("run/" + runID + "/param/" + name) }
 
-func parseSnapshot(sn store.Snapshot) (doc, rb *runbook.Document, err error) {
+// parseSnapshot reads a stored snapshot's documents; its called runbooks
+// resolve as they did when it was made, from the sources it froze.
+func parseSnapshot(sn store.Snapshot) (Documents, error) {
+	var d Documents
 	doc, diags := markdown.Parse(sn.Runbook, sn.Source)
 	if doc == nil || runbook.HasErrors(diags) {
-		return nil, nil, fmt.Errorf("snapshot %s of %s does not parse any more: %v", sn.Hash, sn.Runbook, diags)
+		return d, fmt.Errorf("snapshot %s of %s does not parse any more: %v", sn.Hash, sn.Runbook, diags)
 	}
+	d.Runbook = doc
 	if sn.RollbackPath != "" {
-		rb, _ = markdown.Parse(sn.RollbackPath, sn.RollbackSource)
+		d.Rollback, _ = markdown.Parse(sn.RollbackPath, sn.RollbackSource)
 	}
-	return doc, rb, nil
+	frozen := map[string][]byte{}
+	for _, c := range sn.Called {
+		frozen[c.Path] = c.Source
+	}
+	d.Called, d.order, _ = workspace.ResolveCalls(func(p string) (*runbook.Document, error) {
+		src, ok := frozen[p]
+		if !ok {
+			return nil, nil // the engine fails the call step, naming the reference
+		}
+		called, _ := markdown.Parse(p, src)
+		return called, nil
+	}, d.Runbook, d.Rollback)
+	return d, nil
 }
 
 // plan resolves everything a run needs from the workspace and the store:
 // the environment's inventory, its variables (opsbook.yaml's, overridden
 // by the server's; sensitive ones decrypted into Secrets) and the
 // snapshot over all of it.
-func (s *Server) plan(ctx context.Context, rel string, doc, rb *runbook.Document, envName string, params map[string]string) (*engine.Plan, error) {
+func (s *Server) plan(ctx context.Context, rel string, docs Documents, envName string, params map[string]string) (*engine.Plan, error) {
 	ws := s.catalog.Workspace()
 	env, err := ws.Environment(envName)
 	if err != nil {
@@ -367,10 +422,13 @@ func (s *Server) plan(ctx context.Context, rel string, doc, rb *runbook.Document
 		delete(vars, v.Name)
 	}
 	p := &engine.Plan{
-		Document: doc, Rollback: rb, Workspace: ws.Dir, Runbook: rel, Environment: envName,
+		Document: docs.Runbook, Rollback: docs.Rollback, Called: docs.Called, Workspace: ws.Dir, Runbook: rel, Environment: envName,
 		Hosts: env.Hosts, Variables: vars, Secrets: secrets, Params: params,
 	}
-	p.Snapshot = snapshot.Of(snapshot.FromDocuments(doc, rb, nil, vars)).String()
+	if name, ok := strings.CutPrefix(rel, workspace.ActiveDir+"/"); ok {
+		p.Task, _, _ = strings.Cut(name, "/")
+	}
+	p.Snapshot = snapshot.Of(snapshot.FromDocuments(docs.Runbook, docs.Rollback, docs.order, vars)).String()
 	return p, nil
 }
 
@@ -402,7 +460,7 @@ func (s *Server) resumePlan(ctx context.Context, run runbook.Run) (*engine.Plan,
 	if err != nil {
 		return nil, fmt.Errorf("run %s: its documents are not stored (%w); it cannot be resumed by the server", run.ID, err)
 	}
-	doc, rb, err := parseSnapshot(sn)
+	docs, err := parseSnapshot(sn)
 	if err != nil {
 		return nil, err
 	}
@@ -421,7 +479,7 @@ func (s *Server) resumePlan(ctx context.Context, run runbook.Run) (*engine.Plan,
 		}
 		params[name] = string(pt)
 	}
-	return s.plan(ctx, run.Runbook, doc, rb, run.Environment, params)
+	return s.plan(ctx, run.Runbook, docs, run.Environment, params)
 }
 
 // resumeOrphans finds runs whose process died (a previous server, killed)

@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -122,6 +123,16 @@ func TestVariablesSnapshotsTriggers(t *testing.T) {
 		}
 		if err := s.PutSnapshot(ctx, store.Snapshot{Hash: "h1", Runbook: "ops/runbooks/backup.md", Source: []byte("# x"), CreatedBy: "b"}); err != nil {
 			t.Fatalf("same snapshot twice: %v", err)
+		}
+		called := []store.CalledDocument{{Ref: "../lib/check.md", Path: "ops/lib/check.md", Source: []byte("# check\n")}}
+		if err := s.PutSnapshot(ctx, store.Snapshot{Hash: "h2", Runbook: "ops/runbooks/backup.md", Source: []byte("# y"), Called: called, CreatedBy: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		if sn, err := s.GetSnapshot(ctx, "h2"); err != nil || !reflect.DeepEqual(sn.Called, called) {
+			t.Fatalf("called runbooks of a snapshot: %+v %v", sn.Called, err)
+		}
+		if sn, err := s.GetSnapshot(ctx, "h1"); err != nil || sn.Called != nil {
+			t.Fatalf("a snapshot that calls nothing: %+v %v", sn.Called, err)
 		}
 		if _, err := s.Published(ctx, "ops/runbooks/backup.md"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("unpublished: %v", err)

@@ -3,21 +3,38 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 )
 
-// Snapshot is the frozen content of a runbook (and its rollback document)
-// that runs refer to by hash.
+// Snapshot is the frozen content of a runbook (its rollback document and
+// the runbooks its call steps name) that runs refer to by hash.
 type Snapshot struct {
-	Hash           string    `json:"hash"`
-	Runbook        string    `json:"runbook"`
-	Source         []byte    `json:"-"`
-	RollbackPath   string    `json:"rollback_path,omitempty"`
-	RollbackSource []byte    `json:"-"`
-	CreatedBy      string    `json:"created_by"`
-	CreatedAt      time.Time `json:"created_at"`
+	Hash           string           `json:"hash"`
+	Runbook        string           `json:"runbook"`
+	Source         []byte           `json:"-"`
+	RollbackPath   string           `json:"rollback_path,omitempty"`
+	RollbackSource []byte           `json:"-"`
+	Called         []CalledDocument `json:"called,omitempty"`
+	CreatedBy      string           `json:"created_by"`
+	CreatedAt      time.Time        `json:"created_at"`
+}
+
+// CalledDocument is a runbook a call step names: Ref as the call block
+// writes it, Path relative to the workspace.
+type CalledDocument struct {
+	Ref    string `json:"ref"`
+	Path   string `json:"path"`
+	Source []byte `json:"-"`
+}
+
+// calledColumn is the stored form of Snapshot.Called, sources included.
+type calledColumn struct {
+	Ref    string `json:"ref"`
+	Path   string `json:"path"`
+	Source []byte `json:"source"`
 }
 
 // Publication says which snapshot of a runbook is published.
@@ -38,9 +55,21 @@ func (s *Store) PutSnapshot(ctx context.Context, sn Snapshot) error {
 	if rb == nil {
 		rb = []byte{}
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO snapshots (hash, runbook, source, rollback_path, rollback_source, created_by, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (hash) DO NOTHING`,
-		sn.Hash, sn.Runbook, sn.Source, sn.RollbackPath, rb, sn.CreatedBy, micros(sn.CreatedAt))
+	called := ""
+	if len(sn.Called) > 0 {
+		cols := make([]calledColumn, len(sn.Called))
+		for i, c := range sn.Called {
+			cols[i] = calledColumn(c)
+		}
+		b, err := json.Marshal(cols)
+		if err != nil {
+			return fmt.Errorf("store snapshot %s: %w", sn.Hash, err)
+		}
+		called = string(b)
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO snapshots (hash, runbook, source, rollback_path, rollback_source, called, created_by, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (hash) DO NOTHING`,
+		sn.Hash, sn.Runbook, sn.Source, sn.RollbackPath, rb, called, sn.CreatedBy, micros(sn.CreatedAt))
 	if err != nil {
 		return fmt.Errorf("store snapshot %s: %w", sn.Hash, mapError(err))
 	}
@@ -51,13 +80,23 @@ func (s *Store) PutSnapshot(ctx context.Context, sn Snapshot) error {
 func (s *Store) GetSnapshot(ctx context.Context, hash string) (Snapshot, error) {
 	var sn Snapshot
 	var at int64
-	err := s.db.QueryRowContext(ctx, `SELECT hash, runbook, source, rollback_path, rollback_source, created_by, created_at
-		FROM snapshots WHERE hash = $1`, hash).Scan(&sn.Hash, &sn.Runbook, &sn.Source, &sn.RollbackPath, &sn.RollbackSource, &sn.CreatedBy, &at)
+	var called string
+	err := s.db.QueryRowContext(ctx, `SELECT hash, runbook, source, rollback_path, rollback_source, called, created_by, created_at
+		FROM snapshots WHERE hash = $1`, hash).Scan(&sn.Hash, &sn.Runbook, &sn.Source, &sn.RollbackPath, &sn.RollbackSource, &called, &sn.CreatedBy, &at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Snapshot{}, fmt.Errorf("snapshot %s: %w", hash, ErrNotFound)
 	}
 	if err != nil {
 		return Snapshot{}, fmt.Errorf("get snapshot %s: %w", hash, mapError(err))
+	}
+	if called != "" {
+		var cols []calledColumn
+		if err := json.Unmarshal([]byte(called), &cols); err != nil {
+			return Snapshot{}, fmt.Errorf("snapshot %s: its called runbooks are unreadable: %w", hash, err)
+		}
+		for _, c := range cols {
+			sn.Called = append(sn.Called, CalledDocument(c))
+		}
 	}
 	sn.CreatedAt = fromMicros(at)
 	return sn, nil

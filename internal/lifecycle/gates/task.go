@@ -82,15 +82,16 @@ func Load(ws *workspace.Workspace, name string) (*Task, error) {
 		}
 		t.Rollback.Path = rel
 	}
-	t.Called = map[string]*runbook.Document{}
-	if err := t.loadCalls(t.Runbook, map[string]bool{rbRel: true}); err != nil {
-		return nil, err
-	}
-	if t.Rollback != nil {
-		if err := t.loadCalls(t.Rollback, map[string]bool{t.Rollback.Path: true}); err != nil {
-			return nil, err
+	// A called runbook that cannot be read is left out: lint reports it
+	// with its position, and the run fails on that step.
+	t.Called, t.called, _ = workspace.ResolveCalls(func(rel string) (*runbook.Document, error) {
+		doc, _, err := markdown.ParseFile(ws.Path(rel))
+		if err != nil {
+			return nil, nil
 		}
-	}
+		doc.Path = rel
+		return doc, nil
+	}, t.Runbook, t.Rollback)
 
 	t.Lang = t.Runbook.Lang
 	for _, r := range t.Records {
@@ -122,37 +123,6 @@ func Load(ws *workspace.Workspace, name string) (*Task, error) {
 	}
 	t.Snapshot = snapshot.Of(snapshot.FromDocuments(t.Runbook, t.Rollback, t.called, vars)).String()
 	return t, nil
-}
-
-// loadCalls reads the runbooks doc calls, and theirs, once each. A called
-// runbook that cannot be read is left out: lint reports it with its
-// position, and the run fails on that step.
-func (t *Task) loadCalls(doc *runbook.Document, seen map[string]bool) error {
-	for _, s := range doc.Steps {
-		if s.Call == nil {
-			continue
-		}
-		ref, _ := s.Call.Attr("runbook")
-		if ref == "" || t.Called[ref] != nil {
-			continue
-		}
-		rel := path.Join(path.Dir(doc.Path), ref)
-		if seen[rel] {
-			continue // a call cycle: lint's to report
-		}
-		called, _, err := markdown.ParseFile(t.ws.Path(rel))
-		if err != nil {
-			continue
-		}
-		called.Path = rel
-		seen[rel] = true
-		t.Called[ref] = called
-		t.called = append(t.called, called)
-		if err := t.loadCalls(called, seen); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // RunSnapshot is the snapshot of a run of the task in env: the same

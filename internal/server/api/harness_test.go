@@ -95,6 +95,13 @@ var testKey = bytes.Repeat([]byte{42}, secret.KeySize)
 
 func newHarness(t *testing.T, dsn string) *harness {
 	t.Helper()
+	return newHarnessWith(t, dsn, nil)
+}
+
+// newHarnessWith is newHarness with configure applied to the server's
+// Config last (another workspace, a fixed clock).
+func newHarnessWith(t *testing.T, dsn string, configure func(*server.Config)) *harness {
+	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
@@ -108,7 +115,11 @@ func newHarness(t *testing.T, dsn string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Store: st, Workspace: ws, Keys: keys, Workers: 16, ShutdownGrace: 5 * time.Second})
+	cfg := server.Config{Store: st, Workspace: ws, Keys: keys, Workers: 16, ShutdownGrace: 5 * time.Second}
+	if configure != nil {
+		configure(&cfg)
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,10 +48,7 @@ func (h *handlers) publish(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	p := principal(r)
-	sn := store.Snapshot{Hash: e.Content, Runbook: e.Path, Source: e.Doc.Source, CreatedBy: p.Name}
-	if e.Rollback != nil {
-		sn.RollbackPath, sn.RollbackSource = e.Rollback.Path, e.Rollback.Source
-	}
+	sn := e.Documents().Snapshot(e.Content, p.Name)
 	st := h.s.Store()
 	if err := st.PutSnapshot(r.Context(), sn); err != nil {
 		return err
