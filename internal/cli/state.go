@@ -96,21 +96,13 @@ func loadPlan(e *env, ws *workspace.Workspace, abs, rel, envName string) (*engin
 			return nil, err
 		}
 	}
+	// The same resolution as the server's and the lifecycle gates'.
 	var called []*runbook.Document
-	for _, s := range doc.Steps {
-		if s.Call == nil {
-			continue
-		}
-		ref, _ := s.Call.Attr("runbook")
-		if _, done := p.Called[ref]; done || ref == "" {
-			continue
-		}
-		c, err := parseDoc(e, filepath.Join(dir, ref))
-		if err != nil {
-			return nil, err
-		}
-		p.Called[ref] = c
-		called = append(called, c)
+	p.Called, called, err = workspace.ResolveCalls(func(path string) (*runbook.Document, error) {
+		return parseDoc(e, path)
+	}, doc, p.Rollback)
+	if err != nil {
+		return nil, err
 	}
 	p.Snapshot = snapshot.Of(snapshot.FromDocuments(doc, p.Rollback, called, environment.Variables)).String()
 	return p, nil
