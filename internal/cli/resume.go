@@ -5,13 +5,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/opsbook/opsbook/internal/engine"
 	"github.com/opsbook/opsbook/internal/lifecycle"
 	"github.com/opsbook/opsbook/internal/runbook"
 )
 
 func newResumeCmd(e *env) *cobra.Command {
 	var output, answer string
-	var yes bool
+	var yes, failedOnly bool
 	cmd := &cobra.Command{
 		Use:   "resume RUN",
 		Short: "Continue a run whose process died (or that stopped while waiting)",
@@ -24,7 +25,8 @@ the prompt), since they are never stored. Two processes can never execute
 the same run: a run still held by a live process is refused.`,
 		Example: `  opsbook runs                      # find the interrupted run
   opsbook resume 01HV3 --yes
-  opsbook resume 01HV3 --answer skip`,
+  opsbook resume 01HV3 --answer skip
+  opsbook resume 01HV3 --failed-only   # re-run the hosts a fan-out step failed on`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "text" && output != "json" {
@@ -49,7 +51,7 @@ the same run: a run still held by a live process is refused.`,
 			if err != nil {
 				return badInput("%v", err)
 			}
-			if run.Status.Finished() {
+			if run.Status.Finished() && !(failedOnly && run.Status == runbook.RunFailed) {
 				return badInput("run %s is %s; there is nothing to resume (start a new run with `opsbook run`)", run.ID, run.Status)
 			}
 			p, err := loadPlan(e, ws, ws.Path(run.Runbook), run.Runbook, run.Environment)
@@ -73,12 +75,18 @@ the same run: a run still held by a live process is refused.`,
 			if output == "text" {
 				fmt.Fprintf(e.stderr, "resuming run %s\n", run.ID)
 			}
-			_, err = drive(ctx, e, newEngine(st), run, p, output, yes, actor, answer, true)
+			eng, closeSSH, err := newRunEngine(st, ws, p)
+			if err != nil {
+				return err
+			}
+			defer closeSSH()
+			_, err = drive(ctx, e, eng, run, p, output, yes, actor, answer, true, func(o *engine.ExecOptions) { o.FailedOnly = failedOnly })
 			return err
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "approve gates and confirm manual steps as yourself with reason \"--yes\"")
+	cmd.Flags().BoolVar(&failedOnly, "failed-only", false, "reopen a failed run and re-run only the hosts its failed fan-out step did not succeed on (failed or never started), then go on")
 	cmd.Flags().StringVar(&answer, "answer", "", "what to do with an interrupted step that is not idempotent: retry, skip or abort")
 	return cmd
 }

@@ -97,7 +97,11 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 				return err
 			}
 			defer st.Close()
-			eng := newEngine(st)
+			eng, closeSSH, err := newRunEngine(st, ws, p)
+			if err != nil {
+				return err
+			}
+			defer closeSSH()
 			run, err := eng.Start(ctx, p, engine.StartOptions{Actor: actor, From: from, Emergency: emergency})
 			if err != nil {
 				var pe *engine.ParamsError
@@ -143,7 +147,7 @@ func hasStep(d *runbook.Document, id string) bool {
 
 // drive executes (or resumes) a run in-process with the terminal view and
 // maps its final status to the exit status.
-func drive(ctx context.Context, e *env, eng *engine.Engine, run runbook.Run, p *engine.Plan, output string, yes bool, actor, answer string, resume bool) (runbook.RunStatus, error) {
+func drive(ctx context.Context, e *env, eng *engine.Engine, run runbook.Run, p *engine.Plan, output string, yes bool, actor, answer string, resume bool, more ...func(*engine.ExecOptions)) (runbook.RunStatus, error) {
 	view := newRunView(e.stdout, output, p)
 	_, tty := terminalInput(e)
 	decider := &cliDecider{e: e, yes: yes, tty: tty, actor: actor, view: view}
@@ -167,6 +171,9 @@ func drive(ctx context.Context, e *env, eng *engine.Engine, run runbook.Run, p *
 		live.start()
 	}
 	o := engine.ExecOptions{Actor: actor, Decider: decider, Observe: observe, RetryInterrupted: answer}
+	for _, f := range more {
+		f(&o)
+	}
 	var status runbook.RunStatus
 	var err error
 	if resume {
@@ -480,6 +487,7 @@ func printPlan(w io.Writer, p *engine.Plan, from string) error {
 	}
 	fmt.Fprintln(w)
 	printSteps(w, d.Steps, from, "")
+	printFanout(w, p)
 	if p.Rollback != nil {
 		fmt.Fprintf(w, "\nRollback (%s), run when a step with on_fail=rollback fails, an operator chooses it, or a guard breaches with on_breach=rollback:\n\n", d.Front.Rollback)
 		printSteps(w, p.Rollback.Steps, "", "rollback/")

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/opsbook/opsbook/internal/engine"
+	"github.com/opsbook/opsbook/internal/executor/sshexec"
 	"github.com/opsbook/opsbook/internal/markdown"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/snapshot"
@@ -35,6 +36,30 @@ func openState(ctx context.Context, ws *workspace.Workspace) (*store.Store, erro
 // newEngine is the engine the CLI drives in-process.
 func newEngine(st *store.Store) *engine.Engine {
 	return engine.New(engine.Config{Store: st, PollInterval: 250 * time.Millisecond})
+}
+
+// newRunEngine is the engine for executing a plan: when the plan has steps
+// on inventory hosts, with an SSH pool over the environment's inventory
+// whose host keys are checked against the workspace's known_hosts file and
+// the user's. The returned function closes the pool's connections.
+func newRunEngine(st *store.Store, ws *workspace.Workspace, p *engine.Plan) (*engine.Engine, func(), error) {
+	if !p.RemoteSteps() {
+		return newEngine(st), func() {}, nil
+	}
+	environment, err := ws.Environment(p.Environment)
+	if err != nil {
+		return nil, nil, badInput("%v", err)
+	}
+	var knownHosts []string
+	if environment.KnownHosts != "" {
+		knownHosts = append(knownHosts, ws.Path(environment.KnownHosts))
+	}
+	pool, err := sshexec.NewPool(sshexec.Options{KnownHostsFiles: knownHosts, ResolveHost: environment.Host})
+	if err != nil {
+		return nil, nil, fmt.Errorf("prepare SSH for environment %s: %w", p.Environment, err)
+	}
+	eng := engine.New(engine.Config{Store: st, PollInterval: 250 * time.Millisecond, Remote: pool.Executor})
+	return eng, func() { pool.Close() }, nil
 }
 
 // runbookPath resolves `opsbook run ARG`: a file, else a task name
@@ -105,6 +130,9 @@ func loadPlan(e *env, ws *workspace.Workspace, abs, rel, envName string) (*engin
 		return nil, err
 	}
 	p.Snapshot = snapshot.Of(snapshot.FromDocuments(doc, p.Rollback, called, environment.Variables)).String()
+	if err := p.CheckTargets(); err != nil {
+		return nil, badInput("%v", err)
+	}
 	return p, nil
 }
 

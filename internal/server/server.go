@@ -99,7 +99,8 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Engine == nil {
-		cfg.Engine = engine.New(engine.Config{Store: cfg.Store})
+		hosts := &sshHosts{dir: cfg.Workspace}
+		cfg.Engine = engine.New(engine.Config{Store: cfg.Store, Remote: hosts.Executor})
 	}
 	catalog, err := LoadCatalog(cfg.Workspace)
 	if err != nil {

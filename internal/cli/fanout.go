@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/opsbook/opsbook/internal/engine"
+	"github.com/opsbook/opsbook/internal/runbook"
+)
+
+// printFanout lists, for --dry-run, the inventory hosts each step on a
+// target resolves to in the plan's environment and the rolling batches
+// they would run in.
+func printFanout(w io.Writer, p *engine.Plan) {
+	type docSteps struct {
+		prefix string
+		doc    *runbook.Document
+	}
+	docs := []docSteps{{"", p.Document}}
+	if p.Rollback != nil {
+		docs = append(docs, docSteps{"rollback/", p.Rollback})
+	}
+	header := false
+	for _, d := range docs {
+		for i := range d.doc.Steps {
+			s := &d.doc.Steps[i]
+			hosts, err := p.StepHosts(d.doc, s)
+			if hosts == nil && err == nil {
+				continue
+			}
+			if !header {
+				fmt.Fprintf(w, "\nHosts in %s:\n", p.Environment)
+				header = true
+			}
+			if err != nil {
+				fmt.Fprintf(w, "  [%s%s] %v\n", d.prefix, s.ID, err)
+				continue
+			}
+			policy := engine.StepPolicy(s)
+			fmt.Fprintf(w, "  [%s%s] target %s: %d host(s), parallel %d, batch %s, max_failures %s\n",
+				d.prefix, s.ID, s.Target, len(hosts), policy.Parallel, orText(s.Batch, "all"), orText(s.MaxFailures, "0"))
+			batches, err := policy.Batches(hosts)
+			if err != nil {
+				fmt.Fprintf(w, "    %v\n", err)
+				continue
+			}
+			for n, b := range batches {
+				names := make([]string, len(b))
+				for j, h := range b {
+					names[j] = hostLabel(h)
+				}
+				fmt.Fprintf(w, "    batch %d: %s\n", n+1, strings.Join(names, ", "))
+			}
+		}
+	}
+}
+
+// hostLabel is name (user@address:port), leaving out what is default.
+func hostLabel(h runbook.Host) string {
+	addr := h.Address
+	if h.User != "" {
+		addr = h.User + "@" + addr
+	}
+	if h.Port != 0 && h.Port != 22 {
+		addr = fmt.Sprintf("%s:%d", addr, h.Port)
+	}
+	if h.Bastion != "" {
+		addr += " via " + h.Bastion
+	}
+	return fmt.Sprintf("%s (%s)", h.Name, addr)
+}
