@@ -45,8 +45,7 @@ type liveTerm struct {
 	m      *liveModel
 	width  int
 	height int
-	drawn  []int // widths of the lines on screen, to count the rows they take after a resize
-	up     int   // rows between the region's first line and the cursor
+	above  []int // widths of the region's lines above the cursor: the rows they take change when the terminal is resized
 	last   []string
 	frozen bool // a prompt is reading an answer: the screen must stay still
 	stop   chan struct{}
@@ -87,8 +86,12 @@ func (t *liveTerm) start() {
 			case <-winch:
 				t.mu.Lock()
 				t.resize()
-				t.last = nil
 				if !t.frozen {
+					// Terminals re-wrap (and may scroll away) what they show
+					// when resized, so where the region starts is no longer
+					// known: draw it again from the top of the screen.
+					io.WriteString(t.out, "\x1b[H\x1b[J")
+					t.above, t.last = nil, nil
 					t.drawLocked(false)
 				}
 				t.mu.Unlock()
@@ -110,10 +113,23 @@ func (t *liveTerm) event(ev runbook.Event) {
 	t.mu.Unlock()
 }
 
-// rows is how many terminal rows a line of w columns takes at the current
-// width (after a resize a terminal re-wraps the lines it shows).
-func (t *liveTerm) rows(w int) int {
-	return max(1, (w+t.width-1)/t.width)
+// up is how many rows the cursor is below the region's first line, at the
+// current width: a terminal re-wraps the lines it shows when it is resized.
+func (t *liveTerm) up() int {
+	n := 0
+	for _, w := range t.above {
+		n += max(1, (w+t.width-1)/t.width)
+	}
+	return n
+}
+
+// moveToTop is the escape sequence that puts the cursor at the start of
+// the region.
+func (t *liveTerm) moveToTop() string {
+	if up := t.up(); up > 0 {
+		return "\r\x1b[" + strconv.Itoa(up) + "A"
+	}
+	return "\r"
 }
 
 // drawLocked redraws the region unless nothing changed. With openEnd the
@@ -124,26 +140,19 @@ func (t *liveTerm) drawLocked(openEnd bool) {
 		return
 	}
 	var b strings.Builder
-	b.WriteString("\r")
-	if t.up > 0 {
-		b.WriteString("\x1b[" + strconv.Itoa(t.up) + "A")
-	}
-	t.drawn = t.drawn[:0]
+	b.WriteString(t.moveToTop())
+	t.above = t.above[:0]
 	for i, l := range frame {
 		b.WriteString("\x1b[2K")
 		b.WriteString(l)
 		if i < len(frame)-1 || !openEnd {
 			b.WriteString("\n")
+			t.above = append(t.above, visibleWidth(l))
 		}
-		t.drawn = append(t.drawn, visibleWidth(l))
 	}
 	b.WriteString("\x1b[J")
 	io.WriteString(t.out, b.String())
 	t.last = frame
-	t.up = len(frame)
-	if openEnd {
-		t.up--
-	}
 }
 
 // askLine shows question as the region's last line and returns the line
@@ -171,7 +180,7 @@ func (t *liveTerm) askLine(ctx context.Context, question string, in <-chan lineR
 	case r := <-in:
 		t.mu.Lock()
 		// The answer and its Enter moved the cursor below the question.
-		t.up += t.rows(qw + visibleWidth(r.text))
+		t.above = append(t.above, qw+visibleWidth(r.text))
 		t.mu.Unlock()
 		if r.err != nil && r.text == "" {
 			return "", r.err
@@ -195,16 +204,13 @@ func (t *liveTerm) finish() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var b strings.Builder
-	b.WriteString("\r")
-	if t.up > 0 {
-		b.WriteString("\x1b[" + strconv.Itoa(t.up) + "A")
-	}
+	b.WriteString(t.moveToTop())
 	b.WriteString("\x1b[J")
 	for _, l := range renderSummary(t.m, t.now(), t.width, t.color) {
 		b.WriteString(l + "\n")
 	}
 	io.WriteString(t.out, b.String())
-	t.up = 0
+	t.above = nil
 }
 
 // lineRead is one line read from stdin.

@@ -414,10 +414,10 @@ func renderSummary(m *liveModel, now time.Time, width int, color bool) []string 
 		statusCol = colGreen
 	}
 	head := fmt.Sprintf("Run %s %s in %s", m.runID, pal.paint(statusCol, string(s.Status)), total)
-	if m.estimate > 0 {
+	if m.estimate > 0 && visibleWidth(head) < width-20 {
 		head += " (estimate " + compactDuration(m.estimate) + ")"
 	}
-	out := []string{pal.paint(colBold, orText(m.title, "run")) + orText(" · "+m.environment, ""), head}
+	out := []string{pal.paint(colBold, fitLeft(orText(m.title, "run")+" · "+m.environment, width)), head}
 	idw, tw := 4, 5
 	for _, st := range m.shown() {
 		idw = max(idw, visibleWidth(phasePrefix(st.phase)+st.id))
@@ -469,13 +469,11 @@ func stepDetail(st *runbook.StepState) string {
 	var s string
 	if n := len(st.Decisions); n > 0 {
 		d := st.Decisions[n-1]
-		s = d.Choice + " by " + d.Actor
-		if d.Kind == runbook.WaitKindManual {
-			s = "confirmed by " + d.Actor
-		}
+		s = d.Choice
 		if d.Reason != "" {
 			s += ": " + d.Reason
 		}
+		s += " (" + d.Actor + ")"
 	}
 	switch {
 	case st.Status == runbook.StepSkipped && st.SkipReason != "" && s == "":
