@@ -3,6 +3,7 @@ package api_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,6 +161,19 @@ func TestTaskGatesThroughServer(t *testing.T) {
 		want := "override:payments are down run:running run:succeeded completed:succeeded"
 		if strings.Join(types, " ") != want {
 			t.Errorf("lifecycle records of the production run: %q, want %q", types, want)
+		}
+
+		// The UI's run form: refused with the gates in words, then the emergency reason field.
+		form := url.Values{"runbook": {taskRunbook}, "environment": {"production"}}
+		if r := h.browse(h.creds[editor], "POST", "/runs", form); r.status != http.StatusUnprocessableEntity || !strings.Contains(string(r.body), "change window") {
+			t.Errorf("UI form outside the window: %d, want 422 naming the change window:\n%s", r.status, r.body)
+		}
+		form.Set("emergency_reason", "payments are still down")
+		if r := h.browse(h.creds[editor], "POST", "/runs", form); r.status != http.StatusSeeOther || !strings.HasPrefix(r.header.Get("Location"), "/runs/") {
+			t.Errorf("UI form with an emergency reason: %d %s, want a redirect to the run:\n%s", r.status, r.header.Get("Location"), r.body)
+		}
+		if !strings.Contains(string(h.browse(h.creds[editor], "GET", "/runbooks/"+taskRunbook, nil).body), `name="emergency_reason"`) {
+			t.Errorf("the run form of a change: emergency runbook has no emergency reason field")
 		}
 
 		// Inside the window, without an override, the completed task's gates still hold.

@@ -40,7 +40,11 @@ type runForm struct {
 	Envs    []workspace.Environment // where the user may run it
 	Fields  []paramField
 	Current bool // runs the workspace's content (RunbookEdit), else the published snapshot
-	Error   string
+	// Emergency offers the emergency reason field: the runbook is a
+	// change: emergency one, whose reason waives a task's window and freeze.
+	Emergency       bool
+	EmergencyReason string
+	Error           string
 }
 
 type paramField struct {
@@ -94,7 +98,7 @@ func (h *handlers) reviewOf(rel string) *lifecycle.Summary {
 // newRunForm builds the form, or nil when the user may run the runbook in
 // no environment. values are the submitted ones (nil on first display).
 func (h *handlers) newRunForm(p *auth.Principal, e *server.Entry, values map[string]string) *runForm {
-	f := &runForm{Runbook: e.Path}
+	f := &runForm{Runbook: e.Path, Emergency: e.Doc.Front.Change == runbook.ChangeEmergency}
 	for _, env := range h.s.Catalog().Workspace().Config.Environments {
 		if allowed := e.Doc.Front.Environments; len(allowed) > 0 && !slices.Contains(allowed, env.Name) {
 			continue
@@ -173,12 +177,9 @@ func (h *handlers) startRun(w http.ResponseWriter, r *http.Request) error {
 		given[def.Name] = v
 	}
 	env := r.PostFormValue("environment")
-	req := server.StartRequest{Runbook: rel, Environment: env, Params: given}
-	var run runbook.Run
-	_, err := runbook.ResolveParams(e.Doc.Front.Params, given)
-	if err == nil {
-		run, err = h.s.StartRun(r.Context(), p, req, h.s.RemoteAddr(r))
-	}
+	reason := strings.TrimSpace(r.PostFormValue("emergency_reason"))
+	req := server.StartRequest{Runbook: rel, Environment: env, Params: given, Emergency: reason}
+	run, err := h.s.StartRun(r.Context(), p, req, h.s.RemoteAddr(r))
 	if err == nil {
 		redirect(w, r, "/runs/"+run.ID)
 		return nil
@@ -196,7 +197,7 @@ func (h *handlers) startRun(w http.ResponseWriter, r *http.Request) error {
 	if f == nil {
 		return err
 	}
-	f.Env = env
+	f.Env, f.EmergencyReason = env, reason
 	for i := range f.Fields {
 		f.Fields[i].Error = fieldErrs[f.Fields[i].Name]
 		delete(fieldErrs, f.Fields[i].Name)
