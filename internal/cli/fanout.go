@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/opsbook/opsbook/internal/engine"
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -69,4 +70,47 @@ func hostLabel(h runbook.Host) string {
 		addr += " via " + h.Bastion
 	}
 	return fmt.Sprintf("%s (%s)", h.Name, addr)
+}
+
+// printHostRows adds one row per host under a fan-out step's row of the
+// `opsbook show` summary (same columns: STEP STATUS ATTEMPTS DURATION
+// CHECKS DETAIL).
+func printHostRows(w io.Writer, s *runbook.StepState, now time.Time) {
+	if !s.Fanout {
+		return
+	}
+	for _, h := range s.Hosts {
+		status, detail := string(h.Status), firstLine(h.Error)
+		if h.NotStarted() {
+			status = "not started"
+		}
+		var d time.Duration
+		if !h.StartedAt.IsZero() {
+			end := h.FinishedAt
+			if end.IsZero() {
+				end = now
+			}
+			d = end.Sub(h.StartedAt)
+		}
+		var checks []string
+		for _, c := range s.Checks {
+			if c.Host == h.Host {
+				r := "pass"
+				if !c.Passed {
+					r = "fail"
+				}
+				checks = append(checks, c.Kind+":"+r)
+			}
+		}
+		label := "  " + h.Host
+		if h.Batch > 0 {
+			label += fmt.Sprintf(" (batch %d)", h.Batch)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%d\t%s\t%s\t%s\n", label, status, h.Attempts, elapsed(d), strings.Join(checks, " "), detail)
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
 }

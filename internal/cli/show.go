@@ -94,6 +94,7 @@ With --output json it prints the events, one per line, then the derived state.`,
 					detail = s.SkipReason
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", id, s.Status, s.Attempts, elapsed(s.Duration(now)), strings.Join(checks, " "), detail)
+				printHostRows(tw, s, now)
 			}
 			tw.Flush()
 			if state.Status == runbook.RunInterrupted {
