@@ -42,11 +42,16 @@ With --output json it prints the events, one per line, then the derived state.`,
 			if err != nil {
 				return badInput("%v", err)
 			}
+			doc, rollback, docNote := runDocuments(e, ws, run)
+			titles := stepTitles(doc, rollback)
 			state := runbook.NewRunState(run.ID)
-			view := &runView{w: e.stdout, json: output == "json", titles: map[string]string{}, partial: map[string]*bytes.Buffer{}}
+			view := &runView{w: e.stdout, json: output == "json", titles: titles, partial: map[string]*bytes.Buffer{}}
 			if output == "text" {
 				fmt.Fprintf(e.stdout, "Run %s — %s\nRunbook %s in %s, snapshot %s, started by %s at %s\n\n", run.ID, run.Title,
 					run.Runbook, run.Environment, snapshot.ShortOf(run.Snapshot), run.CreatedBy, run.CreatedAt.Local().Format(time.RFC3339))
+				if docNote != "" {
+					fmt.Fprintf(e.stdout, "Note: %s\n\n", docNote)
+				}
 			}
 			for ev, err := range st.AllEvents(ctx, run.ID, 0) {
 				if err != nil {
@@ -89,12 +94,14 @@ With --output json it prints the events, one per line, then the derived state.`,
 				if s.Phase == runbook.PhaseRollback {
 					id = "rollback/" + id
 				}
+				if t := titles[id]; t != "" {
+					id += " — " + t
+				}
 				detail := s.Error
 				if s.Status == runbook.StepSkipped {
 					detail = s.SkipReason
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", id, s.Status, s.Attempts, elapsed(s.Duration(now)), strings.Join(checks, " "), detail)
-				printHostRows(tw, s, now)
 			}
 			tw.Flush()
 			if state.Status == runbook.RunInterrupted {
