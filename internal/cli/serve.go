@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -27,6 +29,7 @@ func newServeCmd(e *env) *cobra.Command {
 	var workers, keepRuns int
 	var grace time.Duration
 	var trustProxy bool
+	var oidcFlags server.OIDCConfig
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the opsbook server: REST API, runs, triggers, audit log",
@@ -44,11 +47,17 @@ Sensitive values are encrypted with the master key from OPSBOOK_MASTER_KEY,
 OPSBOOK_MASTER_KEY_FILE, or <data>/master.key (generated on first start;
 back it up).
 
+--oidc-issuer and --oidc-client-id add "Sign in with <provider>" to the sign-in
+page (OpenID Connect, authorization code with PKCE); the client secret is read
+from OPSBOOK_OIDC_CLIENT_SECRET or OPSBOOK_OIDC_CLIENT_SECRET_FILE. See
+docs/auth.md.
+
 SIGTERM or Ctrl-C stops accepting requests and runs, waits --grace for
 executing runs, and leaves the rest to be resumed on the next start.`,
 		Example: `  opsbook serve
   opsbook serve --addr :8080 --db postgres://opsbook@db/opsbook --workspace /srv/ops
-  OPSBOOK_ADMIN_PASSWORD_FILE=/run/secrets/admin opsbook serve --data /var/lib/opsbook`,
+  OPSBOOK_ADMIN_PASSWORD_FILE=/run/secrets/admin opsbook serve --data /var/lib/opsbook
+  OPSBOOK_OIDC_CLIENT_SECRET_FILE=/run/secrets/oidc opsbook serve --oidc-issuer https://id.example.com --oidc-client-id opsbook --oidc-groups-claim groups`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -70,13 +79,17 @@ executing runs, and leaves the rest to be resumed on the next start.`,
 			if err != nil {
 				return badInput("master key: %v", err)
 			}
+			oidcCfg, err := serveOIDC(oidcFlags, os.Getenv)
+			if err != nil {
+				return badInput("%v", err)
+			}
 			st, err := store.Open(ctx, db)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
 			srv, err := server.New(server.Config{Store: st, Workspace: ws.Dir, Keys: keys, Logger: log,
-				Workers: workers, ShutdownGrace: grace, TrustProxy: trustProxy, KeepRuns: keepRuns})
+				Workers: workers, ShutdownGrace: grace, TrustProxy: trustProxy, KeepRuns: keepRuns, OIDC: oidcCfg})
 			if err != nil {
 				return err
 			}
@@ -102,6 +115,11 @@ executing runs, and leaves the rest to be resumed on the next start.`,
 	cmd.Flags().IntVar(&workers, "workers", 64, "runs executed at once (a run waiting at a gate holds one)")
 	cmd.Flags().IntVar(&keepRuns, "keep-runs", 0, "keep only the newest N finished runs per runbook and environment (0 keeps all); the audit log is never pruned")
 	cmd.Flags().DurationVar(&grace, "grace", 30*time.Second, "on shutdown, how long to wait for executing runs before leaving them to be resumed")
+	cmd.Flags().StringVar(&oidcFlags.Issuer, "oidc-issuer", "", "offer sign-in through this OpenID Connect provider (issuer URL); the client secret comes from OPSBOOK_OIDC_CLIENT_SECRET or OPSBOOK_OIDC_CLIENT_SECRET_FILE")
+	cmd.Flags().StringVar(&oidcFlags.ClientID, "oidc-client-id", "", "the client ID registered for opsbook at the OIDC provider")
+	cmd.Flags().StringVar(&oidcFlags.RedirectURL, "oidc-redirect-url", "", "the callback URL registered at the provider (default <scheme>://<host>/login/oidc/callback as the browser reached the server)")
+	cmd.Flags().StringVar(&oidcFlags.Name, "oidc-name", "", "the provider's name on the sign-in button (default the issuer's host)")
+	cmd.Flags().StringVar(&oidcFlags.GroupsClaim, "oidc-groups-claim", "", "ID-token claim listing the user's groups: at each sign-in the user joins the existing teams of those names and leaves the others")
 	cmd.Flags().BoolVar(&trustProxy, "trust-proxy", false, "take the client address from X-Forwarded-For (only behind a reverse proxy you control)")
 	return cmd
 }
@@ -123,4 +141,42 @@ func serveWorkspace(dir string) (*workspace.Workspace, error) {
 		return workspace.Load(sampleWorkspace)
 	}
 	return nil, err
+}
+
+// serveOIDC completes the OIDC flags with the client secret from the
+// environment (never a flag: flags show in ps and shell history); nil when
+// --oidc-issuer is not given.
+func serveOIDC(flags server.OIDCConfig, getenv func(string) string) (*server.OIDCConfig, error) {
+	if flags.Issuer == "" {
+		if flags.ClientID != "" || flags.RedirectURL != "" || flags.GroupsClaim != "" || flags.Name != "" {
+			return nil, errors.New("--oidc-* flags need --oidc-issuer")
+		}
+		return nil, nil
+	}
+	if u, err := url.Parse(flags.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("--oidc-issuer %q is not an http(s) URL", flags.Issuer)
+	}
+	if flags.ClientID == "" {
+		return nil, errors.New("--oidc-issuer needs --oidc-client-id: the client ID registered for opsbook at the provider")
+	}
+	if flags.RedirectURL != "" {
+		if u, err := url.Parse(flags.RedirectURL); err != nil || !u.IsAbs() {
+			return nil, fmt.Errorf("--oidc-redirect-url %q is not an absolute URL", flags.RedirectURL)
+		}
+	}
+	flags.ClientSecret = getenv("OPSBOOK_OIDC_CLIENT_SECRET")
+	if f := getenv("OPSBOOK_OIDC_CLIENT_SECRET_FILE"); f != "" {
+		if flags.ClientSecret != "" {
+			return nil, errors.New("set OPSBOOK_OIDC_CLIENT_SECRET or OPSBOOK_OIDC_CLIENT_SECRET_FILE, not both")
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("OPSBOOK_OIDC_CLIENT_SECRET_FILE: %w", err)
+		}
+		flags.ClientSecret = strings.TrimSpace(string(b))
+	}
+	if flags.ClientSecret == "" {
+		return nil, errors.New("--oidc-issuer needs the client secret in OPSBOOK_OIDC_CLIENT_SECRET or OPSBOOK_OIDC_CLIENT_SECRET_FILE")
+	}
+	return &flags, nil
 }

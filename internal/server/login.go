@@ -44,17 +44,26 @@ func (s *Server) Login(w http.ResponseWriter, r *http.Request, name, password, v
 	if !ok {
 		return refuse("bad password or disabled")
 	}
-	token := auth.NewToken()
-	now := s.now()
-	sess := store.Session{TokenHash: auth.HashToken(token), UserID: u.ID, CSRF: auth.NewToken(), Remote: remote, CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
-	if err := s.store.CreateSession(ctx, sess); err != nil {
+	sess, err := s.startSession(w, r, u)
+	if err != nil {
 		return store.User{}, store.Session{}, err
 	}
-	s.setSessionCookie(w, r, token, sess.ExpiresAt)
 	if err := s.Audit(ctx, u.Name, remote, "login", "user/"+u.Name, viaDetail(via)); err != nil {
 		return store.User{}, store.Session{}, err
 	}
 	return u, sess, nil
+}
+
+// startSession creates a session for u and sets its cookie on w.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u store.User) (store.Session, error) {
+	token := auth.NewToken()
+	now := s.now()
+	sess := store.Session{TokenHash: auth.HashToken(token), UserID: u.ID, CSRF: auth.NewToken(), Remote: s.RemoteAddr(r), CreatedAt: now, ExpiresAt: now.Add(s.cfg.SessionTTL)}
+	if err := s.store.CreateSession(r.Context(), sess); err != nil {
+		return store.Session{}, err
+	}
+	s.setSessionCookie(w, r, token, sess.ExpiresAt)
+	return sess, nil
 }
 
 // Logout ends the request's session (an API-key caller has none to end),

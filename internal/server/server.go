@@ -52,6 +52,8 @@ type Config struct {
 	SessionTTL time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// OIDC, when set, offers sign-in through an OpenID Connect provider.
+	OIDC *OIDCConfig
 }
 
 // Server is the opsbook server.
@@ -71,6 +73,7 @@ type Server struct {
 	// errorPage, when set (by the HTML UI), renders errors of browser
 	// requests as pages instead of JSON.
 	errorPage ErrorPageFunc
+	oidc      *oidcClient // nil: OIDC sign-in is off
 }
 
 // New builds a server: it reads the workspace and registers the built-in
@@ -107,6 +110,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("serve workspace %s: %w", cfg.Workspace, err)
 	}
 	s := &Server{cfg: cfg, store: cfg.Store, engine: cfg.Engine, keys: cfg.Keys, catalog: catalog, log: cfg.Logger, mux: http.NewServeMux()}
+	if cfg.OIDC != nil {
+		s.oidc = newOIDCClient(*cfg.OIDC)
+	}
 	s.runs = newRunManager(s, cfg.Workers)
 	s.metrics = newMetrics(s)
 	s.handler = s.withLogging(s.mux)

@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/auth/oidctest"
 	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/server"
 	"github.com/opsbook/opsbook/internal/store"
 )
 
@@ -160,13 +162,18 @@ var routeCases = map[string]routeCase{
 	// sign-in (see expect), forbidden ones get the 403 page.
 	"GET /static/{file...}": {setup: static("/static/app.css", nil), ok: 200, allow: everyone},
 	// Signed-in callers are sent on to the page they came for.
-	"GET /login":              {setup: static("/login?next=/board", nil), ok: 303, allow: everyone, status: map[string]int{anonymous: 200}, location: "/board"},
-	"POST /login":             {setup: static("/login", url.Values{"name": {"nobody"}, "password": {"wrong password"}}), ok: 401, allow: everyone},
-	"POST /logout":            {setup: static("/logout", url.Values{}), ok: 303, allow: signedIn, as: freshSession, location: "/login"},
-	"POST /lang":              {setup: static("/lang", url.Values{"lang": {"zh"}, "next": {"/board"}}), ok: 303, allow: everyone, location: "/board"},
-	"GET /{$}":                {setup: static("/", nil), ok: 200, allow: signedIn},
-	"GET /board":              {setup: static("/board", nil), ok: 200, allow: signedIn},
-	"GET /runbooks/{path...}": {setup: static("/runbooks/"+backupRunbook, nil), ok: 200, allow: signedIn},
+	"GET /login":   {setup: static("/login?next=/board", nil), ok: 303, allow: everyone, status: map[string]int{anonymous: 200}, location: "/board"},
+	"POST /login":  {setup: static("/login", url.Values{"name": {"nobody"}, "password": {"wrong password"}}), ok: 401, allow: everyone},
+	"POST /logout": {setup: static("/logout", url.Values{}), ok: 303, allow: signedIn, as: freshSession, location: "/login"},
+	// The matrix runs with OIDC sign-in configured against a test
+	// provider on loopback: starting sends the browser there, and a
+	// callback without the flow cookie is refused.
+	"GET /login/oidc":          {setup: static("/login/oidc?next=/board", nil), ok: 303, allow: everyone, location: "http://127.0.0.1:"},
+	"GET /login/oidc/callback": {setup: static("/login/oidc/callback?code=x&state=y", nil), ok: 400, allow: everyone},
+	"POST /lang":               {setup: static("/lang", url.Values{"lang": {"zh"}, "next": {"/board"}}), ok: 303, allow: everyone, location: "/board"},
+	"GET /{$}":                 {setup: static("/", nil), ok: 200, allow: signedIn},
+	"GET /board":               {setup: static("/board", nil), ok: 200, allow: signedIn},
+	"GET /runbooks/{path...}":  {setup: static("/runbooks/"+backupRunbook, nil), ok: 200, allow: signedIn},
 	"POST /runs": {setup: static("/runs", url.Values{"runbook": {searchRunbook}, "environment": {"staging"}}),
 		ok: 303, allow: runners, location: "/runs/"},
 	"GET /runs/{id}":            {setup: onUIRun("", nil), ok: 200, allow: signedIn},
@@ -357,7 +364,10 @@ func (c routeCase) check(t *testing.T, role, method, path string, page bool, r r
 // route is gone. UI routes are called as a browser calls them.
 func TestRoutePermissions(t *testing.T) {
 	eachStore(t, func(t *testing.T, dsn string) {
-		h := newHarness(t, dsn)
+		idp := oidctest.New(t)
+		h := newHarnessWith(t, dsn, func(c *server.Config) {
+			c.OIDC = &server.OIDCConfig{Issuer: idp.URL, ClientID: oidctest.ClientID, ClientSecret: oidctest.ClientSecret}
+		})
 		h.publishAll()
 		f := &fixtures{}
 		run := h.startRun(admin, searchRunbook, "staging", nil)

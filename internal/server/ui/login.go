@@ -15,10 +15,14 @@ func (h *handlers) registerLogin() {
 	h.s.Handle("POST /login", auth.Public(), "UI: sign in with name and password (form)", h.login)
 	h.s.Handle("POST /logout", auth.SignedIn(), "UI: sign out", h.logout)
 	h.s.Handle("POST /lang", auth.Public(), "UI: choose the interface language", h.setLanguage)
+	h.s.Handle("GET "+server.OIDCLoginPath, auth.Public(), "UI: sign in through the OpenID Connect provider (redirects to it)", h.oidcLogin)
+	h.s.Handle("GET "+server.OIDCCallbackPath, auth.Public(), "UI: the OpenID Connect provider's redirect back after sign-in", h.oidcCallback)
 }
 
 type loginData struct {
 	Next, Name, Error string
+	// OIDC names the identity provider when sign-in through it is offered.
+	OIDC string
 }
 
 // safeNext keeps post-login redirects on this site.
@@ -34,7 +38,28 @@ func (h *handlers) loginPage(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 		return nil
 	}
-	return h.render(w, http.StatusOK, "login", h.newPage(r, "sign_in", "", loginData{Next: r.URL.Query().Get("next")}))
+	return h.render(w, http.StatusOK, "login", h.newPage(r, "sign_in", "", loginData{Next: r.URL.Query().Get("next"), OIDC: h.s.OIDCName()}))
+}
+
+func (h *handlers) oidcLogin(w http.ResponseWriter, r *http.Request) error {
+	return h.s.BeginOIDC(w, r, safeNext(r.URL.Query().Get("next")))
+}
+
+// oidcCallback finishes the sign-in; a refusal is shown on the sign-in
+// page, where the user can start again.
+func (h *handlers) oidcCallback(w http.ResponseWriter, r *http.Request) error {
+	next, err := h.s.FinishOIDC(w, r)
+	var refused *server.Error
+	if errors.As(err, &refused) && refused.Code == "oidc_failed" {
+		p := h.newPage(r, "sign_in", "", nil)
+		p.Data = loginData{Error: refused.Message, OIDC: h.s.OIDCName()}
+		return h.render(w, refused.Status, "login", p)
+	}
+	if err != nil {
+		return err
+	}
+	http.Redirect(w, r, safeNext(next), http.StatusSeeOther)
+	return nil
 }
 
 var crossOrigin = http.NewCrossOriginProtection()
@@ -52,6 +77,7 @@ func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
 	if errors.Is(err, server.ErrBadCredentials) {
 		p := h.newPage(r, "sign_in", "", nil)
 		data.Error = p.T("bad_credentials")
+		data.OIDC = h.s.OIDCName()
 		p.Data = data
 		return h.render(w, http.StatusUnauthorized, "login", p)
 	}
