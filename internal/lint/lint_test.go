@@ -121,6 +121,14 @@ func TestRules(t *testing.T) {
 			fail: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do target=dbs}", 1))},
 			pass: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do target=db}", 1))},
 			want: "did you mean db?", line: 23},
+		{rule: "fanout-policy",
+			fail: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do parallel=2}", 1))},
+			pass: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do target=db parallel=2}", 1))},
+			want: `parallel=2 has no effect: step "do" runs on the local host`, line: 23},
+		{rule: "fanout-policy",
+			fail: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do target=db parallel=4 batch=2}", 1))},
+			pass: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do target=db parallel=2 batch=2 max_failures=10%}", 1))},
+			want: "parallel=4 exceeds batch=2", line: 23},
 		{rule: "rollback-missing",
 			fail: map[string]string{"doc.md": runbookDoc("rollback: rb/missing.md\n", okStep)},
 			pass: map[string]string{"doc.md": runbookDoc("rollback: rb/there.md\n", okStep), "rb/there.md": "x"},
@@ -403,5 +411,26 @@ func TestLexicallyClosed(t *testing.T) {
 		if got := lexicallyClosed(script); got != want {
 			t.Errorf("lexicallyClosed(%q) = %v, want %v", script, got, want)
 		}
+	}
+}
+
+// TestFanoutPolicyValidate: a policy the engine would refuse is reported at
+// the attribute that is wrong. The parser rejects most such values itself,
+// so the document is built directly, as a server-side editor might.
+func TestFanoutPolicyValidate(t *testing.T) {
+	at := runbook.Pos{Line: 30, Col: 25}
+	bad := runbook.Attr{Key: "max_failures", Value: "150%", Pos: at}
+	doc := &runbook.Document{Path: "doc.md", Front: runbook.FrontMatter{Kind: "runbook", Targets: []runbook.Target{{Name: "db", Selector: map[string]string{"role": "db"}}}}}
+	step := runbook.Step{ID: "do", Title: "Do", Target: "db", MaxFailures: "150%", VerifyNone: "r",
+		Action: &runbook.Block{Role: runbook.BlockAction, Lang: "sh", Body: "true", Pos: runbook.Pos{Line: 29, Col: 1},
+			Attrs: []runbook.Attr{{Key: "target", Value: "db"}, bad, {Key: "verify", Value: "none"}, {Key: "reason", Value: "r"}}}}
+	doc.Steps = []runbook.Step{step}
+	got := findRule(Document(doc, Options{}), "fanout-policy")
+	if len(got) != 1 || got[0].Pos != at || !strings.Contains(got[0].Message, "max_failures=150%") {
+		t.Fatalf("diagnostics %v", got)
+	}
+	doc.Steps[0].MaxFailures, doc.Steps[0].Action.Attrs[1].Value = "50%", "50%"
+	if got := findRule(Document(doc, Options{}), "fanout-policy"); len(got) != 0 {
+		t.Fatalf("a valid policy is reported: %v", got)
 	}
 }

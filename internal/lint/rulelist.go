@@ -39,6 +39,7 @@ var Rules = []Rule{
 	{"step-without-verification", runbook.SeverityError, "A command step has no verification and does not say why (verify=none reason=…)."},
 	{"unknown-variable", runbook.SeverityWarning, "A command uses $NAME that nothing provides."},
 	{"unknown-target", runbook.SeverityError, "A step's target is not declared under targets:."},
+	{"fanout-policy", runbook.SeverityError, "A step's parallel, batch or max_failures is invalid (error) or has no effect (warning: local step, parallel above a counted batch)."},
 	{"rollback-missing", runbook.SeverityError, "The rollback document named in the front matter does not exist."},
 	{"call-missing", runbook.SeverityError, "A called runbook does not exist."},
 	{"missing-gate", runbook.SeverityError, "A normal or emergency change has no Go/No-Go gate."},

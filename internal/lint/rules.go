@@ -93,6 +93,7 @@ func (l *linter) steps() {
 			continue
 		}
 		l.verification(s, primary)
+		l.fanoutPolicy(s, primary)
 		if s.Target != "" && !declared[s.Target] {
 			pos := s.Pos
 			for _, a := range primary.Attrs {
