@@ -158,6 +158,11 @@ func (r *runner) drive(parent context.Context, resume bool) (runbook.RunStatus, 
 		if err := r.append(wctx, evs...); err != nil {
 			return "", err
 		}
+		// Before anything re-runs or asks about the interrupted step: stop
+		// what the dead process left running for it.
+		if err := r.stopOrphans(wctx); err != nil {
+			return "", err
+		}
 	}
 	r.run.Status = runbook.RunRunning
 	r.run.FinishedAt = time.Time{}

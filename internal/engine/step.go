@@ -666,6 +666,7 @@ func (r *runner) runBlock(ctx context.Context, phase string, step *runbook.Step,
 		Timeout:     timeout,
 		Stdout:      rec.stdout,
 		Stderr:      rec.stderr,
+		Started:     r.spawnRecord(phase, step, x.Host(), attempt, kind),
 	})
 	for _, w := range res.Warnings {
 		fmt.Fprintf(rec.stderr, "opsbook: warning: %s\n", w)

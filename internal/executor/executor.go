@@ -32,6 +32,12 @@ type Command struct {
 	// Each is written from its own goroutine; when both are the same writer
 	// it gets both streams through one pipe, in the order they were written.
 	Stdout, Stderr io.Writer
+	// Started, when set, is called with the process id of the command's
+	// process group leader (its pgid) right after it is spawned, before Run
+	// waits for it: the engine records it so that a run resumed after its
+	// process died can stop what that process left running. Executors whose
+	// processes are not local (SSH) do not call it.
+	Started func(pid int)
 }
 
 // Result is how a command ended.

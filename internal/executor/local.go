@@ -215,6 +215,9 @@ func (l *Local) Run(ctx context.Context, c Command) (Result, error) {
 		return Result{}, fmt.Errorf("start %s on local host: %w", interpreter, err)
 	}
 	streams.startCopying()
+	if c.Started != nil {
+		c.Started(cmd.Process.Pid) // Setpgid: the pid is the group's id
+	}
 
 	exited := make(chan struct{})
 	go func() {

@@ -642,3 +642,19 @@ func BenchmarkLocalOverhead(b *testing.B) {
 	b.ReportMetric(float64(binTrue.Nanoseconds())/n, "bin-true-ns/op")
 	b.ReportMetric(float64((local-shDirect).Nanoseconds())/n, "overhead-ns/step")
 }
+
+// TestLocalStartedReportsProcessGroup: the callback gets the leader's pid,
+// which is the id of the group the command's children run in.
+func TestLocalStartedReportsProcessGroup(t *testing.T) {
+	l := newLocal(t, LocalOptions{Dir: t.TempDir()})
+	var pid int
+	var out bytes.Buffer
+	res, err := l.Run(context.Background(), Command{Script: "sleep 0.2 & ps -o pgid= -p $!; wait",
+		Started: func(p int) { pid = p }, Stdout: &out})
+	if err != nil || !res.Succeeded() {
+		t.Fatalf("run: %v %+v", err, res)
+	}
+	if pid == 0 || strings.TrimSpace(out.String()) != strconv.Itoa(pid) {
+		t.Fatalf("Started got %d, the child's process group is %q", pid, strings.TrimSpace(out.String()))
+	}
+}

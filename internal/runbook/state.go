@@ -539,8 +539,11 @@ func (s *RunState) Apply(ev Event) {
 			s.Status = RunRunning
 		}
 
-	case EventAnomaly:
+	case EventAnomaly, EventOrphanStopped:
 		s.Anomalies = append(s.Anomalies, note)
+
+	case EventStepSpawned:
+		// Read by Resume from the log; nothing for viewers.
 
 	case EventGuardBreached:
 		s.Breaches = append(s.Breaches, Breach{Seq: ev.Seq, Time: ev.Time, Guard: ev.Data["guard"],
