@@ -45,6 +45,7 @@ func (h *handlers) live(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	state := runbook.NewRunState(run.ID)
+	var cursor logCursor
 	if after > 0 {
 		for ev, err := range st.AllEvents(ctx, run.ID, 0) {
 			if err != nil {
@@ -54,6 +55,7 @@ func (h *handlers) live(w http.ResponseWriter, r *http.Request) error {
 				break
 			}
 			state.Apply(ev)
+			cursor.render(io.Discard, ev) // where the last line was left
 		}
 	}
 	rc := http.NewResponseController(w)
@@ -81,7 +83,7 @@ func (h *handlers) live(w http.ResponseWriter, r *http.Request) error {
 		for _, ev := range evs {
 			state.Apply(ev)
 			after = ev.Seq
-			lines += logLine(&chunk, ev)
+			lines += cursor.render(&chunk, ev)
 			if ev.Type != runbook.EventStepOutput {
 				changed = true
 			}
@@ -171,9 +173,80 @@ func sse(w io.Writer, event string, id int64, data string) {
 	io.WriteString(w, b.String())
 }
 
-// logLine renders one event into the log (output, and markers for the
-// moments that matter) and returns how many lines it added.
-func logLine(b *bytes.Buffer, ev runbook.Event) int {
+// logCursor renders a run's events into the log in order. Output arrives
+// in chunks cut anywhere, so it remembers the source (step, host, stream)
+// of a line left unfinished: the next chunk from that source continues
+// the line without a second host prefix, and anything else ends it first.
+// Every line of output thus shows its host prefix once, however the
+// output was chunked.
+type logCursor struct {
+	open  string // source of the unfinished last line; "" at a line start
+	plain bool   // text instead of HTML, output only (the downloaded log)
+}
+
+// render writes one event (output, or a marker for a moment that
+// matters) and returns how many line ends it wrote.
+func (c *logCursor) render(b io.Writer, ev runbook.Event) int {
+	if ev.Type == runbook.EventStepOutput {
+		return c.output(b, ev)
+	}
+	if c.plain {
+		return 0
+	}
+	if c.open == "" {
+		return logMarker(b, ev)
+	}
+	var m bytes.Buffer
+	if logMarker(&m, ev) == 0 {
+		return 0
+	}
+	c.open = ""
+	io.WriteString(b, "\n")
+	b.Write(m.Bytes())
+	return 2
+}
+
+func (c *logCursor) output(b io.Writer, ev runbook.Event) int {
+	source := ev.Step + "\x00" + ev.Host + "\x00" + ev.Stream
+	lines := 0
+	if c.open != "" && c.open != source {
+		io.WriteString(b, "\n")
+		lines++
+		c.open = ""
+	}
+	class := "o"
+	if ev.Stream == "stderr" {
+		class = "err"
+	}
+	for text := ev.Text; text != ""; {
+		line, rest, ended := strings.Cut(text, "\n")
+		nl := ""
+		if ended {
+			nl = "\n"
+			lines++
+		}
+		switch {
+		case c.plain && c.open == "" && ev.Host != "":
+			io.WriteString(b, ev.Host+"│"+line+nl)
+		case c.plain:
+			io.WriteString(b, line+nl)
+		case c.open == "" && ev.Host != "":
+			fmt.Fprintf(b, `<span class="muted">%s│</span><span class="%s">%s</span>%s`, html.EscapeString(ev.Host), class, html.EscapeString(line), nl)
+		default:
+			fmt.Fprintf(b, `<span class="%s">%s</span>%s`, class, html.EscapeString(line), nl)
+		}
+		c.open = source
+		if ended {
+			c.open = ""
+		}
+		text = rest
+	}
+	return lines
+}
+
+// logMarker renders a non-output event as a line of its own and returns
+// 1, or 0 for events the log does not show.
+func logMarker(b io.Writer, ev runbook.Event) int {
 	marker := func(class, text string) int {
 		fmt.Fprintf(b, `<span class="%s">%s</span>`+"\n", class, html.EscapeString(text))
 		return 1
@@ -183,16 +256,6 @@ func logLine(b *bytes.Buffer, ev runbook.Event) int {
 		where += " @ " + ev.Host
 	}
 	switch ev.Type {
-	case runbook.EventStepOutput:
-		if ev.Host != "" {
-			fmt.Fprintf(b, `<span class="muted">%s│</span>`, html.EscapeString(ev.Host))
-		}
-		class := "o"
-		if ev.Stream == "stderr" {
-			class = "err"
-		}
-		fmt.Fprintf(b, `<span class="%s">%s</span>`, class, html.EscapeString(ev.Text))
-		return max(strings.Count(ev.Text, "\n"), 1)
 	case runbook.EventStepStarted:
 		text := "▶ " + where
 		if ev.Attempt > 1 {
@@ -260,16 +323,12 @@ func (h *handlers) logText(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="run-%s.log"`, run.ID))
 	w.Header().Set("Cache-Control", "no-store")
+	cursor := logCursor{plain: true}
 	for ev, err := range h.s.Store().AllEvents(ctx, run.ID, 0) {
 		if err != nil {
 			return server.Errorf(http.StatusInternalServerError, "internal", "read the log: %v", err)
 		}
-		if ev.Type == runbook.EventStepOutput {
-			if ev.Host != "" {
-				io.WriteString(w, ev.Host+"│")
-			}
-			io.WriteString(w, ev.Text)
-		}
+		cursor.render(w, ev)
 	}
 	return nil
 }
