@@ -195,7 +195,7 @@ func (e *Engine) checkPlan(p *Plan) (map[string]string, error) {
 	if err := p.CheckTargets(); err != nil {
 		return nil, &TargetError{Err: err}
 	}
-	if e.cfg.Remote == nil && p.remoteSteps() {
+	if e.cfg.Remote == nil && p.RemoteSteps() {
 		return nil, &TargetError{Err: errors.New("the runbook has steps on inventory hosts, but this engine has no SSH executor (engine.Config.Remote)")}
 	}
 	return params, nil

@@ -107,8 +107,8 @@ func (p *Plan) CheckTargets() error {
 	return errors.Join(errs...)
 }
 
-// remoteSteps reports whether any step of the plan runs on inventory hosts.
-func (p *Plan) remoteSteps() bool {
+// RemoteSteps reports whether any step of the plan runs on inventory hosts.
+func (p *Plan) RemoteSteps() bool {
 	docs := []*runbook.Document{p.Document, p.Rollback}
 	for _, d := range p.Called {
 		docs = append(docs, d)
