@@ -161,6 +161,9 @@ func (in *Input) timeline() []TimelineEntry {
 			}
 		case runbook.EventRunResumed:
 			text = word("Run resumed", "恢复执行")
+			if f := ev.Data["failed_only"]; f != "" {
+				text += word(": re-running only the hosts of step `", "：仅重新执行步骤 `") + f + word("` that did not succeed", "` 未成功的主机")
+			}
 		case runbook.EventRunInterrupted:
 			text = word("Run interrupted: ", "执行中断：") + ev.Text
 		case runbook.EventRunCancelled:
@@ -171,6 +174,11 @@ func (in *Input) timeline() []TimelineEntry {
 			text = word("Step ", "步骤 ") + "`" + step + "`" + host + word(" started", " 开始")
 			if ev.Attempt > 1 {
 				text += fmt.Sprintf(word(" (attempt %d)", "（第 %d 次尝试）"), ev.Attempt)
+			}
+			if hosts := ev.Data["hosts"]; hosts != "" && ev.Host == "" {
+				n := len(strings.Split(hosts, ","))
+				text += fmt.Sprintf(word(" on %d host(s): %s (parallel %s, batch %s, max_failures %s)", " 于 %d 台主机：%s（并行 %s，批次 %s，最大失败 %s）"),
+					n, hosts, ev.Data["parallel"], orElse(ev.Data["batch"], word("all", "全部")), ev.Data["max_failures"])
 			}
 		case runbook.EventStepVerified:
 			res := word("passed", "通过")
@@ -216,6 +224,8 @@ func (in *Input) timeline() []TimelineEntry {
 			text += reason(ev.Text)
 		case runbook.EventAnomaly:
 			text = word("**Anomaly noted**: ", "**异常记录**：") + ev.Text
+		case runbook.EventOrphanStopped:
+			text = word("**Left-over process stopped**: ", "**已停止遗留进程**：") + ev.Text
 		case runbook.EventGuardBreached:
 			text = fmt.Sprintf(word("**Guard %s breached**: %s (threshold %s) → %s", "**监控守卫 %s 越限**：%s（阈值 %s）→ %s"),
 				ev.Data["guard"], ev.Data["value"], ev.Data["threshold"], ev.Data["action"])

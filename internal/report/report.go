@@ -60,6 +60,9 @@ type Row struct {
 	Verification string
 	Decision     string
 	Hosts        string
+	// HostRows are a fan-out step's hosts, one sub-row each (Title is the
+	// host's name and batch).
+	HostRows []Row
 }
 
 func (in *Input) loc() *time.Location {
@@ -180,6 +183,12 @@ func (in *Input) fill(r *Row, s *runbook.StepState, l map[string]string) {
 		ds = append(ds, fmt.Sprintf("%s — %s", choiceWord(d.Choice, l), d.Actor))
 	}
 	r.Decision = strings.Join(ds, "; ")
+	if s.Fanout {
+		for _, h := range s.Hosts {
+			r.HostRows = append(r.HostRows, in.hostRow(s, h, l))
+		}
+		return
+	}
 	if len(s.Hosts) > 1 {
 		var hs []string
 		for _, h := range s.Hosts {
@@ -187,6 +196,44 @@ func (in *Input) fill(r *Row, s *runbook.StepState, l map[string]string) {
 		}
 		r.Hosts = strings.Join(hs, ", ")
 	}
+}
+
+// hostRow is one host of a fan-out step: its times, result (a host never
+// started says so) and its own checks.
+func (in *Input) hostRow(s *runbook.StepState, h *runbook.HostState, l map[string]string) Row {
+	title := h.Host
+	if h.Batch > 0 {
+		title += fmt.Sprintf(" (%s %d)", l["batch"], h.Batch)
+	}
+	r := Row{ID: s.ID, Title: title}
+	if !h.StartedAt.IsZero() {
+		r.Start = in.clock(h.StartedAt)
+	}
+	if !h.FinishedAt.IsZero() {
+		r.End = in.clock(h.FinishedAt)
+		r.Actual = h.FinishedAt.Sub(h.StartedAt)
+		r.Duration = formatDuration(r.Actual)
+	}
+	r.Result = hostMark(h.Status) + " " + orElse(l[string(h.Status)], string(h.Status))
+	if h.NotStarted() {
+		r.Result = "– " + l["notStarted"]
+	}
+	if h.Status == runbook.StepFailed && h.Error != "" {
+		r.Result += ": " + firstLine(h.Error)
+	}
+	var checks []string
+	for _, c := range s.Checks {
+		if c.Host != h.Host {
+			continue
+		}
+		res := l["pass"]
+		if !c.Passed {
+			res = l["fail"]
+		}
+		checks = append(checks, c.Kind+" "+res)
+	}
+	r.Verification = strings.Join(checks, ", ")
+	return r
 }
 
 func hostMark(s runbook.StepStatus) string {

@@ -204,3 +204,51 @@ func TestFormatDuration(t *testing.T) {
 		t.Error("signedDuration")
 	}
 }
+
+// TestFanoutHostRows: a step over several hosts gets a sub-row per host in
+// the checklist (a host never started says so) and its hosts in the
+// postmortem's timeline.
+func TestFanoutHostRows(t *testing.T) {
+	doc, diags := markdown.Parse("deploy.md", []byte("---\nkind: runbook\ntitle: Deploy\ntargets:\n  web: {role: web}\n---\n\n# Deploy\n\n## Steps\n\n### Roll out\n\n```sh {id=roll target=web parallel=2 batch=2}\ntrue\n```\n\n```sh {verify}\ntrue\n```\n"))
+	if runbook.HasErrors(diags) {
+		t.Fatal(diags)
+	}
+	t0 := time.Date(2025, 3, 1, 22, 0, 0, 0, time.UTC)
+	var evs []runbook.Event
+	add := func(sec int, ev runbook.Event) {
+		ev.Time, ev.RunID, ev.Seq = t0.Add(time.Duration(sec)*time.Second), "r-1", int64(len(evs)+1)
+		evs = append(evs, ev)
+	}
+	add(0, runbook.Event{Type: runbook.EventRunStarted, Data: map[string]string{"env": "staging"}})
+	add(1, runbook.Event{Type: runbook.EventStepStarted, Step: "roll", Attempt: 1, Data: map[string]string{"hosts": "web1,web2,web3", "parallel": "2", "batch": "2", "max_failures": "0"}})
+	add(1, runbook.Event{Type: runbook.EventStepStarted, Step: "roll", Host: "web1", Attempt: 1, Data: map[string]string{"batch": "1"}})
+	add(1, runbook.Event{Type: runbook.EventStepStarted, Step: "roll", Host: "web2", Attempt: 1, Data: map[string]string{"batch": "1"}})
+	add(3, runbook.Event{Type: runbook.EventStepVerified, Step: "roll", Host: "web1", Data: map[string]string{"kind": "verify", "result": "pass"}})
+	add(3, runbook.Event{Type: runbook.EventStepFinished, Step: "roll", Host: "web1", Data: map[string]string{"status": "succeeded", "exit_code": "0"}})
+	add(4, runbook.Event{Type: runbook.EventStepFinished, Step: "roll", Host: "web2", Text: "could not connect: ssh web2: connection refused\nmore", Data: map[string]string{"status": "failed", "exit_code": "-1"}})
+	add(4, runbook.Event{Type: runbook.EventStepFinished, Step: "roll", Text: "1 of 3 hosts failed", Data: map[string]string{"status": "failed", "exit_code": "-1"}})
+	add(4, runbook.Event{Type: runbook.EventRunFinished, Data: map[string]string{"status": "failed"}})
+	in := Input{Task: "deploy", Lang: "en", Runbook: doc, Run: &runbook.Run{ID: "r-1", Environment: "staging"}, Events: evs}
+	var b bytes.Buffer
+	if err := WriteChecklistMarkdown(&b, in); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| | ↳ web1 (batch 1) | | 22:00:01 | 22:00:03 | 2s | ✓ succeeded | verify pass | | |",
+		"| | ↳ web2 (batch 1) | | 22:00:01 | 22:00:04 | 3s | ✗ failed: could not connect: ssh web2: connection refused … |  | | |",
+		"| | ↳ web3 | |  |  |  | – not started |  | | |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("checklist lacks %q:\n%s", want, b.String())
+		}
+	}
+	b.Reset()
+	if err := WritePostmortem(&b, in); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Step `roll` started on 3 host(s): web1,web2,web3 (parallel 2, batch 2, max_failures 0)", "`roll` @web2 finished: failed"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("postmortem lacks %q", want)
+		}
+	}
+}
