@@ -114,10 +114,13 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 // fsyncedEvent reports whether an event of this type must be on disk, not
 // just in the OS's cache, when AppendEvents returns: whether something
 // irreversible may follow it. Results of a step need not be: the next
-// step's start syncs them (see sqlitePragmas).
+// step's start syncs them (see sqlitePragmas). Nor need step.spawned: it
+// names a process that a power loss kills as well, so it only has to survive
+// the death of opsbook itself, which a commit without fsync does.
 func fsyncedEvent(t runbook.EventType) bool {
 	switch t {
-	case runbook.EventStepOutput, runbook.EventStepVerified, runbook.EventStepFinished, runbook.EventStepRetry:
+	case runbook.EventStepOutput, runbook.EventStepVerified, runbook.EventStepFinished, runbook.EventStepRetry,
+		runbook.EventStepPublished, runbook.EventStepSpawned:
 		return false
 	}
 	return true
