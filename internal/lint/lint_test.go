@@ -129,6 +129,10 @@ func TestRules(t *testing.T) {
 			fail: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do target=db parallel=4 batch=2}", 1))},
 			pass: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do target=db parallel=2 batch=2 max_failures=10%}", 1))},
 			want: "parallel=4 exceeds batch=2", line: 23},
+		{rule: "fanout-policy",
+			fail: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do target=db batch=0}", 1))},
+			pass: map[string]string{"doc.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do target=db batch=1 max_failures=0}", 1))},
+			want: "a batch of 0 hosts never runs anything", line: 23},
 		{rule: "rollback-missing",
 			fail: map[string]string{"doc.md": runbookDoc("rollback: rb/missing.md\n", okStep)},
 			pass: map[string]string{"doc.md": runbookDoc("rollback: rb/there.md\n", okStep), "rb/there.md": "x"},
@@ -415,8 +419,8 @@ func TestLexicallyClosed(t *testing.T) {
 }
 
 // TestFanoutPolicyValidate: a policy the engine would refuse is reported at
-// the attribute that is wrong. The parser rejects most such values itself,
-// so the document is built directly, as a server-side editor might.
+// the attribute that is wrong, also in a document built directly, as a
+// server-side editor might.
 func TestFanoutPolicyValidate(t *testing.T) {
 	at := runbook.Pos{Line: 30, Col: 25}
 	bad := runbook.Attr{Key: "max_failures", Value: "150%", Pos: at}

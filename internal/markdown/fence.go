@@ -45,9 +45,8 @@ const (
 )
 
 var (
-	attrKey   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*`)
-	stepID    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-	countOrPc = regexp.MustCompile(`^([0-9]+)(%?)$`)
+	attrKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*`)
+	stepID  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
 )
 
 // fenceInfo is a parsed info string: "LANG {attrs}".
@@ -388,12 +387,10 @@ func (p *parser) applyStepAttrs(s *runbook.Step, b *runbook.Block) {
 				}
 			}
 		case "batch", "max_failures":
+			// Kept as written: lint's fanout-policy rule judges them with
+			// fanout.Policy.Validate, the same code the run uses.
 			if needValue() {
-				m := countOrPc.FindStringSubmatch(v)
-				n, _ := strconv.Atoi(firstOr(m, 1))
-				if m == nil || n == 0 || m[2] == "%" && n > 100 {
-					p.errorf(a.Pos, "bad-attribute-value", "%s=%s is not valid: write a count like 3 or a percentage like 25%%", a.Key, v)
-				} else if a.Key == "batch" {
+				if a.Key == "batch" {
 					s.Batch = v
 				} else {
 					s.MaxFailures = v
