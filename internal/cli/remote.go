@@ -1,18 +1,21 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
-	"strings"
+	"sync"
 	"text/tabwriter"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/opsbook/opsbook/internal/client"
+	"github.com/opsbook/opsbook/internal/engine"
 	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/snapshot"
 )
 
 // The --server mode of `opsbook run`, `opsbook runs` and `opsbook show`:
@@ -55,12 +58,12 @@ func runsRemote(ctx context.Context, e *env, c *client.Client, f client.RunFilte
 	return nil
 }
 
-// runRemote starts a run on the server and streams its line-oriented live
-// view until it ends; the exit status follows the run's final status.
-// With yes, gates and manual steps are decided as the API key's user with
-// the reason "--yes" (the server may refuse, e.g. self-approval in a
-// protected environment; the run then waits for someone else).
-func runRemote(ctx context.Context, e *env, c *client.Client, req client.StartRequest, output string, yes bool) error {
+// runRemote starts a run on the server and follows it with the same view
+// as a local run (line-oriented, JSON, or the live view in a terminal)
+// until it ends; the exit status follows the run's final status. doc and
+// rollback, when the runbook is in the local workspace, give the view its
+// step titles and estimates.
+func runRemote(ctx context.Context, e *env, c *client.Client, req client.StartRequest, output string, yes bool, doc, rollback *runbook.Document) error {
 	run, err := c.StartRun(ctx, req)
 	if client.IsStatus(err, 400) {
 		return badInput("%v", err)
@@ -68,43 +71,47 @@ func runRemote(ctx context.Context, e *env, c *client.Client, req client.StartRe
 	if err != nil {
 		return err
 	}
-	if output != "json" {
-		fmt.Fprintf(e.stdout, "run %s: %s in %s (snapshot %s)\n", run.ID, run.Runbook, run.Environment, run.Snapshot)
+	return watchRemote(ctx, e, c, run, output, yes, doc, rollback)
+}
+
+// watchRemote streams a server run's events into the view and answers
+// what the run waits for from here: --yes for gates and manual steps, the
+// terminal prompt, or a message saying where else it can be decided.
+func watchRemote(ctx context.Context, e *env, c *client.Client, run runbook.Run, output string, yes bool, doc, rollback *runbook.Document) error {
+	if output == "text" {
+		fmt.Fprintf(e.stderr, "run %s: %s in %s on the server (snapshot %s)\n", run.ID, run.Runbook, run.Environment, snapshot.ShortOf(run.Snapshot))
 	}
-	enc := json.NewEncoder(e.stdout)
+	view := &runView{w: e.stdout, json: output == "json", titles: stepTitles(doc, rollback), partial: map[string]*bytes.Buffer{}}
+	observe := view.event
+	var live *liveTerm
+	if out, ok := liveTerminal(e, output); ok {
+		live = newLiveTerm(out, newLiveModel(run.ID, doc, rollback))
+		observe = live.event
+		live.start()
+	}
+	_, tty := terminalInput(e)
+	a := &remoteAsker{e: e, c: c, runID: run.ID, live: live,
+		decider: &cliDecider{e: e, yes: yes, tty: tty, actor: "you", view: view, live: live}}
+	state := runbook.NewRunState(run.ID)
 	status, err := c.Stream(ctx, run.ID, 0, func(ev runbook.Event) error {
-		if output == "json" {
-			return enc.Encode(ev)
-		}
-		writeEventLine(e.stdout, ev)
-		switch ev.Type {
-		case runbook.EventGateWaiting:
-			if yes {
-				if _, err := c.Gate(ctx, run.ID, runbook.DecisionGo, "--yes"); err != nil {
-					fmt.Fprintf(e.stderr, "opsbook: --yes could not approve: %v; waiting for another approver\n", err)
-				}
-			} else {
-				fmt.Fprintf(e.stderr, "opsbook: waiting at gate %s: approve it on the server (POST /api/v1/runs/%s/gate) or rerun with --yes\n", ev.Step, run.ID)
-			}
-		case runbook.EventManualWaiting:
-			if yes {
-				if _, err := c.Answer(ctx, run.ID, runbook.WaitKindManual, runbook.ChoiceConfirmed, "--yes"); err != nil {
-					fmt.Fprintf(e.stderr, "opsbook: --yes could not confirm: %v\n", err)
-				}
-			}
-		case runbook.EventAskWaiting:
-			fmt.Fprintf(e.stderr, "opsbook: step %s asks %s: answer with POST /api/v1/runs/%s/answer\n", ev.Step, ev.Data["options"], run.ID)
-		}
+		observe(ev)
+		state.Apply(ev)
+		a.update(ctx, state.Waiting)
 		return nil
 	})
+	a.update(ctx, nil)
+	view.flush()
+	if live != nil {
+		live.finish()
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			return &ExitError{Code: ExitInterrupted, Err: fmt.Errorf("stopped watching run %s; it goes on on the server (cancel it with POST /api/v1/runs/%s/cancel)", run.ID, run.ID)}
 		}
 		return err
 	}
-	if output != "json" {
-		fmt.Fprintf(e.stdout, "run %s %s\n", run.ID, status)
+	if output == "text" && live == nil {
+		fmt.Fprintf(e.stderr, "run %s %s\n", run.ID, status)
 	}
 	if code := status.ExitCode(); code != 0 {
 		return &ExitError{Code: code}
@@ -112,74 +119,99 @@ func runRemote(ctx context.Context, e *env, c *client.Client, req client.StartRe
 	return nil
 }
 
-// showRemote prints a run's full log from the server, step by step.
+// remoteAsker asks, in the background, the question a server run waits
+// for, and sends the answer to the server; a question answered elsewhere
+// (or the run moving on) cancels the asking.
+type remoteAsker struct {
+	e       *env
+	c       *client.Client
+	runID   string
+	live    *liveTerm
+	decider *cliDecider
+	seq     int64 // of the waiting event being asked about
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func (a *remoteAsker) update(ctx context.Context, w *runbook.Waiting) {
+	if w != nil && w.Seq == a.seq {
+		return
+	}
+	if a.cancel != nil {
+		a.cancel()
+		a.wg.Wait()
+		a.cancel, a.seq = nil, 0
+	}
+	if w == nil {
+		return
+	}
+	a.seq = w.Seq
+	actx, cancel := context.WithCancel(ctx)
+	a.cancel = cancel
+	a.wg.Add(1)
+	go func(w runbook.Waiting) {
+		defer a.wg.Done()
+		var lastErr error
+		for {
+			req, err := a.decider.Decide(actx, w, lastErr)
+			if err != nil {
+				var nd *engine.NoDecisionError
+				if errors.As(err, &nd) {
+					a.tell(fmt.Sprintf("run %s waits on the server for the %s decision on %s; take it in the web UI or with POST /api/v1/runs/%s/%s (or rerun with --yes)",
+						a.runID, w.Kind, orText(w.Step, "guard "+w.Guard), a.runID, map[bool]string{true: "gate", false: "answer"}[w.Kind == runbook.WaitKindGate]))
+				}
+				return
+			}
+			switch w.Kind {
+			case runbook.WaitKindGate:
+				_, err = a.c.Gate(actx, a.runID, req.Choice, req.Reason)
+			case runbook.WaitKindManual:
+				_, err = a.c.Answer(actx, a.runID, runbook.WaitKindManual, runbook.ChoiceConfirmed, req.Reason)
+			default:
+				_, err = a.c.Answer(actx, a.runID, runbook.WaitKindAsk, req.Choice, req.Reason)
+			}
+			if err == nil || actx.Err() != nil {
+				return
+			}
+			lastErr = err
+		}
+	}(*w)
+}
+
+func (a *remoteAsker) tell(msg string) {
+	if a.live != nil {
+		a.live.setNotice(msg)
+		return
+	}
+	fmt.Fprintf(a.e.stderr, "opsbook: %s\n", msg)
+}
+
+// showRemote prints a run's full log from the server, exactly as show
+// prints a local one; step titles come from the runbook in the local
+// workspace when it is there.
 func showRemote(ctx context.Context, e *env, c *client.Client, id, output string) error {
 	d, err := c.GetRun(ctx, id)
 	if err != nil {
 		return err
 	}
-	if output == "json" {
-		var evs []runbook.Event
-		if err := c.AllEvents(ctx, d.ID, func(ev runbook.Event) error { evs = append(evs, ev); return nil }); err != nil {
-			return err
-		}
-		return writeRemoteJSON(e.stdout, map[string]any{"run": d.Run, "state": d.State, "events": evs})
-	}
-	fmt.Fprintf(e.stdout, "run %s  %s\n  runbook     %s\n  environment %s\n  started by  %s at %s\n  snapshot    %s\n\n",
-		d.ID, d.Status, d.Runbook, d.Environment, d.CreatedBy, d.CreatedAt.Local().Format(time.DateTime), d.Snapshot)
-	return c.AllEvents(ctx, d.ID, func(ev runbook.Event) error {
-		writeEventLine(e.stdout, ev)
+	doc := localDocument(e, d.Runbook)
+	return writeRunLog(e, output, d.Run, stepTitles(doc, nil), "",
+		func(fn func(runbook.Event) error) error { return c.AllEvents(ctx, d.ID, fn) },
+		func() bool { return d.Status == runbook.RunInterrupted })
+}
+
+// localDocument parses a runbook of the local workspace for the titles of
+// a server run's steps; nil when there is no such file.
+func localDocument(e *env, rel string) *runbook.Document {
+	ws, err := findWorkspace(e)
+	if err != nil {
 		return nil
-	})
-}
-
-// writeEventLine is the line-oriented view of one event: time, what
-// happened, and output lines indented under their step.
-func writeEventLine(w io.Writer, ev runbook.Event) {
-	at := ev.Time.Local().Format("15:04:05")
-	who := ""
-	if ev.Actor != "" {
-		who = " by " + ev.Actor
 	}
-	switch ev.Type {
-	case runbook.EventStepOutput:
-		for _, line := range strings.SplitAfter(ev.Text, "\n") {
-			if line == "" {
-				continue
-			}
-			fmt.Fprintf(w, "%s   %s │ %s", at, ev.Step, line)
-			if !strings.HasSuffix(line, "\n") {
-				fmt.Fprintln(w)
-			}
-		}
-	case runbook.EventStepStarted:
-		fmt.Fprintf(w, "%s ▶ %s%s\n", at, ev.Step, hostSuffix(ev.Host))
-	case runbook.EventStepFinished:
-		fmt.Fprintf(w, "%s %s %s %s%s %s\n", at, mark(ev.Data["status"]), ev.Step, ev.Data["status"], hostSuffix(ev.Host), ev.Text)
-	case runbook.EventGateWaiting, runbook.EventManualWaiting, runbook.EventAskWaiting:
-		fmt.Fprintf(w, "%s ⏸ %s: %s %s\n", at, ev.Step, ev.Type, strings.TrimSpace(ev.Text))
-	case runbook.EventGateDecided:
-		fmt.Fprintf(w, "%s ✓ %s: %s%s: %s\n", at, ev.Step, ev.Data["decision"], who, ev.Text)
-	default:
-		fmt.Fprintf(w, "%s · %s %s%s %s\n", at, ev.Type, ev.Step, who, strings.TrimSpace(ev.Text))
+	doc, err := parseDoc(&env{stdout: io.Discard, stderr: io.Discard}, ws.Path(rel))
+	if err != nil {
+		return nil
 	}
-}
-
-func hostSuffix(h string) string {
-	if h == "" || h == "local" {
-		return ""
-	}
-	return " @" + h
-}
-
-func mark(status string) string {
-	switch runbook.StepStatus(status) {
-	case runbook.StepSucceeded:
-		return "✓"
-	case runbook.StepSkipped:
-		return "↷"
-	}
-	return "✗"
+	return doc
 }
 
 func writeRemoteJSON(w io.Writer, v any) error {

@@ -11,7 +11,7 @@ import (
 )
 
 func newResumeCmd(e *env) *cobra.Command {
-	var output, answer string
+	var output, answer, server string
 	var yes, failedOnly bool
 	cmd := &cobra.Command{
 		Use:   "resume RUN",
@@ -38,6 +38,11 @@ the same run: a run still held by a live process is refused.`,
 				return badInput("--answer must be retry, skip or abort, not %q", answer)
 			}
 			ctx := cmd.Context()
+			if c, err := remoteClient(server); err != nil {
+				return badInput("%v", err)
+			} else if c != nil {
+				return resumeRemote(ctx, e, c, args[0], answer, output, yes)
+			}
 			ws, err := findWorkspace(e)
 			if err != nil {
 				return badInput("%v", err)
@@ -88,5 +93,6 @@ the same run: a run still held by a live process is refused.`,
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "approve gates and confirm manual steps as yourself with reason \"--yes\"")
 	cmd.Flags().BoolVar(&failedOnly, "failed-only", false, "reopen a failed run and re-run only the hosts its failed fan-out step did not succeed on (failed or never started), then go on")
 	cmd.Flags().StringVar(&answer, "answer", "", "what to do with an interrupted step that is not idempotent: retry, skip or abort")
+	addServerFlag(cmd, &server)
 	return cmd
 }

@@ -23,6 +23,7 @@ import (
 func newRunCmd(e *env) *cobra.Command {
 	var (
 		envName, from, output, emergency string
+		server                           string
 		params                           []string
 		dryRun, yes                      bool
 	)
@@ -60,6 +61,14 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 				return badInput("--env is required: name the environment to run in (see environments: in opsbook.yaml)")
 			}
 			ctx := cmd.Context()
+			if c, err := remoteClient(server); err != nil {
+				return badInput("%v", err)
+			} else if c != nil {
+				if dryRun {
+					return badInput("--dry-run plans from the local workspace: drop --server (and unset OPSBOOK_SERVER) to see the plan")
+				}
+				return startRemote(ctx, e, c, args[0], envName, from, emergency, params, output, yes)
+			}
 			ws, err := findWorkspace(e)
 			if err != nil {
 				return badInput("%v", err)
@@ -133,6 +142,7 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 	f.StringVar(&from, "from", "", "start at this step id; earlier steps are recorded as skipped")
 	f.StringVarP(&output, "output", "o", "text", "output format: text (live, line-oriented) or json (one event per line)")
 	f.StringVar(&emergency, "emergency", "", "reason for an emergency run outside the lifecycle gates (change: emergency tasks only)")
+	addServerFlag(cmd, &server)
 	return cmd
 }
 
@@ -253,6 +263,9 @@ func (v *runView) event(ev runbook.Event) {
 		v.w.Write(append(b, '\n'))
 		return
 	}
+	if bookkeeping(ev) {
+		return
+	}
 	label := stepLabel(ev)
 	switch ev.Type {
 	case runbook.EventStepOutput:
@@ -295,6 +308,10 @@ func (v *runView) flushLocked() {
 		}
 	}
 }
+
+// bookkeeping reports whether an event is the engine's own record (a
+// spawned process group, for resume) that the text views leave out.
+func bookkeeping(ev runbook.Event) bool { return ev.Type == runbook.EventStepSpawned }
 
 // describeEvent is one line about an event, for the live view and show.
 func describeEvent(ev runbook.Event, titles map[string]string) string {

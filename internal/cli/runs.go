@@ -8,13 +8,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/opsbook/opsbook/internal/client"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/snapshot"
 	"github.com/opsbook/opsbook/internal/store"
 )
 
 func newRunsCmd(e *env) *cobra.Command {
-	var output, envName string
+	var output, envName, server string
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "runs",
@@ -28,6 +29,11 @@ process) is shown as interrupted: continue it with ` + "`opsbook resume RUN`" + 
 				return badInput("--output must be text or json, not %q", output)
 			}
 			ctx := cmd.Context()
+			if c, err := remoteClient(server); err != nil {
+				return badInput("%v", err)
+			} else if c != nil {
+				return runsRemote(ctx, e, c, client.RunFilter{Environment: envName, Limit: limit}, output)
+			}
 			ws, err := findWorkspace(e)
 			if err != nil {
 				return badInput("%v", err)
@@ -81,5 +87,6 @@ process) is shown as interrupted: continue it with ` + "`opsbook resume RUN`" + 
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().StringVarP(&envName, "env", "e", "", "only runs in this environment")
 	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "at most this many runs")
+	addServerFlag(cmd, &server)
 	return cmd
 }
