@@ -48,13 +48,16 @@ type liveTerm struct {
 	above  []int // widths of the region's lines above the cursor: the rows they take change when the terminal is resized
 	last   []string
 	frozen bool // a prompt is reading an answer: the screen must stay still
-	stop   chan struct{}
-	done   chan struct{}
-	now    func() time.Time
+	// cancelNote is shown when the command's context ends (Ctrl-C).
+	cancelNote string
+	stop       chan struct{}
+	done       chan struct{}
+	now        func() time.Time
 }
 
 func newLiveTerm(out *os.File, m *liveModel) *liveTerm {
-	t := &liveTerm{out: out, color: liveColor(), m: m, stop: make(chan struct{}), done: make(chan struct{}), now: time.Now}
+	t := &liveTerm{out: out, color: liveColor(), m: m, stop: make(chan struct{}), done: make(chan struct{}), now: time.Now,
+		cancelNote: "cancelling: stopping the running step and recording the cancellation…"}
 	t.resize()
 	return t
 }
@@ -67,8 +70,10 @@ func (t *liveTerm) resize() {
 	t.width, t.height = w, h
 }
 
-// start draws the first frame and keeps redrawing until finish.
-func (t *liveTerm) start() {
+// start draws the first frame and keeps redrawing until finish. When ctx
+// ends (Ctrl-C) the region says the run is being cancelled: stopping the
+// running step's processes takes a moment.
+func (t *liveTerm) start(ctx context.Context) {
 	winch := make(chan os.Signal, 1)
 	signal.Notify(winch, syscall.SIGWINCH)
 	t.mu.Lock()
@@ -79,10 +84,14 @@ func (t *liveTerm) start() {
 		defer signal.Stop(winch)
 		tick := time.NewTicker(liveRedraw)
 		defer tick.Stop()
+		cancelled := ctx.Done()
 		for {
 			select {
 			case <-t.stop:
 				return
+			case <-cancelled:
+				cancelled = nil
+				t.setNotice(t.cancelNote)
 			case <-winch:
 				t.mu.Lock()
 				t.resize()

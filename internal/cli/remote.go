@@ -87,7 +87,8 @@ func watchRemote(ctx context.Context, e *env, c *client.Client, run runbook.Run,
 	if out, ok := liveTerminal(e, output); ok {
 		live = newLiveTerm(out, newLiveModel(run.ID, doc, rollback))
 		observe = live.event
-		live.start()
+		live.cancelNote = "stopped watching: the run goes on on the server"
+		live.start(ctx)
 	}
 	_, tty := terminalInput(e)
 	a := &remoteAsker{e: e, c: c, runID: run.ID, live: live,

@@ -178,7 +178,7 @@ func drive(ctx context.Context, e *env, eng *engine.Engine, run runbook.Run, p *
 			live.m.title, live.m.environment = orText(live.m.title, prior.Title), prior.Environment
 		}
 		decider.live, observe = live, live.event
-		live.start()
+		live.start(ctx)
 	}
 	o := engine.ExecOptions{Actor: actor, Decider: decider, Observe: observe, RetryInterrupted: answer}
 	for _, f := range more {
