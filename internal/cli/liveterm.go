@@ -50,6 +50,7 @@ type liveTerm struct {
 	frozen bool // a prompt is reading an answer: the screen must stay still
 	// cancelNote is shown when the command's context ends (Ctrl-C).
 	cancelNote string
+	observed   int // events seen since start
 	stop       chan struct{}
 	done       chan struct{}
 	now        func() time.Time
@@ -119,6 +120,7 @@ func (t *liveTerm) start(ctx context.Context) {
 func (t *liveTerm) event(ev runbook.Event) {
 	t.mu.Lock()
 	t.m.apply(ev)
+	t.observed++
 	t.mu.Unlock()
 }
 
@@ -215,8 +217,12 @@ func (t *liveTerm) finish() {
 	var b strings.Builder
 	b.WriteString(t.moveToTop())
 	b.WriteString("\x1b[J")
-	for _, l := range renderSummary(t.m, t.now(), t.width, t.color) {
-		b.WriteString(l + "\n")
+	// A run that could not be executed at all (held by another process)
+	// has nothing to sum up; the error says why.
+	if t.observed > 0 {
+		for _, l := range renderSummary(t.m, t.now(), t.width, t.color) {
+			b.WriteString(l + "\n")
+		}
 	}
 	io.WriteString(t.out, b.String())
 	t.above = nil
