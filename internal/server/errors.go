@@ -40,6 +40,7 @@ func statusOf(err error) *Error {
 	var apiErr *Error
 	var paramsErr *engine.ParamsError
 	var paramErr *runbook.ParamError
+	var unfinished *engine.UnfinishedError
 	var ambiguous *store.AmbiguousIDError
 	if e := webhookStatus(err); e != nil {
 		return e
@@ -55,6 +56,8 @@ func statusOf(err error) *Error {
 		return &Error{http.StatusForbidden, "forbidden", err.Error()}
 	case errors.As(err, &paramsErr), errors.As(err, &paramErr):
 		return &Error{http.StatusBadRequest, "invalid_params", err.Error()}
+	case errors.As(err, &unfinished):
+		return &Error{http.StatusBadRequest, "unfinished_runbook", err.Error()}
 	case errors.As(err, &ambiguous):
 		return &Error{http.StatusBadRequest, "ambiguous_id", err.Error()}
 	case errors.Is(err, store.ErrNotFound):
