@@ -10,3 +10,6 @@ import (
 func ExecForTest(s *Store, ctx context.Context, query string, args ...any) (sql.Result, error) {
 	return s.db.ExecContext(ctx, query, args...)
 }
+
+// ProcessStartTicks exposes processStartTicks to the lease tests.
+var ProcessStartTicks = processStartTicks

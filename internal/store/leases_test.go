@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -348,4 +349,49 @@ func TestLeaseHolderKilled(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A process killed with kill -9 stays a zombie until its parent reaps it
+// (on some machines init reaps late); its lease must free at once all the
+// same, or `opsbook resume` right after a crash is refused as "being
+// executed".
+func TestLeaseOfZombieProcess(t *testing.T) {
+	cmd := exec.Command("sleep", "100")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	start, err := store.ProcessStartTicks(cmd.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(store.ProcessOwner(), ":")
+	owner := strings.Join([]string{parts[0], strconv.Itoa(cmd.Process.Pid), strconv.FormatUint(start, 10), parts[3]}, ":")
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait() // reap it at the end, not before the check
+	// Wait until the kernel has made it a zombie (not reaped: we are its parent).
+	for i := 0; ; i++ {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/stat")
+		if err == nil && strings.Contains(string(b), ") Z ") {
+			break
+		}
+		if i > 500 {
+			t.Fatalf("child never became a zombie: %s %v", b, err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	storetest.ForEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		run := mustCreate(t, s, runbook.Run{Status: runbook.RunRunning})
+		if _, err := s.AcquireRun(ctx, run.ID, owner, time.Hour); err != nil {
+			t.Fatal(err)
+		}
+		if alive, err := s.RunOwnerAlive(ctx, run.ID); err != nil || alive {
+			t.Fatalf("RunOwnerAlive of a zombie = %v, %v; want dead", alive, err)
+		}
+		if _, err := s.AcquireRun(ctx, run.ID, "resumer", time.Hour); err != nil {
+			t.Fatalf("AcquireRun over a zombie's lease: %v", err)
+		}
+	})
 }

@@ -62,10 +62,14 @@ func ownerDead(owner string) bool {
 		return true
 	}
 	// The pid exists; it is the owner only if it started when the owner did
-	// (pids are reused).
-	start, err := processStartTicks(p.pid)
+	// (pids are reused) and has not merely died unreaped: a process killed
+	// with kill -9 stays a zombie until its parent (often init) waits for it.
+	start, state, err := processStat(p.pid)
 	if err != nil {
 		return errors.Is(err, os.ErrNotExist) // exited between the two checks
+	}
+	if state == "Z" || state == "X" {
+		return true
 	}
 	return p.start != 0 && start != p.start
 }
@@ -94,22 +98,29 @@ var processSpace = sync.OnceValue(func() string {
 	return strings.ReplaceAll(strings.TrimSpace(string(b)), "-", "") + "." + ns
 })
 
-// processStartTicks reads field 22 (starttime) of /proc/PID/stat. The
-// command name (field 2) may hold spaces and parentheses, so fields are
-// counted after its closing parenthesis.
+// processStartTicks reads field 22 (starttime) of /proc/PID/stat.
 func processStartTicks(pid int) (uint64, error) {
+	start, _, err := processStat(pid)
+	return start, err
+}
+
+// processStat reads fields 22 (starttime) and 3 (state: R, S, Z, …) of
+// /proc/PID/stat. The command name (field 2) may hold spaces and
+// parentheses, so fields are counted after its closing parenthesis.
+func processStat(pid int) (start uint64, state string, err error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("parse /proc/%d/stat: no command name", pid)
+		return 0, "", fmt.Errorf("parse /proc/%d/stat: no command name", pid)
 	}
 	fields := strings.Fields(s[i+1:]) // fields[0] is field 3 (state)
 	if len(fields) < 20 {
-		return 0, fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(fields)+2)
+		return 0, "", fmt.Errorf("parse /proc/%d/stat: %d fields", pid, len(fields)+2)
 	}
-	return strconv.ParseUint(fields[19], 10, 64)
+	start, err = strconv.ParseUint(fields[19], 10, 64)
+	return start, fields[0], err
 }
