@@ -23,7 +23,7 @@ if [ ${#need[@]} -gt 0 ]; then
 	fi
 fi
 
-unformatted=$(gofmt -l cmd internal 2>/dev/null || true)
+unformatted=$(gofmt -l cmd internal bench 2>/dev/null || true)
 if [ -n "$unformatted" ]; then
 	echo "test.sh: gofmt would change:" >&2
 	echo "$unformatted" >&2

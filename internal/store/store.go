@@ -75,9 +75,13 @@ type Store struct {
 //
 // PostgreSQL follows the same rule with synchronous_commit = off for
 // result-only transactions.
+//
+// busy_timeout comes first: pragmas apply in order, and switching a fresh
+// file to WAL needs a lock that another process opening it at the same
+// moment may hold; without the timeout already set that is SQLITE_BUSY.
 var sqlitePragmas = []string{
-	"journal_mode(WAL)",
 	"busy_timeout(10000)",
+	"journal_mode(WAL)",
 	"foreign_keys(1)",
 	// A reader can hold back checkpoints while output pours in; once the
 	// WAL has been checkpointed, shrink it back instead of keeping its peak.
@@ -145,6 +149,14 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	}
 	f.Close()
 
+	// The first connection switches a fresh file to WAL, which takes a lock
+	// SQLite does not wait for (busy_timeout does not apply to it): processes
+	// opening the same new store at once take turns on the directory.
+	unlock, err := lockDir(filepath.Dir(abs))
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
+	}
+	defer unlock()
 	// Each SQLite connection has its own page cache (2 MiB by default), so
 	// the pools are bounded; there is one writer at a time anyway.
 	db, err := openSQLitePool(ctx, abs, "FULL", 16)
