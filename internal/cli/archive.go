@@ -33,8 +33,8 @@ completed is refused unless --force is given.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return badInput("--output must be text or json, not %q", output)
+			if err := checkOutput(output, "text", "json"); err != nil {
+				return err
 			}
 			ws, err := findWorkspace(e)
 			if err != nil {

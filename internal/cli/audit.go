@@ -38,8 +38,8 @@ workspace's .opsbook/server.db).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if output != "text" && output != "json" {
-				return badInput("--output must be text or json, not %q", output)
+			if err := checkOutput(output, "text", "json"); err != nil {
+				return err
 			}
 			var v client.AuditVerification
 			c, err := client.FromEnv(serverURL)

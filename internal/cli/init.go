@@ -34,8 +34,8 @@ upgrade, CDN switchover, TLS rotation) into ops/runbooks/.`,
 			} else if e.workspace != "" {
 				dir = e.workspace
 			}
-			if output != "text" && output != "json" {
-				return badInput("--output must be text or json, not %q", output)
+			if err := checkOutput(output, "text", "json"); err != nil {
+				return err
 			}
 			res, err := workspace.Init(dir, workspace.InitOptions{Lang: lang, WithLibrary: withLibrary})
 			if err != nil {

@@ -39,8 +39,8 @@ Templates in ops/templates/ override the built-in ones.`,
   opsbook new "数据库备份" --slug orders-nightly --dry-run`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return badInput("--output must be text or json, not %q", output)
+			if err := checkOutput(output, "text", "json"); err != nil {
+				return err
 			}
 			ws, err := findWorkspace(e)
 			if err != nil {

@@ -19,11 +19,7 @@ log — while it runs (from another terminal) or after it finished.`,
 		Args:    cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			ws, err := findWorkspace(e)
-			if err != nil {
-				return badInput("%v", err)
-			}
-			st, err := openState(ctx, ws)
+			ws, st, err := openWorkspaceState(ctx, e)
 			if err != nil {
 				return err
 			}

@@ -29,8 +29,8 @@ the same run: a run still held by a live process is refused.`,
   opsbook resume 01HV3 --failed-only   # re-run the hosts a fan-out step failed on`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return badInput("--output must be text or json, not %q", output)
+			if err := checkOutput(output, "text", "json"); err != nil {
+				return err
 			}
 			switch answer {
 			case "", runbook.ChoiceRetry, runbook.ChoiceSkip, runbook.ChoiceAbort:
@@ -43,11 +43,7 @@ the same run: a run still held by a live process is refused.`,
 			} else if c != nil {
 				return resumeRemote(ctx, e, c, args[0], answer, output, yes)
 			}
-			ws, err := findWorkspace(e)
-			if err != nil {
-				return badInput("%v", err)
-			}
-			st, err := openState(ctx, ws)
+			ws, st, err := openWorkspaceState(ctx, e)
 			if err != nil {
 				return err
 			}

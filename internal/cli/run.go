@@ -54,8 +54,8 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
   OPSBOOK_PARAM_TOKEN=… opsbook run rotate.md --env dev --yes --output json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return badInput("--output must be text or json, not %q", output)
+			if err := checkOutput(output, "text", "json"); err != nil {
+				return err
 			}
 			if envName == "" {
 				return badInput("--env is required: name the environment to run in (see environments: in opsbook.yaml)")

@@ -25,8 +25,8 @@ claims to be running but whose process died (its lease is not held by a live
 process) is shown as interrupted: continue it with ` + "`opsbook resume RUN`" + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return badInput("--output must be text or json, not %q", output)
+			if err := checkOutput(output, "text", "json"); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			if c, err := remoteClient(server); err != nil {
@@ -34,11 +34,7 @@ process) is shown as interrupted: continue it with ` + "`opsbook resume RUN`" + 
 			} else if c != nil {
 				return runsRemote(ctx, e, c, client.RunFilter{Environment: envName, Limit: limit}, output)
 			}
-			ws, err := findWorkspace(e)
-			if err != nil {
-				return badInput("%v", err)
-			}
-			st, err := openState(ctx, ws)
+			_, st, err := openWorkspaceState(ctx, e)
 			if err != nil {
 				return err
 			}

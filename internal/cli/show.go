@@ -25,8 +25,8 @@ breaches, rollback) and then a summary per step. RUN may be an id prefix.
 With --output json it prints the events, one per line, then the derived state.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return badInput("--output must be text or json, not %q", output)
+			if err := checkOutput(output, "text", "json"); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			if c, err := remoteClient(server); err != nil {
@@ -34,11 +34,7 @@ With --output json it prints the events, one per line, then the derived state.`,
 			} else if c != nil {
 				return showRemote(ctx, e, c, args[0], output)
 			}
-			ws, err := findWorkspace(e)
-			if err != nil {
-				return badInput("%v", err)
-			}
-			st, err := openState(ctx, ws)
+			ws, st, err := openWorkspaceState(ctx, e)
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -31,6 +32,27 @@ func openState(ctx context.Context, ws *workspace.Workspace) (*store.Store, erro
 		return nil, fmt.Errorf("open the run store of workspace %s: %w", ws.Dir, err)
 	}
 	return st, nil
+}
+
+// openWorkspaceState finds the workspace and opens its local run store.
+func openWorkspaceState(ctx context.Context, e *env) (*workspace.Workspace, *store.Store, error) {
+	ws, err := findWorkspace(e)
+	if err != nil {
+		return nil, nil, badInput("%v", err)
+	}
+	st, err := openState(ctx, ws)
+	if err != nil {
+		return nil, nil, err
+	}
+	return ws, st, nil
+}
+
+// checkOutput refuses an --output value the command does not support.
+func checkOutput(output string, allowed ...string) error {
+	if slices.Contains(allowed, output) {
+		return nil
+	}
+	return badInput("--output must be %s, not %q", strings.Join(allowed, " or "), output)
 }
 
 // newEngine is the engine the CLI drives in-process.

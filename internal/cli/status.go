@@ -46,8 +46,8 @@ prints the same list. --env defaults to the first protected environment.`,
 			if err != nil {
 				return badInput("%v", err)
 			}
-			if output != "text" && output != "json" {
-				return badInput("--output must be text or json, not %q", output)
+			if err := checkOutput(output, "text", "json"); err != nil {
+				return err
 			}
 			t, err := gates.Load(ws, args[0])
 			if err != nil {
