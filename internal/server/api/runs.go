@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -164,22 +163,13 @@ func (h *handlers) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{})
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	notify, stop := h.s.Subscribe(run.ID)
-	defer stop()
-	poll := time.NewTicker(time.Second) // events written by other processes
-	defer poll.Stop()
-	lastWrite := time.Now()
+	es := h.s.StreamRun(w, run.ID)
+	defer es.Close()
 	for {
 		evs, err := st.Events(ctx, run.ID, after, 500)
 		if err != nil {
 			fmt.Fprintf(w, "event: error\ndata: %q\n\n", err.Error())
-			rc.Flush()
+			es.Flush()
 			return nil
 		}
 		for _, ev := range evs {
@@ -187,11 +177,8 @@ func (h *handlers) streamEvents(w http.ResponseWriter, r *http.Request) error {
 			fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.Seq, ev.Type, b)
 			after = ev.Seq
 		}
-		if len(evs) > 0 {
-			lastWrite = time.Now()
-			if err := rc.Flush(); err != nil {
-				return nil
-			}
+		if len(evs) > 0 && !es.Flush() {
+			return nil
 		}
 		if len(evs) == 500 {
 			continue
@@ -199,23 +186,13 @@ func (h *handlers) streamEvents(w http.ResponseWriter, r *http.Request) error {
 		if cur, err := st.GetRun(ctx, run.ID); err == nil && cur.Status.Finished() {
 			if last, err := st.LastSeq(ctx, run.ID); err == nil && last <= after {
 				fmt.Fprintf(w, "event: end\ndata: {\"status\":%q}\n\n", cur.Status)
-				rc.Flush()
+				es.Flush()
 				return nil
 			}
 			continue
 		}
-		if time.Since(lastWrite) > 15*time.Second {
-			fmt.Fprint(w, ": keep-alive\n\n") // proxies close silent connections
-			lastWrite = time.Now()
-			if err := rc.Flush(); err != nil {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
+		if !es.Wait(ctx.Done()) {
 			return nil
-		case <-notify:
-		case <-poll.C:
 		}
 	}
 }

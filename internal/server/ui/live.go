@@ -58,20 +58,11 @@ func (h *handlers) live(w http.ResponseWriter, r *http.Request) error {
 			cursor.render(io.Discard, ev) // where the last line was left
 		}
 	}
-	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{})
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	notify, stop := h.s.Subscribe(run.ID)
-	defer stop()
-	poll := time.NewTicker(time.Second)
-	defer poll.Stop()
+	es := h.s.StreamRun(w, run.ID)
+	defer es.Close()
 
 	pg := h.newPage(r, run.Title, "overview", nil)
 	lastPanel := ""
-	lastWrite := time.Now()
 	first := true
 	for {
 		evs, err := st.Events(ctx, run.ID, after, liveBatch)
@@ -118,30 +109,17 @@ func (h *handlers) live(w http.ResponseWriter, r *http.Request) error {
 		}
 		if finished {
 			sse(w, "end", 0, string(run.Status))
-			rc.Flush()
+			es.Flush()
 			return nil
 		}
-		if len(evs) > 0 || changed {
-			lastWrite = time.Now()
-			if err := rc.Flush(); err != nil {
-				return nil
-			}
+		if (len(evs) > 0 || changed) && !es.Flush() {
+			return nil
 		}
 		if len(evs) == liveBatch {
 			continue
 		}
-		if time.Since(lastWrite) > 15*time.Second {
-			io.WriteString(w, ": keep-alive\n\n")
-			lastWrite = time.Now()
-			if err := rc.Flush(); err != nil {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
+		if !es.Wait(ctx.Done()) {
 			return nil
-		case <-notify:
-		case <-poll.C:
 		}
 	}
 }
