@@ -285,12 +285,18 @@ func (s *Server) oidcUser(ctx context.Context, issuer, subject string, claims ma
 	if !errors.Is(err, store.ErrNotFound) {
 		return store.User{}, false, err
 	}
-	base := claimString(claims, "preferred_username")
+	base := auth.NameFrom(claimString(claims, "preferred_username"))
 	if base == "" {
-		base = claimString(claims, "email")
+		base = auth.NameFrom(claimString(claims, "email"))
 	}
 	if base == "" {
-		base = subject
+		base = auth.NameFrom(subject)
+	}
+	if base == "" {
+		base = "oidc-user"
+	}
+	if len(base) > 60 {
+		base = base[:60] // room for the "-N" of a taken name
 	}
 	display := claimString(claims, "name")
 	for i := 1; i <= 100; i++ {

@@ -48,8 +48,8 @@ func (h *handlers) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	if req.Name == "" || len(req.Name) > 64 {
-		return server.BadRequest("name is required (at most 64 characters)")
+	if err := auth.CheckName("user", req.Name); err != nil {
+		return server.BadRequest("%v", err)
 	}
 	u := &store.User{Name: req.Name, Display: req.Display, Service: req.Service}
 	switch {
@@ -181,8 +181,8 @@ func (h *handlers) createTeam(w http.ResponseWriter, r *http.Request) error {
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	if req.Name == "" || len(req.Name) > 64 {
-		return server.BadRequest("name is required (at most 64 characters)")
+	if err := auth.CheckName("team", req.Name); err != nil {
+		return server.BadRequest("%v", err)
 	}
 	t, err := h.s.Store().CreateTeam(r.Context(), req.Name)
 	if err != nil {

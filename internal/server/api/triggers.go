@@ -51,8 +51,8 @@ func (h *handlers) createTrigger(w http.ResponseWriter, r *http.Request) error {
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	if req.Name == "" || len(req.Name) > 64 {
-		return server.BadRequest("name is required (at most 64 characters)")
+	if err := auth.CheckName("trigger", req.Name); err != nil {
+		return server.BadRequest("%v", err)
 	}
 	if _, ok := h.s.Catalog().Get(req.Runbook); !ok {
 		return server.BadRequest("runbook %q is not in the workspace", req.Runbook)

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"net/http"
-	"regexp"
 	"strconv"
 	"strings"
 
@@ -47,13 +46,11 @@ func (h *handlers) adminUsers(w http.ResponseWriter, r *http.Request) error {
 	}{users, teams}))
 }
 
-var nameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,63}$`)
-
 func (h *handlers) createUser(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	name, password := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password")
-	if !nameRe.MatchString(name) {
-		return server.BadRequest("user name %q: use lower-case letters, digits, '.', '_' and '-'", name)
+	if err := auth.CheckName("user", name); err != nil {
+		return server.BadRequest("%v", err)
 	}
 	hash, err := auth.HashPassword(password)
 	if err != nil {
@@ -93,8 +90,8 @@ func (h *handlers) adminTeams(w http.ResponseWriter, r *http.Request) error {
 
 func (h *handlers) createTeam(w http.ResponseWriter, r *http.Request) error {
 	name := strings.TrimSpace(r.PostFormValue("name"))
-	if !nameRe.MatchString(name) {
-		return server.BadRequest("team name %q: use lower-case letters, digits, '.', '_' and '-'", name)
+	if err := auth.CheckName("team", name); err != nil {
+		return server.BadRequest("%v", err)
 	}
 	if _, err := h.s.Store().CreateTeam(r.Context(), name); err != nil {
 		return err
