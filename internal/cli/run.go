@@ -84,14 +84,17 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 			if from != "" && !hasStep(p.Document, from) {
 				return badInput("--from %s: the runbook has no step with that id", from)
 			}
+			if dryRun {
+				if p.Params, err = planParams(e, p.Document.Front.Params, params); err != nil {
+					return err
+				}
+				return printPlan(e.stdout, p, from)
+			}
 			if p.Params, err = collectParams(e, p.Document.Front.Params, params, nil); err != nil {
 				return err
 			}
 			if _, err := runbook.ResolveParams(p.Document.Front.Params, p.Params); err != nil {
 				return badInput("invalid parameters:\n%v", err)
-			}
-			if dryRun {
-				return printPlan(e.stdout, p, from)
 			}
 			tr, err := admitTaskRun(e, ws, rel, envName, emergency)
 			if err != nil {
@@ -481,6 +484,60 @@ func (d *cliDecider) Decide(ctx context.Context, w runbook.Waiting, lastErr erro
 		}
 	}
 	return req, nil
+}
+
+// planParams is --dry-run's view of the parameters: the values given (flags,
+// OPSBOOK_PARAM_*) are checked as a run checks them, but nothing is prompted
+// for and a required value not given yet is only marked, since no value
+// changes which commands the plan holds — a reviewer can read the plan
+// before anyone has the values.
+func planParams(e *env, defs []runbook.Param, flags []string) (map[string]string, error) {
+	quiet := *e
+	quiet.stdin = strings.NewReader("") // no prompts
+	given, err := collectParams(&quiet, defs, flags, nil)
+	if err != nil {
+		return nil, err
+	}
+	const missing = "<required: give it at run time>"
+	var errs []error
+	for _, d := range defs {
+		if _, ok := given[d.Name]; !ok && d.Required && !d.HasDefault {
+			given[d.Name] = missing
+		}
+	}
+	check := map[string]string{}
+	for k, v := range given {
+		if v != missing {
+			check[k] = v
+		}
+	}
+	resolved, err := runbook.ResolveParams(defs, check)
+	if err != nil {
+		for _, one := range unwrapJoined(err) {
+			var pe *runbook.ParamError
+			if errors.As(one, &pe) && given[pe.Name] == missing {
+				continue
+			}
+			errs = append(errs, one)
+		}
+		if len(errs) > 0 {
+			return nil, badInput("invalid parameters:\n%v", errors.Join(errs...))
+		}
+		return given, nil
+	}
+	for k, v := range given {
+		if v == missing {
+			resolved[k] = v
+		}
+	}
+	return resolved, nil
+}
+
+func unwrapJoined(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
 
 // printPlan is --dry-run: what would run, and nothing runs.

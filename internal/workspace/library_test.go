@@ -1,12 +1,8 @@
 package workspace
 
 import (
-	"flag"
-	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -14,8 +10,6 @@ import (
 	"github.com/opsbook/opsbook/internal/markdown"
 	"github.com/opsbook/opsbook/internal/runbook"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 // libraryOnDisk writes the embedded library to a directory, as init
 // --with-library does, and returns the paths.
@@ -161,122 +155,6 @@ func TestMatchLibrary(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestLibraryPlans shows, per library runbook, the plan a run would
-// execute: every step of the runbook and its rollback with target, policy,
-// command and checks, as parsed. Review the golden files like code.
-func TestLibraryPlans(t *testing.T) {
-	for _, e := range Library {
-		t.Run(e.Name, func(t *testing.T) {
-			rb, rollback, err := LibraryFiles(&e)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var b strings.Builder
-			for _, d := range []struct {
-				name string
-				src  []byte
-			}{{e.Name + ".md", rb}, {e.Name + "-rollback.md", rollback}} {
-				doc, diags := markdown.Parse(d.name, d.src)
-				if runbook.HasErrors(diags) {
-					t.Fatalf("%s does not parse: %v", d.name, diags)
-				}
-				writePlan(&b, doc)
-			}
-			golden := filepath.Join("testdata", "plans", e.Name+".golden")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestLibraryPlans -update to create it)", err)
-			}
-			if string(want) != b.String() {
-				t.Errorf("plan of %s changed; if intended, run go test ./internal/workspace -run TestLibraryPlans -update\n--- got\n%s", e.Name, b.String())
-			}
-		})
-	}
-}
-
-func writePlan(b *strings.Builder, doc *runbook.Document) {
-	f := doc.Front
-	fmt.Fprintf(b, "== %s: %s (%s %s, change %s, estimate %s)\n", f.Kind, doc.Path, f.System, f.Operation, f.Change, formatEstimate(f.Estimate))
-	for _, p := range f.Params {
-		req := ""
-		if p.Required {
-			req = ", required"
-		}
-		if p.HasDefault {
-			req += ", default " + fmt.Sprintf("%q", p.Default)
-		}
-		fmt.Fprintf(b, "param %s (%s%s)\n", p.Name, p.Type, req)
-	}
-	for _, tg := range f.Targets {
-		keys := make([]string, 0, len(tg.Selector))
-		for k := range tg.Selector {
-			keys = append(keys, k+"="+tg.Selector[k])
-		}
-		sort.Strings(keys)
-		fmt.Fprintf(b, "target %s: %s\n", tg.Name, strings.Join(keys, ","))
-	}
-	for _, g := range f.Guards {
-		fmt.Fprintf(b, "guard %s: %s %s %g → %s\n", g.Name, g.Query, g.Op, g.Threshold, g.OnBreach)
-	}
-	for i, s := range doc.Steps {
-		target := s.Target
-		if target == "" {
-			target = runbook.TargetLocal
-		}
-		var attrs []string
-		add := func(k, v string) {
-			if v != "" && v != "0" && v != "0s" {
-				attrs = append(attrs, k+"="+v)
-			}
-		}
-		add("target", target)
-		add("timeout", formatEstimate(s.Timeout))
-		add("estimate", formatEstimate(s.Estimate))
-		add("on_fail", string(s.OnFail))
-		add("retries", fmt.Sprint(s.Retries))
-		add("parallel", fmt.Sprint(s.Parallel))
-		add("batch", s.Batch)
-		add("max_failures", s.MaxFailures)
-		add("outputs", strings.Join(s.Outputs, ","))
-		if s.Idempotent {
-			attrs = append(attrs, "idempotent")
-		}
-		fmt.Fprintf(b, "%d. %s [%s]\n", i+1, s.ID, strings.Join(attrs, " "))
-		block := func(label string, bl *runbook.Block) {
-			if bl == nil {
-				return
-			}
-			extra := ""
-			if bl.Role == runbook.BlockUntil {
-				extra = fmt.Sprintf(" every %s for %s", bl.Interval, bl.Timeout)
-			}
-			if bl.Role == runbook.BlockGate {
-				extra = fmt.Sprintf(" approvers=%d", s.Approvers)
-			}
-			fmt.Fprintf(b, "   %s%s:\n", label, extra)
-			for _, line := range strings.Split(strings.TrimRight(bl.Body, "\n"), "\n") {
-				fmt.Fprintf(b, "     | %s\n", line)
-			}
-		}
-		block("run", s.Action)
-		block("manual", s.Manual)
-		block("gate", s.Gate)
-		block("call", s.Call)
-		block("verify", s.Verify)
-		block("expect", s.Expect)
-		block("until", s.Until)
-	}
-	b.WriteString("\n")
 }
 
 // TestSampleWorkspaceHasTheLibrary keeps examples/workspace/ops/runbooks in
