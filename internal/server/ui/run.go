@@ -36,7 +36,16 @@ type stepView struct {
 	Attempts                                      int
 	Checks                                        []runbook.Check
 	Decisions                                     []runbook.Decision
-	Over                                          bool // took over 1.5× its estimate
+	Over                                          bool       // took over 1.5× its estimate
+	Hosts                                         []hostView // a fan-out step's hosts, in inventory order
+}
+
+// hostView is one host of a fan-out step.
+type hostView struct {
+	Host, Duration, Error string
+	Status                runbook.StepStatus
+	Batch, Attempts       int
+	NotStarted            bool
 }
 
 // loadRun reads a run, replays its log and lays out its steps.
@@ -96,6 +105,19 @@ func (h *handlers) viewRun(ctx context.Context, p *auth.Principal, run runbook.R
 			}
 			if !st.StartedAt.IsZero() {
 				sv.Started = st.StartedAt.Local().Format("15:04:05")
+			}
+			if st.Fanout || len(st.Hosts) > 1 {
+				for _, hs := range st.Hosts {
+					hv := hostView{Host: hs.Host, Status: hs.Status, Batch: hs.Batch, Attempts: hs.Attempts, Error: hs.Error, NotStarted: hs.NotStarted()}
+					if !hs.StartedAt.IsZero() {
+						end := hs.FinishedAt
+						if end.IsZero() {
+							end = now
+						}
+						hv.Duration = formatDuration(end.Sub(hs.StartedAt))
+					}
+					sv.Hosts = append(sv.Hosts, hv)
+				}
 			}
 		}
 		v.Steps = append(v.Steps, sv)
