@@ -55,9 +55,12 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 		}
 	}
 
+	stmts, err := s.appendStatements(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
+	}
 	var last int64
-	err = tx.QueryRowContext(ctx, `UPDATE runs SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq`,
-		runID, int64(len(evs))).Scan(&last)
+	err = tx.StmtContext(ctx, stmts.bump).QueryRowContext(ctx, runID, int64(len(evs))).Scan(&last)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("append events to run %s: %w", runID, ErrNotFound)
 	}
@@ -66,15 +69,8 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 	}
 	first := last - int64(len(evs)) + 1
 
-	const insert = `INSERT INTO events (run_id, seq, at, type, step, host, actor, attempt, stream, text, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
-	var stmt *sql.Stmt
-	if len(evs) > 1 {
-		if stmt, err = tx.PrepareContext(ctx, insert); err != nil {
-			return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
-		}
-		defer stmt.Close()
-	}
+	stmt := tx.StmtContext(ctx, stmts.insert)
+	defer stmt.Close()
 	now := time.Now()
 	out := make([]runbook.Event, len(evs))
 	for i, ev := range evs {
@@ -95,12 +91,7 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 		}
 		args := []any{runID, ev.Seq, micros(ev.Time), string(ev.Type), ev.Step, ev.Host, ev.Actor,
 			ev.Attempt, ev.Stream, []byte(ev.Text), data}
-		if stmt != nil {
-			_, err = stmt.ExecContext(ctx, args...)
-		} else {
-			_, err = tx.ExecContext(ctx, insert, args...)
-		}
-		if err != nil {
+		if _, err = stmt.ExecContext(ctx, args...); err != nil {
 			return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
 		}
 		out[i] = ev
@@ -109,6 +100,34 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 		return nil, fmt.Errorf("append events to run %s: commit: %w", runID, mapError(err))
 	}
 	return out, nil
+}
+
+// appendStmts are AppendEvents' two statements, prepared once per pool:
+// compiling the SQL again for every event costs more than running it.
+type appendStmts struct{ bump, insert *sql.Stmt }
+
+func (s *Store) appendStatements(ctx context.Context, db *sql.DB) (*appendStmts, error) {
+	s.stmtMu.Lock()
+	defer s.stmtMu.Unlock()
+	if st, ok := s.stmts[db]; ok {
+		return st, nil
+	}
+	bump, err := db.PrepareContext(ctx, `UPDATE runs SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq`)
+	if err != nil {
+		return nil, err
+	}
+	insert, err := db.PrepareContext(ctx, `INSERT INTO events (run_id, seq, at, type, step, host, actor, attempt, stream, text, data)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`)
+	if err != nil {
+		bump.Close()
+		return nil, err
+	}
+	if s.stmts == nil {
+		s.stmts = map[*sql.DB]*appendStmts{}
+	}
+	st := &appendStmts{bump: bump, insert: insert}
+	s.stmts[db] = st
+	return st, nil
 }
 
 // fsyncedEvent reports whether an event of this type must be on disk, not

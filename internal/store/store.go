@@ -51,6 +51,9 @@ type Store struct {
 	// has one writer at a time anyway: waiting here is a queue, waiting in
 	// SQLite's busy handler is sleep-and-poll with growing sleeps.
 	appendMu sync.Mutex
+
+	stmtMu sync.Mutex
+	stmts  map[*sql.DB]*appendStmts // see appendStatements
 }
 
 // sqlitePragmas are applied to every SQLite connection; the synchronous
@@ -244,6 +247,13 @@ func lockDir(dir string) (unlock func(), err error) {
 
 // Close closes the database.
 func (s *Store) Close() error {
+	s.stmtMu.Lock()
+	for _, st := range s.stmts {
+		st.bump.Close()
+		st.insert.Close()
+	}
+	s.stmts = nil
+	s.stmtMu.Unlock()
 	if s.outputDB != nil {
 		s.outputDB.Close()
 	}
