@@ -74,6 +74,7 @@ type Server struct {
 	// requests as pages instead of JSON.
 	errorPage ErrorPageFunc
 	oidc      *oidcClient // nil: OIDC sign-in is off
+	sshHosts  *sshHosts   // the engine's SSH connections, closed at shutdown; nil with a configured engine
 }
 
 // New builds a server: it reads the workspace and registers the built-in
@@ -101,15 +102,16 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	var hosts *sshHosts
 	if cfg.Engine == nil {
-		hosts := &sshHosts{dir: cfg.Workspace}
+		hosts = &sshHosts{dir: cfg.Workspace}
 		cfg.Engine = engine.New(engine.Config{Store: cfg.Store, Remote: hosts.Executor})
 	}
 	catalog, err := LoadCatalog(cfg.Workspace)
 	if err != nil {
 		return nil, fmt.Errorf("serve workspace %s: %w", cfg.Workspace, err)
 	}
-	s := &Server{cfg: cfg, store: cfg.Store, engine: cfg.Engine, keys: cfg.Keys, catalog: catalog, log: cfg.Logger, mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, store: cfg.Store, engine: cfg.Engine, keys: cfg.Keys, catalog: catalog, log: cfg.Logger, mux: http.NewServeMux(), sshHosts: hosts}
 	if cfg.OIDC != nil {
 		s.oidc = newOIDCClient(*cfg.OIDC)
 	}
@@ -185,7 +187,13 @@ func (s *Server) Start(ctx context.Context) { s.resumeOrphans(ctx) }
 
 // Shutdown stops taking runs and waits (up to ctx's deadline) for the
 // executing ones.
-func (s *Server) Shutdown(ctx context.Context) error { return s.runs.shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.runs.shutdown(ctx)
+	if s.sshHosts != nil {
+		s.sshHosts.Close() // after the runs: a finishing step may still use its connection
+	}
+	return err
+}
 
 // ListenAndServe serves on addr until ctx is cancelled (SIGTERM), then
 // shuts down gracefully: it stops accepting connections, finishes
@@ -223,7 +231,7 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(net
 		hs.Close()
 		httpErr = nil
 	}
-	runErr := s.runs.shutdown(sctx)
+	runErr := s.Shutdown(sctx)
 	if runErr != nil {
 		s.log.Warn("shutdown", "err", runErr)
 	}
