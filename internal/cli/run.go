@@ -100,6 +100,11 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 			if err != nil {
 				return err
 			}
+			if tr == nil {
+				if err := admitStandingRun(e, ws, rel, p.Document, envName, emergency); err != nil {
+					return err
+				}
+			}
 			actor := lifecycle.Actor(ws.Dir)
 			if tr != nil && tr.Snapshot() != "" {
 				p.Snapshot = tr.Snapshot()

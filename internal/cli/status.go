@@ -146,6 +146,30 @@ func admitTaskRun(e *env, ws *workspace.Workspace, runbookRel, envName, emergenc
 	return &taskRun{task: t, report: rep, actor: lifecycle.Actor(ws.Dir)}, nil
 }
 
+// admitStandingRun applies the change calendar to a runbook that is not a
+// task's (gates.AdmitStanding): in a protected environment a normal or
+// emergency change runs inside a window and outside freezes, or with an
+// emergency override.
+func admitStandingRun(e *env, ws *workspace.Workspace, rel string, doc *runbook.Document, envName, emergency string) error {
+	now, err := lifecycleNow()
+	if err != nil {
+		return badInput("%v", err)
+	}
+	rep, err := gates.AdmitStanding(ws, rel, doc, envName, now, emergency)
+	if rep != nil && len(rep.Gates) > 0 {
+		fmt.Fprintf(e.stderr, "Gates before a run of %s in %s:\n", rel, envName)
+		rep.WriteGates(e.stderr)
+	}
+	if err != nil {
+		var refusal *gates.Refusal
+		if errors.As(err, &refusal) {
+			return &ExitError{Code: ExitRefused, Err: err}
+		}
+		return badInput("%v", err)
+	}
+	return nil
+}
+
 // Snapshot is the snapshot a run of the task in its environment stores.
 func (tr *taskRun) Snapshot() string { return tr.report.RunSnapshot }
 

@@ -61,6 +61,21 @@ func (s *Server) admitTask(ctx context.Context, rel string, docs Documents, envN
 	return &taskAdmission{task: t, report: rep}, nil
 }
 
+// admitStanding applies the change calendar to a run of a runbook that is
+// not a task's, as `opsbook run` does (gates.AdmitStanding): a refusal is a
+// 409 with the gates in words.
+func (s *Server) admitStanding(rel string, doc *runbook.Document, envName, emergency string) error {
+	rep, err := gates.AdmitStanding(s.catalog.Workspace(), rel, doc, envName, s.Now(), emergency)
+	var refusal *gates.Refusal
+	if errors.As(err, &refusal) {
+		return Errorf(http.StatusConflict, "gates_unmet", "%v\n%s", err, gateLines(rep))
+	}
+	if err != nil {
+		return BadRequest("%v", err)
+	}
+	return nil
+}
+
 // gateLines is the gate list in words, one gate a line, as `opsbook run`
 // prints it.
 func gateLines(rep *gates.Report) string {

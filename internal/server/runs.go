@@ -14,6 +14,7 @@ import (
 
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/engine"
+	"github.com/opsbook/opsbook/internal/lifecycle/gates"
 	"github.com/opsbook/opsbook/internal/markdown"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/snapshot"
@@ -283,6 +284,11 @@ func (s *Server) StartRun(ctx context.Context, p *auth.Principal, req StartReque
 	adm, err := s.admitTask(ctx, req.Runbook, docs, env.Name, req.Emergency)
 	if err != nil {
 		return runbook.Run{}, err
+	}
+	if _, isTask := gates.TaskOf(req.Runbook); !isTask {
+		if err := s.admitStanding(req.Runbook, docs.Runbook, env.Name, req.Emergency); err != nil {
+			return runbook.Run{}, err
+		}
 	}
 	run, err := s.engine.Start(ctx, plan, engine.StartOptions{Actor: p.Name, From: req.From, Emergency: req.Emergency})
 	if err != nil {

@@ -48,7 +48,8 @@ type Options struct {
 
 // Report is the state of a task and its gates for one environment.
 type Report struct {
-	Task        string               `json:"task"`
+	Task        string               `json:"task,omitempty"`
+	Runbook     string               `json:"runbook,omitempty"` // a standing runbook's path (AdmitStanding), when Task is empty
 	Dir         string               `json:"dir"`
 	State       string               `json:"state"`
 	Snapshot    string               `json:"snapshot"`
@@ -130,27 +131,59 @@ func (t *Task) Evaluate(envName string, now time.Time, o Options) (*Report, erro
 	if env.Protected {
 		rep.Gates = append(rep.Gates, t.checklistGate(rep))
 	}
-	emergencyOK := o.Emergency != "" && t.Runbook.Front.Change == runbook.ChangeEmergency
+	rep.Gates = append(rep.Gates, changeGates(env, now, t.Runbook.Front.Change, o.Emergency)...)
+	rep.State = t.state(rep, &env)
+	return rep, nil
+}
+
+// changeGates are the gates of the change calendar: the environment's
+// windows and freezes, which an emergency override (a reason, on a
+// change: emergency runbook) waives, and the refusal of an override on any
+// other runbook.
+func changeGates(env workspace.Environment, now time.Time, change runbook.ChangeType, emergency string) []Gate {
+	var gs []Gate
+	emergencyOK := emergency != "" && change == runbook.ChangeEmergency
 	if len(env.Windows) > 0 {
 		g := windowGate(env, now)
 		g.Overridden = !g.Met && emergencyOK
-		rep.Gates = append(rep.Gates, g)
+		gs = append(gs, g)
 	}
 	if len(env.Freezes) > 0 {
 		g := freezeGate(env, now)
 		g.Overridden = !g.Met && emergencyOK
-		rep.Gates = append(rep.Gates, g)
+		gs = append(gs, g)
 	}
-	if o.Emergency != "" && !emergencyOK {
-		change := t.Runbook.Front.Change
+	if emergency != "" && !emergencyOK {
 		if change == "" {
 			change = "not set"
 		}
-		rep.Gates = append(rep.Gates, Gate{ID: GateEmergency, Title: "emergency override",
+		gs = append(gs, Gate{ID: GateEmergency, Title: "emergency override",
 			Detail:  fmt.Sprintf("--emergency was given, but the runbook's change type is %s", change),
 			Missing: "an emergency override is only for runbooks with `change: emergency` in their front matter; wait for the change window, or make it an emergency change and have it reviewed again"})
 	}
-	rep.State = t.state(rep, &env)
+	return gs
+}
+
+// AdmitStanding applies the change calendar to a run of a standing runbook
+// (one that is not a planned operation's task) in a protected environment:
+// outside the environment's windows or inside a freeze it is refused, unless
+// it is a change: emergency runbook run with an emergency reason. Standard
+// changes are pre-approved routine work (the nightly backup) and run at any
+// time; so does everything in an environment that is not protected. The
+// report is returned either way; a refusal is a *Refusal.
+func AdmitStanding(ws *workspace.Workspace, rel string, doc *runbook.Document, envName string, now time.Time, emergency string) (*Report, error) {
+	env, err := ws.Environment(envName)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Runbook: rel, Environment: envName, Protected: env.Protected, Emergency: emergency, Now: now}
+	if !env.Protected || doc.Front.Change == runbook.ChangeStandard && emergency == "" {
+		return rep, nil
+	}
+	rep.Gates = changeGates(env, now, doc.Front.Change, emergency)
+	if !rep.Allowed() {
+		return rep, &Refusal{Report: rep}
+	}
 	return rep, nil
 }
 

@@ -21,6 +21,9 @@ func (e *Refusal) Error() string {
 			unmet = append(unmet, g.ID)
 		}
 	}
+	if e.Report.Task == "" {
+		return fmt.Sprintf("runbook %s may not run in %s now: %s not met", e.Report.Runbook, e.Report.Environment, strings.Join(unmet, ", "))
+	}
 	return fmt.Sprintf("task %s may not run in %s yet: %s not met (see `opsbook status %s --env %s`)",
 		e.Report.Task, e.Report.Environment, strings.Join(unmet, ", "), e.Report.Task, e.Report.Environment)
 }

@@ -203,3 +203,34 @@ func eventText(h *harness, id string) string {
 	}
 	return b.String()
 }
+
+// TestStandingRunbookWindowThroughServer: a standing runbook (not a task's)
+// of a normal change is held to the protected environment's change window
+// through the API as through `opsbook run`; a standard change is not.
+func TestStandingRunbookWindowThroughServer(t *testing.T) {
+	dir := taskWorkspace(t)
+	for name, change := range map[string]string{"normal": "normal", "routine": "standard"} {
+		body := "---\nkind: runbook\ntitle: " + name + "\nchange: " + change + "\n---\n\n## Steps\n\n### Do\n\n```sh {id=do verify=none reason=test}\ntrue\n```\n"
+		p := filepath.Join(dir, "ops", "runbooks", name+".md")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := newHarnessWith(t, filepath.Join(t.TempDir(), "server.db"), func(c *server.Config) {
+		c.Workspace = dir
+		c.Now = func() time.Time { return time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC) } // a Wednesday: outside the window
+	})
+	r := h.do(admin, "POST", "/api/v1/runs", map[string]any{"runbook": "ops/runbooks/normal.md", "environment": "production", "snapshot": "current"})
+	if r.status != http.StatusConflict || !strings.Contains(string(r.body), "change window") {
+		t.Errorf("normal change outside the window: %d %s, want 409 naming the change window", r.status, r.body)
+	}
+	if r := h.do(admin, "POST", "/api/v1/runs", map[string]any{"runbook": "ops/runbooks/routine.md", "environment": "production", "snapshot": "current"}); r.status != http.StatusCreated {
+		t.Errorf("standard change outside the window: %d %s, want 201", r.status, r.body)
+	}
+	if r := h.do(admin, "POST", "/api/v1/runs", map[string]any{"runbook": "ops/runbooks/normal.md", "environment": "staging", "snapshot": "current"}); r.status != http.StatusCreated {
+		t.Errorf("normal change in an unprotected environment: %d %s, want 201", r.status, r.body)
+	}
+}
