@@ -32,7 +32,7 @@ func newServeCmd(e *env) *cobra.Command {
 	var oidcFlags server.OIDCConfig
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the opsbook server: REST API, runs, triggers, audit log",
+		Short: "Run the opsbook server: web UI, REST API, runs, triggers, audit log",
 		Long: `Serve a workspace over HTTP: the REST API under /api/v1 (OpenAPI at
 /api/v1/openapi.json), runs executed inside the server, users, teams and
 permissions, sensitive variables encrypted at rest, a hash-chained audit log,
