@@ -142,6 +142,9 @@ func (r *runner) drive(parent context.Context, resume bool) (runbook.RunStatus, 
 	for k, v := range s.Outputs {
 		r.outputs[k] = v
 	}
+	if err := r.checkLostOutputs(s); err != nil {
+		return "", err
+	}
 	now := time.Now()
 	// Anything after run.started means an earlier execution got somewhere.
 	if resume || s.LastSeq > 1 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -466,9 +467,21 @@ func (r *runner) succeed(ctx context.Context, phase string, step *runbook.Step, 
 				maps.Copy(ev.Data, outputs)
 			}))
 	}
-	evs = append(evs, r.stepEvent(runbook.EventStepFinished, phase, step, res.host, res.attempt,
+	finished := r.stepEvent(runbook.EventStepFinished, phase, step, res.host, res.attempt,
 		withData("status", string(runbook.StepSucceeded), "exit_code", strconv.Itoa(res.exitCode),
-			"duration_ms", strconv.FormatInt(res.duration.Milliseconds(), 10))))
+			"duration_ms", strconv.FormatInt(res.duration.Milliseconds(), 10)))
+	// Outputs that hold a secret are stored masked; say which, so that a
+	// resumed run knows it cannot restore them (see checkLostOutputs).
+	var secret []string
+	for _, name := range slices.Sorted(maps.Keys(outputs)) {
+		if r.mask.String(outputs[name]) != outputs[name] {
+			secret = append(secret, name)
+		}
+	}
+	if len(secret) > 0 {
+		finished.Data["secret_outputs"] = strings.Join(secret, ",")
+	}
+	evs = append(evs, finished)
 	if err := r.append(ctx, evs...); err != nil {
 		return err
 	}

@@ -105,9 +105,12 @@ type StepState struct {
 	Checks     []Check           `json:"checks,omitempty"`
 	Retries    []Retry           `json:"retries,omitempty"`
 	Outputs    map[string]string `json:"outputs,omitempty"`
-	Decisions  []Decision        `json:"decisions,omitempty"`
-	OutputSize int64             `json:"output_bytes"`     // bytes of recorded (masked) output
-	Resumed    bool              `json:"resumed,omitzero"` // was running when the run was interrupted
+	// SecretOutputs are outputs the step published whose values held a
+	// secret: they are stored masked, so a resumed run cannot restore them.
+	SecretOutputs []string   `json:"secret_outputs,omitempty"`
+	Decisions     []Decision `json:"decisions,omitempty"`
+	OutputSize    int64      `json:"output_bytes"`     // bytes of recorded (masked) output
+	Resumed       bool       `json:"resumed,omitzero"` // was running when the run was interrupted
 	// Fanout is set for a step spread over inventory hosts: its host-less
 	// step.started lists the hosts (Hosts then holds one entry per host,
 	// pending until started), its host-less step.finished is the step's
@@ -465,6 +468,11 @@ func (s *RunState) Apply(ev Event) {
 		// event; a step on one host by that host's event.
 		if ev.Host == "" || !st.Fanout && len(st.Hosts) <= 1 {
 			st.Status, st.FinishedAt, st.ExitCode, st.Error = status, ev.Time, code, ev.Text
+			for _, name := range splitList(ev.Data["secret_outputs"]) {
+				if !slices.Contains(st.SecretOutputs, name) {
+					st.SecretOutputs = append(st.SecretOutputs, name)
+				}
+			}
 			if st.StartedAt.IsZero() {
 				st.StartedAt = ev.Time
 			}

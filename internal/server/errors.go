@@ -41,6 +41,7 @@ func statusOf(err error) *Error {
 	var paramsErr *engine.ParamsError
 	var paramErr *runbook.ParamError
 	var unfinished *engine.UnfinishedError
+	var lostOutputs *engine.LostOutputsError
 	var ambiguous *store.AmbiguousIDError
 	if e := webhookStatus(err); e != nil {
 		return e
@@ -58,6 +59,8 @@ func statusOf(err error) *Error {
 		return &Error{http.StatusBadRequest, "invalid_params", err.Error()}
 	case errors.As(err, &unfinished):
 		return &Error{http.StatusBadRequest, "unfinished_runbook", err.Error()}
+	case errors.As(err, &lostOutputs):
+		return &Error{http.StatusConflict, "outputs_lost", err.Error()}
 	case errors.As(err, &ambiguous):
 		return &Error{http.StatusBadRequest, "ambiguous_id", err.Error()}
 	case errors.Is(err, store.ErrNotFound):
