@@ -192,7 +192,15 @@ var routeCases = map[string]routeCase{
 	"GET /admin/teams":        {setup: static("/admin/teams", nil), ok: 200},
 	"GET /admin/environments": {setup: static("/admin/environments", nil), ok: 200},
 	"GET /admin/triggers":     {setup: static("/admin/triggers", nil), ok: 200},
-	"GET /admin/variables":    {setup: static("/admin/variables", nil), ok: 200, allow: signedIn},
+	"POST /admin/triggers": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
+		h.serviceUser()
+		return "/admin/triggers", url.Values{"name": {h.unique("ui-nightly")}, "kind": {"schedule"}, "runbook": {searchRunbook},
+			"environment": {"staging"}, "schedule": {"0 3 * * *"}, "timezone": {"Asia/Shanghai"}, "service_user": {"svc"}}
+	}, ok: 303, location: "/admin/triggers"},
+	"POST /admin/triggers/{name}/delete": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
+		return "/admin/triggers/" + h.webhookTrigger(h.unique("ui-doomed"), searchRunbook) + "/delete", url.Values{}
+	}, ok: 303, location: "/admin/triggers"},
+	"GET /admin/variables": {setup: static("/admin/variables", nil), ok: 200, allow: signedIn},
 	"POST /admin/users": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
 		return "/admin/users", url.Values{"name": {h.unique("new")}, "password": {"a long enough password"}, "team": {"viewer"}}
 	}, ok: 303, location: "/admin/users"},

@@ -21,6 +21,8 @@ func (h *handlers) registerAdmin() {
 	h.s.Handle("POST /admin/grants", admin, "UI: grant a team a permission", h.createGrant)
 	h.s.Handle("GET /admin/environments", admin, "UI: environments and their targets", h.adminEnvironments)
 	h.s.Handle("GET /admin/triggers", admin, "UI: triggers", h.adminTriggers)
+	h.s.Handle("POST /admin/triggers", admin, "UI: create a trigger", h.createTrigger)
+	h.s.Handle("POST /admin/triggers/{name}/delete", admin, "UI: delete a trigger", h.deleteTrigger)
 	h.s.Handle("GET /admin/variables", auth.NeedSomewhere(auth.RunbookView), "UI: variables (sensitive values write-only)", h.adminVariables)
 	h.s.Handle("POST /admin/variables", auth.Need(auth.VariableEdit, h.scopeVariableForm), "UI: set a variable", h.setVariable)
 }
@@ -154,13 +156,71 @@ func (h *handlers) adminEnvironments(w http.ResponseWriter, r *http.Request) err
 }
 
 func (h *handlers) adminTriggers(w http.ResponseWriter, r *http.Request) error {
-	ts, err := h.s.Store().ListTriggers(r.Context())
+	return h.renderTriggers(w, r, "", "")
+}
+
+// renderTriggers shows the triggers and the form for a new one; secret is
+// a new webhook trigger's HMAC key, shown this once.
+func (h *handlers) renderTriggers(w http.ResponseWriter, r *http.Request, created, secret string) error {
+	ctx := r.Context()
+	ts, err := h.s.Store().ListTriggers(ctx)
 	if err != nil {
 		return err
 	}
+	users, err := h.s.Store().ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	var services []string
+	for _, u := range users {
+		if u.Service {
+			services = append(services, u.Name)
+		}
+	}
+	var runbooks []string
+	for _, e := range h.s.Catalog().List() {
+		runbooks = append(runbooks, e.Path)
+	}
 	return h.render(w, http.StatusOK, "admin_triggers", h.adminPage(r, "admin_triggers", "triggers", struct {
-		Triggers []store.Trigger
-	}{ts}))
+		Triggers     []store.Trigger
+		Runbooks     []string
+		Environments []string
+		Services     []string
+		Created      string
+		Secret       string
+	}{ts, runbooks, h.s.Catalog().Workspace().EnvironmentNames(), services, created, secret}))
+}
+
+func (h *handlers) createTrigger(w http.ResponseWriter, r *http.Request) error {
+	spec := server.TriggerSpec{
+		Name:        strings.TrimSpace(r.PostFormValue("name")),
+		Kind:        r.PostFormValue("kind"),
+		Runbook:     r.PostFormValue("runbook"),
+		Environment: r.PostFormValue("environment"),
+		ServiceUser: r.PostFormValue("service_user"),
+		CatchUp:     r.PostFormValue("catch_up") != "",
+	}
+	if spec.Kind == store.TriggerSchedule {
+		spec.Schedule = strings.TrimSpace(r.PostFormValue("schedule"))
+		spec.Timezone = strings.TrimSpace(r.PostFormValue("timezone"))
+	}
+	t, secret, err := h.s.CreateTrigger(r, spec, principal(r).Name)
+	if err != nil {
+		return err
+	}
+	if secret == "" {
+		http.Redirect(w, r, "/admin/triggers?flash=saved", http.StatusSeeOther)
+		return nil
+	}
+	return h.renderTriggers(w, r, t.Name, secret)
+}
+
+func (h *handlers) deleteTrigger(w http.ResponseWriter, r *http.Request) error {
+	if err := h.s.DeleteTrigger(r, r.PathValue("name")); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/admin/triggers?flash=saved", http.StatusSeeOther)
+	return nil
 }
 
 func (h *handlers) adminVariables(w http.ResponseWriter, r *http.Request) error {
