@@ -285,14 +285,7 @@ func (h *handlers) deleteGrant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return server.BadRequest("grant id must be a number, not %q", r.PathValue("id"))
 	}
-	g, err := h.s.Store().GetGrant(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	if err := h.s.Store().DeleteGrant(r.Context(), id); err != nil {
-		return err
-	}
-	if err := h.s.AuditRequest(r, "grant.delete", "team/"+g.Team, map[string]string{"grant": r.PathValue("id"), "permission": string(g.Permission)}); err != nil {
+	if err := h.s.RevokeGrant(r, id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

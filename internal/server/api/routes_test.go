@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -209,6 +210,16 @@ var routeCases = map[string]routeCase{
 	}, ok: 303, location: "/admin/teams"},
 	"POST /admin/teams/members": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
 		return "/admin/teams/members", url.Values{"team": {"viewer"}, "user": {h.user(h.unique("member")).Name}}
+	}, ok: 303, location: "/admin/teams"},
+	"POST /admin/users/{name}/disabled": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
+		name := h.unique("leaver")
+		h.must(http.StatusCreated, admin, "POST", "/api/v1/users", map[string]string{"name": name, "password": "a long enough password"})
+		return "/admin/users/" + name + "/disabled", url.Values{"disabled": {"true"}}
+	}, ok: 303, location: "/admin/users"},
+	"POST /admin/grants/{id}/delete": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
+		var g struct{ ID int64 }
+		h.must(http.StatusCreated, admin, "POST", "/api/v1/grants", map[string]any{"team": "viewer", "permission": "RunbookView", "environments": []string{"dev"}}).json(h.t, &g)
+		return fmt.Sprintf("/admin/grants/%d/delete", g.ID), url.Values{}
 	}, ok: 303, location: "/admin/teams"},
 	"POST /admin/grants": {setup: static("/admin/grants", url.Values{"team": {"approver"}, "permission": {"RunbookView"}, "environments": {"dev"}}),
 		ok: 303, location: "/admin/teams"},

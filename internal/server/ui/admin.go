@@ -18,6 +18,8 @@ func (h *handlers) registerAdmin() {
 	h.s.Handle("GET /admin/teams", admin, "UI: teams, members and grants", h.adminTeams)
 	h.s.Handle("POST /admin/teams", admin, "UI: create a team", h.createTeam)
 	h.s.Handle("POST /admin/teams/members", admin, "UI: add a user to a team", h.addMember)
+	h.s.Handle("POST /admin/users/{name}/disabled", admin, "UI: disable or re-enable a user", h.setUserDisabled)
+	h.s.Handle("POST /admin/grants/{id}/delete", admin, "UI: revoke a grant", h.revokeGrant)
 	h.s.Handle("POST /admin/grants", admin, "UI: grant a team a permission", h.createGrant)
 	h.s.Handle("GET /admin/environments", admin, "UI: environments and their targets", h.adminEnvironments)
 	h.s.Handle("GET /admin/triggers", admin, "UI: triggers", h.adminTriggers)
@@ -265,5 +267,29 @@ func (h *handlers) setVariable(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	http.Redirect(w, r, "/admin/variables?flash=saved", http.StatusSeeOther)
+	return nil
+}
+
+func (h *handlers) setUserDisabled(w http.ResponseWriter, r *http.Request) error {
+	disabled, err := strconv.ParseBool(r.PostFormValue("disabled"))
+	if err != nil {
+		return server.BadRequest("disabled must be true or false")
+	}
+	if err := h.s.SetUserDisabled(r, r.PathValue("name"), disabled, principal(r).Name); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/admin/users?flash=saved", http.StatusSeeOther)
+	return nil
+}
+
+func (h *handlers) revokeGrant(w http.ResponseWriter, r *http.Request) error {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		return server.BadRequest("grant id must be a number")
+	}
+	if err := h.s.RevokeGrant(r, id); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/admin/teams?flash=saved", http.StatusSeeOther)
 	return nil
 }
