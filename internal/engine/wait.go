@@ -39,6 +39,12 @@ func (r *runner) await(ctx context.Context, w waitSpec) (d runbook.Decision, res
 		case runbook.WaitKindGate:
 			t = runbook.EventGateWaiting
 			opts = append(opts, withData("approvers", strconv.Itoa(w.approvers)))
+			if w.step != nil && len(w.step.ApproverRoles) > 0 {
+				// Who may decide travels with the question, so every
+				// deciding process (CLI, server, another node) applies it,
+				// for gates of rollback plans and called runbooks too.
+				opts = append(opts, withData("roles", strings.Join(w.step.ApproverRoles, ",")))
+			}
 		case runbook.WaitKindManual:
 			t = runbook.EventManualWaiting
 		case runbook.WaitKindAsk:

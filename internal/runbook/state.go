@@ -232,6 +232,7 @@ type Waiting struct {
 	Text      string     `json:"text,omitempty"`
 	Approvers int        `json:"approvers,omitempty"` // gate: distinct Go decisions needed
 	Approvals []Decision `json:"approvals,omitempty"` // gate: distinct Go decisions so far
+	Roles     []string   `json:"roles,omitempty"`     // gate: the teams that may decide (roles=); empty means any approver
 	Options   []string   `json:"options,omitempty"`   // ask: the allowed choices
 	Guard     string     `json:"guard,omitempty"`     // ask: the breached guard it is about (Step is then empty)
 }
@@ -499,6 +500,7 @@ func (s *RunState) Apply(ev Event) {
 			w.Kind = WaitKindGate
 			w.Approvers, _ = strconv.Atoi(ev.Data["approvers"])
 			w.Approvers = max(w.Approvers, 1)
+			w.Roles = splitList(ev.Data["roles"])
 		case EventManualWaiting:
 			w.Kind = WaitKindManual
 		case EventAskWaiting:

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/opsbook/opsbook/internal/auth"
-	"github.com/opsbook/opsbook/internal/markdown"
 	"github.com/opsbook/opsbook/internal/runbook"
 )
 
@@ -23,7 +22,7 @@ func (s *Server) DecideGate(ctx context.Context, p *auth.Principal, run runbook.
 	if wt == nil || wt.Kind != runbook.WaitKindGate {
 		return runbook.Event{}, Errorf(http.StatusConflict, "not_waiting", "run %s is not waiting at a gate", run.ID)
 	}
-	if !s.MayDecideGate(ctx, p, run, wt.Step) {
+	if !s.MayDecideGate(p, run, wt) {
 		return runbook.Event{}, fmt.Errorf("%w: whoever started a run in a protected environment may not approve its gates, and a gate with roles= only takes its teams", auth.ErrForbidden)
 	}
 	ev, err := s.engine.Decide(ctx, run.ID, runbook.DecisionRequest{Kind: runbook.WaitKindGate, Step: wt.Step, Phase: wt.Phase, Actor: p.Name, Choice: decision, Reason: reason})
@@ -34,33 +33,17 @@ func (s *Server) DecideGate(ctx context.Context, p *auth.Principal, run runbook.
 }
 
 // MayDecideGate reports whether p, holding RunbookApprove, may decide the
-// gate step of run: not its starter in a protected environment, and a
-// member of one of the gate's roles= teams (admins excepted).
-func (s *Server) MayDecideGate(ctx context.Context, p *auth.Principal, run runbook.Run, step string) bool {
+// gate run waits at: not its starter in a protected environment, and a
+// member of one of the gate's roles= teams (admins excepted), as recorded
+// with the question.
+func (s *Server) MayDecideGate(p *auth.Principal, run runbook.Run, w *runbook.Waiting) bool {
+	if w == nil || w.Kind != runbook.WaitKindGate {
+		return false
+	}
 	if env, err := s.catalog.Workspace().Environment(run.Environment); err == nil && env.Protected && run.CreatedBy == p.Name {
 		return false
 	}
-	roles := s.gateRoles(ctx, run, step)
-	return len(roles) == 0 || p.IsAdmin() || slices.ContainsFunc(p.Teams, func(t string) bool { return slices.Contains(roles, t) })
-}
-
-// gateRoles returns the teams a gate's roles= attribute names, read from
-// the document the run executes.
-func (s *Server) gateRoles(ctx context.Context, run runbook.Run, step string) []string {
-	sn, err := s.store.GetSnapshot(ctx, run.Snapshot)
-	if err != nil {
-		return nil
-	}
-	doc, _ := markdown.Parse(sn.Runbook, sn.Source)
-	if doc == nil {
-		return nil
-	}
-	for _, st := range doc.Steps {
-		if st.ID == step {
-			return st.ApproverRoles
-		}
-	}
-	return nil
+	return len(w.Roles) == 0 || p.IsAdmin() || slices.ContainsFunc(p.Teams, func(t string) bool { return slices.Contains(w.Roles, t) })
 }
 
 // Answer records p's answer to the manual step or guided-failure question

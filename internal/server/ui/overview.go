@@ -121,7 +121,7 @@ func (h *handlers) gatesFor(r *http.Request, p *auth.Principal, now time.Time) (
 		if wt == nil || wt.Kind != runbook.WaitKindGate || slices.ContainsFunc(wt.Approvals, func(d runbook.Decision) bool { return d.Actor == p.Name }) {
 			continue
 		}
-		if !h.s.MayDecideGate(ctx, p, run, wt.Step) {
+		if !h.s.MayDecideGate(p, run, wt) {
 			continue
 		}
 		out = append(out, waitingGate{Run: run, Step: wt.Step, Age: age(now, wt.Since)})

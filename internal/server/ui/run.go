@@ -70,7 +70,7 @@ func (h *handlers) viewRun(ctx context.Context, p *auth.Principal, run runbook.R
 	scope := auth.Scope{Project: h.s.Catalog().ProjectOf(run.Runbook), Environment: run.Environment}
 	v.CanRun = p.Can(auth.RunbookRun, scope)
 	if w := state.Waiting; w != nil && w.Kind == runbook.WaitKindGate && p.Can(auth.RunbookApprove, scope) {
-		v.CanApprove = h.s.MayDecideGate(ctx, p, run, w.Step)
+		v.CanApprove = h.s.MayDecideGate(p, run, w)
 	}
 	if !state.StartedAt.IsZero() {
 		end := state.FinishedAt
