@@ -61,10 +61,6 @@ func (w *Workspace) Tasks(archived bool, now time.Time) ([]Task, error) {
 		if err != nil {
 			return nil, err
 		}
-		t.Archived = archived
-		if archived {
-			t.ArchiveOverdue = false
-		}
 		tasks = append(tasks, t)
 	}
 	sort.Slice(tasks, func(i, j int) bool {
@@ -83,20 +79,13 @@ func (w *Workspace) Task(name string, now time.Time) (Task, error) {
 	if !ok {
 		return Task{}, fmt.Errorf("no task %s under %s or %s; `opsbook list` shows the tasks", name, ActiveDir, ArchiveDir)
 	}
-	t, err := w.loadTask(w.Path(rel), now)
-	if err != nil {
-		return Task{}, err
-	}
-	t.Archived = strings.HasPrefix(rel, ArchiveDir+"/")
-	if t.Archived {
-		t.ArchiveOverdue = false
-	}
-	return t, nil
+	return w.loadTask(w.Path(rel), now)
 }
 
 func (w *Workspace) loadTask(dir string, now time.Time) (Task, error) {
 	name := filepath.Base(dir)
 	t := Task{Name: name, Dir: w.Rel(dir)}
+	t.Archived = strings.HasPrefix(t.Dir, ArchiveDir+"/")
 	if n, err := ParseTaskName(name); err == nil {
 		t.Date, t.System, t.Operation = n.Date.Format(time.DateOnly), n.System, n.Operation
 		t.Age = formatAge(now.Sub(n.Date))
@@ -106,7 +95,7 @@ func (w *Workspace) loadTask(dir string, now time.Time) (Task, error) {
 		return t, err
 	}
 	t.Lifecycle = lifecycle.Summarize(recs)
-	if !t.Lifecycle.Completed.IsZero() && now.Sub(t.Lifecycle.Completed) > ArchiveAfter {
+	if !t.Archived && !t.Lifecycle.Completed.IsZero() && now.Sub(t.Lifecycle.Completed) > ArchiveAfter {
 		t.ArchiveOverdue = true
 	}
 	return t, nil
