@@ -3,6 +3,7 @@ package markdown
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"regexp"
 	"slices"
 	"strconv"
@@ -84,8 +85,7 @@ func (p *parser) parseFrontMatter(closeLine int) {
 		p.errorf(p.yamlPos(m), "front-matter", "front matter must be a mapping of keys like kind: runbook and title: …")
 		return
 	}
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		k, v := m.Content[i], resolve(m.Content[i+1])
+	for k, v := range pairs(m) {
 		key := k.Value
 		pos := p.yamlPos(k)
 		fm.Keys[key] = pos
@@ -195,6 +195,17 @@ func resolve(n *yaml.Node) *yaml.Node {
 	return n
 }
 
+// pairs yields a mapping node's keys with their values, aliases resolved.
+func pairs(m *yaml.Node) iter.Seq2[*yaml.Node, *yaml.Node] {
+	return func(yield func(k, v *yaml.Node) bool) {
+		for i := 0; i+1 < len(m.Content); i += 2 {
+			if !yield(m.Content[i], resolve(m.Content[i+1])) {
+				return
+			}
+		}
+	}
+}
+
 // yamlPos converts a YAML node position into a file position: the YAML
 // text starts on line 2, and YAML counts columns in characters.
 func (p *parser) yamlPos(n *yaml.Node) runbook.Pos {
@@ -274,8 +285,7 @@ func (p *parser) params(n *yaml.Node) {
 		p.errorf(p.yamlPos(n), "bad-param", "params must be a mapping of name → {type, required, default, …}")
 		return
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], resolve(n.Content[i+1])
+	for k, v := range pairs(n) {
 		prm := runbook.Param{Name: k.Value, Type: runbook.ParamString, Pos: p.yamlPos(k)}
 		if !envName.MatchString(prm.Name) {
 			p.errorf(prm.Pos, "bad-param", "parameter name %q must be a valid environment variable name (letters, digits and _, not starting with a digit)", prm.Name)
@@ -288,8 +298,7 @@ func (p *parser) params(n *yaml.Node) {
 			prm.Type = runbook.ParamType(v.Value)
 			typePos = p.yamlPos(v)
 		case v.Kind == yaml.MappingNode:
-			for j := 0; j+1 < len(v.Content); j += 2 {
-				fk, fv := v.Content[j], resolve(v.Content[j+1])
+			for fk, fv := range pairs(v) {
 				what := "params." + prm.Name + "." + fk.Value
 				switch fk.Value {
 				case "type":
@@ -360,8 +369,7 @@ func (p *parser) targets(n *yaml.Node) {
 		p.errorf(p.yamlPos(n), "bad-target", "targets must be a mapping of name → tag selector, e.g. db: {role: db}")
 		return
 	}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := n.Content[i], resolve(n.Content[i+1])
+	for k, v := range pairs(n) {
 		t := runbook.Target{Name: k.Value, Selector: map[string]string{}, Pos: p.yamlPos(k)}
 		if !targetName.MatchString(t.Name) {
 			p.errorf(t.Pos, "bad-target", "target name %q must be letters, digits, _, . or -", t.Name)
@@ -372,8 +380,7 @@ func (p *parser) targets(n *yaml.Node) {
 		switch {
 		case isNull(v):
 		case v.Kind == yaml.MappingNode:
-			for j := 0; j+1 < len(v.Content); j += 2 {
-				tk, tv := v.Content[j], resolve(v.Content[j+1])
+			for tk, tv := range pairs(v) {
 				if s, ok := p.scalar(tv, "targets."+t.Name+"."+tk.Value); ok {
 					t.Selector[tk.Value] = s
 				}
@@ -401,8 +408,7 @@ func (p *parser) guards(n *yaml.Node) {
 			continue
 		}
 		var hasThreshold bool
-		for j := 0; j+1 < len(item.Content); j += 2 {
-			fk, fv := item.Content[j], resolve(item.Content[j+1])
+		for fk, fv := range pairs(item) {
 			what := "guard " + fk.Value
 			s, ok := p.scalar(fv, what)
 			if !ok {
