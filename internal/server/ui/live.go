@@ -61,6 +61,7 @@ func (h *handlers) live(w http.ResponseWriter, r *http.Request) error {
 	es := h.s.StreamRun(w, run.ID)
 	defer es.Close()
 
+	docSteps := h.snapshotSteps(ctx, run) // a snapshot never changes
 	pg := h.newPage(r, run.Title, "overview", nil)
 	lastPanel := ""
 	first := true
@@ -94,7 +95,7 @@ func (h *handlers) live(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		if changed {
-			v := h.viewRun(ctx, p, run, state)
+			v := h.viewRun(p, run, state, docSteps)
 			pg.Data = v
 			if s, err := h.fragment("run", "timeline", pg); err == nil {
 				sse(w, "timeline", 0, s)

@@ -58,10 +58,25 @@ func (h *handlers) loadRun(ctx context.Context, p *auth.Principal, id string) (*
 	if err != nil {
 		return nil, err
 	}
-	return h.viewRun(ctx, p, run, state), nil
+	return h.viewRun(p, run, state, h.snapshotSteps(ctx, run)), nil
 }
 
-func (h *handlers) viewRun(ctx context.Context, p *auth.Principal, run runbook.Run, state *runbook.RunState) *runView {
+// snapshotSteps are the steps of the document the run froze, parsed from
+// its snapshot once per page or live stream; none when it cannot be read.
+func (h *handlers) snapshotSteps(ctx context.Context, run runbook.Run) []runbook.Step {
+	sn, err := h.s.Store().GetSnapshot(ctx, run.Snapshot)
+	if err != nil {
+		return nil
+	}
+	if doc, _ := markdown.Parse(sn.Runbook, sn.Source); doc != nil {
+		return doc.Steps
+	}
+	return nil
+}
+
+// viewRun lays out run's steps: docSteps (see snapshotSteps) in document
+// order with their state, then steps only the log knows, then rollback.
+func (h *handlers) viewRun(p *auth.Principal, run runbook.Run, state *runbook.RunState, docSteps []runbook.Step) *runView {
 	now := h.s.Now()
 	v := &runView{Run: run, State: state, Finished: state.Status.Finished() || run.Status.Finished()}
 	if v.Finished && !state.Status.Finished() {
@@ -78,12 +93,6 @@ func (h *handlers) viewRun(ctx context.Context, p *auth.Principal, run runbook.R
 			end = now
 		}
 		v.Elapsed = formatDuration(end.Sub(state.StartedAt))
-	}
-	var docSteps []runbook.Step
-	if sn, err := h.s.Store().GetSnapshot(ctx, run.Snapshot); err == nil {
-		if doc, _ := markdown.Parse(sn.Runbook, sn.Source); doc != nil {
-			docSteps = doc.Steps
-		}
 	}
 	seen := map[string]bool{}
 	add := func(ds *runbook.Step, st *runbook.StepState) {
