@@ -108,7 +108,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		return nil, err
 	}
 	if err := s.migrate(ctx); err != nil {
-		s.db.Close()
+		s.Close() // both SQLite pools, not just the main one
 		return nil, err
 	}
 	return s, nil
