@@ -132,16 +132,8 @@ func admitTaskRun(e *env, ws *workspace.Workspace, runbookRel, envName, emergenc
 		return nil, badInput("%v", err)
 	}
 	rep, err := t.Admit(envName, now, gates.Options{Emergency: emergency})
-	if rep != nil && len(rep.Gates) > 0 && (err != nil || rep.Protected) {
-		fmt.Fprintf(e.stderr, "Gates before a run of %s in %s:\n", t.Name, envName)
-		rep.WriteGates(e.stderr)
-	}
-	if err != nil {
-		var refusal *gates.Refusal
-		if errors.As(err, &refusal) {
-			return nil, &ExitError{Code: ExitRefused, Err: err}
-		}
-		return nil, badInput("%v", err)
+	if err := admission(e, t.Name, envName, rep, err != nil || rep != nil && rep.Protected, err); err != nil {
+		return nil, err
 	}
 	return &taskRun{task: t, report: rep, actor: lifecycle.Actor(ws.Dir)}, nil
 }
@@ -156,18 +148,25 @@ func admitStandingRun(e *env, ws *workspace.Workspace, rel string, doc *runbook.
 		return badInput("%v", err)
 	}
 	rep, err := gates.AdmitStanding(ws, rel, doc, envName, now, emergency)
-	if rep != nil && len(rep.Gates) > 0 {
-		fmt.Fprintf(e.stderr, "Gates before a run of %s in %s:\n", rel, envName)
+	return admission(e, rel, envName, rep, true, err)
+}
+
+// admission prints an admission's gate list to stderr when show holds and
+// there is one, and maps its error: a *gates.Refusal is ExitRefused, any
+// other error bad input.
+func admission(e *env, what, envName string, rep *gates.Report, show bool, err error) error {
+	if show && rep != nil && len(rep.Gates) > 0 {
+		fmt.Fprintf(e.stderr, "Gates before a run of %s in %s:\n", what, envName)
 		rep.WriteGates(e.stderr)
 	}
-	if err != nil {
-		var refusal *gates.Refusal
-		if errors.As(err, &refusal) {
-			return &ExitError{Code: ExitRefused, Err: err}
-		}
-		return badInput("%v", err)
+	if err == nil {
+		return nil
 	}
-	return nil
+	var refusal *gates.Refusal
+	if errors.As(err, &refusal) {
+		return &ExitError{Code: ExitRefused, Err: err}
+	}
+	return badInput("%v", err)
 }
 
 // Snapshot is the snapshot a run of the task in its environment stores.
