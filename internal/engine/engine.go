@@ -31,8 +31,9 @@ import (
 // Config configures an Engine. Store is required; the rest has defaults.
 type Config struct {
 	Store *store.Store
-	// Local runs steps whose target is the local host. Default:
-	// executor.NewLocal with the plan's workspace as working directory.
+	// Local runs steps whose target is the local host; the caller closes
+	// it. Default: an executor.NewLocal per run, with the plan's workspace
+	// as working directory, closed when the run's execution ends.
 	Local executor.Executor
 	// Remote, when set, returns the executor for one inventory host. Steps
 	// whose target names hosts of the environment's inventory run through
@@ -365,7 +366,8 @@ func (e *Engine) execute(ctx context.Context, runID string, p *Plan, o ExecOptio
 	if err != nil {
 		return "", err
 	}
-	r := newRunner(e, run, p, params, o, lease)
+	local, closeLocal := e.localExecutor(p)
+	r := newRunner(e, run, p, params, o, lease, local)
 	e.mu.Lock()
 	e.active[run.ID] = r
 	e.mu.Unlock()
@@ -373,6 +375,7 @@ func (e *Engine) execute(ctx context.Context, runID string, p *Plan, o ExecOptio
 		e.mu.Lock()
 		delete(e.active, run.ID)
 		e.mu.Unlock()
+		closeLocal()
 		lease.Release(context.WithoutCancel(ctx))
 	}()
 	return r.drive(ctx, resume)

@@ -131,6 +131,22 @@ func TestStepsInOrderWithOutputs(t *testing.T) {
 	}
 }
 
+// The engine's own local executor is closed when the run ends: its private
+// directory of scripts does not pile up in the temporary directory.
+func TestRunLeavesNoTempDir(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	h := newHarness(t)
+	d := h.doc("rb.md", "", step("A", "sh {id=a}", "echo a"))
+	if status, s := h.run(h.plan(d, nil), StartOptions{}, ExecOptions{}); status != runbook.RunSucceeded {
+		t.Fatalf("status %s: %s", status, statuses(s))
+	}
+	left, err := filepath.Glob(filepath.Join(tmp, "opsbook-exec-*"))
+	if err != nil || len(left) != 0 {
+		t.Fatalf("left behind after the run: %v (%v)", left, err)
+	}
+}
+
 func TestPromisedOutputMissingFails(t *testing.T) {
 	h := newHarness(t)
 	d := h.doc("rb.md", "", step("A", "sh {id=a outputs=X}", "true"))

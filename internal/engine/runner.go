@@ -24,6 +24,7 @@ type runner struct {
 	opts   ExecOptions
 	lease  *store.Lease
 	mask   *mask.Masker
+	local  executor.Executor // runs the steps on the local host
 
 	// appendMu serialises writes so that events are applied to state and
 	// shown to the observer in Seq order.
@@ -53,9 +54,9 @@ var errLeaseLost = errors.New("lease lost")
 // errCancelled is the cause of a run cancelled by Engine.Cancel.
 var errCancelled = errors.New("cancelled")
 
-func newRunner(e *Engine, run runbook.Run, p *Plan, params map[string]string, o ExecOptions, lease *store.Lease) *runner {
+func newRunner(e *Engine, run runbook.Run, p *Plan, params map[string]string, o ExecOptions, lease *store.Lease, local executor.Executor) *runner {
 	return &runner{
-		e: e, run: run, plan: p, params: params, opts: o, lease: lease,
+		e: e, run: run, plan: p, params: params, opts: o, lease: lease, local: local,
 		mask:    newMasker(p, params),
 		state:   runbook.NewRunState(run.ID),
 		outputs: map[string]string{},
@@ -392,11 +393,13 @@ func (r *runner) env(step *runbook.Step, phase string, attempt int, host string,
 	return env
 }
 
-func (e *Engine) local(p *Plan) executor.Executor {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.cfg.Local == nil {
-		e.cfg.Local = executor.NewLocal(executor.LocalOptions{Dir: p.Workspace})
+// localExecutor is the executor for steps on the local host: the
+// configured one, else one of this run's own, which close removes (its
+// private directory of scripts and output files).
+func (e *Engine) localExecutor(p *Plan) (executor.Executor, func()) {
+	if e.cfg.Local != nil {
+		return e.cfg.Local, func() {}
 	}
-	return e.cfg.Local
+	l := executor.NewLocal(executor.LocalOptions{Dir: p.Workspace})
+	return l, func() { l.Close() }
 }

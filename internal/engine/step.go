@@ -422,7 +422,7 @@ func (r *runner) attempt(ctx context.Context, phase string, doc *runbook.Documen
 		return attemptResult{attempt: attempt, exitCode: -1, detail: err.Error()}
 	}
 	if hosts == nil {
-		res, outputs := r.attemptOn(ctx, phase, step, attempt, r.e.local(r.plan), false)
+		res, outputs := r.attemptOn(ctx, phase, step, attempt, r.local, false)
 		if !res.ok || res.err != nil {
 			return res
 		}
