@@ -51,12 +51,8 @@ func (h *handlers) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	if req.Name == "" {
-		return server.BadRequest("name is required: say what the key is for (e.g. \"ci deploy\")")
-	}
 	p := principal(r)
-	owner := p.UserID
-	ownerName := p.Name
+	owner := store.User{ID: p.UserID, Name: p.Name}
 	if req.User != "" && req.User != p.Name {
 		if !p.IsAdmin() {
 			return auth.ErrForbidden
@@ -65,24 +61,21 @@ func (h *handlers) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 		if err != nil {
 			return err
 		}
-		owner, ownerName = u.ID, u.Name
+		owner = u
 	}
-	key := auth.NewAPIKey()
-	k := &store.APIKey{UserID: owner, User: ownerName, Name: req.Name, KeyHash: auth.HashToken(key), Hint: key[:len(auth.APIKeyPrefix)+4], CreatedAt: h.s.Now()}
+	var ttl time.Duration
 	if req.ExpiresIn != "" {
 		d, err := time.ParseDuration(req.ExpiresIn)
 		if err != nil || d <= 0 {
 			return server.BadRequest("expires_in must be a positive duration like \"720h\", not %q", req.ExpiresIn)
 		}
-		k.ExpiresAt = h.s.Now().Add(d)
+		ttl = d
 	}
-	if err := h.s.Store().CreateAPIKey(r.Context(), k); err != nil {
+	k, key, err := h.s.CreateAPIKey(r, owner, req.Name, ttl)
+	if err != nil {
 		return err
 	}
-	if err := h.s.AuditRequest(r, "apikey.create", "user/"+ownerName, map[string]string{"key": strconv.FormatInt(k.ID, 10), "name": k.Name}); err != nil {
-		return err
-	}
-	server.WriteJSON(w, http.StatusCreated, createdAPIKey{APIKey: *k, Key: key})
+	server.WriteJSON(w, http.StatusCreated, createdAPIKey{APIKey: k, Key: key})
 	return nil
 }
 
@@ -91,19 +84,7 @@ func (h *handlers) deleteAPIKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return server.BadRequest("API key id must be a number, not %q", r.PathValue("id"))
 	}
-	p := principal(r)
-	k, err := h.s.Store().GetAPIKey(r.Context(), id)
-	if err != nil {
-		return err
-	}
-	if k.UserID != p.UserID && !p.IsAdmin() {
-		// Someone else's key looks like no key at all.
-		return server.Errorf(http.StatusNotFound, "not_found", "API key %d: not found", id)
-	}
-	if err := h.s.Store().DeleteAPIKey(r.Context(), id); err != nil {
-		return err
-	}
-	if err := h.s.AuditRequest(r, "apikey.delete", "user/"+k.User, map[string]string{"key": r.PathValue("id"), "name": k.Name}); err != nil {
+	if err := h.s.RevokeAPIKey(r, principal(r), id); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -37,39 +37,19 @@ func (h *handlers) renderAPIKeys(w http.ResponseWriter, r *http.Request, newKey 
 // only time it exists outside the caller's hands: the store keeps a hash.
 func (h *handlers) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
-	name := strings.TrimSpace(r.PostFormValue("name"))
-	if name == "" {
-		return server.BadRequest("an API key needs a name, e.g. the machine or script that uses it")
-	}
-	key := auth.NewAPIKey()
-	k := &store.APIKey{UserID: p.UserID, Name: name, KeyHash: auth.HashToken(key), Hint: key[:8]}
-	if err := h.s.Store().CreateAPIKey(r.Context(), k); err != nil {
-		return err
-	}
-	if err := h.s.AuditRequest(r, "apikey.create", "apikey/"+strconv.FormatInt(k.ID, 10), map[string]string{"name": name, "via": "ui"}); err != nil {
+	_, key, err := h.s.CreateAPIKey(r, store.User{ID: p.UserID, Name: p.Name}, strings.TrimSpace(r.PostFormValue("name")), 0)
+	if err != nil {
 		return err
 	}
 	return h.renderAPIKeys(w, r, key)
 }
 
 func (h *handlers) revokeAPIKey(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	p := principal(r)
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil {
 		return server.BadRequest("API key id must be a number")
 	}
-	k, err := h.s.Store().GetAPIKey(ctx, id)
-	if err != nil {
-		return err
-	}
-	if k.UserID != p.UserID && !p.IsAdmin() {
-		return auth.ErrForbidden
-	}
-	if err := h.s.Store().DeleteAPIKey(ctx, id); err != nil {
-		return err
-	}
-	if err := h.s.AuditRequest(r, "apikey.revoke", "apikey/"+strconv.FormatInt(id, 10), map[string]string{"via": "ui"}); err != nil {
+	if err := h.s.RevokeAPIKey(r, principal(r), id); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/account/apikeys?flash=revoked", http.StatusSeeOther)
