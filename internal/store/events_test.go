@@ -5,12 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
 	"reflect"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -276,18 +273,8 @@ func TestAppendSurvivesKill(t *testing.T) {
 			defer s.Close()
 			for round := range 5 {
 				run := mustCreate(t, s, runbook.Run{Status: runbook.RunRunning})
-				cmd := exec.Command(os.Args[0], "-test.run=^$")
-				cmd.Env = append(os.Environ(), envHelperDSN+"="+dsn, envHelperRun+"="+run.ID, envHelperAppend+"=1")
-				cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-				stdout, err := cmd.StdoutPipe()
-				if err != nil {
-					t.Fatal(err)
-				}
-				cmd.Stderr = os.Stderr
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				out := bufio.NewScanner(stdout)
+				h := startHelper(t, dsn, run.ID, envHelperAppend+"=1")
+				out := bufio.NewScanner(h.out)
 				// Kill after a varying number of acknowledgements.
 				acked, target := int64(0), int64(20+round*37)
 				for acked < target && out.Scan() {
@@ -295,8 +282,8 @@ func TestAppendSurvivesKill(t *testing.T) {
 						t.Fatalf("helper said %q", out.Text())
 					}
 				}
-				cmd.Process.Kill()
-				cmd.Wait()
+				h.cmd.Process.Kill()
+				h.cmd.Wait()
 				if acked < target {
 					t.Fatalf("helper stopped after seq %d", acked)
 				}

@@ -1,17 +1,14 @@
 package store_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -220,48 +217,6 @@ func TestAcquireRaceGoroutines(t *testing.T) {
 	})
 }
 
-// helper is this test binary started in acquireHelper mode.
-type helper struct {
-	cmd   *exec.Cmd
-	stdin io.WriteCloser
-	out   *bufio.Reader
-}
-
-func startHelper(t *testing.T, dsn, runID, goFile string) *helper {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envHelperDSN+"="+dsn, envHelperRun+"="+runID, envHelperGo+"="+goFile)
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive a crashed test
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	h := &helper{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
-	t.Cleanup(func() {
-		h.stdin.Close()
-		h.cmd.Process.Kill()
-		h.cmd.Wait()
-	})
-	return h
-}
-
-func (h *helper) line(t *testing.T) string {
-	t.Helper()
-	l, err := h.out.ReadString('\n')
-	if err != nil {
-		t.Fatalf("helper process: %v (output %q)", err, l)
-	}
-	return strings.TrimSpace(l)
-}
-
 // Processes racing for one run: exactly one wins.
 func TestAcquireRaceProcesses(t *testing.T) {
 	for _, dialect := range storetest.Dialects {
@@ -278,7 +233,7 @@ func TestAcquireRaceProcesses(t *testing.T) {
 				const racers = 3
 				var hs []*helper
 				for range racers {
-					h := startHelper(t, dsn, run.ID, goFile)
+					h := startHelper(t, dsn, run.ID, envHelperGo+"="+goFile)
 					if l := h.line(t); l != "ready" {
 						t.Fatalf("helper said %q, want ready", l)
 					}
@@ -322,7 +277,7 @@ func TestLeaseHolderKilled(t *testing.T) {
 			}
 			defer s.Close()
 			run := mustCreate(t, s, runbook.Run{Status: runbook.RunRunning})
-			h := startHelper(t, dsn, run.ID, "")
+			h := startHelper(t, dsn, run.ID)
 			if l := h.line(t); l != "ready" {
 				t.Fatalf("helper said %q", l)
 			}

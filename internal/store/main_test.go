@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,4 +98,49 @@ func appendHelper(dsn, runID string) int {
 		}
 		fmt.Println(stored[len(stored)-1].Seq)
 	}
+}
+
+// helper is this test binary started as a helper process (see TestMain).
+type helper struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	out   *bufio.Reader
+}
+
+// startHelper starts a helper on the run of the store at dsn; env adds the
+// mode's own variables (envHelperGo, envHelperAppend).
+func startHelper(t *testing.T, dsn, runID string, env ...string) *helper {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envHelperDSN+"="+dsn, envHelperRun+"="+runID)
+	cmd.Env = append(cmd.Env, env...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive a crashed test
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	h := &helper{cmd: cmd, stdin: stdin, out: bufio.NewReader(stdout)}
+	t.Cleanup(func() {
+		h.stdin.Close()
+		h.cmd.Process.Kill()
+		h.cmd.Wait()
+	})
+	return h
+}
+
+func (h *helper) line(t *testing.T) string {
+	t.Helper()
+	l, err := h.out.ReadString('\n')
+	if err != nil {
+		t.Fatalf("helper process: %v (output %q)", err, l)
+	}
+	return strings.TrimSpace(l)
 }
