@@ -128,18 +128,27 @@ func runBinary(b *testing.B, dir string) (time.Duration, int64) {
 	return wall, cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB on Linux
 }
 
+// runBinaryLoop runs the binary in dir once per b.Loop iteration, calling
+// after (when not nil) after each run, and returns the total wall time and
+// the peak RSS in KiB.
+func runBinaryLoop(b *testing.B, dir string, after func()) (total time.Duration, rss int64) {
+	for b.Loop() {
+		d, r := runBinary(b, dir)
+		total += d
+		rss = max(rss, r)
+		if after != nil {
+			after()
+		}
+	}
+	return total, rss
+}
+
 // BenchmarkOneStepBinary is the wall time of the built binary running a
 // one-step runbook, repeated like hyperfine (the store exists already).
 func BenchmarkOneStepBinary(b *testing.B) {
 	dir := workspace(b, 1, "true")
 	runBinary(b, dir) // warm-up: creates and migrates the store
-	var total time.Duration
-	var rss int64
-	for b.Loop() {
-		d, r := runBinary(b, dir)
-		total += d
-		rss = max(rss, r)
-	}
+	total, rss := runBinaryLoop(b, dir, nil)
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/run")
 	b.ReportMetric(float64(rss)/1024, "MB-peak-rss")
 }
@@ -147,13 +156,7 @@ func BenchmarkOneStepBinary(b *testing.B) {
 // BenchmarkSteps200Binary is the peak RSS of the binary running 200 steps.
 func BenchmarkSteps200Binary(b *testing.B) {
 	dir := workspace(b, 200, "true")
-	var total time.Duration
-	var rss int64
-	for b.Loop() {
-		d, r := runBinary(b, dir)
-		total += d
-		rss = max(rss, r)
-	}
+	total, rss := runBinaryLoop(b, dir, nil)
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/run")
 	b.ReportMetric(float64(rss)/1024, "MB-peak-rss")
 }
@@ -167,14 +170,9 @@ func BenchmarkOutput(b *testing.B) {
 		mb = v
 	}
 	dir := workspace(b, 1, fmt.Sprintf("head -c %d /dev/zero | tr '\\0' 'x'", mb<<20))
-	var total time.Duration
-	var rss int64
-	for b.Loop() {
-		d, r := runBinary(b, dir)
-		total += d
-		rss = max(rss, r)
+	total, rss := runBinaryLoop(b, dir, func() {
 		os.RemoveAll(filepath.Join(dir, ".opsbook")) // keep the disk from filling up
-	}
+	})
 	b.ReportMetric(float64(mb*b.N)/total.Seconds(), "MB/s")
 	b.ReportMetric(float64(rss)/1024, "MB-peak-rss")
 }
