@@ -120,15 +120,19 @@ func (r *runner) runStep(ctx context.Context, phase string, doc *runbook.Documen
 		return phaseResult{outcome: outcomeDone}
 	case info.exists && info.status == runbook.StepFailed:
 		return r.afterRecordedFailure(step, phase, info)
-	case info.exists && info.status == runbook.StepRunning:
+	case info.exists && info.status == runbook.StepRunning && step.Gate == nil && step.Manual == nil && step.Call == nil:
 		return r.resumeInterrupted(ctx, phase, doc, step, info)
 	}
 
+	// A gate or manual step that was running when the process died had its
+	// wait resolved (else info.waiting would be set): the decisions in the
+	// log decide. A call step goes on with the called steps not yet done.
+	resolved := info.exists && info.status == runbook.StepRunning
 	switch {
 	case step.Gate != nil:
-		return r.runGate(ctx, phase, step, false)
+		return r.runGate(ctx, phase, step, resolved)
 	case step.Manual != nil:
-		return r.runManual(ctx, phase, step, false)
+		return r.runManual(ctx, phase, step, resolved)
 	case step.Call != nil:
 		return r.runCall(ctx, phase, doc, step)
 	case step.Action == nil && step.Until == nil:
@@ -168,18 +172,9 @@ func (r *runner) afterRecordedFailure(step *runbook.Step, phase string, info ste
 	return phaseResult{outcome: outcomeFailed, reason: reason}
 }
 
-// resumeInterrupted handles a step that was running when the process died.
+// resumeInterrupted handles an action step that was running when the
+// process died.
 func (r *runner) resumeInterrupted(ctx context.Context, phase string, doc *runbook.Document, step *runbook.Step, info stepInfo) phaseResult {
-	switch {
-	case step.Gate != nil:
-		// Its wait was resolved (else info.waiting would be set): the
-		// decisions in the log decide.
-		return r.runGate(ctx, phase, step, true)
-	case step.Manual != nil:
-		return r.runManual(ctx, phase, step, true)
-	case step.Call != nil:
-		return r.runCall(ctx, phase, doc, step)
-	}
 	next := info.attempts + 1
 	if step.Idempotent || r.opts.RetryInterrupted == runbook.ChoiceRetry {
 		// A fan-out step is taken up on the hosts that had not succeeded:
