@@ -3,6 +3,9 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"strings"
+
+	"github.com/opsbook/opsbook/internal/auth"
 )
 
 // SetUserDisabled disables or re-enables a user (a disabled user's
@@ -21,6 +24,34 @@ func (s *Server) SetUserDisabled(r *http.Request, name string, disabled bool, ac
 		return err
 	}
 	return s.AuditRequest(r, "user.update", "user/"+u.Name, map[string]string{"disabled": strconv.FormatBool(disabled)})
+}
+
+// CreateGrant checks a grant's permission and environments, stores it
+// (g.ID is set) and audits it; the API and the teams page both grant here.
+func (s *Server) CreateGrant(r *http.Request, g *auth.Grant) error {
+	if _, err := auth.ParsePermission(string(g.Permission)); err != nil {
+		return BadRequest("%v", err)
+	}
+	for _, e := range g.Environments {
+		if _, err := s.catalog.Workspace().Environment(e); err != nil {
+			return BadRequest("%v", err)
+		}
+	}
+	g.ID = 0
+	if err := s.store.CreateGrant(r.Context(), g); err != nil {
+		return err
+	}
+	return s.AuditRequest(r, "grant.create", "team/"+g.Team, map[string]string{
+		"grant": strconv.FormatInt(g.ID, 10), "permission": string(g.Permission),
+		"projects": joinOrAll(g.Projects), "environments": joinOrAll(g.Environments)})
+}
+
+// joinOrAll names a grant's scope for the audit log: "*" when it is empty.
+func joinOrAll(l []string) string {
+	if len(l) == 0 {
+		return "*"
+	}
+	return strings.Join(l, ",")
 }
 
 // RevokeGrant deletes a team's grant and audits it.

@@ -244,40 +244,11 @@ func (h *handlers) createGrant(w http.ResponseWriter, r *http.Request) error {
 	if err := server.DecodeJSON(r, &g); err != nil {
 		return err
 	}
-	if _, err := auth.ParsePermission(string(g.Permission)); err != nil {
-		return server.BadRequest("%v", err)
-	}
-	ws := h.s.Catalog().Workspace()
-	for _, e := range g.Environments {
-		if _, err := ws.Environment(e); err != nil {
-			return server.BadRequest("%v", err)
-		}
-	}
-	g.ID = 0
-	if err := h.s.Store().CreateGrant(r.Context(), &g); err != nil {
-		return err
-	}
-	if err := h.s.AuditRequest(r, "grant.create", "team/"+g.Team, map[string]string{
-		"grant": strconv.FormatInt(g.ID, 10), "permission": string(g.Permission),
-		"projects": joinOrAll(g.Projects), "environments": joinOrAll(g.Environments)}); err != nil {
+	if err := h.s.CreateGrant(r, &g); err != nil {
 		return err
 	}
 	server.WriteJSON(w, http.StatusCreated, g)
 	return nil
-}
-
-func joinOrAll(l []string) string {
-	if len(l) == 0 {
-		return "*"
-	}
-	out := ""
-	for i, s := range l {
-		if i > 0 {
-			out += ","
-		}
-		out += s
-	}
-	return out
 }
 
 func (h *handlers) deleteGrant(w http.ResponseWriter, r *http.Request) error {

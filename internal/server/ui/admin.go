@@ -135,16 +135,9 @@ func splitList(s string) []string {
 }
 
 func (h *handlers) createGrant(w http.ResponseWriter, r *http.Request) error {
-	perm, err := auth.ParsePermission(r.PostFormValue("permission"))
-	if err != nil {
-		return server.BadRequest("%v", err)
-	}
-	g := &auth.Grant{Team: r.PostFormValue("team"), Permission: perm, Projects: splitList(r.PostFormValue("projects")), Environments: splitList(r.PostFormValue("environments"))}
-	if err := h.s.Store().CreateGrant(r.Context(), g); err != nil {
-		return err
-	}
-	if err := h.s.AuditRequest(r, "grant.create", "team/"+g.Team, map[string]string{"permission": string(perm),
-		"projects": strings.Join(g.Projects, ","), "environments": strings.Join(g.Environments, ","), "via": "ui"}); err != nil {
+	g := &auth.Grant{Team: r.PostFormValue("team"), Permission: auth.Permission(r.PostFormValue("permission")),
+		Projects: splitList(r.PostFormValue("projects")), Environments: splitList(r.PostFormValue("environments"))}
+	if err := h.s.CreateGrant(r, g); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/admin/teams?flash=saved", http.StatusSeeOther)
