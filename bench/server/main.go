@@ -98,21 +98,19 @@ func (b *bench) close() {
 
 func (b *bench) get(path string) (int, []byte) {
 	req, _ := http.NewRequest("GET", b.hs.URL+path, nil)
-	req.Header.Set("Authorization", "Bearer "+b.key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, body
+	return b.do(req)
 }
 
 func (b *bench) post(path string, v any) (int, []byte) {
 	buf, _ := json.Marshal(v)
 	req, _ := http.NewRequest("POST", b.hs.URL+path, bytes.NewReader(buf))
-	req.Header.Set("Authorization", "Bearer "+b.key)
 	req.Header.Set("Content-Type", "application/json")
+	return b.do(req)
+}
+
+// do sends req with the bench's API key and returns the status and body.
+func (b *bench) do(req *http.Request) (int, []byte) {
+	req.Header.Set("Authorization", "Bearer "+b.key)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		log.Fatal(err)
