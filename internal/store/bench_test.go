@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/store"
 	"github.com/opsbook/opsbook/internal/store/storetest"
 )
 
@@ -28,10 +29,7 @@ func BenchmarkAppendOutput(b *testing.B) {
 		b.Run(dialect, func(b *testing.B) {
 			s := storetest.Open(b, dialect)
 			ctx := context.Background()
-			run := runbook.Run{Runbook: "bench.md", Status: runbook.RunRunning}
-			if err := s.CreateRun(ctx, &run); err != nil {
-				b.Fatal(err)
-			}
+			run := benchRun(b, s)
 			// Printable pseudo-random text: PostgreSQL compresses large
 			// values, and real output does not compress to nothing.
 			rng := rand.New(rand.NewPCG(1, 2))
@@ -68,10 +66,7 @@ func BenchmarkAppendStepEvents(b *testing.B) {
 		b.Run(dialect, func(b *testing.B) {
 			s := storetest.Open(b, dialect)
 			ctx := context.Background()
-			run := runbook.Run{Runbook: "bench.md", Status: runbook.RunRunning}
-			if err := s.CreateRun(ctx, &run); err != nil {
-				b.Fatal(err)
-			}
+			run := benchRun(b, s)
 			for b.Loop() {
 				for _, ev := range []runbook.Event{
 					{Type: runbook.EventStepStarted, Step: "s", Attempt: 1},
@@ -85,6 +80,16 @@ func BenchmarkAppendStepEvents(b *testing.B) {
 			}
 		})
 	}
+}
+
+// benchRun creates a running run to append to.
+func benchRun(b *testing.B, s *store.Store) runbook.Run {
+	b.Helper()
+	run := runbook.Run{Runbook: "bench.md", Status: runbook.RunRunning}
+	if err := s.CreateRun(context.Background(), &run); err != nil {
+		b.Fatal(err)
+	}
+	return run
 }
 
 func peakRSSMB() float64 {
@@ -111,10 +116,7 @@ func BenchmarkAppendConcurrentRuns(b *testing.B) {
 			for b.Loop() {
 				var wg sync.WaitGroup
 				for range 200 {
-					run := runbook.Run{Runbook: "bench.md", Status: runbook.RunRunning}
-					if err := s.CreateRun(ctx, &run); err != nil {
-						b.Fatal(err)
-					}
+					run := benchRun(b, s)
 					wg.Add(1)
 					go func() {
 						defer wg.Done()
