@@ -280,7 +280,7 @@ func (r *runner) rollback(ctx, wctx context.Context, reason string) runbook.RunS
 	}
 	if r.state.Rollback == nil || r.state.Rollback.StartedAt.IsZero() {
 		if err := r.append(wctx, runbook.Event{Type: runbook.EventRollbackStart, Text: reason,
-			Data: map[string]string{"document": r.plan.relDoc(doc)}}); err != nil {
+			Data: map[string]string{"document": doc.Path}}); err != nil {
 			return runbook.RunFailed
 		}
 	}
@@ -295,13 +295,6 @@ func (r *runner) rollback(ctx, wctx context.Context, reason string) runbook.RunS
 	}
 	r.append(wctx, runbook.Event{Type: runbook.EventRollbackFinish, Text: res.reason, Data: map[string]string{"status": string(status)}})
 	return runbook.RunRolledBack
-}
-
-func (p *Plan) relDoc(d *runbook.Document) string {
-	if d == nil {
-		return ""
-	}
-	return d.Path
 }
 
 // append masks and durably records events, then applies them to the state
@@ -363,13 +356,6 @@ func (r *runner) catchUpLocked(ctx context.Context) error {
 		r.applyLocked(ev)
 	}
 	return nil
-}
-
-// snapshotState returns the state under the lock; callers only read it.
-func (r *runner) stateView() *runbook.RunState {
-	r.appendMu.Lock()
-	defer r.appendMu.Unlock()
-	return r.state
 }
 
 // env is what a step's command sees: variables, parameters, outputs of

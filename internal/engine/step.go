@@ -336,7 +336,7 @@ func (r *runner) resumeWait(ctx context.Context, phase string, doc *runbook.Docu
 	case runbook.WaitKindGate:
 		return r.gateDecided(ctx, phase, step, d)
 	case runbook.WaitKindManual:
-		return r.manualConfirmed(ctx, phase, step, d)
+		return r.manualConfirmed(ctx, phase, step)
 	}
 	return r.applyAnswer(ctx, phase, doc, step, max(info.attempts, 1), d)
 }
@@ -378,16 +378,15 @@ func (r *runner) gateDecided(ctx context.Context, phase string, step *runbook.St
 
 func (r *runner) runManual(ctx context.Context, phase string, step *runbook.Step, resolved bool) phaseResult {
 	if resolved {
-		return r.manualConfirmed(ctx, phase, step, runbook.Decision{})
+		return r.manualConfirmed(ctx, phase, step)
 	}
-	d, res, stop := r.await(ctx, waitSpec{kind: runbook.WaitKindManual, phase: phase, step: step, text: step.Manual.Body})
-	if stop {
+	if _, res, stop := r.await(ctx, waitSpec{kind: runbook.WaitKindManual, phase: phase, step: step, text: step.Manual.Body}); stop {
 		return res
 	}
-	return r.manualConfirmed(ctx, phase, step, d)
+	return r.manualConfirmed(ctx, phase, step)
 }
 
-func (r *runner) manualConfirmed(ctx context.Context, phase string, step *runbook.Step, d runbook.Decision) phaseResult {
+func (r *runner) manualConfirmed(ctx context.Context, phase string, step *runbook.Step) phaseResult {
 	if err := r.append(context.WithoutCancel(ctx), r.stepEvent(runbook.EventStepFinished, phase, step, "", 0,
 		withData("status", string(runbook.StepSucceeded)))); err != nil {
 		return phaseResult{outcome: outcomeFailed, reason: err.Error()}
