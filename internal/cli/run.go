@@ -503,46 +503,24 @@ func planParams(e *env, defs []runbook.Param, flags []string) (map[string]string
 	if err != nil {
 		return nil, err
 	}
-	const missing = "<required: give it at run time>"
-	var errs []error
-	for _, d := range defs {
+	// A required value not given yet is optional for the check, and marked.
+	var missing []string
+	planned := make([]runbook.Param, len(defs))
+	for i, d := range defs {
+		planned[i] = d
 		if _, ok := given[d.Name]; !ok && d.Required && !d.HasDefault {
-			given[d.Name] = missing
+			planned[i].Required = false
+			missing = append(missing, d.Name)
 		}
 	}
-	check := map[string]string{}
-	for k, v := range given {
-		if v != missing {
-			check[k] = v
-		}
-	}
-	resolved, err := runbook.ResolveParams(defs, check)
+	resolved, err := runbook.ResolveParams(planned, given)
 	if err != nil {
-		for _, one := range unwrapJoined(err) {
-			var pe *runbook.ParamError
-			if errors.As(one, &pe) && given[pe.Name] == missing {
-				continue
-			}
-			errs = append(errs, one)
-		}
-		if len(errs) > 0 {
-			return nil, badInput("invalid parameters:\n%v", errors.Join(errs...))
-		}
-		return given, nil
+		return nil, badInput("invalid parameters:\n%v", err)
 	}
-	for k, v := range given {
-		if v == missing {
-			resolved[k] = v
-		}
+	for _, name := range missing {
+		resolved[name] = "<required: give it at run time>"
 	}
 	return resolved, nil
-}
-
-func unwrapJoined(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
 }
 
 // printPlan is --dry-run: what would run, and nothing runs.
