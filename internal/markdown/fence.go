@@ -409,13 +409,6 @@ func (p *parser) count(a runbook.Attr, minimum int) int {
 	return n
 }
 
-func firstOr(m []string, i int) string {
-	if i < len(m) {
-		return m[i]
-	}
-	return ""
-}
-
 func attrExample(key string) string {
 	switch key {
 	case "timeout", "backoff", "estimate", "interval":

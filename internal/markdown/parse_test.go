@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -284,16 +285,12 @@ func diffLines(want, got string) string {
 			gl = g[i]
 		}
 		if wl != gl {
-			b.WriteString("line " + itoa(i+1) + ":\n  want: " + wl + "\n   got: " + gl + "\n")
+			b.WriteString("line " + strconv.Itoa(i+1) + ":\n  want: " + wl + "\n   got: " + gl + "\n")
 			shown++
 		}
 	}
 	return b.String()
 }
-
-func itoa(n int) string { return strings.TrimSpace(strings.Repeat(" ", 0) + jsonInt(n)) }
-
-func jsonInt(n int) string { b, _ := json.Marshal(n); return string(b) }
 
 // A default is judged by runbook.CheckParam, the rule run-time values
 // follow, so a default the front matter accepts is one a run accepts.
