@@ -132,6 +132,23 @@ type Plan struct {
 	Snapshot string // snapshot.Of(...).String()
 }
 
+// documents are the plan's runbook, its rollback plan and the runbooks it
+// calls (by reference), those it has.
+func (p *Plan) documents() []*runbook.Document {
+	var docs []*runbook.Document
+	for _, d := range []*runbook.Document{p.Document, p.Rollback} {
+		if d != nil {
+			docs = append(docs, d)
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(p.Called)) {
+		if d := p.Called[k]; d != nil {
+			docs = append(docs, d)
+		}
+	}
+	return docs
+}
+
 // StartOptions are the per-run choices of whoever starts it.
 type StartOptions struct {
 	Actor     string // who starts the run
@@ -227,15 +244,8 @@ func (e *UnfinishedError) Error() string {
 // checkFinished refuses a plan whose runbook, rollback plan or called
 // runbooks still hold placeholders.
 func checkFinished(p *Plan) error {
-	docs := []*runbook.Document{p.Document, p.Rollback}
-	for _, k := range slices.Sorted(maps.Keys(p.Called)) {
-		docs = append(docs, p.Called[k])
-	}
 	var places []string
-	for _, d := range docs {
-		if d == nil {
-			continue
-		}
+	for _, d := range p.documents() {
 		for i, pos := range d.Placeholder {
 			what := ""
 			if i < len(d.PlaceholderText) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,14 +59,9 @@ func selectorText(sel map[string]string) string {
 	if len(sel) == 0 {
 		return "every host"
 	}
-	keys := make([]string, 0, len(sel))
-	for k := range sel {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + sel[k]
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(sel)) {
+		parts = append(parts, k+"="+sel[k])
 	}
 	return strings.Join(parts, ", ")
 }
@@ -76,19 +72,7 @@ func selectorText(sel map[string]string) string {
 // starts rather than when its step comes.
 func (p *Plan) CheckTargets() error {
 	var errs []error
-	docs := []*runbook.Document{p.Document, p.Rollback}
-	keys := make([]string, 0, len(p.Called))
-	for k := range p.Called {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		docs = append(docs, p.Called[k])
-	}
-	for _, d := range docs {
-		if d == nil {
-			continue
-		}
+	for _, d := range p.documents() {
 		for i := range d.Steps {
 			s := &d.Steps[i]
 			hosts, err := p.StepHosts(d, s)
@@ -109,14 +93,7 @@ func (p *Plan) CheckTargets() error {
 
 // RemoteSteps reports whether any step of the plan runs on inventory hosts.
 func (p *Plan) RemoteSteps() bool {
-	docs := []*runbook.Document{p.Document, p.Rollback}
-	for _, d := range p.Called {
-		docs = append(docs, d)
-	}
-	for _, d := range docs {
-		if d == nil {
-			continue
-		}
+	for _, d := range p.documents() {
 		for _, s := range d.Steps {
 			if s.Target != "" && s.Target != runbook.TargetLocal {
 				return true
