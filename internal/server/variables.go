@@ -2,8 +2,11 @@ package server
 
 import (
 	"context"
+	"net/http"
 	"regexp"
+	"strconv"
 
+	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/store"
 )
 
@@ -13,9 +16,9 @@ var variableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
 
 // SetVariable checks a variable's name and environment ("" for every
 // environment), seals a sensitive value under the master key and stores
-// it; the API and the UI's variables page both set variables here. The
-// returned variable holds the sealed value.
-func (s *Server) SetVariable(ctx context.Context, actor, env, name, value string, sensitive bool) (store.Variable, error) {
+// and audits it; the API and the UI's variables page both set variables
+// here. The returned variable holds the sealed value.
+func (s *Server) SetVariable(r *http.Request, actor, env, name, value string, sensitive bool) (store.Variable, error) {
 	if !variableName.MatchString(name) {
 		return store.Variable{}, BadRequest("variable name %q: use letters, digits and _, not starting with a digit (it becomes an environment variable)", name)
 	}
@@ -32,8 +35,28 @@ func (s *Server) SetVariable(ctx context.Context, actor, env, name, value string
 		}
 		v.Value = sealed
 	}
-	if err := s.store.SetVariable(ctx, v); err != nil {
+	if err := s.store.SetVariable(r.Context(), v); err != nil {
+		return store.Variable{}, err
+	}
+	if err := s.AuditRequest(r, "variable.set", "variable/"+name, map[string]string{"environment": env, "sensitive": strconv.FormatBool(sensitive)}); err != nil {
 		return store.Variable{}, err
 	}
 	return v, nil
+}
+
+// VisibleVariables lists the variables of env (see store.ListVariables)
+// that p may see: those of an environment p may view, and those of every
+// environment, which apply to all of them. Sensitive values stay sealed.
+func (s *Server) VisibleVariables(ctx context.Context, p *auth.Principal, env string, all bool) ([]store.Variable, error) {
+	vs, err := s.store.ListVariables(ctx, env, all)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Variable
+	for _, v := range vs {
+		if v.Environment == "" || p.Can(auth.RunbookView, auth.Scope{Environment: v.Environment}) {
+			out = append(out, v)
+		}
+	}
+	return out, nil
 }

@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/auth"
@@ -37,29 +36,13 @@ func view(v store.Variable) variableView {
 }
 
 func (h *handlers) listVariables(w http.ResponseWriter, r *http.Request) error {
-	p := principal(r)
 	q := r.URL.Query()
-	var vs []store.Variable
-	var err error
-	if q.Has("environment") {
-		vs, err = h.s.Store().ListVariables(r.Context(), q.Get("environment"), false)
-	} else {
-		vs, err = h.s.Store().ListVariables(r.Context(), "", true)
-	}
+	vs, err := h.s.VisibleVariables(r.Context(), principal(r), q.Get("environment"), !q.Has("environment"))
 	if err != nil {
 		return err
 	}
 	out := []variableView{}
 	for _, v := range vs {
-		env := v.Environment
-		if env == "" {
-			env = auth.AllEnvironments
-		}
-		// Variables of every environment are visible to anyone who may view
-		// some environment: they apply to all of them.
-		if v.Environment != "" && !p.Can(auth.RunbookView, auth.Scope{Environment: env}) {
-			continue
-		}
 		out = append(out, view(v))
 	}
 	server.WriteJSON(w, http.StatusOK, Page[variableView]{Items: out})
@@ -77,12 +60,8 @@ func (h *handlers) setVariable(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	name, env := r.PathValue("name"), r.URL.Query().Get("environment")
-	v, err := h.s.SetVariable(r.Context(), principal(r).Name, env, name, req.Value, req.Sensitive)
+	v, err := h.s.SetVariable(r, principal(r).Name, env, name, req.Value, req.Sensitive)
 	if err != nil {
-		return err
-	}
-	detail := map[string]string{"environment": env, "sensitive": strconv.FormatBool(req.Sensitive)}
-	if err := h.s.AuditRequest(r, "variable.set", "variable/"+name, detail); err != nil {
 		return err
 	}
 	server.WriteJSON(w, http.StatusOK, view(v))

@@ -219,20 +219,14 @@ func (h *handlers) deleteTrigger(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handlers) adminVariables(w http.ResponseWriter, r *http.Request) error {
-	p := principal(r)
-	vs, err := h.s.Store().ListVariables(r.Context(), "", true)
+	rows, err := h.s.VisibleVariables(r.Context(), principal(r), "", true)
 	if err != nil {
 		return err
 	}
-	var rows []store.Variable
-	for _, v := range vs {
-		if v.Environment != "" && !p.Can(auth.RunbookView, auth.Scope{Environment: v.Environment}) {
-			continue
+	for i := range rows {
+		if rows[i].Sensitive {
+			rows[i].Value = "" // write-only: the page never holds it
 		}
-		if v.Sensitive {
-			v.Value = "" // write-only: the page never holds it
-		}
-		rows = append(rows, v)
 	}
 	return h.render(w, http.StatusOK, "admin_variables", h.adminPage(r, "admin_variables", "variables", struct {
 		Variables []store.Variable
@@ -253,10 +247,7 @@ func (h *handlers) scopeVariableForm(r *http.Request) (auth.Scope, error) {
 func (h *handlers) setVariable(w http.ResponseWriter, r *http.Request) error {
 	name, env := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("environment")
 	sensitive := r.PostFormValue("sensitive") == "true"
-	if _, err := h.s.SetVariable(r.Context(), principal(r).Name, env, name, r.PostFormValue("value"), sensitive); err != nil {
-		return err
-	}
-	if err := h.s.AuditRequest(r, "variable.set", "variable/"+name, map[string]string{"environment": env, "sensitive": strconv.FormatBool(sensitive), "via": "ui"}); err != nil {
+	if _, err := h.s.SetVariable(r, principal(r).Name, env, name, r.PostFormValue("value"), sensitive); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/admin/variables?flash=saved", http.StatusSeeOther)
