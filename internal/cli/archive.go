@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -52,12 +51,10 @@ completed is refused unless --force is given.`,
 				}
 			}
 			if output == "json" {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
 				if results == nil {
 					results = []*workspace.ArchiveResult{}
 				}
-				if encErr := enc.Encode(results); encErr != nil {
+				if encErr := writeJSON(e.stdout, results); encErr != nil {
 					return encErr
 				}
 			} else {

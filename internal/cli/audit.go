@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 
@@ -73,9 +72,7 @@ workspace's .opsbook/server.db).`,
 				}
 			}
 			if output == "json" {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(v); err != nil {
+				if err := writeJSON(e.stdout, v); err != nil {
 					return err
 				}
 			} else if v.OK {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -42,9 +41,7 @@ upgrade, CDN switchover, TLS rotation) into ops/runbooks/.`,
 				return badInput("init: %v", err)
 			}
 			if output == "json" {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				return writeJSON(e.stdout, res)
 			}
 			for _, f := range res.Created {
 				fmt.Fprintf(e.stdout, "created  %s\n", f)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -30,12 +29,10 @@ completed more than 30 days ago (archive them with opsbook archive --due).`,
 			}
 			switch output {
 			case "json":
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
 				if tasks == nil {
-					return enc.Encode([]any{})
+					return writeJSON(e.stdout, []any{})
 				}
-				return enc.Encode(tasks)
+				return writeJSON(e.stdout, tasks)
 			case "table", "text", "":
 			default:
 				return badInput("--output must be table or json, not %q", output)

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -60,9 +59,7 @@ Templates in ops/templates/ override the built-in ones.`,
 				return badInput("%v", err)
 			}
 			if output == "json" {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(res)
+				return writeJSON(e.stdout, res)
 			}
 			verb := "created"
 			if res.DryRun {

@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -42,7 +41,7 @@ func runsRemote(ctx context.Context, e *env, c *client.Client, f client.RunFilte
 		return err
 	}
 	if output == "json" {
-		return writeRemoteJSON(e.stdout, map[string]any{"runs": runs, "next_cursor": next})
+		return writeJSON(e.stdout, map[string]any{"runs": runs, "next_cursor": next})
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tSTATUS\tENVIRONMENT\tRUNBOOK\tBY\tSTARTED")
@@ -213,10 +212,4 @@ func localDocument(e *env, rel string) *runbook.Document {
 		return nil
 	}
 	return doc
-}
-
-func writeRemoteJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"text/tabwriter"
 	"time"
@@ -55,9 +54,7 @@ process) is shown as interrupted: continue it with ` + "`opsbook resume RUN`" + 
 				}
 			}
 			if output == "json" {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(runs)
+				return writeJSON(e.stdout, runs)
 			}
 			if len(runs) == 0 {
 				fmt.Fprintln(e.stderr, "no runs yet; start one with `opsbook run FILE --env NAME`")

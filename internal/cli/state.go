@@ -3,7 +3,9 @@ package cli
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,6 +55,13 @@ func checkOutput(output string, allowed ...string) error {
 		return nil
 	}
 	return badInput("--output must be %s, not %q", strings.Join(allowed, " or "), output)
+}
+
+// writeJSON is --output json: v indented, as every command prints it.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // newEngine is the engine the CLI drives in-process.

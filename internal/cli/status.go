@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -65,9 +64,7 @@ prints the same list. --env defaults to the first protected environment.`,
 				return badInput("%v", err)
 			}
 			if output == "json" {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
+				return writeJSON(e.stdout, rep)
 			}
 			rep.WriteText(e.stdout)
 			return nil

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"runtime/debug"
@@ -35,9 +34,7 @@ func newVersionCmd(e *env) *cobra.Command {
 			}
 			switch output {
 			case "json":
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(v)
+				return writeJSON(e.stdout, v)
 			case "text", "":
 				fmt.Fprintf(e.stdout, "opsbook %s (%s, %s/%s)\n", v.Version, v.Go, v.OS, v.Arch)
 				return nil
