@@ -329,9 +329,6 @@ func FlushedDataDir(t testing.TB) string {
 	return filepath.Join(c.dir, "data")
 }
 
-// AdminDSN is the URL of the cluster's postgres database, as superuser.
-func (c *Cluster) AdminDSN() string { return c.admin }
-
 // NewDatabase creates an empty database, dropped when t ends, and returns
 // its URL.
 func (c *Cluster) NewDatabase(t testing.TB) string {
