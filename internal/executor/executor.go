@@ -58,6 +58,22 @@ type Result struct {
 // Succeeded reports whether the command exited with status 0.
 func (r Result) Succeeded() bool { return r.ExitCode == 0 && !r.TimedOut && !r.Canceled }
 
+// SameWriter reports whether a and b are the same non-nil writer, as
+// Command's Stdout and Stderr are when they should get both streams through
+// one pipe. Writers of uncomparable types are never the same (== would
+// panic on them).
+func SameWriter(a, b io.Writer) (same bool) {
+	if a == nil || b == nil {
+		return false
+	}
+	defer func() {
+		if recover() != nil {
+			same = false
+		}
+	}()
+	return a == b
+}
+
 // ErrInterpreterNotFound is wrapped by Run's error when the command's
 // interpreter is not installed on the host.
 var ErrInterpreterNotFound = errors.New("interpreter not found")

@@ -430,7 +430,7 @@ func openStreams(cmd *exec.Cmd, stdout, stderr io.Writer) (*streams, error) {
 	if out != nil {
 		cmd.Stdout = out
 	}
-	if sameWriter(stdout, stderr) {
+	if SameWriter(stdout, stderr) {
 		// One pipe keeps the two streams in the order they were written
 		// and spares the writer concurrent calls.
 		cmd.Stderr = cmd.Stdout
@@ -445,20 +445,6 @@ func openStreams(cmd *exec.Cmd, stdout, stderr io.Writer) (*streams, error) {
 		cmd.Stderr = errPipe
 	}
 	return s, nil
-}
-
-// sameWriter reports whether a and b are the same non-nil writer; writers
-// of uncomparable types are never the same.
-func sameWriter(a, b io.Writer) (same bool) {
-	if a == nil || b == nil {
-		return false
-	}
-	defer func() {
-		if recover() != nil {
-			same = false
-		}
-	}()
-	return a == b
 }
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}

@@ -203,7 +203,7 @@ func (e *Executor) collect(id string) (status string, data []byte, err error) {
 // io.ReaderFrom (two concurrent ReadFrom calls corrupt a shared
 // bytes.Buffer) and serialise writes when both streams share a writer.
 func outputWriters(stdout, stderr io.Writer) (io.Writer, io.Writer) {
-	if stdout != nil && stdout == stderr {
+	if executor.SameWriter(stdout, stderr) {
 		w := &lockedWriter{w: stdout}
 		return w, w
 	}
@@ -328,7 +328,7 @@ func wrapperScript(cmd executor.Command, id string) (string, error) {
 		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(v))
 	}
 	b.WriteString("OPSBOOK_OUTPUT=\"$d/output\"; export OPSBOOK_OUTPUT; : > \"$OPSBOOK_OUTPUT\"\n")
-	if cmd.Stdout != nil && cmd.Stdout == cmd.Stderr {
+	if executor.SameWriter(cmd.Stdout, cmd.Stderr) {
 		// One writer for both streams: merge them on the host, where the
 		// order of writes is still known.
 		b.WriteString("exec 2>&1\n")
