@@ -66,22 +66,9 @@ func Paths(paths []string, opts Options) ([]runbook.Diagnostic, error) {
 	results := make([][]runbook.Diagnostic, len(files))
 	blocks := make([][]shellBlock, len(files))
 	errs := make([]error, len(files))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range max(1, min(runtime.GOMAXPROCS(0), len(files))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				results[i], blocks[i], errs[i] = lintFile(files[i], explicit[files[i]], opts)
-			}
-		}()
-	}
-	for i := range files {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	parallel(len(files), func(i int) {
+		results[i], blocks[i], errs[i] = lintFile(files[i], explicit[files[i]], opts)
+	})
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -97,6 +84,27 @@ func Paths(paths []string, opts Options) ([]runbook.Diagnostic, error) {
 	}
 	runbook.SortDiagnostics(all)
 	return all, nil
+}
+
+// parallel calls do(0) … do(n-1) on up to GOMAXPROCS goroutines and
+// returns when all have returned.
+func parallel(n int, do func(i int)) {
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range max(1, min(runtime.GOMAXPROCS(0), n)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				do(i)
+			}
+		}()
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
 }
 
 // lintFile parses and lints one file, leaving the shell syntax check to

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -80,22 +78,7 @@ func checkShell(blocks []shellBlock) []runbook.Diagnostic {
 		}
 	}
 	results := make([][]runbook.Diagnostic, len(jobs))
-	work := make(chan int)
-	var wg sync.WaitGroup
-	for range max(1, min(runtime.GOMAXPROCS(0), len(jobs))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range work {
-				results[i] = checkBatch(jobs[i])
-			}
-		}()
-	}
-	for i := range jobs {
-		work <- i
-	}
-	close(work)
-	wg.Wait()
+	parallel(len(jobs), func(i int) { results[i] = checkBatch(jobs[i]) })
 	var diags []runbook.Diagnostic
 	for _, r := range results {
 		diags = append(diags, r...)
