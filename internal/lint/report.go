@@ -150,11 +150,8 @@ type lineCache map[string][][]byte
 func (c lineCache) utf16Col(file string, pos runbook.Pos) int {
 	lines, ok := c[file]
 	if !ok {
-		src, err := os.ReadFile(file)
-		if err == nil {
-			for _, l := range splitLines(src) {
-				lines = append(lines, l)
-			}
+		if src, err := os.ReadFile(file); err == nil {
+			lines = splitLines(src)
 		}
 		c[file] = lines
 	}
