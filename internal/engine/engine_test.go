@@ -93,6 +93,25 @@ func (h *harness) run(p *Plan, so StartOptions, o ExecOptions) (runbook.RunStatu
 	return status, state
 }
 
+// died starts a run of p and appends evs, the log of a process that died
+// in the middle of it: the run is left running with nobody executing it.
+func (h *harness) died(p *Plan, evs ...runbook.Event) runbook.Run {
+	h.t.Helper()
+	ctx := context.Background()
+	run, err := h.eng.Start(ctx, p, StartOptions{})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, err := h.st.AppendEvents(ctx, run.ID, evs...); err != nil {
+		h.t.Fatal(err)
+	}
+	run.Status = runbook.RunRunning
+	if err := h.st.UpdateRun(ctx, run); err != nil {
+		h.t.Fatal(err)
+	}
+	return run
+}
+
 func (h *harness) read(name string) string {
 	b, _ := os.ReadFile(filepath.Join(h.dir, name))
 	return string(b)
@@ -521,20 +540,11 @@ func TestResume(t *testing.T) {
 				step("B", "sh {id=b"+tt.bAttrs+"}", `echo b >> order; [ "$V" = 1 ]`)+step("C", "sh {id=c}", "echo c >> order"))
 			p := h.plan(d, map[string]string{"TOKEN": "s3cret"})
 			ctx := context.Background()
-			run, err := h.eng.Start(ctx, p, StartOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = h.st.AppendEvents(ctx, run.ID,
+			run := h.died(p,
 				runbook.Event{Type: runbook.EventStepStarted, Step: "a", Host: "local", Attempt: 1},
 				runbook.Event{Type: runbook.EventStepPublished, Step: "a", Host: "local", Attempt: 1, Data: map[string]string{"V": "1"}},
 				runbook.Event{Type: runbook.EventStepFinished, Step: "a", Host: "local", Attempt: 1, Data: map[string]string{"status": "succeeded"}},
 				runbook.Event{Type: runbook.EventStepStarted, Step: "b", Host: "local", Attempt: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			run.Status = runbook.RunRunning
-			h.st.UpdateRun(ctx, run)
 			orphans, _ := h.st.OrphanedRuns(ctx)
 			if len(orphans) != 1 {
 				t.Fatalf("the dead run is not found as interrupted: %v", orphans)

@@ -270,26 +270,17 @@ func TestInterruptedFanOutResumesUnfinishedHosts(t *testing.T) {
 	p := h.plan(h.doc("rb.md", webTarget, deployStep("idempotent")), nil)
 	p.Hosts = webHosts()
 	ctx := context.Background()
-	run, err := h.eng.Start(ctx, p, StartOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The process died with web1 done and web2 running.
-	_, err = h.st.AppendEvents(ctx, run.ID,
+	run := h.died(p,
 		runbook.Event{Type: runbook.EventStepStarted, Step: "deploy", Attempt: 1, Data: map[string]string{"hosts": "web1,web2,web3,web4"}},
 		runbook.Event{Type: runbook.EventStepStarted, Step: "deploy", Host: "web1", Attempt: 1},
 		runbook.Event{Type: runbook.EventStepPublished, Step: "deploy", Host: "web1", Attempt: 1, Data: map[string]string{"VERSION_FROM": "web1"}},
 		runbook.Event{Type: runbook.EventStepFinished, Step: "deploy", Host: "web1", Attempt: 1, Data: map[string]string{"status": "succeeded"}},
 		runbook.Event{Type: runbook.EventStepStarted, Step: "deploy", Host: "web2", Attempt: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
 	mid, _ := h.eng.State(ctx, run.ID)
 	if st := mid.Step("deploy"); st.Status != runbook.StepRunning {
 		t.Fatalf("one host's success finished the whole step: %s", st.Status)
 	}
-	run.Status = runbook.RunRunning
-	h.st.UpdateRun(ctx, run)
 	status, err := h.eng.Resume(ctx, run.ID, p, ExecOptions{})
 	if err != nil || status != runbook.RunSucceeded {
 		t.Fatalf("resume: %s %v", status, err)

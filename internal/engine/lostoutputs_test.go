@@ -48,23 +48,13 @@ func TestResumeRefusesLostSecretOutputs(t *testing.T) {
 					step("B", "sh {id=b idempotent verify=none reason=test}", "echo b >> order")+
 					step("C", "sh {id=c verify=none reason=test}", tt.cBody))
 			p := h.plan(d, map[string]string{"TOKEN": "s3cret"})
-			ctx := context.Background()
-			run, err := h.eng.Start(ctx, p, StartOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
 			// What a run that died in step b left: a's output stored masked.
-			_, err = h.st.AppendEvents(ctx, run.ID,
+			run := h.died(p,
 				runbook.Event{Type: runbook.EventStepStarted, Step: "a", Host: "local", Attempt: 1},
 				runbook.Event{Type: runbook.EventStepPublished, Step: "a", Host: "local", Attempt: 1, Data: map[string]string{"DB_URL": "postgres://app:***@db"}},
 				runbook.Event{Type: runbook.EventStepFinished, Step: "a", Host: "local", Attempt: 1, Data: map[string]string{"status": "succeeded", "secret_outputs": "DB_URL"}},
 				runbook.Event{Type: runbook.EventStepStarted, Step: "b", Host: "local", Attempt: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			run.Status = runbook.RunRunning
-			h.st.UpdateRun(ctx, run)
-			status, err := h.eng.Resume(ctx, run.ID, p, ExecOptions{})
+			status, err := h.eng.Resume(context.Background(), run.ID, p, ExecOptions{})
 			var lost *LostOutputsError
 			if tt.refused {
 				if !errors.As(err, &lost) || !strings.Contains(err.Error(), "step c uses $DB_URL (published by step a)") || lost.From != "a" {
