@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -52,16 +53,9 @@ type spawn struct {
 func (r *runner) stopOrphans(ctx context.Context) error {
 	running := map[string]bool{}
 	r.appendMu.Lock()
-	for _, st := range r.state.Steps {
+	for _, st := range slices.Concat(r.state.Steps, rollbackSteps(r.state)) {
 		if st.Status == runbook.StepRunning {
 			running[st.Phase+"/"+st.ID] = true
-		}
-	}
-	if r.state.Rollback != nil {
-		for _, st := range r.state.Rollback.Steps {
-			if st.Status == runbook.StepRunning {
-				running[st.Phase+"/"+st.ID] = true
-			}
 		}
 	}
 	r.appendMu.Unlock()

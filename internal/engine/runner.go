@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -242,7 +243,7 @@ func failedFanoutStep(s *runbook.RunState) (string, error) {
 
 func describeInterruption(s *runbook.RunState) string {
 	var parts []string
-	for _, st := range append(append([]*runbook.StepState{}, s.Steps...), rollbackSteps(s)...) {
+	for _, st := range slices.Concat(s.Steps, rollbackSteps(s)) {
 		switch st.Status {
 		case runbook.StepRunning:
 			parts = append(parts, fmt.Sprintf("step %s%s was running (attempt %d)", phasePrefix(st.Phase), st.ID, st.Attempts))
