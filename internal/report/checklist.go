@@ -2,14 +2,12 @@ package report
 
 import (
 	"embed"
-	"fmt"
 	htmltemplate "html/template"
 	"io"
 	"strings"
 	texttemplate "text/template"
 
 	"github.com/opsbook/opsbook/internal/runbook"
-	"github.com/opsbook/opsbook/internal/snapshot"
 )
 
 //go:embed templates/*.tmpl
@@ -23,22 +21,15 @@ var (
 
 // ChecklistView is everything the checklist templates show.
 type ChecklistView struct {
-	L         map[string]string
-	Lang      string
-	Title     string
-	Task      string
-	Runbook   string
-	Filled    bool // from a run; false for the blank checklist
-	RunID     string
-	Env       string
-	Snapshot  string
-	StartedBy string
-	Started   string
-	Finished  string
-	Result    string
+	L       map[string]string
+	Lang    string
+	Title   string
+	Task    string
+	Runbook string
+	Filled  bool // from a run; false for the blank checklist
+	RunHeader
 	Estimate  string
 	Actual    string
-	Emergency string
 	Items     []Item
 	ItemTimes []string // Items[i]'s tick time, formatted
 	Approved  []string
@@ -58,25 +49,16 @@ func Checklist(in Input) ChecklistView {
 		}
 		v.ItemTimes = append(v.ItemTimes, s)
 	}
-	for _, a := range in.Approved {
-		v.Approved = append(v.Approved, fmt.Sprintf("%s (%s)", a.By, in.stamp(a.At)))
-	}
+	v.Approved = in.approvals()
 	st := in.state()
 	if in.Run == nil || st == nil {
 		return v
 	}
 	v.Filled = true
-	v.RunID, v.Env, v.Snapshot = in.Run.ID, orElse(st.Environment, in.Run.Environment), snapshot.ShortOf(orElse(st.Snapshot, in.Run.Snapshot))
-	v.StartedBy = orElse(st.StartedBy, in.Run.CreatedBy)
-	if !st.StartedAt.IsZero() {
-		v.Started = in.stamp(st.StartedAt)
-	}
+	v.RunHeader = in.header(st, l)
 	if !st.FinishedAt.IsZero() {
-		v.Finished = in.stamp(st.FinishedAt)
 		v.Actual = formatDuration(st.FinishedAt.Sub(st.StartedAt))
 	}
-	v.Result = orElse(l[string(st.Status)], string(st.Status))
-	v.Emergency = in.emergencyReason()
 	if st.Rollback != nil {
 		for i, s := range st.Rollback.Steps {
 			r := Row{N: i + 1, ID: s.ID, Title: s.ID}

@@ -33,19 +33,13 @@ type EstimateRow struct {
 
 // PostmortemView is everything the postmortem template shows.
 type PostmortemView struct {
-	L          map[string]string
-	Lang       string
-	Title      string
-	System     string
-	Operation  string
-	Task       string
-	RunID      string
-	Env        string
-	Snapshot   string
-	StartedBy  string
-	Started    string
-	Finished   string
-	Result     string
+	L         map[string]string
+	Lang      string
+	Title     string
+	System    string
+	Operation string
+	Task      string
+	RunHeader
 	Timeline   []TimelineEntry
 	Estimates  []EstimateRow
 	TotalPlan  string
@@ -53,7 +47,6 @@ type PostmortemView struct {
 	TotalDiff  string
 	Deviations []string
 	Decisions  []DecisionRow
-	Emergency  string
 	Approved   []string
 	Fill       map[string]string // placeholder text per section
 }
@@ -66,19 +59,8 @@ func Postmortem(in Input) (PostmortemView, error) {
 	l := labels(in.Lang)
 	st := in.state()
 	v := PostmortemView{L: l, Lang: in.Lang, Title: in.Runbook.Title, System: in.Runbook.Front.System,
-		Operation: in.Runbook.Front.Operation, Task: in.Task, RunID: in.Run.ID,
-		Env: orElse(st.Environment, in.Run.Environment), Snapshot: snapshot.ShortOf(orElse(st.Snapshot, in.Run.Snapshot)),
-		StartedBy: orElse(st.StartedBy, in.Run.CreatedBy), Result: orElse(l[string(st.Status)], string(st.Status)),
-		Emergency: in.emergencyReason(), Fill: fills(in.Lang)}
-	if !st.StartedAt.IsZero() {
-		v.Started = in.stamp(st.StartedAt)
-	}
-	if !st.FinishedAt.IsZero() {
-		v.Finished = in.stamp(st.FinishedAt)
-	}
-	for _, a := range in.Approved {
-		v.Approved = append(v.Approved, fmt.Sprintf("%s (%s)", a.By, in.stamp(a.At)))
-	}
+		Operation: in.Runbook.Front.Operation, Task: in.Task, RunHeader: in.header(st, l),
+		Approved: in.approvals(), Fill: fills(in.Lang)}
 	v.Timeline = in.timeline()
 
 	var plan, act time.Duration

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/snapshot"
 )
 
 // Input is what a checklist or a postmortem is made from. Run, Events and
@@ -63,6 +64,42 @@ type Row struct {
 	// HostRows are a fan-out step's hosts, one sub-row each (Title is the
 	// host's name and batch).
 	HostRows []Row
+}
+
+// RunHeader is what the checklist and the postmortem say about the run as
+// a whole.
+type RunHeader struct {
+	RunID     string
+	Env       string
+	Snapshot  string
+	StartedBy string
+	Started   string
+	Finished  string
+	Result    string
+	Emergency string
+}
+
+// header describes in.Run from its replayed state st.
+func (in *Input) header(st *runbook.RunState, l map[string]string) RunHeader {
+	h := RunHeader{RunID: in.Run.ID, Env: orElse(st.Environment, in.Run.Environment),
+		Snapshot: snapshot.ShortOf(orElse(st.Snapshot, in.Run.Snapshot)), StartedBy: orElse(st.StartedBy, in.Run.CreatedBy),
+		Result: orElse(l[string(st.Status)], string(st.Status)), Emergency: in.emergencyReason()}
+	if !st.StartedAt.IsZero() {
+		h.Started = in.stamp(st.StartedAt)
+	}
+	if !st.FinishedAt.IsZero() {
+		h.Finished = in.stamp(st.FinishedAt)
+	}
+	return h
+}
+
+// approvals lists the reviews as "who (when)".
+func (in *Input) approvals() []string {
+	var out []string
+	for _, a := range in.Approved {
+		out = append(out, fmt.Sprintf("%s (%s)", a.By, in.stamp(a.At)))
+	}
+	return out
 }
 
 func (in *Input) loc() *time.Location {
