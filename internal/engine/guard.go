@@ -26,7 +26,6 @@ type guardMonitor struct {
 	ch     chan breach
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	errs   chan string
 }
 
 // breaches is nil-safe: a run without guards never receives.
