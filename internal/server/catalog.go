@@ -41,6 +41,16 @@ type Entry struct {
 	// Content is the snapshot of the documents alone (no variables): what
 	// publishing freezes.
 	Content string `json:"content"`
+	html    func() string
+}
+
+// HTML is the runbook rendered for reading (RenderMarkdown), rendered on
+// first use and kept until the workspace is read again.
+func (e *Entry) HTML() string {
+	if e.html == nil {
+		return RenderMarkdown(e.Doc.Source)
+	}
+	return e.html()
 }
 
 // Catalog is the workspace as the server sees it: its config and its
@@ -117,7 +127,8 @@ func loadEntry(ws *workspace.Workspace, rel string) (*Entry, error) {
 	if doc == nil || doc.Front.Kind != runbook.KindRunbook {
 		return nil, nil
 	}
-	e := &Entry{Path: rel, Title: doc.Title, Tags: doc.Front.Tags, Doc: doc, Diagnostics: diags, Project: DefaultProject}
+	e := &Entry{Path: rel, Title: doc.Title, Tags: doc.Front.Tags, Doc: doc, Diagnostics: diags, Project: DefaultProject,
+		html: sync.OnceValue(func() string { return RenderMarkdown(doc.Source) })}
 	if p, ok := ws.ProjectOf(rel); ok {
 		e.Project = p.Name
 	}

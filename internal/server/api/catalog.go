@@ -140,7 +140,7 @@ func (h *handlers) getRunbook(w http.ResponseWriter, r *http.Request) error {
 	}
 	v := runbookDetail{
 		runbookView: runbookView{Path: e.Path, Project: e.Project, Title: e.Title, Tags: e.Tags, Content: e.Content, Diagnostics: e.Diagnostics, LastRuns: map[string]runSummary{}},
-		Front:       e.Doc.Front, Steps: e.Doc.Steps, HTML: server.RenderMarkdown(e.Doc.Source),
+		Front:       e.Doc.Front, Steps: e.Doc.Steps, HTML: e.HTML(),
 	}
 	if e.Rollback != nil {
 		v.Rollback = e.Rollback.Path

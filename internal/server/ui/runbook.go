@@ -66,7 +66,7 @@ func (h *handlers) runbookPage(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return server.Errorf(http.StatusNotFound, "not_found", "runbook %s is not in the workspace; the overview lists them", rel)
 	}
-	d := runbookData{Entry: e, Front: e.Doc.Front, Steps: e.Doc.Steps, HTML: template.HTML(server.RenderMarkdown(e.Doc.Source)), Diagnostics: e.Diagnostics}
+	d := runbookData{Entry: e, Front: e.Doc.Front, Steps: e.Doc.Steps, HTML: template.HTML(e.HTML()), Diagnostics: e.Diagnostics}
 	if e.Rollback != nil {
 		d.Rollback = e.Rollback.Path
 	}
@@ -218,7 +218,7 @@ func (h *handlers) startRun(w http.ResponseWriter, r *http.Request) error {
 // (forms submitted without htmx).
 func (h *handlers) renderFormPage(w http.ResponseWriter, r *http.Request, e *server.Entry, pg *page) error {
 	d := pg.Data.(runbookData)
-	full := runbookData{Entry: e, Front: e.Doc.Front, Steps: e.Doc.Steps, HTML: template.HTML(server.RenderMarkdown(e.Doc.Source)), Diagnostics: e.Diagnostics, Form: d.Form, Review: h.reviewOf(e.Path)}
+	full := runbookData{Entry: e, Front: e.Doc.Front, Steps: e.Doc.Steps, HTML: template.HTML(e.HTML()), Diagnostics: e.Diagnostics, Form: d.Form, Review: h.reviewOf(e.Path)}
 	if pub, err := h.s.Store().Published(r.Context(), e.Path); err == nil {
 		full.Published = &pub
 	}
