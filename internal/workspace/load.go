@@ -219,27 +219,36 @@ func (d *decoder) config(n *yaml.Node, cfg *Config) {
 				d.errorf(v, "config-lang", "lang must be en or zh, not %q", cfg.Lang)
 			}
 		case "projects":
-			seen := map[string]bool{}
-			d.list(v, "projects", func(item *yaml.Node) {
-				p := d.project(item)
-				if p.Name != "" && seen[p.Name] {
-					d.errorf(item, "config-duplicate", "project %q is declared twice; merge the two entries", p.Name)
-				}
-				seen[p.Name] = true
-				cfg.Projects = append(cfg.Projects, p)
-			})
+			cfg.Projects = namedList(d, v, "project", d.project, func(p Project) string { return p.Name })
 		case "environments":
-			seen := map[string]bool{}
-			d.list(v, "environments", func(item *yaml.Node) {
-				e := d.environment(item)
-				if e.Name != "" && seen[e.Name] {
-					d.errorf(item, "config-duplicate", "environment %q is declared twice; merge the two entries", e.Name)
-				}
-				seen[e.Name] = true
-				cfg.Environments = append(cfg.Environments, e)
-			})
+			cfg.Environments = namedList(d, v, "environment", d.environment, func(e Environment) string { return e.Name })
 		}
 	})
+}
+
+// namedList decodes a list of named entries (projects, environments),
+// refusing a name declared twice.
+func namedList[T any](d *decoder, v *yaml.Node, what string, decode func(*yaml.Node) T, name func(T) string) []T {
+	var out []T
+	seen := map[string]bool{}
+	d.list(v, what+"s", func(item *yaml.Node) {
+		x := decode(item)
+		if n := name(x); n != "" && seen[n] {
+			d.errorf(item, "config-duplicate", "%s %q is declared twice; merge the two entries", what, n)
+		}
+		seen[name(x)] = true
+		out = append(out, x)
+	})
+	return out
+}
+
+// entryName checks the name of a project or an environment.
+func (d *decoder) entryName(n *yaml.Node, what, name string) {
+	if name == "" {
+		d.errorf(n, "config-missing", "%s without a name; add name: <%s>", what, what)
+	} else if !nameRe.MatchString(name) {
+		d.errorf(n, "config-name", "%s name %q may only use letters, digits, '.', '_' and '-'", what, name)
+	}
 }
 
 var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -263,11 +272,7 @@ func (d *decoder) project(n *yaml.Node) Project {
 			p.Tags = d.strings(v, "project tags")
 		}
 	})
-	if p.Name == "" {
-		d.errorf(n, "config-missing", "project without a name; add name: <project>")
-	} else if !nameRe.MatchString(p.Name) {
-		d.errorf(n, "config-name", "project name %q may only use letters, digits, '.', '_' and '-'", p.Name)
-	}
+	d.entryName(n, "project", p.Name)
 	return p
 }
 
@@ -324,11 +329,7 @@ func (d *decoder) environment(n *yaml.Node) Environment {
 			d.list(v, "freezes", func(item *yaml.Node) { e.Freezes = append(e.Freezes, d.freeze(item)) })
 		}
 	})
-	if e.Name == "" {
-		d.errorf(n, "config-missing", "environment without a name; add name: <environment>")
-	} else if !nameRe.MatchString(e.Name) {
-		d.errorf(n, "config-name", "environment name %q may only use letters, digits, '.', '_' and '-'", e.Name)
-	}
+	d.entryName(n, "environment", e.Name)
 	if !reviewersSet && e.Protected {
 		e.Reviewers = 2
 	}
