@@ -105,12 +105,8 @@ func writeRunLog(e *env, output string, run runbook.Run, titles map[string]strin
 	fmt.Fprintf(e.stdout, "\nStatus: %s\n", state.Status)
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "STEP\tSTATUS\tATTEMPTS\tDURATION\tCHECKS\tDETAIL")
-	all := append([]*runbook.StepState{}, state.Steps...)
-	if state.Rollback != nil {
-		all = append(all, state.Rollback.Steps...)
-	}
 	now := time.Now()
-	for _, s := range all {
+	for _, s := range state.AllSteps() {
 		var checks []string
 		for _, c := range s.Checks {
 			r := "pass"

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,7 +52,7 @@ type spawn struct {
 func (r *runner) stopOrphans(ctx context.Context) error {
 	running := map[string]bool{}
 	r.appendMu.Lock()
-	for _, st := range slices.Concat(r.state.Steps, rollbackSteps(r.state)) {
+	for _, st := range r.state.AllSteps() {
 		if st.Status == runbook.StepRunning {
 			running[st.Phase+"/"+st.ID] = true
 		}

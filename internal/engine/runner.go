@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -243,7 +242,7 @@ func failedFanoutStep(s *runbook.RunState) (string, error) {
 
 func describeInterruption(s *runbook.RunState) string {
 	var parts []string
-	for _, st := range slices.Concat(s.Steps, rollbackSteps(s)) {
+	for _, st := range s.AllSteps() {
 		switch st.Status {
 		case runbook.StepRunning:
 			parts = append(parts, fmt.Sprintf("step %s%s was running (attempt %d)", phasePrefix(st.Phase), st.ID, st.Attempts))
@@ -255,13 +254,6 @@ func describeInterruption(s *runbook.RunState) string {
 		return "the run's process stopped between steps"
 	}
 	return "the run's process stopped: " + strings.Join(parts, "; ")
-}
-
-func rollbackSteps(s *runbook.RunState) []*runbook.StepState {
-	if s.Rollback == nil {
-		return nil
-	}
-	return s.Rollback.Steps
 }
 
 func phasePrefix(phase string) string {

@@ -348,7 +348,7 @@ func (s *RunState) Apply(ev Event) {
 		if !s.Status.Finished() {
 			s.Status = RunInterrupted
 		}
-		for _, st := range s.allSteps() {
+		for _, st := range s.AllSteps() {
 			if st.Status == StepRunning {
 				st.Resumed = true
 			}
@@ -594,7 +594,9 @@ func (s *RunState) clearWaiting() {
 	s.Waiting, s.waitStep = nil, nil
 }
 
-func (s *RunState) allSteps() []*StepState {
+// AllSteps returns the main runbook's steps, then the rollback document's,
+// in a new slice.
+func (s *RunState) AllSteps() []*StepState {
 	all := slices.Clone(s.Steps)
 	if s.Rollback != nil {
 		all = append(all, s.Rollback.Steps...)
