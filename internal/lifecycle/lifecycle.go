@@ -157,7 +157,7 @@ type Summary struct {
 // Summarize folds records into a Summary. The lifecycle gates (issue 5)
 // refine State; this reports what the file alone shows.
 func Summarize(recs []Record) Summary {
-	s := Summary{State: "planning"}
+	s := Summary{State: StatePlanning}
 	approvers := map[string]bool{}
 	snapshot := ""
 	for i, r := range recs {
@@ -175,30 +175,30 @@ func Summarize(recs []Record) Summary {
 				delete(approvers, r.Actor)
 			}
 			s.Approvals = len(approvers)
-			if s.State == "planning" || s.State == "in review" || s.State == "approved" {
-				s.State = "in review"
+			if s.State == StatePlanning || s.State == StateInReview || s.State == StateApproved {
+				s.State = StateInReview
 				if s.Approvals >= 2 {
-					s.State = "approved"
+					s.State = StateApproved
 				}
 			}
 		case Run:
 			s.LastRun = &recs[i]
 			if s.Completed.IsZero() {
-				s.State = "executing"
+				s.State = StateExecuting
 			}
 		case Completed:
 			s.Completed, s.Outcome = r.Time, r.Status
 			switch r.Status {
 			case "failed":
-				s.State = "failed"
+				s.State = StateFailed
 			case "rolled_back":
-				s.State = "rolled back"
+				s.State = StateRolledBack
 			default:
-				s.State = "completed"
+				s.State = StateCompleted
 			}
 		case Archived:
 			s.Archived = true
-			s.State = "archived"
+			s.State = StateArchived
 		}
 	}
 	return s
