@@ -44,6 +44,13 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 		s.appendMu.Lock()
 		defer s.appendMu.Unlock()
 	}
+	// Prepared before the transaction takes a connection: preparing needs
+	// one of its own, and with every connection held by an appender's
+	// transaction waiting here the first appends would never finish.
+	stmts, err := s.appendStatements(ctx, db)
+	if err != nil {
+		return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
@@ -55,10 +62,6 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 		}
 	}
 
-	stmts, err := s.appendStatements(ctx, db)
-	if err != nil {
-		return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
-	}
 	var last int64
 	err = tx.StmtContext(ctx, stmts.bump).QueryRowContext(ctx, runID, int64(len(evs))).Scan(&last)
 	if errors.Is(err, sql.ErrNoRows) {

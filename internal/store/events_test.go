@@ -237,6 +237,34 @@ func TestAppendEventsConcurrent(t *testing.T) {
 	})
 }
 
+// The first appends of a fresh store come all at once, more of them than
+// the pool has connections (a server resuming many runs): none waits
+// forever for the statements AppendEvents prepares on first use.
+func TestFirstAppendsAtOnce(t *testing.T) {
+	storetest.ForEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		var runs []runbook.Run
+		for range 100 {
+			runs = append(runs, mustCreate(t, s, runbook.Run{Status: runbook.RunRunning}))
+		}
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for _, run := range runs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if _, err := s.AppendEvents(ctx, run.ID, runbook.Event{Type: runbook.EventStepStarted, Step: "s"}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+	})
+}
+
 // What is appended is on disk where FilesContaining looks, and what is not
 // appended is not: the check the engine's masking tests rely on.
 func TestFilesContaining(t *testing.T) {
