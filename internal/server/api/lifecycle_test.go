@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -108,7 +109,9 @@ func TestTaskGatesThroughServer(t *testing.T) {
 			t.Errorf("the called runbook's step did not run with its binding:\n%s", eventText(h, rehearsal.ID))
 		}
 		taskDir := filepath.Join(dir, "ops/active", task)
-		runs := lifecycle.Runs(mustRecords(t, taskDir))
+		runs := lifecycle.Runs(waitRecords(t, taskDir, func(r lifecycle.Record) bool {
+			return r.Type == lifecycle.Run && r.RunID == rehearsal.ID && r.Status != string(runbook.RunRunning)
+		}))
 		if len(runs) != 1 || runs[0].RunID != rehearsal.ID || runs[0].Status != string(runbook.RunSucceeded) || runs[0].Environment != "staging" {
 			t.Fatalf("lifecycle runs after the rehearsal: %+v", runs)
 		}
@@ -153,7 +156,7 @@ func TestTaskGatesThroughServer(t *testing.T) {
 			t.Fatalf("production run %s", d.Status)
 		}
 		var types []string
-		for _, rec := range mustRecords(t, taskDir) {
+		for _, rec := range waitRecords(t, taskDir, func(r lifecycle.Record) bool { return r.Type == lifecycle.Completed && r.RunID == prod.ID }) {
 			if rec.RunID == prod.ID {
 				types = append(types, string(rec.Type)+":"+rec.Status+rec.Note)
 			}
@@ -191,6 +194,21 @@ func mustRecords(t *testing.T, taskDir string) []lifecycle.Record {
 		t.Fatal(err)
 	}
 	return recs
+}
+
+// waitRecords returns the task's lifecycle records once one of them is
+// done: the server records a run's finish just after the run's status says
+// so. After a while it returns them as they are, for the caller to report.
+func waitRecords(t *testing.T, taskDir string, done func(lifecycle.Record) bool) []lifecycle.Record {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs := mustRecords(t, taskDir)
+		if slices.ContainsFunc(recs, done) || time.Now().After(deadline) {
+			return recs
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // eventText is every event text of a run, one a line.
