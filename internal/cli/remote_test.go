@@ -93,3 +93,15 @@ func TestRemoteRunShowRuns(t *testing.T) {
 		t.Fatalf("show: %v\n%s", err, out.String())
 	}
 }
+
+// TestRemoteResumeFailedOnly: the server offers no --failed-only, so the
+// flag is refused before anything is asked of it rather than ignored.
+func TestRemoteResumeFailedOnly(t *testing.T) {
+	t.Setenv("OPSBOOK_SERVER", "http://127.0.0.1:1") // never reached
+	t.Setenv("OPSBOOK_API_KEY", "key")
+	var out, errb bytes.Buffer
+	code := Main(t.Context(), []string{"resume", "r-1", "--failed-only"}, strings.NewReader(""), &out, &errb)
+	if code != ExitBadInput || !strings.Contains(errb.String(), "--failed-only") {
+		t.Fatalf("exit %d, want %d; stderr: %s", code, ExitBadInput, errb.String())
+	}
+}

@@ -41,6 +41,9 @@ the same run: a run still held by a live process is refused.`,
 			if c, err := remoteClient(server); err != nil {
 				return badInput("%v", err)
 			} else if c != nil {
+				if failedOnly {
+					return badInput("--failed-only reopens a failed run of the local store; the server does not offer it: drop --server (and unset OPSBOOK_SERVER) on the machine that ran it, or start a new run")
+				}
 				return resumeRemote(ctx, e, c, args[0], answer, output, yes)
 			}
 			ws, st, err := openWorkspaceState(ctx, e)
