@@ -41,16 +41,12 @@ prints the same list. --env defaults to the first protected environment.`,
   opsbook status 2025-03-01-postgres-upgrade-12-to-15 --env production --output json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ws, err := findWorkspace(e)
-			if err != nil {
-				return badInput("%v", err)
-			}
 			if err := checkOutput(output, "text", "json"); err != nil {
 				return err
 			}
-			t, err := gates.Load(ws, args[0])
+			ws, t, err := loadTask(e, args[0])
 			if err != nil {
-				return badInput("%v", err)
+				return err
 			}
 			if envName == "" {
 				envName = gates.DefaultEnvironment(ws)
