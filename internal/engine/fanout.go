@@ -204,15 +204,7 @@ func (r *runner) fanOut(ctx context.Context, phase string, step *runbook.Step, a
 		recMu.Lock()
 		published[h.Name] = outputs
 		recMu.Unlock()
-		var evs []runbook.Event
-		if len(outputs) > 0 {
-			evs = append(evs, r.stepEvent(runbook.EventStepPublished, phase, step, h.Name, attempt,
-				func(ev *runbook.Event) { maps.Copy(ev.Data, outputs) }))
-		}
-		evs = append(evs, r.stepEvent(runbook.EventStepFinished, phase, step, h.Name, attempt,
-			withData("status", string(runbook.StepSucceeded), "exit_code", strconv.Itoa(hres.exitCode),
-				"duration_ms", strconv.FormatInt(hres.duration.Milliseconds(), 10))))
-		if err := r.append(wctx, evs...); err != nil {
+		if err := r.append(wctx, r.successEvents(phase, step, hres, outputs)...); err != nil {
 			return recordErr(err)
 		}
 		return nil

@@ -451,19 +451,7 @@ func (r *runner) attempt(ctx context.Context, phase string, doc *runbook.Documen
 // succeed records a successful step with its published outputs, in one
 // write, and makes the outputs visible to later steps.
 func (r *runner) succeed(ctx context.Context, phase string, step *runbook.Step, res attemptResult, outputs map[string]string) error {
-	var evs []runbook.Event
-	if len(outputs) > 0 {
-		evs = append(evs, r.stepEvent(runbook.EventStepPublished, phase, step, res.host, res.attempt,
-			func(ev *runbook.Event) {
-				if ev.Data == nil {
-					ev.Data = map[string]string{}
-				}
-				maps.Copy(ev.Data, outputs)
-			}))
-	}
-	finished := r.stepEvent(runbook.EventStepFinished, phase, step, res.host, res.attempt,
-		withData("status", string(runbook.StepSucceeded), "exit_code", strconv.Itoa(res.exitCode),
-			"duration_ms", strconv.FormatInt(res.duration.Milliseconds(), 10)))
+	evs := r.successEvents(phase, step, res, outputs)
 	// Outputs that hold a secret are stored masked; say which, so that a
 	// resumed run knows it cannot restore them (see checkLostOutputs).
 	var secret []string
@@ -473,14 +461,26 @@ func (r *runner) succeed(ctx context.Context, phase string, step *runbook.Step, 
 		}
 	}
 	if len(secret) > 0 {
-		finished.Data["secret_outputs"] = strings.Join(secret, ",")
+		evs[len(evs)-1].Data["secret_outputs"] = strings.Join(secret, ",")
 	}
-	evs = append(evs, finished)
 	if err := r.append(ctx, evs...); err != nil {
 		return err
 	}
 	maps.Copy(r.outputs, outputs)
 	return nil
+}
+
+// successEvents are the step.published (when there are outputs) and the
+// step.finished of a successful attempt.
+func (r *runner) successEvents(phase string, step *runbook.Step, res attemptResult, outputs map[string]string) []runbook.Event {
+	var evs []runbook.Event
+	if len(outputs) > 0 {
+		evs = append(evs, r.stepEvent(runbook.EventStepPublished, phase, step, res.host, res.attempt,
+			func(ev *runbook.Event) { maps.Copy(ev.Data, outputs) }))
+	}
+	return append(evs, r.stepEvent(runbook.EventStepFinished, phase, step, res.host, res.attempt,
+		withData("status", string(runbook.StepSucceeded), "exit_code", strconv.Itoa(res.exitCode),
+			"duration_ms", strconv.FormatInt(res.duration.Milliseconds(), 10))))
 }
 
 // attemptOn runs one attempt on one host: the action, then expect, until
