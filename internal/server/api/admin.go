@@ -35,53 +35,12 @@ func (h *handlers) listUsers(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type createUserRequest struct {
-	Name     string   `json:"name"`
-	Display  string   `json:"display,omitempty"`
-	Password string   `json:"password,omitempty"`
-	Service  bool     `json:"service,omitempty"`
-	Teams    []string `json:"teams,omitempty"`
-}
-
 func (h *handlers) createUser(w http.ResponseWriter, r *http.Request) error {
-	var req createUserRequest
+	var req server.UserSpec
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	if err := auth.CheckName("user", req.Name); err != nil {
-		return server.BadRequest("%v", err)
-	}
-	u := &store.User{Name: req.Name, Display: req.Display, Service: req.Service}
-	switch {
-	case req.Service && req.Password != "":
-		return server.BadRequest("a service identity has no password; give it an API key instead")
-	case !req.Service && req.Password == "":
-		return server.BadRequest("password is required for a person (at least %d characters)", auth.MinPasswordLength)
-	case req.Password != "":
-		hash, err := auth.HashPassword(req.Password)
-		if err != nil {
-			return server.BadRequest("%v", err)
-		}
-		u.PasswordHash = hash
-	}
-	ctx := r.Context()
-	for _, t := range req.Teams {
-		if _, err := h.s.Store().GetTeam(ctx, t); err != nil {
-			return server.BadRequest("team %s does not exist; create it first with POST /api/v1/teams", t)
-		}
-	}
-	if err := h.s.Store().CreateUser(ctx, u); err != nil {
-		return err
-	}
-	for _, t := range req.Teams {
-		if err := h.s.Store().AddTeamMember(ctx, t, u.ID); err != nil {
-			return err
-		}
-	}
-	if err := h.s.AuditRequest(r, "user.create", "user/"+u.Name, map[string]string{"service": strconv.FormatBool(u.Service)}); err != nil {
-		return err
-	}
-	created, err := h.s.Store().GetUser(ctx, u.ID)
+	created, err := h.s.CreateUser(r, req)
 	if err != nil {
 		return err
 	}
@@ -181,14 +140,8 @@ func (h *handlers) createTeam(w http.ResponseWriter, r *http.Request) error {
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	if err := auth.CheckName("team", req.Name); err != nil {
-		return server.BadRequest("%v", err)
-	}
-	t, err := h.s.Store().CreateTeam(r.Context(), req.Name)
+	t, err := h.s.CreateTeam(r, req.Name)
 	if err != nil {
-		return err
-	}
-	if err := h.s.AuditRequest(r, "team.create", "team/"+t.Name, nil); err != nil {
 		return err
 	}
 	server.WriteJSON(w, http.StatusCreated, t)
@@ -208,15 +161,7 @@ func (h *handlers) deleteTeam(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handlers) addMember(w http.ResponseWriter, r *http.Request) error {
-	team, name := r.PathValue("name"), r.PathValue("user")
-	u, err := h.s.Store().GetUserByName(r.Context(), name)
-	if err != nil {
-		return err
-	}
-	if err := h.s.Store().AddTeamMember(r.Context(), team, u.ID); err != nil {
-		return err
-	}
-	if err := h.s.AuditRequest(r, "team.member.add", "team/"+team, map[string]string{"user": name}); err != nil {
+	if err := h.s.AddTeamMember(r, r.PathValue("name"), r.PathValue("user")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -51,25 +51,12 @@ func (h *handlers) adminUsers(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handlers) createUser(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	name, password := strings.TrimSpace(r.PostFormValue("name")), r.PostFormValue("password")
-	if err := auth.CheckName("user", name); err != nil {
-		return server.BadRequest("%v", err)
-	}
-	hash, err := auth.HashPassword(password)
-	if err != nil {
-		return server.BadRequest("%v", err)
-	}
-	u := &store.User{Name: name, Display: strings.TrimSpace(r.PostFormValue("display")), PasswordHash: hash}
-	if err := h.s.Store().CreateUser(ctx, u); err != nil {
-		return err
-	}
+	spec := server.UserSpec{Name: strings.TrimSpace(r.PostFormValue("name")), Display: strings.TrimSpace(r.PostFormValue("display")),
+		Password: r.PostFormValue("password")}
 	if team := r.PostFormValue("team"); team != "" {
-		if err := h.s.Store().AddTeamMember(ctx, team, u.ID); err != nil {
-			return err
-		}
+		spec.Teams = []string{team}
 	}
-	if err := h.s.AuditRequest(r, "user.create", "user/"+name, map[string]string{"team": r.PostFormValue("team"), "via": "ui"}); err != nil {
+	if _, err := h.s.CreateUser(r, spec); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/admin/users?flash=saved", http.StatusSeeOther)
@@ -93,14 +80,7 @@ func (h *handlers) adminTeams(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handlers) createTeam(w http.ResponseWriter, r *http.Request) error {
-	name := strings.TrimSpace(r.PostFormValue("name"))
-	if err := auth.CheckName("team", name); err != nil {
-		return server.BadRequest("%v", err)
-	}
-	if _, err := h.s.Store().CreateTeam(r.Context(), name); err != nil {
-		return err
-	}
-	if err := h.s.AuditRequest(r, "team.create", "team/"+name, map[string]string{"via": "ui"}); err != nil {
+	if _, err := h.s.CreateTeam(r, strings.TrimSpace(r.PostFormValue("name"))); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/admin/teams?flash=saved", http.StatusSeeOther)
@@ -108,16 +88,7 @@ func (h *handlers) createTeam(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handlers) addMember(w http.ResponseWriter, r *http.Request) error {
-	ctx := r.Context()
-	team, user := r.PostFormValue("team"), r.PostFormValue("user")
-	u, err := h.s.Store().GetUserByName(ctx, user)
-	if err != nil {
-		return err
-	}
-	if err := h.s.Store().AddTeamMember(ctx, team, u.ID); err != nil {
-		return err
-	}
-	if err := h.s.AuditRequest(r, "team.member.add", "team/"+team, map[string]string{"user": user, "via": "ui"}); err != nil {
+	if err := h.s.AddTeamMember(r, r.PostFormValue("team"), r.PostFormValue("user")); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/admin/teams?flash=saved", http.StatusSeeOther)
