@@ -3,6 +3,7 @@ package gates
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -224,8 +225,9 @@ func (t *Task) reviewsGate(rep *Report, env workspace.Environment) Gate {
 func (t *Task) rehearsalGate(rep *Report, env workspace.Environment) Gate {
 	g := Gate{ID: GateRehearsal, Title: "rehearsal"}
 	var candidates []string
+	allowed := t.Runbook.Front.Environments // empty: any
 	for _, e := range t.ws.Config.Environments {
-		if !e.Protected && e.Name != env.Name {
+		if !e.Protected && e.Name != env.Name && (len(allowed) == 0 || slices.Contains(allowed, e.Name)) {
 			candidates = append(candidates, e.Name)
 		}
 	}
@@ -242,7 +244,7 @@ func (t *Task) rehearsalGate(rep *Report, env workspace.Environment) Gate {
 	}
 	g.Detail = fmt.Sprintf("no successful run of snapshot %s in a non-protected environment", rep.Short)
 	if len(candidates) == 0 {
-		g.Missing = "opsbook.yaml declares no non-protected environment to rehearse in; add one (e.g. staging) or set rehearsal: false on " + env.Name
+		g.Missing = "there is no non-protected environment the runbook may run in (opsbook.yaml environments, front matter environments:); add one such as staging, or set rehearsal: false on " + env.Name
 	} else {
 		g.Missing = fmt.Sprintf("run it in %s first: `opsbook run %s --env %s`", strings.Join(candidates, " or "), t.Name, candidates[0])
 	}

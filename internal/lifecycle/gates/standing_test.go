@@ -80,3 +80,29 @@ func TestAdmitStanding(t *testing.T) {
 		})
 	}
 }
+
+// TestRehearsalSuggestsAllowedEnvironment: the rehearsal gate proposes only
+// non-protected environments the runbook may run in (front matter
+// environments:), not the first unprotected one of the workspace.
+func TestRehearsalSuggestsAllowedEnvironment(t *testing.T) {
+	cfg, err := workspace.ParseConfig("opsbook.yaml", []byte("name: t\nenvironments:\n  - name: dev\n  - name: staging\n  - name: production\n    protected: true\n"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := &workspace.Workspace{Dir: t.TempDir(), Config: cfg}
+	prod, _ := ws.Environment("production")
+	for _, tt := range []struct {
+		allowed []string
+		want    string
+	}{
+		{[]string{"staging", "production"}, "run it in staging first: `opsbook run task --env staging`"},
+		{nil, "run it in dev or staging first: `opsbook run task --env dev`"},
+		{[]string{"production"}, "there is no non-protected environment the runbook may run in"},
+	} {
+		task := &Task{Name: "task", ws: ws, Runbook: &runbook.Document{Front: runbook.FrontMatter{Environments: tt.allowed}}}
+		g := task.rehearsalGate(&Report{Short: "abc"}, prod)
+		if !strings.HasPrefix(g.Missing, tt.want) {
+			t.Errorf("environments %v: missing %q, want it to start %q", tt.allowed, g.Missing, tt.want)
+		}
+	}
+}
