@@ -19,6 +19,16 @@ var ErrCSRF = errors.New("cross-site request refused: send the session's CSRF to
 
 var crossOrigin = http.NewCrossOriginProtection()
 
+// CheckOrigin refuses (ErrCSRF) an unsafe request from another origin, by
+// Sec-Fetch-Site / Origin as browsers send them. Forms posted before there
+// is a session (sign-in, language) are checked with this alone.
+func CheckOrigin(r *http.Request) error {
+	if crossOrigin.Check(r) != nil {
+		return ErrCSRF
+	}
+	return nil
+}
+
 // CheckCSRF protects cookie-authenticated requests: unsafe methods must
 // come from the same origin (Sec-Fetch-Site / Origin, as browsers send
 // them) and carry the session's synchronizer token. API-key requests are
@@ -32,8 +42,8 @@ func CheckCSRF(p *Principal, r *http.Request) error {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 		return nil
 	}
-	if err := crossOrigin.Check(r); err != nil {
-		return ErrCSRF
+	if err := CheckOrigin(r); err != nil {
+		return err
 	}
 	got := r.Header.Get(CSRFHeader)
 	if got == "" {

@@ -62,14 +62,12 @@ func (h *handlers) oidcCallback(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-var crossOrigin = http.NewCrossOriginProtection()
-
 // login signs in with server.Login, as POST /api/v1/login does, and
 // shows the form again on a refusal. The login form is refused from other
 // origins, so no site can sign a browser in as someone else.
 func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
-	if err := crossOrigin.Check(r); err != nil {
-		return auth.ErrCSRF
+	if err := auth.CheckOrigin(r); err != nil {
+		return err
 	}
 	name := strings.TrimSpace(r.PostFormValue("name"))
 	data := loginData{Next: r.PostFormValue("next"), Name: name}
@@ -98,8 +96,8 @@ func (h *handlers) logout(w http.ResponseWriter, r *http.Request) error {
 
 // setLanguage stores the chosen language in a cookie for a year.
 func (h *handlers) setLanguage(w http.ResponseWriter, r *http.Request) error {
-	if err := crossOrigin.Check(r); err != nil {
-		return auth.ErrCSRF
+	if err := auth.CheckOrigin(r); err != nil {
+		return err
 	}
 	lang := r.PostFormValue("lang")
 	if !web.Supported(lang) {
