@@ -40,6 +40,9 @@ func liveGroupMembers(pgid int) []string {
 // again, and that is recorded.
 func TestOrphanStoppedOnResume(t *testing.T) {
 	bin := opsbookBinary(t)
+	// opsbook killed with SIGKILL cannot remove its executor's temp dir:
+	// keep those inside the test's own directory.
+	t.Setenv("TMPDIR", t.TempDir())
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, "opsbook.yaml"), []byte("name: orphan\nenvironments:\n  - name: dev\n"), 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "rb.md"), []byte("---\nkind: runbook\ntitle: Orphan\n---\n\n# Orphan\n\n## Steps\n\n"+
