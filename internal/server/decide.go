@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"slices"
@@ -12,8 +11,10 @@ import (
 
 // DecideGate records p's decision on the gate run waits at, after the
 // checks a gate needs beyond RunbookApprove: no self-approval in a
-// protected environment, and the gate's roles= teams.
-func (s *Server) DecideGate(ctx context.Context, p *auth.Principal, run runbook.Run, decision, reason string) (runbook.Event, error) {
+// protected environment, and the gate's roles= teams. The decision is
+// audited.
+func (s *Server) DecideGate(r *http.Request, p *auth.Principal, run runbook.Run, decision, reason string) (runbook.Event, error) {
+	ctx := r.Context()
 	state, err := s.engine.State(ctx, run.ID)
 	if err != nil {
 		return runbook.Event{}, err
@@ -28,6 +29,9 @@ func (s *Server) DecideGate(ctx context.Context, p *auth.Principal, run runbook.
 	ev, err := s.engine.Decide(ctx, run.ID, runbook.DecisionRequest{Kind: runbook.WaitKindGate, Step: wt.Step, Phase: wt.Phase, Actor: p.Name, Choice: decision, Reason: reason})
 	if err != nil {
 		return runbook.Event{}, Errorf(http.StatusConflict, "decision_refused", "%v", err)
+	}
+	if err := s.AuditRequest(r, "run.gate", "run/"+run.ID, map[string]string{"step": ev.Step, "decision": decision, "reason": reason}); err != nil {
+		return runbook.Event{}, err
 	}
 	return ev, nil
 }
@@ -48,8 +52,9 @@ func (s *Server) MayDecideGate(p *auth.Principal, run runbook.Run, w *runbook.Wa
 
 // Answer records p's answer to the manual step or guided-failure question
 // run waits at; kind says which the caller means, so a stale page cannot
-// answer a different question.
-func (s *Server) Answer(ctx context.Context, p *auth.Principal, run runbook.Run, kind, choice, reason string) (runbook.Event, error) {
+// answer a different question. The answer is audited.
+func (s *Server) Answer(r *http.Request, p *auth.Principal, run runbook.Run, kind, choice, reason string) (runbook.Event, error) {
+	ctx := r.Context()
 	if kind != runbook.WaitKindManual && kind != runbook.WaitKindAsk {
 		return runbook.Event{}, BadRequest("kind must be manual or ask, not %q", kind)
 	}
@@ -64,6 +69,9 @@ func (s *Server) Answer(ctx context.Context, p *auth.Principal, run runbook.Run,
 	ev, err := s.engine.Decide(ctx, run.ID, runbook.DecisionRequest{Kind: kind, Step: wt.Step, Phase: wt.Phase, Actor: p.Name, Choice: choice, Reason: reason})
 	if err != nil {
 		return runbook.Event{}, Errorf(http.StatusConflict, "decision_refused", "%v", err)
+	}
+	if err := s.AuditRequest(r, "run.answer", "run/"+run.ID, map[string]string{"step": ev.Step, "kind": kind, "choice": choice}); err != nil {
+		return runbook.Event{}, err
 	}
 	return ev, nil
 }

@@ -526,7 +526,11 @@ func (s *Server) resumeOrphans(ctx context.Context) {
 }
 
 // CancelRun stops a run wherever it is in this server (executing, queued)
-// or, when no live process owns it, records the cancellation directly.
-func (s *Server) CancelRun(ctx context.Context, run runbook.Run, actor, reason string) error {
-	return s.runs.cancel(ctx, run, actor, reason)
+// or, when no live process owns it, records the cancellation directly;
+// the request is audited.
+func (s *Server) CancelRun(r *http.Request, run runbook.Run, actor, reason string) error {
+	if err := s.runs.cancel(r.Context(), run, actor, reason); err != nil {
+		return err
+	}
+	return s.AuditRequest(r, "run.cancel", "run/"+run.ID, map[string]string{"reason": reason})
 }

@@ -210,11 +210,7 @@ func (h *handlers) cancelRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	p := principal(r)
-	if err := h.s.CancelRun(r.Context(), run, p.Name, req.Reason); err != nil {
-		return err
-	}
-	if err := h.s.AuditRequest(r, "run.cancel", "run/"+run.ID, map[string]string{"reason": req.Reason}); err != nil {
+	if err := h.s.CancelRun(r, run, principal(r).Name, req.Reason); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -265,11 +261,8 @@ func (h *handlers) decideGate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ev, err := h.s.DecideGate(r.Context(), principal(r), run, req.Decision, req.Reason)
+	ev, err := h.s.DecideGate(r, principal(r), run, req.Decision, req.Reason)
 	if err != nil {
-		return err
-	}
-	if err := h.s.AuditRequest(r, "run.gate", "run/"+run.ID, map[string]string{"step": ev.Step, "decision": req.Decision, "reason": req.Reason}); err != nil {
 		return err
 	}
 	server.WriteJSON(w, http.StatusOK, ev)
@@ -291,11 +284,8 @@ func (h *handlers) answer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	ev, err := h.s.Answer(r.Context(), principal(r), run, req.Kind, req.Choice, req.Reason)
+	ev, err := h.s.Answer(r, principal(r), run, req.Kind, req.Choice, req.Reason)
 	if err != nil {
-		return err
-	}
-	if err := h.s.AuditRequest(r, "run.answer", "run/"+run.ID, map[string]string{"step": ev.Step, "kind": req.Kind, "choice": req.Choice}); err != nil {
 		return err
 	}
 	server.WriteJSON(w, http.StatusOK, ev)

@@ -199,11 +199,8 @@ func (h *handlers) decideGate(w http.ResponseWriter, r *http.Request) error {
 		return server.BadRequest("decision must be go or no-go, not %q", decision)
 	}
 	reason := strings.TrimSpace(r.PostFormValue("reason"))
-	if _, err := h.s.DecideGate(ctx, principal(r), run, decision, reason); err != nil {
+	if _, err := h.s.DecideGate(r, principal(r), run, decision, reason); err != nil {
 		return h.refused(w, r, err)
-	}
-	if err := h.s.AuditRequest(r, "run.gate", "run/"+run.ID, map[string]string{"decision": decision, "reason": reason, "via": "ui"}); err != nil {
-		return err
 	}
 	return h.panel(w, r, http.StatusOK, nil)
 }
@@ -215,11 +212,8 @@ func (h *handlers) answer(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	kind, choice, reason := r.PostFormValue("kind"), r.PostFormValue("choice"), strings.TrimSpace(r.PostFormValue("reason"))
-	if _, err := h.s.Answer(ctx, principal(r), run, kind, choice, reason); err != nil {
+	if _, err := h.s.Answer(r, principal(r), run, kind, choice, reason); err != nil {
 		return h.refused(w, r, err)
-	}
-	if err := h.s.AuditRequest(r, "run.answer", "run/"+run.ID, map[string]string{"kind": kind, "choice": choice, "via": "ui"}); err != nil {
-		return err
 	}
 	return h.panel(w, r, http.StatusOK, nil)
 }
@@ -231,11 +225,8 @@ func (h *handlers) cancel(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	reason := strings.TrimSpace(r.PostFormValue("reason"))
-	if err := h.s.CancelRun(ctx, run, principal(r).Name, reason); err != nil {
+	if err := h.s.CancelRun(r, run, principal(r).Name, reason); err != nil {
 		return h.refused(w, r, err)
-	}
-	if err := h.s.AuditRequest(r, "run.cancel", "run/"+run.ID, map[string]string{"reason": reason, "via": "ui"}); err != nil {
-		return err
 	}
 	return h.panel(w, r, http.StatusOK, nil)
 }
