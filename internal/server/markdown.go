@@ -41,28 +41,21 @@ func RenderMarkdown(src []byte) string {
 	return string(htmlPolicy.SanitizeBytes(buf.Bytes()))
 }
 
+// stripFrontMatter drops the front matter by the parser's rule
+// (internal/markdown): a first line "---" and the next line that is "---"
+// or "...", trailing blanks allowed; unclosed, it is kept as text.
 func stripFrontMatter(src []byte) []byte {
 	src = bytes.TrimPrefix(src, []byte("\xef\xbb\xbf"))
-	if !bytes.HasPrefix(src, []byte("---\n")) && !bytes.HasPrefix(src, []byte("---\r\n")) {
+	first, rest, ok := bytes.Cut(src, []byte("\n"))
+	if !ok || string(bytes.TrimRight(first, " \t\r")) != "---" {
 		return src
 	}
-	rest := src[bytes.IndexByte(src, '\n')+1:]
-	for off := 0; off < len(rest); {
-		nl := bytes.IndexByte(rest[off:], '\n')
-		line := rest[off:]
-		if nl >= 0 {
-			line = rest[off : off+nl]
+	for len(rest) > 0 {
+		line, after, _ := bytes.Cut(rest, []byte("\n"))
+		if l := string(bytes.TrimRight(line, " \t\r")); l == "---" || l == "..." {
+			return after
 		}
-		if string(bytes.TrimRight(line, "\r")) == "---" {
-			if nl < 0 {
-				return nil
-			}
-			return rest[off+nl+1:]
-		}
-		if nl < 0 {
-			break
-		}
-		off += nl + 1
+		rest = after
 	}
 	return src
 }

@@ -17,6 +17,7 @@ func TestRenderMarkdown(t *testing.T) {
 	}{
 		{"front matter dropped", "---\ntitle: x\nsecret_marker: 1\n---\n# Title\n", []string{"<h1", "Title"}, []string{"secret_marker"}},
 		{"CRLF front matter dropped", "---\r\ntitle: x\r\n---\r\nbody\r\n", []string{"body"}, []string{"title: x"}},
+		{"front matter closed by ... dropped", "---  \ntitle: x\n...\nbody\n", []string{"body"}, []string{"title: x"}},
 		{"unterminated front matter kept", "---\ntitle: x\n", []string{"title: x"}, nil},
 		{"script removed", "hi <script>alert(1)</script>\n", []string{"hi"}, []string{"<script", "alert(1)</script>"}},
 		{"event handler removed", "<img src=\"x\" onerror=\"alert(1)\">\n", nil, []string{"onerror"}},
