@@ -1,11 +1,14 @@
 package ui
 
 import (
-	"fmt"
+	"bytes"
+	"html/template"
 	"net/http"
 
 	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/report"
 	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/server"
 )
 
 func (h *handlers) registerReports() {
@@ -21,45 +24,35 @@ func (h *handlers) checklist(w http.ResponseWriter, r *http.Request) error {
 	return h.render(w, http.StatusOK, "checklist", h.newPage(r, "checklist", "overview", v))
 }
 
-type postmortemView struct {
-	*runView
-	Deviations []string
-	Timeline   []runbook.Event // every event but output
-}
-
+// postmortem shows the postmortem `opsbook postmortem` writes for the run:
+// the same document (internal/report), rendered and sanitised, so the page
+// and the file never disagree.
 func (h *handlers) postmortem(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	v, err := h.loadRun(ctx, principal(r), r.PathValue("id"))
+	run, err := h.s.Store().GetRun(ctx, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
-	pm := postmortemView{runView: v}
-	for ev, err := range h.s.Store().AllEvents(ctx, v.Run.ID, 0) {
+	var evs []runbook.Event
+	for ev, err := range h.s.Store().AllEvents(ctx, run.ID, 0) {
 		if err != nil {
 			return err
 		}
-		if ev.Type != runbook.EventStepOutput {
-			pm.Timeline = append(pm.Timeline, ev)
-		}
+		evs = append(evs, ev)
 	}
-	for _, s := range v.Steps {
-		switch {
-		case s.Status == runbook.StepFailed:
-			pm.Deviations = append(pm.Deviations, fmt.Sprintf("%s failed: %s", s.ID, s.Error))
-		case s.Status == runbook.StepSkipped:
-			pm.Deviations = append(pm.Deviations, fmt.Sprintf("%s skipped: %s", s.ID, s.Error))
-		case s.Over:
-			pm.Deviations = append(pm.Deviations, fmt.Sprintf("%s took %s, estimated %s", s.ID, s.Duration, s.Estimate))
-		}
-		if s.Attempts > 1 {
-			pm.Deviations = append(pm.Deviations, fmt.Sprintf("%s needed %d attempts", s.ID, s.Attempts))
-		}
+	doc := h.snapshotDoc(ctx, run)
+	if doc == nil {
+		doc = &runbook.Document{Title: run.Title}
 	}
-	for _, b := range v.State.Breaches {
-		pm.Deviations = append(pm.Deviations, fmt.Sprintf("guard %s breached: %s (threshold %s, %s)", b.Guard, b.Value, b.Threshold, b.Action))
+	pg := h.newPage(r, "postmortem", "overview", nil)
+	var md bytes.Buffer
+	in := report.Input{Task: run.Task, Lang: pg.Lang, Runbook: doc, Run: &run, Events: evs}
+	if err := report.WritePostmortem(&md, in); err != nil {
+		return server.BadRequest("%v", err)
 	}
-	if v.State.Rollback != nil {
-		pm.Deviations = append(pm.Deviations, "rollback: "+v.State.Rollback.Reason)
-	}
-	return h.render(w, http.StatusOK, "postmortem", h.newPage(r, "postmortem", "overview", pm))
+	pg.Data = struct {
+		Run  runbook.Run
+		HTML template.HTML
+	}{run, template.HTML(server.RenderMarkdown(md.Bytes()))}
+	return h.render(w, http.StatusOK, "postmortem", pg)
 }

@@ -64,14 +64,21 @@ func (h *handlers) loadRun(ctx context.Context, p *auth.Principal, id string) (*
 // snapshotSteps are the steps of the document the run froze, parsed from
 // its snapshot once per page or live stream; none when it cannot be read.
 func (h *handlers) snapshotSteps(ctx context.Context, run runbook.Run) []runbook.Step {
+	if doc := h.snapshotDoc(ctx, run); doc != nil {
+		return doc.Steps
+	}
+	return nil
+}
+
+// snapshotDoc is the runbook document the run froze; nil when its
+// snapshot cannot be read.
+func (h *handlers) snapshotDoc(ctx context.Context, run runbook.Run) *runbook.Document {
 	sn, err := h.s.Store().GetSnapshot(ctx, run.Snapshot)
 	if err != nil {
 		return nil
 	}
-	if doc, _ := markdown.Parse(sn.Runbook, sn.Source); doc != nil {
-		return doc.Steps
-	}
-	return nil
+	doc, _ := markdown.Parse(sn.Runbook, sn.Source)
+	return doc
 }
 
 // viewRun lays out run's steps: docSteps (see snapshotSteps) in document
