@@ -125,6 +125,10 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 				if errors.As(err, &pe) {
 					return badInput("%v", err)
 				}
+				var ge *engine.GuardError
+				if errors.As(err, &ge) {
+					return &ExitError{Code: ExitRefused, Err: err}
+				}
 				return err
 			}
 			if tr != nil {
@@ -384,6 +388,9 @@ func describeEvent(ev runbook.Event, titles map[string]string) string {
 	case runbook.EventAnomaly:
 		return fmt.Sprintf("!! note by %s: %s", ev.Actor, ev.Text)
 	case runbook.EventGuardBreached:
+		if ev.Step != "" {
+			return fmt.Sprintf("!! guard breached during [%s]: %s (%s)", label, ev.Text, d["action"])
+		}
 		return fmt.Sprintf("!! guard breached: %s (%s)", ev.Text, d["action"])
 	case runbook.EventRollbackStart:
 		return "== rolling back: " + ev.Text

@@ -69,8 +69,15 @@ func (r *runner) runPhase(ctx context.Context, phase string, doc *runbook.Docume
 		if res, stop := r.guardCheckpoint(ctx, phase, step); stop {
 			return res
 		}
-		res := r.runStep(ctx, phase, doc, step)
+		res := r.runGuarded(ctx, phase, doc, step)
 		if res.outcome != outcomeDone {
+			return res
+		}
+	}
+	if n := len(doc.Steps); n > 0 {
+		// A breach reported after the last step began is not dropped: the
+		// run does not succeed before it is handled.
+		if res, stop := r.guardCheckpoint(ctx, phase, &doc.Steps[n-1]); stop {
 			return res
 		}
 	}
@@ -202,7 +209,7 @@ func (r *runner) execStep(ctx context.Context, phase string, doc *runbook.Docume
 			return phaseResult{outcome: outcomeFailed, reason: res.err.Error()}
 		}
 		if ctx.Err() != nil {
-			r.append(wctx, r.finishEvent(phase, step, res, "cancelled"))
+			r.append(wctx, r.finishEvent(phase, step, res, stopText(ctx)))
 			return phaseResult{outcome: outcomeCancelled}
 		}
 		// attempt counts from 1; retries counts the extra attempts.
@@ -216,7 +223,7 @@ func (r *runner) execStep(ctx context.Context, phase string, doc *runbook.Docume
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				r.append(wctx, r.finishEvent(phase, step, res, "cancelled during backoff"))
+				r.append(wctx, r.finishEvent(phase, step, res, stopText(ctx)+" during backoff"))
 				return phaseResult{outcome: outcomeCancelled}
 			case <-t.C:
 			}

@@ -41,6 +41,7 @@ func statusOf(err error) *Error {
 	var paramsErr *engine.ParamsError
 	var paramErr *runbook.ParamError
 	var unfinished *engine.UnfinishedError
+	var guardErr *engine.GuardError
 	var lostOutputs *engine.LostOutputsError
 	var ambiguous *store.AmbiguousIDError
 	if e := webhookStatus(err); e != nil {
@@ -57,6 +58,8 @@ func statusOf(err error) *Error {
 		return &Error{http.StatusForbidden, "forbidden", err.Error()}
 	case errors.As(err, &paramsErr), errors.As(err, &paramErr):
 		return &Error{http.StatusBadRequest, "invalid_params", err.Error()}
+	case errors.As(err, &guardErr):
+		return &Error{http.StatusConflict, "guards_unavailable", err.Error()}
 	case errors.As(err, &unfinished):
 		return &Error{http.StatusBadRequest, "unfinished_runbook", err.Error()}
 	case errors.As(err, &lostOutputs):
