@@ -214,6 +214,13 @@ func (e *Engine) checkPlan(p *Plan) (map[string]string, error) {
 	if err != nil {
 		return nil, &ParamsError{Err: err}
 	}
+	if p.Rollback != nil {
+		// A rollback that could not start must be found now, before
+		// anything it would undo has run.
+		if err := runbook.CheckRollbackParams(p.Document, p.Rollback, params); err != nil {
+			return nil, &ParamsError{Err: err}
+		}
+	}
 	seen := map[string]bool{}
 	for _, s := range p.Document.Steps {
 		if seen[s.ID] {
