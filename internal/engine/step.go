@@ -165,6 +165,7 @@ func (r *runner) afterRecordedFailure(step *runbook.Step, phase string, info ste
 			break
 		}
 		if d.Kind == runbook.WaitKindGate && d.Choice == runbook.DecisionNoGo {
+			policy = r.noGoPolicy(phase, step)
 			break
 		}
 	}
@@ -377,10 +378,34 @@ func (r *runner) gateDecided(ctx context.Context, phase string, step *runbook.St
 	reason := fmt.Sprintf("No-Go at gate %s by %s: %s", step.ID, d.Actor, d.Reason)
 	r.append(wctx, r.stepEvent(runbook.EventStepFinished, phase, step, "", 0, withText(reason),
 		withData("status", string(runbook.StepFailed))))
-	if step.OnFail == runbook.OnFailRollback && phase == runbook.PhaseMain {
+	if r.noGoPolicy(phase, step) == runbook.OnFailRollback {
 		return phaseResult{outcome: outcomeRollback, reason: reason}
 	}
 	return phaseResult{outcome: outcomeFailed, reason: reason}
+}
+
+// noGoPolicy is what a No-Go at a gate does, by one rule: the gate's own
+// on_fail when it has one; else, in a runbook with a rollback document,
+// roll back when a step before the gate has run a command (something may
+// have changed); else abort. A rollback plan's own gates never roll back.
+func (r *runner) noGoPolicy(phase string, step *runbook.Step) runbook.OnFail {
+	if phase != runbook.PhaseMain {
+		return runbook.OnFailAbort
+	}
+	if step.OnFail != "" {
+		return step.OnFail
+	}
+	if r.plan.Rollback == nil {
+		return runbook.OnFailAbort
+	}
+	r.appendMu.Lock()
+	defer r.appendMu.Unlock()
+	for _, st := range r.state.Steps {
+		if st.Phase != runbook.PhaseRollback && st.ID != step.ID && st.Attempts > 0 {
+			return runbook.OnFailRollback
+		}
+	}
+	return runbook.OnFailAbort
 }
 
 func (r *runner) runManual(ctx context.Context, phase string, step *runbook.Step, resolved bool) phaseResult {
