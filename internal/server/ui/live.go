@@ -160,4 +160,3 @@ func (h *handlers) fragment(view, name string, p *page) (string, error) {
 	}
 	return buf.String(), nil
 }
-
