@@ -125,7 +125,6 @@ func (s *Store) RouteNotices(ctx context.Context, limit int, route func(Notice) 
 	return len(notices), nil
 }
 
-
 func scanNotice(r rowScanner) (Notice, error) {
 	var n Notice
 	var detail string
