@@ -106,13 +106,30 @@ func (d *Dispatcher) Wake() {
 	}
 }
 
-// Run delivers until ctx ends.
+// TaskScanInterval is how often Run looks for task news.
+const TaskScanInterval = time.Minute
+
+// Run delivers until ctx ends, and scans the tasks for news every
+// TaskScanInterval.
 func (d *Dispatcher) Run(ctx context.Context) {
 	t := time.NewTicker(d.cfg.Interval)
 	defer t.Stop()
+	var scanned time.Time
 	for {
-		if _, err := d.Round(ctx); err != nil && ctx.Err() == nil {
+		if time.Since(scanned) >= TaskScanInterval {
+			scanned = time.Now()
+			if ws := d.cfg.Workspace(); ws != nil && len(ws.Config.Notifications) > 0 {
+				if _, err := ScanTasks(ctx, d.cfg.Store, ws, scanned); err != nil && ctx.Err() == nil {
+					d.cfg.Logger.Warn("notifications: task scan", "err", err)
+				}
+			}
+		}
+		if due, err := d.cfg.Store.NotificationsDue(ctx); err != nil && ctx.Err() == nil {
 			d.cfg.Logger.Warn("notifications", "err", err)
+		} else if due {
+			if _, err := d.Round(ctx); err != nil && ctx.Err() == nil {
+				d.cfg.Logger.Warn("notifications", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():

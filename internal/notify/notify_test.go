@@ -713,3 +713,39 @@ func TestTaskNoticesOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestScanTasksAsksForReviewsOnce: the sample workspace's tasks lack
+// reviews; scanning twice (two nodes, or two minutes) adds one notice per
+// task and snapshot, and editing a runbook (a new snapshot) asks again.
+func TestScanTasksAsksForReviewsOnce(t *testing.T) {
+	st := storetest.Open(t, store.DialectSQLite)
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("../../examples/workspace")); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := workspace.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	now := time.Date(2026, 3, 11, 9, 0, 0, 0, time.UTC)
+	first, err := notify.ScanTasks(ctx, st, ws, now)
+	if err != nil || first == 0 {
+		t.Fatalf("first scan: %d notices, %v", first, err)
+	}
+	if again, err := notify.ScanTasks(ctx, st, ws, now); err != nil || again != 0 {
+		t.Fatalf("second scan added %d notices (%v), want 0", again, err)
+	}
+	tasks, _ := ws.Tasks(false, now)
+	rb := filepath.Join(dir, tasks[0].Dir, tasks[0].Name+"-runbook.md")
+	src, err := os.ReadFile(rb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rb, append(src, []byte("\nEdited after review.\n")...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := notify.ScanTasks(ctx, st, ws, now); err != nil || again != 1 {
+		t.Fatalf("after an edit: %d new notices (%v), want 1 for the new snapshot", again, err)
+	}
+}

@@ -269,3 +269,17 @@ func noticeFor(ev runbook.Event) (Notice, bool) {
 	return Notice{Dedupe: runNoticeDedupe(ev.RunID, ev.Seq), Kind: string(ev.Type), RunID: ev.RunID, Seq: ev.Seq,
 		CreatedAt: ev.Time}, true
 }
+
+// NotificationsDue reports whether a notice waits to be routed or a
+// delivery is due: a cheap read, so an idle dispatcher never takes the
+// write lock.
+func (s *Store) NotificationsDue(ctx context.Context) (bool, error) {
+	var due bool
+	now := micros(time.Now())
+	err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM notices WHERE routed = 0)
+		OR EXISTS (SELECT 1 FROM deliveries WHERE status = 'pending' AND next_at <= $1 AND claimed_until < $1)`, now).Scan(&due)
+	if err != nil {
+		return false, fmt.Errorf("check notifications: %w", mapError(err))
+	}
+	return due, nil
+}
