@@ -118,9 +118,23 @@ func TestLocalRun(t *testing.T) {
 			wantOutputs: map[string]string{"partial": "yes"},
 		},
 		{
+			// A shell reads its script from a pipe only it holds.
 			name:       "private files",
-			cmd:        Command{Script: `stat -c '%a' "$(dirname "$OPSBOOK_OUTPUT")" "$0"`},
-			wantStdout: "700\n600\n",
+			cmd:        Command{Script: `stat -c '%a' "$(dirname "$OPSBOOK_OUTPUT")"; echo "$0"`},
+			wantStdout: "700\n/dev/fd/3\n",
+		},
+		{
+			// Other interpreters, and scripts too long for a pipe, get a
+			// 0600 file in the private directory.
+			name:       "private script file",
+			cmd:        Command{Script: "#" + strings.Repeat("x", maxPipedScript) + "\nstat -c '%a' \"$0\"; case $0 in /dev/*) echo piped;; esac"},
+			wantStdout: "600\n",
+		},
+		{
+			// The whole script arrives through the pipe, to its last byte.
+			name:       "piped script of the largest size",
+			cmd:        Command{Script: "echo first\n#" + strings.Repeat("x", maxPipedScript-len("echo first\n#\necho last")) + "\necho last"},
+			wantStdout: "first\nlast\n",
 		},
 	}
 	for _, tt := range tests {
@@ -216,7 +230,9 @@ func TestLocalRemovesItsFiles(t *testing.T) {
 	if err := os.RemoveAll(privateDir()); err != nil {
 		t.Fatal(err)
 	}
-	if res := runLocal(t, l, context.Background(), Command{Script: "exit 0"}); res.ExitCode != 0 {
+	// A piped script needs no file, but $OPSBOOK_OUTPUT still needs the
+	// directory.
+	if res := runLocal(t, l, context.Background(), Command{Script: "echo a=1 >> \"$OPSBOOK_OUTPUT\""}); res.ExitCode != 0 || res.Outputs["a"] != "1" {
 		t.Errorf("after the directory was removed: %+v", res)
 	}
 	if err := l.Close(); err != nil {
