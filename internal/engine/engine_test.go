@@ -541,6 +541,79 @@ func TestMaskingEverywhere(t *testing.T) {
 	}
 }
 
+// Fault class: a secret printed half on stdout and half on stderr. Each
+// half alone is no secret, so stream-by-stream masking stored both in
+// clear; masking the merged stream as recorded hides it.
+func TestMaskingAcrossStreams(t *testing.T) {
+	h := newHarness(t)
+	d := h.doc("rb.md", "params:\n  TOKEN: secret\n",
+		step("Leak", "sh {id=leak}", `printf 'token=hunter2-SEC'; sleep 0.05; printf 'RET-value\n' >&2; sleep 0.05; echo done`))
+	var seen strings.Builder
+	status, _ := h.run(h.plan(d, map[string]string{"TOKEN": "hunter2-SECRET-value"}), StartOptions{}, ExecOptions{Observe: func(ev runbook.Event) {
+		if ev.Type == runbook.EventStepOutput {
+			fmt.Fprintf(&seen, "%s:%q ", ev.Stream, ev.Text)
+		}
+	}})
+	if status != runbook.RunSucceeded {
+		t.Fatalf("status %s", status)
+	}
+	if got := seen.String(); strings.Contains(got, "hunter2") || strings.Contains(got, "RET-value") || !strings.Contains(got, "***") || !strings.Contains(got, "done") {
+		t.Fatalf("recorded output: %s", got)
+	}
+	h.st.Close()
+	for _, f := range []string{"opsbook.db", "opsbook.db-wal"} {
+		b, _ := os.ReadFile(filepath.Join(h.dir, "state", f))
+		if bytes.Contains(b, []byte("hunter2")) || bytes.Contains(b, []byte("RET-value")) {
+			t.Fatalf("half of the secret is in the raw database file %s", f)
+		}
+	}
+}
+
+// askOnce answers the first question with choice, recording its options,
+// and refuses to answer again.
+type askOnce struct {
+	choice  string
+	options []string
+	asked   int
+}
+
+func (a *askOnce) Decide(ctx context.Context, w runbook.Waiting, _ error) (runbook.DecisionRequest, error) {
+	a.asked++
+	if a.asked > 1 {
+		return runbook.DecisionRequest{}, &NoDecisionError{Reason: "asked twice: the first answer was refused"}
+	}
+	a.options = w.Options
+	return runbook.DecisionRequest{Kind: w.Kind, Step: w.Step, Phase: w.Phase, Actor: "ann", Choice: a.choice, Reason: "test"}, nil
+}
+
+// Fault class: a secret equal to a word of the engine's own vocabulary.
+// Masking rewrote the options of the question ("retry,***,abort"), so the
+// UI's buttons changed and the operator's answer was refused.
+func TestMaskingLeavesDecisionsAlone(t *testing.T) {
+	h := newHarness(t)
+	d := h.doc("rb.md", "params:\n  TOKEN: secret\n", step("A", "sh {id=a on_fail=ask}", `echo "using $TOKEN"; exit 1`)+step("B", "sh {id=b}", "true"))
+	dec := &askOnce{choice: "skip"}
+	status, s := h.run(h.plan(d, map[string]string{"TOKEN": "skip"}), StartOptions{}, ExecOptions{Decider: dec})
+	if status != runbook.RunSucceeded || statuses(s) != "a=skipped b=succeeded" {
+		t.Fatalf("status %s steps %s; the question offered %v", status, statuses(s), dec.options)
+	}
+	if !slices.Contains(dec.options, "skip") {
+		t.Fatalf("options %v: masked", dec.options)
+	}
+}
+
+// Fault class: a secret too short to be masked safely ("t" masks every t
+// of the log). It is refused where parameters are resolved, before the run.
+func TestShortSecretRefused(t *testing.T) {
+	h := newHarness(t)
+	d := h.doc("rb.md", "params:\n  TOKEN: secret\n", step("A", "sh {id=a}", "echo ran >> order"))
+	_, err := h.eng.Start(context.Background(), h.plan(d, map[string]string{"TOKEN": "t"}), StartOptions{})
+	var pe *ParamsError
+	if !errors.As(err, &pe) || !strings.Contains(err.Error(), "at least 4 characters") || strings.Contains(err.Error(), `"t"`) {
+		t.Fatalf("Start = %v", err)
+	}
+}
+
 func TestLargeOutputIsChunked(t *testing.T) {
 	h := newHarness(t)
 	d := h.doc("rb.md", "", step("Big", "sh {id=big}", "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo done"))

@@ -21,7 +21,7 @@ type recorder struct {
 	match *matcher
 
 	stdout, stderr io.Writer
-	masks          [2]*mask.Writer
+	masks          *mask.Streams // both streams masked as one: a secret split across them is found
 
 	mu      sync.Mutex
 	cond    *sync.Cond
@@ -46,11 +46,9 @@ func (r *runner) newRecorder(phase string, step *runbook.Step, host string, atte
 	}
 	rec := &recorder{r: r, base: base, match: match, kick: make(chan struct{}, 1), done: make(chan struct{})}
 	rec.cond = sync.NewCond(&rec.mu)
-	for i := range 2 {
-		rec.masks[i] = r.mask.Writer(streamWriter{rec, i})
-	}
-	rec.stdout = tap{rec.masks[0], match}
-	rec.stderr = tap{rec.masks[1], match}
+	rec.masks = r.mask.Streams(streamWriter{rec, 0}, streamWriter{rec, 1})
+	rec.stdout = tap{rec.masks.Writer(0), match}
+	rec.stderr = tap{rec.masks.Writer(1), match}
 	go rec.flushLoop()
 	return rec
 }
@@ -170,9 +168,7 @@ func (rec *recorder) flush(partial bool) bool {
 
 // close flushes everything and reports a recording failure.
 func (rec *recorder) close() error {
-	for _, m := range rec.masks {
-		m.Close()
-	}
+	rec.masks.Close()
 	rec.mu.Lock()
 	rec.closing = true
 	rec.mu.Unlock()

@@ -322,10 +322,25 @@ func (r *runner) append(ctx context.Context, evs ...runbook.Event) error {
 	for i := range evs {
 		evs[i].Text = r.mask.String(evs[i].Text)
 		for k, v := range evs[i].Data {
-			evs[i].Data[k] = r.mask.String(v)
+			if evs[i].Type == runbook.EventStepPublished || !controlData[k] {
+				evs[i].Data[k] = r.mask.String(v)
+			}
 		}
 	}
 	return r.appendMasked(ctx, evs...)
+}
+
+// controlData are the event data keys whose values are the engine's own
+// vocabulary — the options of a question, statuses, kinds, numbers, ids —
+// never masked: a secret that happens to be one of those words must not
+// rewrite them, or the UI's buttons (value="re***ry") and the decisions
+// checked against the options would break. Free text and published
+// outputs are masked.
+var controlData = map[string]bool{
+	"options": true, "choice": true, "decision": true, "status": true, "kind": true, "result": true,
+	"phase": true, "approvers": true, "roles": true, "guard": true, "action": true, "threshold": true,
+	"value": true, "hosts": true, "batch": true, "backoff": true, "pgid": true, "exit_code": true,
+	"duration_ms": true, "document": true, "failed_only": true, "secret_outputs": true, "block": true,
 }
 
 // appendMasked records events whose texts are masked already (output).

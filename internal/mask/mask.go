@@ -208,10 +208,19 @@ type scanner struct {
 // data is decided. Otherwise only a suffix that is a proper prefix of some
 // secret is held back, so at most maxLen-1 bytes.
 func (sc *scanner) mask(out, data []byte, set *patterns, final bool) ([]byte, int) {
+	return sc.maskUpTo(out, data, set, final, len(data))
+}
+
+// maskUpTo is mask deciding at most the first upTo bytes of data: matches
+// that start there may still run on into the rest, whose covered bytes the
+// next call then drops. Streams uses it to decide a merged stream one
+// source's run of bytes at a time.
+func (sc *scanner) maskUpTo(out, data []byte, set *patterns, final bool, upTo int) ([]byte, int) {
 	limit := len(data) // match starts below limit are decided
 	if !final {
 		limit = holdBack(data, set)
 	}
+	limit = min(limit, upTo)
 	cursor := 0 // data before cursor has been emitted or dropped
 	emitUpTo := func(x int) {
 		from := cursor
@@ -385,5 +394,133 @@ func (w *Writer) Close() error {
 	err := w.process(w.m.patterns(), true)
 	w.err = ErrClosed
 	w.pending = nil
+	return err
+}
+
+// Streams masks the output streams of one command (stdout and stderr) as
+// one merged stream, in the order their bytes arrive, so that a secret
+// written half on one stream and half on the other is found; and then each
+// stream on its own, so that a secret written on one stream in pieces
+// between which the other stream wrote is found too. Each destination still
+// gets only its own stream's bytes: a secret split across streams becomes
+// one Replacement in the stream its first byte came from, and its bytes on
+// the other stream are dropped. It is safe for concurrent use.
+type Streams struct {
+	m       *Masker
+	outs    []*Writer // each stream masked alone, after the merged pass
+	mu      sync.Mutex
+	sc      scanner
+	pending []byte
+	segs    []segment // the source of pending's bytes, run by run
+	out     []byte
+	err     error
+}
+
+type segment struct{ stream, n int }
+
+// Streams returns a merged masker over the given destinations; Writer(i)
+// writes into outs[i]. Close it to flush every stream; it does not close
+// the destinations.
+func (m *Masker) Streams(outs ...io.Writer) *Streams {
+	s := &Streams{m: m}
+	for _, w := range outs {
+		s.outs = append(s.outs, m.Writer(w))
+	}
+	return s
+}
+
+// Writer returns the writer of stream i.
+func (s *Streams) Writer(i int) io.Writer { return streamInput{s, i} }
+
+type streamInput struct {
+	s      *Streams
+	stream int
+}
+
+func (in streamInput) Write(p []byte) (int, error) { return in.s.write(in.stream, p) }
+
+func (s *Streams) write(stream int, p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return 0, s.err
+	}
+	set := s.m.patterns()
+	if (set == nil || len(set.list) == 0) && len(s.pending) == 0 {
+		s.sc.base += int64(len(p))
+		if _, err := s.outs[stream].Write(p); err != nil {
+			s.err = err
+			return 0, err
+		}
+		return len(p), nil
+	}
+	for rest := p; len(rest) > 0; {
+		n := min(len(rest), chunkSize)
+		s.pending = append(s.pending, rest[:n]...)
+		if k := len(s.segs); k > 0 && s.segs[k-1].stream == stream {
+			s.segs[k-1].n += n
+		} else {
+			s.segs = append(s.segs, segment{stream, n})
+		}
+		rest = rest[n:]
+		if err := s.process(set, false); err != nil {
+			return len(p) - len(rest) - n, err
+		}
+	}
+	return len(p), nil
+}
+
+// process decides pending run by run, each into its own stream, and stops
+// at the first byte that must still be held back; the caller holds mu.
+func (s *Streams) process(set *patterns, final bool) error {
+	if set == nil || len(set.list) == 0 {
+		set = &patterns{}
+		final = true
+	}
+	for len(s.segs) > 0 {
+		seg := &s.segs[0]
+		var used int
+		s.out, used = s.sc.maskUpTo(s.out[:0], s.pending, set, final, seg.n)
+		s.pending = append(s.pending[:0], s.pending[used:]...)
+		seg.n -= used
+		if len(s.out) > 0 {
+			if _, err := s.outs[seg.stream].Write(s.out); err != nil {
+				s.err = err
+				return err
+			}
+		}
+		if seg.n > 0 {
+			break // held back: it may be the start of a secret
+		}
+		s.segs = s.segs[1:]
+	}
+	if len(s.segs) == 0 {
+		s.segs = nil
+	}
+	if cap(s.out) > 2*chunkSize {
+		s.out = nil
+	}
+	return nil
+}
+
+// Close writes the held-back tail, which can no longer become a secret.
+// Further writes fail with ErrClosed.
+func (s *Streams) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		if s.err == ErrClosed {
+			return nil
+		}
+		return s.err
+	}
+	err := s.process(s.m.patterns(), true)
+	s.err = ErrClosed
+	s.pending = nil
+	for _, w := range s.outs {
+		if cerr := w.Close(); err == nil {
+			err = cerr
+		}
+	}
 	return err
 }

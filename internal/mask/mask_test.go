@@ -359,3 +359,70 @@ func TestAgainstReference(t *testing.T) {
 		}
 	}
 }
+
+// Fault class: a secret printed half on stdout and half on stderr. Masked
+// stream by stream, neither half is a secret and both were stored in clear;
+// Streams masks them as the one stream they were written as.
+func TestStreamsMaskASecretSplitAcrossStreams(t *testing.T) {
+	type write struct {
+		stream int
+		text   string
+	}
+	tests := []struct {
+		name           string
+		secrets        []string
+		writes         []write
+		stdout, stderr string
+	}{
+		{"split across streams", []string{"hunter2-SECRET"}, []write{{0, "token=hunter2-"}, {1, "SECRET and more\n"}}, "token=***", " and more\n"},
+		{"split three ways", []string{"abcdefgh"}, []write{{1, "x abc"}, {0, "def"}, {1, "gh y"}}, "", "x *** y"},
+		{"each stream its own secret", []string{"alpha", "bravo"}, []write{{0, "alpha "}, {1, "bravo "}, {0, "alp"}, {1, "zzz"}, {0, "ha\n"}}, "*** ***\n", "*** zzz"},
+		{"no secret: order and streams kept", []string{"never"}, []write{{0, "out1 "}, {1, "err1 "}, {0, "out2"}}, "out1 out2", "err1 "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			s := New(tt.secrets...).Streams(&out, &errOut)
+			for _, w := range tt.writes {
+				if _, err := s.Writer(w.stream).Write([]byte(w.text)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if out.String() != tt.stdout || errOut.String() != tt.stderr {
+				t.Fatalf("stdout %q stderr %q, want %q %q", out.String(), errOut.String(), tt.stdout, tt.stderr)
+			}
+			for _, sec := range tt.secrets {
+				if strings.Contains(out.String()+errOut.String(), sec) {
+					t.Fatalf("secret %q leaked", sec)
+				}
+			}
+		})
+	}
+}
+
+// TestStreamsEverySplit cuts every case of maskCases at every byte and
+// writes the first part on stdout, the rest on stderr: no secret is left in
+// either stream, nor in the two read one after the other (the merged
+// stream as recorded), and text without a secret is untouched.
+func TestStreamsEverySplit(t *testing.T) {
+	for _, tc := range maskCases {
+		for cut := 0; cut <= len(tc.in); cut++ {
+			var out, errOut bytes.Buffer
+			s := New(tc.secrets...).Streams(&out, &errOut)
+			s.Writer(0).Write([]byte(tc.in[:cut]))
+			s.Writer(1).Write([]byte(tc.in[cut:]))
+			s.Close()
+			if tc.want == tc.in && (out.String() != tc.in[:cut] || errOut.String() != tc.in[cut:]) {
+				t.Errorf("%s cut at %d: %q + %q, want the input unchanged", tc.name, cut, out.String(), errOut.String())
+			}
+			for _, sec := range tc.secrets {
+				if sec != "" && strings.Contains(out.String()+errOut.String(), sec) {
+					t.Errorf("%s cut at %d: secret %q in %q + %q", tc.name, cut, sec, out.String(), errOut.String())
+				}
+			}
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ParamError is one parameter that cannot be accepted, with what is allowed.
@@ -116,10 +117,32 @@ func CheckParam(p Param, v string) (string, error) {
 	if p.Required && v == "" {
 		return bad("required value is empty (%s)", describeAllowed(p))
 	}
+	if p.SecretParam() {
+		if err := CheckSecretValue(v); err != nil {
+			return bad("%v", err)
+		}
+	}
 	if len(p.Allowed) > 0 && !slices.Contains(p.Allowed, v) {
 		return bad("%q is not allowed (%s)", v, describeAllowed(p))
 	}
 	return v, nil
+}
+
+// MinSecretLen is the shortest secret value accepted, in characters. Every
+// occurrence of a secret is masked in recorded output; a shorter value
+// would mask ordinary words and numbers ("t" in "retry") all over the log
+// while hardly being secret itself.
+const MinSecretLen = 4
+
+// CheckSecretValue refuses a secret value (a secret parameter, a sensitive
+// variable) shorter than MinSecretLen characters; an empty value, which
+// masks nothing, is left to the required check. The message never quotes
+// the value.
+func CheckSecretValue(v string) error {
+	if v != "" && utf8.RuneCountInString(v) < MinSecretLen {
+		return fmt.Errorf("a secret value must be at least %d characters long (this one has %d): a shorter value would be masked wherever it appears in ordinary output; use a longer secret", MinSecretLen, utf8.RuneCountInString(v))
+	}
+	return nil
 }
 
 func describeAllowed(p Param) string {

@@ -30,12 +30,12 @@ func TestResolveParams(t *testing.T) {
 		},
 		{
 			name:  "optional without default stays unset, allowed values on a string",
-			given: map[string]string{"count": "-3", "token": "x", "region": "eu", "dir": "/tmp"},
-			want:  map[string]string{"count": "-3", "dry": "false", "mode": "safe", "token": "x", "region": "eu", "dir": "/tmp"},
+			given: map[string]string{"count": "-3", "token": "xxxx", "region": "eu", "dir": "/tmp"},
+			want:  map[string]string{"count": "-3", "dry": "false", "mode": "safe", "token": "xxxx", "region": "eu", "dir": "/tmp"},
 		},
 		{
 			name:    "missing required",
-			given:   map[string]string{"token": "x"},
+			given:   map[string]string{"token": "xxxx"},
 			wantErr: []string{"parameter count: required int value is missing (an integer)"},
 		},
 		{
@@ -45,7 +45,7 @@ func TestResolveParams(t *testing.T) {
 		},
 		{
 			name:  "every problem at once",
-			given: map[string]string{"count": "ten", "token": "x", "dry": "maybe", "mode": "turbo", "region": "asia", "dir": " ", "extra": "1"},
+			given: map[string]string{"count": "ten", "token": "xxxx", "dry": "maybe", "mode": "turbo", "region": "asia", "dir": " ", "extra": "1"},
 			wantErr: []string{
 				`parameter count: "ten" is not an integer`,
 				`parameter dry: "maybe" is not a boolean (true or false; yes/no, y/n, on/off and 1/0 are accepted too)`,
@@ -62,8 +62,15 @@ func TestResolveParams(t *testing.T) {
 		},
 		{
 			name:    "NUL byte",
-			given:   map[string]string{"count": "1", "token": "a", "note": "a\x00b"},
+			given:   map[string]string{"count": "1", "token": "abcd", "note": "a\x00b"},
 			wantErr: []string{"parameter note: value contains a NUL byte"},
+		},
+		{
+			// Fault class: a secret so short that masking it rewrites
+			// ordinary words of the log and the UI.
+			name:    "secret shorter than 4 characters",
+			given:   map[string]string{"count": "1", "token": "密码x"},
+			wantErr: []string{"parameter token: a secret value must be at least 4 characters long (this one has 3)"},
 		},
 	}
 	for _, tt := range tests {

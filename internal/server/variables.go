@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/store"
 )
 
@@ -25,6 +26,11 @@ func (s *Server) SetVariable(r *http.Request, actor, env, name, value string, se
 	if env != "" {
 		if _, err := s.catalog.Workspace().Environment(env); err != nil {
 			return store.Variable{}, BadRequest("%v", err)
+		}
+	}
+	if sensitive {
+		if err := runbook.CheckSecretValue(value); err != nil {
+			return store.Variable{}, BadRequest("variable %s: %v", name, err)
 		}
 	}
 	v := store.Variable{Environment: env, Name: name, Value: value, Sensitive: sensitive, UpdatedBy: actor, UpdatedAt: s.now()}
