@@ -18,8 +18,10 @@ func newResumeCmd(e *env) *cobra.Command {
 		Short: "Continue a run whose process died (or that stopped while waiting)",
 		Long: `Resume continues a run from its recorded events: completed steps are not
 run again and their outputs are restored; the step that was running is run
-again only if it is marked idempotent, otherwise you choose retry, skip or
-abort (in a terminal, or with --answer). The runbook must be unchanged
+again only if it is marked idempotent, otherwise you choose retry, skip,
+abort or — when the runbook has a rollback document — rollback (in a
+terminal, or with --answer; the same answer takes an open on_fail=ask
+question). The runbook must be unchanged
 (same snapshot); secret parameters are asked for again (OPSBOOK_PARAM_* or
 the prompt), since they are never stored. Two processes can never execute
 the same run: a run still held by a live process is refused.`,
@@ -33,9 +35,9 @@ the same run: a run still held by a live process is refused.`,
 				return err
 			}
 			switch answer {
-			case "", runbook.ChoiceRetry, runbook.ChoiceSkip, runbook.ChoiceAbort:
+			case "", runbook.ChoiceRetry, runbook.ChoiceSkip, runbook.ChoiceAbort, runbook.ChoiceRollback:
 			default:
-				return badInput("--answer must be retry, skip or abort, not %q", answer)
+				return badInput("--answer must be retry, skip, abort or rollback, not %q", answer)
 			}
 			ctx := cmd.Context()
 			if c, err := remoteClient(server); err != nil {
@@ -91,7 +93,7 @@ the same run: a run still held by a live process is refused.`,
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "approve gates and confirm manual steps as yourself with reason \"--yes\"")
 	cmd.Flags().BoolVar(&failedOnly, "failed-only", false, "reopen a failed run and re-run only the hosts its failed fan-out step did not succeed on (failed or never started), then go on")
-	cmd.Flags().StringVar(&answer, "answer", "", "what to do with an interrupted step that is not idempotent: retry, skip or abort")
+	cmd.Flags().StringVar(&answer, "answer", "", "what to do with an interrupted step that is not idempotent (or an open on_fail=ask question): retry, skip, abort or rollback")
 	addServerFlag(cmd, &server)
 	return cmd
 }

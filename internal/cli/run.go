@@ -24,7 +24,7 @@ import (
 func newRunCmd(e *env) *cobra.Command {
 	var (
 		envName, from, output, emergency string
-		server                           string
+		reason, server                   string
 		params                           []string
 		dryRun, yes                      bool
 	)
@@ -60,6 +60,10 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 			}
 			if envName == "" {
 				return badInput("--env is required: name the environment to run in (see environments: in opsbook.yaml)")
+			}
+			var err error
+			if emergency, err = emergencyReason(emergency, reason); err != nil {
+				return err
 			}
 			ctx := cmd.Context()
 			if c, err := remoteClient(server); err != nil {
@@ -102,9 +106,35 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 	f.BoolVarP(&yes, "yes", "y", false, "approve gates and confirm manual steps as yourself with reason \"--yes\"")
 	f.StringVar(&from, "from", "", "start at this step id; earlier steps are recorded as skipped")
 	f.StringVarP(&output, "output", "o", "text", "output format: text (live, line-oriented) or json (one event per line)")
-	f.StringVar(&emergency, "emergency", "", "reason for an emergency run outside the lifecycle gates (change: emergency tasks only)")
+	f.StringVar(&emergency, "emergency", "", "run as an emergency override of the lifecycle gates (change: emergency tasks only); give the reason with --reason")
+	f.Lookup("emergency").NoOptDefVal = emergencyFromReason
+	f.StringVar(&reason, "reason", "", "why this emergency run overrides the lifecycle gates (with --emergency; recorded on the run)")
 	addServerFlag(cmd, &server)
 	return cmd
+}
+
+// emergencyFromReason is --emergency given without =value: the reason is
+// in --reason, as docs/lifecycle.md and `opsbook status` tell people to
+// type it (--emergency --reason "…").
+const emergencyFromReason = "\x00from --reason"
+
+// emergencyReason is the reason of an emergency run from --emergency and
+// --reason: --emergency --reason "…", or the older --emergency="…".
+func emergencyReason(emergency, reason string) (string, error) {
+	reason = strings.TrimSpace(reason)
+	switch {
+	case emergency == "" && reason != "":
+		return "", badInput("--reason explains an emergency override: add --emergency (opsbook run … --emergency --reason \"…\")")
+	case emergency == "":
+		return "", nil
+	case emergency != emergencyFromReason && reason != "":
+		return "", badInput("give the emergency's reason once: --emergency --reason \"…\"")
+	case emergency != emergencyFromReason:
+		return strings.TrimSpace(emergency), nil
+	case reason == "":
+		return "", badInput("--emergency needs a reason: --emergency --reason \"what is burning and why the gates must wait\"")
+	}
+	return reason, nil
 }
 
 // localRun are the choices of one in-process run.

@@ -713,6 +713,23 @@ func TestResume(t *testing.T) {
 	}
 }
 
+// Fault class: an interrupted step whose operator wants the run rolled
+// back. resume --answer could only say retry, skip or abort.
+func TestResumeAnswerRollback(t *testing.T) {
+	h := newHarness(t)
+	d := h.doc("rb.md", "rollback: undo.md\n", step("A", "sh {id=a}", "echo a >> order")+step("B", "sh {id=b}", "echo b >> order"))
+	p := h.plan(d, nil)
+	p.Rollback = h.doc("undo.md", "kind: rollback\ntitle: Undo\n", step("Undo", "sh {id=undo}", "echo undo >> order"))
+	run := h.died(p, runbook.Event{Type: runbook.EventStepStarted, Step: "a", Host: "local", Attempt: 1})
+	status, err := h.eng.Resume(context.Background(), run.ID, p, ExecOptions{RetryInterrupted: runbook.ChoiceRollback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status != runbook.RunRolledBack || h.read("order") != "undo\n" {
+		t.Fatalf("status %s order %q", status, h.read("order"))
+	}
+}
+
 // TestGuardBreachRollsBack runs against a fake Prometheus (an httptest
 // server that speaks the instant-query JSON API): the real one cannot run
 // here.

@@ -189,9 +189,14 @@ func (r *runner) resumeInterrupted(ctx context.Context, phase string, doc *runbo
 		// the others are done, as a completed step is.
 		return r.execStep(ctx, phase, doc, step, next, r.unfinishedHosts(phase, step))
 	}
+	options := []string{runbook.ChoiceRetry, runbook.ChoiceSkip, runbook.ChoiceAbort}
 	q := fmt.Sprintf("step %s was running (attempt %d) when the run was interrupted, and it is not marked idempotent: it may have done part of its work. Retry it, skip it (if it is done, or you did it by hand), or abort?",
 		step.ID, info.attempts)
-	return r.askAfterFailure(ctx, phase, doc, step, info.attempts, q, []string{runbook.ChoiceRetry, runbook.ChoiceSkip, runbook.ChoiceAbort}, r.opts.RetryInterrupted)
+	if phase == runbook.PhaseMain && r.plan.Rollback != nil {
+		options = append(options, runbook.ChoiceRollback)
+		q = strings.TrimSuffix(q, ", or abort?") + ", abort, or roll back?"
+	}
+	return r.askAfterFailure(ctx, phase, doc, step, info.attempts, q, options, r.opts.RetryInterrupted)
 }
 
 // execStep runs attempts of an action step from the given attempt number

@@ -219,7 +219,8 @@ func (h *handlers) cancelRun(w http.ResponseWriter, r *http.Request) error {
 
 type resumeRequest struct {
 	// RetryInterrupted answers the question about an interrupted step that
-	// is not idempotent: retry, skip or abort; empty asks (the run waits).
+	// is not idempotent: retry, skip, abort or rollback (when the runbook
+	// has a rollback document); empty asks (the run waits).
 	RetryInterrupted string `json:"retry_interrupted,omitempty"`
 }
 
@@ -229,9 +230,9 @@ func (h *handlers) resumeRun(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	switch req.RetryInterrupted {
-	case "", runbook.ChoiceRetry, runbook.ChoiceSkip, runbook.ChoiceAbort:
+	case "", runbook.ChoiceRetry, runbook.ChoiceSkip, runbook.ChoiceAbort, runbook.ChoiceRollback:
 	default:
-		return server.BadRequest("retry_interrupted must be retry, skip or abort, not %q", req.RetryInterrupted)
+		return server.BadRequest("retry_interrupted must be retry, skip, abort or rollback, not %q", req.RetryInterrupted)
 	}
 	run, err := h.s.Store().GetRun(r.Context(), r.PathValue("id"))
 	if err != nil {
