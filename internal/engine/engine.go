@@ -63,6 +63,10 @@ type Config struct {
 	MaxPending    int
 	// MaxBackoff caps the exponential backoff between retries; default 5 m.
 	MaxBackoff time.Duration
+	// RecordRetry is how long a run whose log could not be written (a full
+	// disk) keeps trying to record why it stopped before it gives up and
+	// returns an *UnrecordedError; default 30 s.
+	RecordRetry time.Duration
 	// PrometheusURL is the base URL guards query (…/api/v1/query); default
 	// $OPSBOOK_PROMETHEUS_URL. When set it overrides the environment's
 	// (Plan.PrometheusURL). HTTPClient defaults to one with a 10 s timeout.
@@ -101,6 +105,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 5 * time.Minute
+	}
+	if cfg.RecordRetry <= 0 {
+		cfg.RecordRetry = 30 * time.Second
 	}
 	if cfg.PrometheusURL == "" {
 		cfg.PrometheusURL = os.Getenv("OPSBOOK_PROMETHEUS_URL")

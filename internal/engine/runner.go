@@ -50,6 +50,11 @@ type runner struct {
 	// failedOnly is the failed fan-out step that Resume with FailedOnly
 	// re-runs on its unfinished hosts; cleared once taken up.
 	failedOnly string
+
+	// recordErr is the first failure to write the run's log (a full disk,
+	// a read-only store): the run cannot go on, and drive ends it by
+	// endUnrecorded. Guarded by appendMu.
+	recordErr error
 }
 
 // errLeaseLost stops a run whose lease another process took over.
@@ -194,6 +199,9 @@ func (r *runner) drive(parent context.Context, resume bool) (runbook.RunStatus, 
 	if cause := context.Cause(ctx); errors.Is(cause, errLeaseLost) {
 		return "", fmt.Errorf("run %s: %w to another process; it continues there", r.run.ID, store.ErrLocked)
 	}
+	if err := r.recordingFailed(); err != nil {
+		return r.endUnrecorded(wctx, err)
+	}
 
 	final := runbook.RunSucceeded
 	switch res.outcome {
@@ -203,6 +211,9 @@ func (r *runner) drive(parent context.Context, resume bool) (runbook.RunStatus, 
 		final = runbook.RunCancelled
 	case outcomeRollback:
 		final = r.rollback(ctx, wctx, res.reason)
+		if err := r.recordingFailed(); err != nil {
+			return r.endUnrecorded(wctx, err)
+		}
 	}
 	if final == runbook.RunCancelled {
 		r.cancelMu.Lock()
@@ -219,7 +230,7 @@ func (r *runner) drive(parent context.Context, resume bool) (runbook.RunStatus, 
 		}
 	}
 	if err := r.append(wctx, runbook.Event{Type: runbook.EventRunFinished, Data: map[string]string{"status": string(final)}}); err != nil {
-		return "", err
+		return r.endUnrecorded(wctx, err)
 	}
 	r.run.Status = final
 	r.run.FinishedAt = time.Now()
@@ -227,6 +238,78 @@ func (r *runner) drive(parent context.Context, resume bool) (runbook.RunStatus, 
 		return final, fmt.Errorf("record the end of run %s: %w", r.run.ID, err)
 	}
 	return final, nil
+}
+
+func (r *runner) recordingFailed() error {
+	r.appendMu.Lock()
+	defer r.appendMu.Unlock()
+	return r.recordErr
+}
+
+// UnrecordedError ends a run whose log could not be written (the disk is
+// full, the store became read-only) and whose failure could not be
+// recorded either: the log ends where the write failed, with the step
+// that was running still "running". The message says so and what to do;
+// the CLI prints it on stderr.
+type UnrecordedError struct {
+	RunID string
+	Err   error  // the write that failed
+	State string // what the log says now, e.g. "step big running"
+}
+
+func (e *UnrecordedError) Error() string {
+	return fmt.Sprintf("run %s stopped: its record could not be written (%v), nor the reason it stopped; the log ends with %s. Free space in (or make writable) the run store, then `opsbook resume %s`: it records the interruption and asks whether to retry the unfinished step",
+		e.RunID, e.Err, e.State, e.RunID)
+}
+
+func (e *UnrecordedError) Unwrap() error { return e.Err }
+
+// endUnrecorded ends a run whose log could not be written: it stops there
+// (nothing more runs unrecorded) and records why — each step still
+// running failed with the write error, then run.finished — retrying for
+// Config.RecordRetry in case space comes back. When that fails too, the run
+// is left as the log says (running; `opsbook runs` shows it interrupted
+// once this process is gone) and the error says why.
+func (r *runner) endUnrecorded(ctx context.Context, cause error) (runbook.RunStatus, error) {
+	reason := "the run's record could not be written: " + cause.Error()
+	var evs []runbook.Event
+	var running []string
+	r.appendMu.Lock()
+	for _, st := range r.state.AllSteps() {
+		if st.Status == runbook.StepRunning || st.Status == runbook.StepWaiting {
+			ev := runbook.Event{Type: runbook.EventStepFinished, Step: st.ID, Text: reason,
+				Data: map[string]string{"status": string(runbook.StepFailed)}}
+			if st.Phase != runbook.PhaseMain && st.Phase != "" {
+				ev.Data["phase"] = st.Phase
+			}
+			evs = append(evs, ev)
+			running = append(running, "step "+phasePrefix(st.Phase)+st.ID+" "+string(st.Status))
+		}
+	}
+	r.recordErr = nil
+	r.appendMu.Unlock()
+	evs = append(evs, runbook.Event{Type: runbook.EventRunFinished, Text: reason, Data: map[string]string{"status": string(runbook.RunFailed)}})
+	deadline := time.Now().Add(r.e.cfg.RecordRetry)
+	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		err := r.append(ctx, evs...)
+		if err == nil {
+			r.run.Status = runbook.RunFailed
+			r.run.FinishedAt = time.Now()
+			if err := r.e.cfg.Store.UpdateRun(ctx, r.run); err != nil {
+				return runbook.RunFailed, fmt.Errorf("record the end of run %s: %w", r.run.ID, err)
+			}
+			return runbook.RunFailed, nil
+		}
+		if time.Now().Add(wait).After(deadline) {
+			break
+		}
+		time.Sleep(wait)
+	}
+	state := "the run between steps"
+	if len(running) > 0 {
+		state = strings.Join(running, ", ")
+	}
+	return "", &UnrecordedError{RunID: r.run.ID, Err: cause, State: state}
 }
 
 // failedFanoutStep finds the step a --failed-only resume re-runs: the last
@@ -349,7 +432,11 @@ func (r *runner) appendMasked(ctx context.Context, evs ...runbook.Event) error {
 	defer r.appendMu.Unlock()
 	stored, err := r.e.cfg.Store.AppendEvents(ctx, r.run.ID, evs...)
 	if err != nil {
-		return fmt.Errorf("record events of run %s: %w", r.run.ID, err)
+		err = fmt.Errorf("record events of run %s: %w", r.run.ID, err)
+		if r.recordErr == nil {
+			r.recordErr = err
+		}
+		return err
 	}
 	if len(stored) > 0 && stored[0].Seq != r.state.LastSeq+1 {
 		if err := r.catchUpLocked(ctx); err != nil {
