@@ -33,7 +33,7 @@ process) is shown as interrupted: continue it with ` + "`opsbook resume RUN`" + 
 			} else if c != nil {
 				return runsRemote(ctx, e, c, client.RunFilter{Environment: envName, Limit: limit}, output)
 			}
-			_, st, err := openWorkspaceState(ctx, e)
+			_, st, err := openWorkspaceStateForReading(ctx, e)
 			if err != nil {
 				return err
 			}

@@ -49,6 +49,30 @@ func openWorkspaceState(ctx context.Context, e *env) (*workspace.Workspace, *sto
 	return ws, st, nil
 }
 
+// openWorkspaceStateForReading is openWorkspaceState for commands that
+// only read the store (runs): when the store cannot be opened for writing
+// (a read-only file system, a full disk, no permission) it is opened read
+// only, with a note on stderr, so the runs can still be listed.
+func openWorkspaceStateForReading(ctx context.Context, e *env) (*workspace.Workspace, *store.Store, error) {
+	ws, err := findWorkspace(e)
+	if err != nil {
+		return nil, nil, badInput("%v", err)
+	}
+	st, err := openState(ctx, ws)
+	if err == nil {
+		return ws, st, nil
+	}
+	if _, statErr := os.Stat(stateDB(ws)); statErr != nil {
+		return nil, nil, err // no store yet: nothing to read
+	}
+	ro, roErr := store.OpenReadOnly(ctx, stateDB(ws))
+	if roErr != nil {
+		return nil, nil, fmt.Errorf("%w; reading it read-only failed too: %v", err, roErr)
+	}
+	fmt.Fprintf(e.stderr, "opsbook: note: the run store cannot be written (%v); showing it read-only\n", err)
+	return ws, ro, nil
+}
+
 // checkOutput refuses an --output value the command does not support.
 func checkOutput(output string, allowed ...string) error {
 	if slices.Contains(allowed, output) {

@@ -121,6 +121,41 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 	return s, nil
 }
 
+// OpenReadOnly opens an existing SQLite store for reading only: nothing is
+// created, locked or migrated, so a store on a read-only or full file
+// system can still be listed and shown. A store whose write-ahead log
+// cannot be opened for reading there (no -shm file and no way to make one)
+// is read as it was last checkpointed (SQLite's immutable mode). Writes
+// fail.
+func OpenReadOnly(ctx context.Context, path string) (*Store, error) {
+	path = strings.TrimPrefix(path, "sqlite:")
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("open sqlite store %q: the path must not contain '?' or '#'", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
+	}
+	if _, err := os.Stat(abs); err != nil {
+		return nil, fmt.Errorf("open sqlite store %s read-only: %w", abs, err)
+	}
+	var lastErr error
+	for _, mode := range []string{"mode=ro", "mode=ro&immutable=1"} {
+		db, err := sql.Open("sqlite", "file:"+abs+"?"+mode+"&_pragma=busy_timeout(5000)")
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite store %s read-only: %w", abs, err)
+		}
+		db.SetMaxOpenConns(4)
+		var n int
+		if err = db.QueryRowContext(ctx, "SELECT count(*) FROM runs").Scan(&n); err == nil {
+			return &Store{db: db, dialect: DialectSQLite, path: abs}, nil
+		}
+		db.Close()
+		lastErr = err
+	}
+	return nil, fmt.Errorf("open sqlite store %s read-only: %w", abs, lastErr)
+}
+
 func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	db, err := sql.Open("pgx", dsn)
 	if err != nil {
