@@ -23,6 +23,9 @@ const (
 	SignatureHeader = notify.SignatureHeader
 )
 
+// HooksPath is where webhook triggers are fired: POST HooksPath + name.
+const HooksPath = "/api/v1/hooks/"
+
 // TriggerSecretAAD binds a sealed webhook secret to its trigger.
 func TriggerSecretAAD(name string) []byte { return []byte("trigger/" + name) }
 

@@ -69,6 +69,9 @@ func (h *handlers) webhook(w http.ResponseWriter, r *http.Request) error {
 		// Unknown and non-webhook triggers look the same to an unsigned caller.
 		return server.Errorf(http.StatusNotFound, "not_found", "no webhook trigger %q", r.PathValue("name"))
 	}
+	if t.Format == server.FormatAlertmanager {
+		return h.alertmanager(w, r, t, body)
+	}
 	if err := h.s.VerifyWebhook(t, r.Header.Get(server.SignatureHeader), body); err != nil {
 		h.s.Audit(ctx, "anonymous", h.s.RemoteAddr(r), "trigger.refused", "trigger/"+t.Name, map[string]string{"reason": err.Error()})
 		return err
@@ -84,5 +87,26 @@ func (h *handlers) webhook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	server.WriteJSON(w, http.StatusAccepted, run)
+	return nil
+}
+
+// alertmanager receives Prometheus Alertmanager's webhook payload for an
+// alertmanager trigger, authenticated by the trigger's secret as a bearer
+// token.
+func (h *handlers) alertmanager(w http.ResponseWriter, r *http.Request, t store.Trigger, body []byte) error {
+	ctx := r.Context()
+	if err := h.s.VerifyAlertmanager(t, r.Header.Get("Authorization")); err != nil {
+		h.s.Audit(ctx, "anonymous", h.s.RemoteAddr(r), "trigger.refused", "trigger/"+t.Name, map[string]string{"reason": err.Error()})
+		return err
+	}
+	var p server.AlertmanagerPayload
+	if err := json.Unmarshal(body, &p); err != nil {
+		return server.BadRequest("body must be Alertmanager's webhook payload (version 4): %v", err)
+	}
+	out, err := h.s.ReceiveAlerts(ctx, t, p, h.s.RemoteAddr(r))
+	if err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusAccepted, out)
 	return nil
 }
