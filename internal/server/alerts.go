@@ -217,4 +217,3 @@ func matches(want, labels map[string]string) bool {
 	}
 	return true
 }
-
