@@ -21,7 +21,7 @@ create table sessions (id int primary key, user_id int, token text);
 create table password_reset_tokens (id int primary key, token text);
 create table audit_log (id int primary key, what text);
 create table orders (id int primary key, user_id int, total numeric, note text);
-insert into users select i, 'person' || i || '@mail.example.com', 'Real Person ' || i, '+49 30 1234' || i, 'hash', '10.0.0.' || i from generate_series(1, 12) i;
+insert into users select i, 'person' || i || '@mail.example.com', 'Real Person ' || i, '+49 30 1234' || i, 'hash', ('10.0.0.' || i)::inet from generate_series(1, 12) i;
 insert into addresses select i, i, i || ' Real Street', 'Flat ' || i, '1011' || i from generate_series(1, 12) i;
 insert into payments select i, i, '4242', 'DE8937040044053201300' || (i % 10), 'Real Person ' || i, i * 10 from generate_series(1, 12) i;
 insert into sessions select i, i, md5(i::text) from generate_series(1, 5) i;
