@@ -449,7 +449,9 @@ func DeriveName(desc string, opts NameOptions) (TaskName, error) {
 // legacy ftp server"), else the first word after the operation (its
 // object), else the first word. kind is the known system inside the name.
 func nameAsSystem(toks []token, opIdx int) (int, string) {
-	word := func(i int) bool { return toks[i].kind == tkWord && slugPartRe.MatchString(toks[i].text) && !isDigits(toks[i].text) }
+	word := func(i int) bool {
+		return toks[i].kind == tkWord && slugPartRe.MatchString(toks[i].text) && !isDigits(toks[i].text)
+	}
 	for i := range toks {
 		if !word(i) {
 			continue
