@@ -82,8 +82,7 @@ func requireTools(t *testing.T, tools ...string) {
 
 // lab is a workspace whose staging environment has one host, a real sshd
 // on loopback tagged with the roles the library's targets select. Commands
-// the runbook runs there are as strict as opsbook's own shells (bash with
-// errexit and pipefail), and find the fault wrappers first on PATH.
+// the runbook runs there find the fault wrappers first on PATH.
 type lab struct {
 	t      *testing.T
 	dir    string   // the workspace
@@ -100,14 +99,9 @@ const stdPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 func newLab(t *testing.T, roles ...string) *lab {
 	t.Helper()
 	l := &lab{t: t, dir: t.TempDir(), faults: t.TempDir()}
-	// Commands run in bash with errexit and pipefail, as in GitHub Actions
-	// and in opsbook's own shells: BASH_ENV is read by every
-	// non-interactive bash before its script.
-	strict := filepath.Join(l.faults, "strict.bash")
-	must(t, os.WriteFile(strict, []byte("set -eo pipefail\n"), 0o644))
 	must(t, os.Chmod(l.faults, 0o755))
 	c, err := sshdtest.Launch(t.TempDir(), 1, sshdtest.Config{Extra: []string{
-		"SetEnv SHLVL=1 BASH_ENV=" + strict + " PATH=" + filepath.Join(l.faults, "bin") + ":" + stdPath}})
+		"SetEnv SHLVL=1 PATH=" + filepath.Join(l.faults, "bin") + ":" + stdPath}})
 	if err != nil {
 		t.Fatalf("start sshd: %v", err)
 	}
