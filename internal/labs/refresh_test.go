@@ -108,7 +108,7 @@ func TestTestRefreshLab(t *testing.T) {
 	if got := psql(t, test, "shop_test_previous", "select count(*) from old_copy_marker"); got != "1" {
 		t.Errorf("the previous copy is not kept: %s", got)
 	}
-	if got := psql(t, test, "postgres", "select string_agg(datname || '=' || datallowconn, ',' order by datname) from pg_database where datname like 'shop_test%'"); got != "shop_test=true,shop_test_previous=false" {
+	if got := psql(t, test, "postgres", "select string_agg(datname || '=' || datallowconn, ',' order by datname) from pg_database where datname like 'shop_test%'"); got != "shop_test=true,shop_test_previous=true" {
 		t.Errorf("databases after the swap: %s", got)
 	}
 
