@@ -68,7 +68,7 @@ workspace's .opsbook/server.db).`,
 				}
 				v = client.AuditVerification{OK: rep.Problem == nil, Checked: rep.Checked, Head: rep.Head}
 				if rep.Problem != nil {
-					v.Problem = &client.AuditProblem{Seq: rep.Problem.Seq, Reason: rep.Problem.Reason}
+					v.Problem = rep.Problem
 				}
 			}
 			if output == "json" {
