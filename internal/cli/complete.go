@@ -136,7 +136,7 @@ func runIDs(ws *workspace.Workspace, ctx context.Context) []string {
 func registerCompletions(e *env, root *cobra.Command) {
 	for _, cmd := range root.Commands() {
 		switch cmd.Name() {
-		case "run":
+		case "run", "rehearse":
 			cmd.ValidArgsFunction = completeFirstArg(e, runbooks, tasks)
 		case "show", "resume", "note":
 			cmd.ValidArgsFunction = completeFirstArg(e, runIDs)

@@ -109,6 +109,7 @@ Start with:
 		newChecklistCmd(e),
 		newPostmortemCmd(e),
 		newRunCmd(e),
+		newRehearseCmd(e),
 		newRunsCmd(e),
 		newShowCmd(e),
 		newResumeCmd(e),
