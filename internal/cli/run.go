@@ -55,9 +55,6 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
   OPSBOOK_PARAM_TOKEN=… opsbook run rotate.md --env dev --yes --output json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			if envName == "" {
 				return badInput("--env is required: name the environment to run in (see environments: in opsbook.yaml)")
 			}
@@ -101,7 +98,7 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 	f.BoolVar(&dryRun, "dry-run", false, "print the plan (steps, targets, commands, checks, guards, estimates, rollback) and execute nothing")
 	f.BoolVarP(&yes, "yes", "y", false, "approve gates and confirm manual steps as yourself with reason \"--yes\"")
 	f.StringVar(&from, "from", "", "start at this step id; earlier steps are recorded as skipped")
-	f.StringVarP(&output, "output", "o", "text", "output format: text (live, line-oriented) or json (one event per line)")
+	outputFlag(cmd, &output, "text", "json") // text: live, line-oriented; json: one event per line
 	f.StringVar(&emergency, "emergency", "", "reason for an emergency run outside the lifecycle gates (change: emergency tasks only)")
 	addServerFlag(cmd, &server)
 	return cmd
