@@ -237,6 +237,16 @@ type runView struct {
 	json    bool
 	titles  map[string]string
 	partial map[string]*bytes.Buffer // per step and stream: an unfinished line
+	out     []byte                   // the lines of one output event, written at once
+}
+
+// appendLine appends "[label] line\n" to out.
+func appendLine(out []byte, label string, line []byte) []byte {
+	out = append(out, '[')
+	out = append(out, label...)
+	out = append(out, "] "...)
+	out = append(out, line...)
+	return append(out, '\n')
 }
 
 func newRunView(w io.Writer, output string, p *engine.Plan) *runView {
@@ -283,6 +293,9 @@ func (v *runView) event(ev runbook.Event) {
 			buf = &bytes.Buffer{}
 			v.partial[key] = buf
 		}
+		// The lines of a chunk are written in one call: a write per line
+		// (a chunk of `yes` holds thousands) would cost a system call each.
+		out := v.out[:0]
 		text := ev.Text
 		for text != "" {
 			line, rest, complete := strings.Cut(text, "\n")
@@ -291,9 +304,16 @@ func (v *runView) event(ev runbook.Event) {
 			// A line longer than maxViewLine is shown in pieces, so one
 			// endless line cannot grow the view's memory.
 			if complete || buf.Len() >= maxViewLine {
-				fmt.Fprintf(v.w, "[%s] %s\n", label, buf.Bytes())
+				out = appendLine(out, label, buf.Bytes())
 				buf.Reset()
 			}
+		}
+		if len(out) > 0 {
+			v.w.Write(out)
+		}
+		v.out = out[:0]
+		if cap(v.out) > 1<<20 {
+			v.out = nil // a chunk of very short lines under a long label need not be kept
 		}
 		return
 	}
