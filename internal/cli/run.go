@@ -73,6 +73,10 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 			if err != nil {
 				return badInput("%v", err)
 			}
+			// Who runs it comes from `git config`, a process of its own:
+			// it runs while the plan is loaded instead of after.
+			actorC := make(chan string, 1)
+			go func() { actorC <- lifecycle.Actor(ws.Dir) }()
 			abs, rel, err := runbookPath(ws, args[0])
 			if err != nil {
 				return err
@@ -105,7 +109,7 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 					return err
 				}
 			}
-			actor := lifecycle.Actor(ws.Dir)
+			actor := <-actorC
 			if tr != nil && tr.Snapshot() != "" {
 				p.Snapshot = tr.Snapshot()
 			}
