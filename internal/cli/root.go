@@ -107,6 +107,7 @@ Start with:
 		newChecklistCmd(e),
 		newPostmortemCmd(e),
 		newRunCmd(e),
+		newRehearseCmd(e),
 		newRunsCmd(e),
 		newShowCmd(e),
 		newResumeCmd(e),

@@ -236,7 +236,8 @@ func writeNewFile(path, content string) error {
 }
 
 // Run implements Executor. The script is written to a 0600 file in the
-// executor's private 0700 directory and run as `INTERPRETER FILE`, so nothing is
+// executor's private 0700 directory and run as `INTERPRETER [OPTIONS] FILE`
+// (OPTIONS from ShellOptions), so nothing is
 // interpolated, with stdin from /dev/null. When the command exits normally,
 // processes it started in the background are left running (a step may
 // start a daemon) but their output is no longer read after PipeGrace; on
@@ -289,7 +290,7 @@ func (l *Local) Run(ctx context.Context, c Command) (Result, error) {
 
 	cmd := &exec.Cmd{
 		Path:        interpreterPath,
-		Args:        []string{interpreter, scriptPath},
+		Args:        append(append([]string{interpreter}, ShellOptions(interpreter, c.NoErrexit)...), scriptPath),
 		Env:         l.environment(c.Env, outputPath),
 		Dir:         c.Dir,
 		ExtraFiles:  extra,

@@ -674,3 +674,39 @@ func TestLocalStartedReportsProcessGroup(t *testing.T) {
 		t.Fatalf("Started got %d, the child's process group is %q", pid, strings.TrimSpace(out.String()))
 	}
 }
+
+// Fault class: a failing command in the middle of a script (or of a
+// pipeline) whose failure the shell would ignore without errexit, so the
+// step "succeeds". sh runs with -e, bash with -e -o pipefail; errexit=false
+// (Command.NoErrexit) turns that off; the line numbers in the shell's
+// messages stay the script's own.
+func TestLocalStrictShells(t *testing.T) {
+	l := newLocal(t, LocalOptions{BaseEnv: []string{"PATH=" + os.Getenv("PATH")}})
+	tests := []struct {
+		name, interp, script string
+		noErrexit            bool
+		wantExit             int
+		wantStdout           string
+		wantStderr           string // a substring
+	}{
+		{name: "sh stops at false", interp: "sh", script: "echo one\nfalse\necho two\n", wantExit: 1, wantStdout: "one\n"},
+		{name: "bash stops at false", interp: "bash", script: "echo one; false; echo two\n", wantExit: 1, wantStdout: "one\n"},
+		{name: "bash pipefail", interp: "bash", script: "false | cat\necho after\n", wantExit: 1},
+		{name: "sh opt-out", interp: "sh", script: "echo one\nfalse\necho two\n", noErrexit: true, wantStdout: "one\ntwo\n"},
+		{name: "bash opt-out", interp: "bash", script: "false | cat\necho after\n", noErrexit: true, wantStdout: "after\n"},
+		{name: "bash line number", interp: "bash", script: "echo one\n\nno-such-command-xyz\necho two\n", wantExit: 127, wantStdout: "one\n", wantStderr: "line 3: no-such-command-xyz"},
+		{name: "sh line number", interp: "sh", script: "echo one\n\nno-such-command-xyz\necho two\n", wantExit: 127, wantStdout: "one\n", wantStderr: "3: no-such-command-xyz"},
+		{name: "handled failure", interp: "bash", script: "if ! false; then echo handled; fi\nfalse || echo or\n", wantStdout: "handled\nor\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr lockedBuffer
+			res := runLocal(t, l, context.Background(), Command{Interpreter: tt.interp, Script: tt.script,
+				NoErrexit: tt.noErrexit, Stdout: &stdout, Stderr: &stderr})
+			if res.ExitCode != tt.wantExit || stdout.String() != tt.wantStdout || !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("exit %d stdout %q stderr %q; want exit %d stdout %q stderr containing %q",
+					res.ExitCode, stdout.String(), stderr.String(), tt.wantExit, tt.wantStdout, tt.wantStderr)
+			}
+		})
+	}
+}

@@ -102,6 +102,13 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 		if _, err = stmt.ExecContext(ctx, args...); err != nil {
 			return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
 		}
+		// A notable event and its notice commit together: no notification
+		// is lost by a crash, and none is sent for an event that was not.
+		if n, ok := noticeFor(ev); ok {
+			if _, err = tx.ExecContext(ctx, insertNoticeSQL, n.Dedupe, n.Kind, n.RunID, n.Seq, "", "", micros(n.CreatedAt)); err != nil {
+				return nil, fmt.Errorf("append events to run %s: notice: %w", runID, mapError(err))
+			}
+		}
 		out[i] = ev
 	}
 	if err := tx.Commit(); err != nil {
