@@ -108,7 +108,7 @@ func WritePostmortem(w io.Writer, in Input) error {
 	if err != nil {
 		return err
 	}
-	return mdTemplates.ExecuteTemplate(w, "postmortem.md.tmpl", v)
+	return mdTemplates().ExecuteTemplate(w, "postmortem.md.tmpl", v)
 }
 
 // timeline lists every event of the run that people care about, in order:
