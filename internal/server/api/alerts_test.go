@@ -72,8 +72,30 @@ func alertHarness(t *testing.T, dsn string) (*harness, string) {
 }
 
 func (h *harness) alert(token string, payload []byte) response {
+	return h.alertTo("search-lag", token, payload)
+}
+
+// alertmanagerHook creates an alertmanager trigger of the search runbook
+// (no parameters) and sends it one firing alert, as the permission matrix
+// does for every role: the trigger's token, not the caller, authenticates.
+func (h *harness) alertmanagerHook(name string) response {
 	h.t.Helper()
-	req, _ := http.NewRequest("POST", h.http.URL+"/api/v1/hooks/search-lag", bytes.NewReader(payload))
+	const token = "am-token-0123456789"
+	sealed, err := h.srv.Keys().Seal([]byte(token), server.TriggerSecretAAD(name))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.st.CreateTrigger(context.Background(), &store.Trigger{Name: name, Kind: store.TriggerWebhook, Format: server.FormatAlertmanager,
+		Runbook: searchRunbook, Environment: "staging", Match: map[string]string{"alertname": "SearchDown"}, Secret: sealed,
+		ServiceUser: h.serviceUser().ID, Enabled: true, CreatedBy: "test"}); err != nil {
+		h.t.Fatal(err)
+	}
+	return h.alertTo(name, token, []byte(`{"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"alertname":"SearchDown"},"fingerprint":"`+name+`"}]}`))
+}
+
+func (h *harness) alertTo(trigger, token string, payload []byte) response {
+	h.t.Helper()
+	req, _ := http.NewRequest("POST", h.http.URL+"/api/v1/hooks/"+trigger+"/alertmanager", bytes.NewReader(payload))
 	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)

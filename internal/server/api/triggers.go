@@ -17,6 +17,8 @@ func (h *handlers) registerTriggers() {
 	// The webhook authenticates itself with its HMAC signature; the
 	// trigger's service identity's permissions then apply.
 	h.s.Handle("POST /api/v1/hooks/{name}", auth.Public(), "Fire a webhook trigger (signed: X-Opsbook-Signature)", h.webhook)
+	// Alertmanager authenticates with the trigger's secret as a bearer token.
+	h.s.Handle("POST /api/v1/hooks/{name}/alertmanager", auth.Public(), "Receive Prometheus Alertmanager's webhook for an alertmanager trigger (Authorization: Bearer <trigger secret>)", h.alertmanager)
 }
 
 func (h *handlers) listTriggers(w http.ResponseWriter, r *http.Request) error {
@@ -70,7 +72,7 @@ func (h *handlers) webhook(w http.ResponseWriter, r *http.Request) error {
 		return server.Errorf(http.StatusNotFound, "not_found", "no webhook trigger %q", r.PathValue("name"))
 	}
 	if t.Format == server.FormatAlertmanager {
-		return h.alertmanager(w, r, t, body)
+		return server.Errorf(http.StatusNotFound, "not_found", "trigger %q receives Alertmanager's webhook at %s%s/alertmanager", t.Name, server.HooksPath, t.Name)
 	}
 	if err := h.s.VerifyWebhook(t, r.Header.Get(server.SignatureHeader), body); err != nil {
 		h.s.Audit(ctx, "anonymous", h.s.RemoteAddr(r), "trigger.refused", "trigger/"+t.Name, map[string]string{"reason": err.Error()})
@@ -93,15 +95,18 @@ func (h *handlers) webhook(w http.ResponseWriter, r *http.Request) error {
 // alertmanager receives Prometheus Alertmanager's webhook payload for an
 // alertmanager trigger, authenticated by the trigger's secret as a bearer
 // token.
-func (h *handlers) alertmanager(w http.ResponseWriter, r *http.Request, t store.Trigger, body []byte) error {
+func (h *handlers) alertmanager(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
+	t, err := h.s.Store().GetTrigger(ctx, r.PathValue("name"))
+	if err != nil || t.Kind != store.TriggerWebhook || t.Format != server.FormatAlertmanager || !t.Enabled {
+		return server.Errorf(http.StatusNotFound, "not_found", "no alertmanager trigger %q", r.PathValue("name"))
+	}
 	if err := h.s.VerifyAlertmanager(t, r.Header.Get("Authorization")); err != nil {
 		h.s.Audit(ctx, "anonymous", h.s.RemoteAddr(r), "trigger.refused", "trigger/"+t.Name, map[string]string{"reason": err.Error()})
 		return err
 	}
 	var p server.AlertmanagerPayload
-	if err := json.Unmarshal(body, &p); err != nil {
-		return server.BadRequest("body must be Alertmanager's webhook payload (version 4): %v", err)
+	if err := server.DecodeForeignJSON(r, &p); err != nil {
 	}
 	out, err := h.s.ReceiveAlerts(ctx, t, p, h.s.RemoteAddr(r))
 	if err != nil {
