@@ -157,9 +157,9 @@ var routeCases = map[string]routeCase{
 	"POST /api/v1/hooks/{name}": {setup: static("", nil), ok: 202, allow: everyone},
 	// Authenticated by the alertmanager trigger's bearer token, whoever calls.
 	"POST /api/v1/hooks/{name}/alertmanager": {setup: static("", nil), ok: 202, allow: everyone},
-	"GET /api/v1/audit":         {setup: static("/api/v1/audit", nil), ok: 200},
-	"GET /api/v1/audit/verify":  {setup: static("/api/v1/audit/verify", nil), ok: 200},
-	"POST /api/v1/retention":    {setup: static("/api/v1/retention", map[string]int{"keep": 1000}), ok: 200},
+	"GET /api/v1/audit":                      {setup: static("/api/v1/audit", nil), ok: 200},
+	"GET /api/v1/audit/verify":               {setup: static("/api/v1/audit/verify", nil), ok: 200},
+	"POST /api/v1/retention":                 {setup: static("/api/v1/retention", map[string]int{"keep": 1000}), ok: 200},
 
 	// The web UI, called as a browser: anonymous callers are sent to
 	// sign-in (see expect), forbidden ones get the 403 page.
