@@ -344,7 +344,9 @@ type ExecOptions struct {
 	// for long: output recording waits for it.
 	Observe func(runbook.Event)
 	// RetryInterrupted answers the question a resumed run asks about an
-	// interrupted step that is not idempotent: "retry", "skip" or "abort".
+	// interrupted step that is not idempotent: "retry", "skip", "abort" or
+	// "rollback" (offered when the plan has a rollback document); it also
+	// answers an open on_fail=ask question.
 	// Empty means ask the Decider.
 	RetryInterrupted string
 	// FailedOnly (Resume only) reopens a failed run to re-run its failed

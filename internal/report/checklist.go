@@ -5,6 +5,7 @@ import (
 	htmltemplate "html/template"
 	"io"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -13,10 +14,16 @@ import (
 //go:embed templates/*.tmpl
 var templateFS embed.FS
 
+// The templates are parsed on first use, not at start-up: every command of
+// the binary would pay for them, `opsbook run` included.
 var (
-	mdTemplates = texttemplate.Must(texttemplate.New("").Funcs(texttemplate.FuncMap{"cell": cell}).
+	mdTemplates = sync.OnceValue(func() *texttemplate.Template {
+		return texttemplate.Must(texttemplate.New("").Funcs(texttemplate.FuncMap{"cell": cell}).
 			ParseFS(templateFS, "templates/*.md.tmpl"))
-	htmlTemplates = htmltemplate.Must(htmltemplate.New("").ParseFS(templateFS, "templates/*.html.tmpl"))
+	})
+	htmlTemplates = sync.OnceValue(func() *htmltemplate.Template {
+		return htmltemplate.Must(htmltemplate.New("").ParseFS(templateFS, "templates/*.html.tmpl"))
+	})
 )
 
 // ChecklistView is everything the checklist templates show.
@@ -75,13 +82,13 @@ func Checklist(in Input) ChecklistView {
 
 // WriteChecklistMarkdown writes the checklist as Markdown.
 func WriteChecklistMarkdown(w io.Writer, in Input) error {
-	return mdTemplates.ExecuteTemplate(w, "checklist.md.tmpl", Checklist(in))
+	return mdTemplates().ExecuteTemplate(w, "checklist.md.tmpl", Checklist(in))
 }
 
 // WriteChecklistHTML writes the checklist as a standalone HTML page that
 // prints on A4.
 func WriteChecklistHTML(w io.Writer, in Input) error {
-	return htmlTemplates.ExecuteTemplate(w, "checklist.html.tmpl", Checklist(in))
+	return htmlTemplates().ExecuteTemplate(w, "checklist.html.tmpl", Checklist(in))
 }
 
 func formatEstimate(doc *runbook.Document) string {
