@@ -62,15 +62,15 @@ func TestGuardBreachDuringStepStopsItAndRollsBack(t *testing.T) {
 	prom := newPromServer(t, "0.5")
 	h := newHarness(t)
 	d := h.doc("rb.md", guardFront("rollback"),
-		step("Long", "sh {id=long}", "echo long >> order; sleep 30; echo finished >> order")+
+		step("Long", "sh {id=long}", "echo long >> order; echo running; sleep 30; echo finished >> order")+
 			step("After", "sh {id=after}", "echo after >> order"))
 	p := h.plan(d, nil)
 	p.PrometheusURL = prom.URL // the environment's prometheus: setting
 	p.Rollback = h.doc("undo.md", "kind: rollback\ntitle: Undo\n", step("Undo", "sh {id=undo}", "echo undo >> order"))
 	start := time.Now()
 	status, s := h.run(p, StartOptions{}, ExecOptions{Observe: func(ev runbook.Event) {
-		if ev.Type == runbook.EventStepStarted && ev.Step == "long" {
-			prom.set("7")
+		if ev.Type == runbook.EventStepOutput && ev.Step == "long" {
+			prom.set("7") // the step is under way: it has printed
 		}
 	}})
 	if status != runbook.RunRolledBack {
