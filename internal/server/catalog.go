@@ -62,6 +62,9 @@ type Catalog struct {
 	entries  map[string]*Entry
 	paths    []string
 	loadedAt time.Time
+	// stale is why the last Sync failed, nil after a good one: the
+	// catalog still holds what was read at loadedAt.
+	stale error
 }
 
 // LoadCatalog reads the workspace at dir.
@@ -75,7 +78,12 @@ func LoadCatalog(dir string) (*Catalog, error) {
 
 // Sync re-reads opsbook.yaml and every runbook. On error the previous
 // state is kept.
-func (c *Catalog) Sync() error {
+func (c *Catalog) Sync() (err error) {
+	defer func() {
+		c.mu.Lock()
+		c.stale = err
+		c.mu.Unlock()
+	}()
 	ws, err := workspace.Load(c.dir)
 	if err != nil {
 		return err
@@ -241,6 +249,14 @@ func (c *Catalog) Projects() []string {
 	return out
 }
 
+// Stale returns why the workspace could not be read the last time it was
+// tried, and when the state still served was read; nil when it is current.
+func (c *Catalog) Stale() (since time.Time, err error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.loadedAt, c.stale
+}
+
 // fingerprint summarises the files Sync reads (names, sizes, modification
 // times), so a watcher can tell cheaply whether to sync.
 func (c *Catalog) fingerprint() string {
@@ -280,6 +296,7 @@ func (s *Server) watchWorkspace(ctx context.Context, interval time.Duration) {
 		}
 		if err := s.catalog.Sync(); err != nil {
 			s.log.Warn("workspace changed but cannot be read; keeping the previous state", "err", err)
+			last = fp // said once; the next change is tried again
 			continue
 		}
 		last = fp
