@@ -161,6 +161,12 @@ func TestRules(t *testing.T) {
 			fail: map[string]string{"doc.md": runbookDoc("", "### Call\n\n```call {runbook=other.md}\nTARGT=$NAME\n```\n\n"), "other.md": "---\nkind: runbook\nparams:\n  TARGET: {required: true}\n---\n"},
 			pass: map[string]string{"doc.md": runbookDoc("", "### Call\n\n```call {runbook=other.md}\nTARGET=$NAME\n```\n\n"), "other.md": "---\nkind: runbook\nparams:\n  TARGET: {required: true}\n---\n"},
 			want: "declares no parameter TARGT; did you mean TARGET?", line: 24},
+		// Fault: a literal of the wrong type for the called runbook's
+		// parameter, which used to pass lint and fail the run mid-way.
+		{rule: "bad-call",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Call\n\n```call {runbook=other.md}\nCOUNT=abc\nMODE=fast\n```\n\n"), "other.md": "---\nkind: runbook\nparams:\n  COUNT: {type: int, required: true}\n  MODE: {type: enum, allowed: [safe, slow], default: safe}\n---\n"},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Call\n\n```call {runbook=other.md}\nCOUNT=12\nMODE=$NAME\n```\n\n"), "other.md": "---\nkind: runbook\nparams:\n  COUNT: {type: int, required: true}\n  MODE: {type: enum, allowed: [safe, slow], default: safe}\n---\n"},
+			want: `other.md: parameter COUNT: "abc" is not an integer`, line: 24},
 	}
 	for _, tt := range tests {
 		t.Run(tt.rule, func(t *testing.T) {

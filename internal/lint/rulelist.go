@@ -42,6 +42,8 @@ var Rules = []Rule{
 	{"fanout-policy", runbook.SeverityError, "A step's parallel, batch or max_failures is invalid (error) or has no effect (warning: local step, parallel above a counted batch)."},
 	{"rollback-missing", runbook.SeverityError, "The rollback document named in the front matter does not exist."},
 	{"call-missing", runbook.SeverityError, "A called runbook does not exist."},
+	{"bad-reference", runbook.SeverityError, "A rollback: or call reference leaves the workspace (absolute, climbing out with ..), names the document itself, or is not a regular file."},
+	{"input-limit", runbook.SeverityError, "The document exceeds an input limit: its size, its nesting depth or a fence's info string length."},
 	{"missing-gate", runbook.SeverityError, "A normal or emergency change has no Go/No-Go gate."},
 	{"placeholder", runbook.SeverityError, "Template text <<FILL: …>> is left in the document."},
 	{"shell-syntax", runbook.SeverityError, "bash -n or sh -n rejects a command block."},

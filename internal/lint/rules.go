@@ -23,12 +23,7 @@ func (l *linter) frontMatter() {
 		l.errorf(fm.Pos, "missing-kind", "the front matter has no kind; add kind: runbook, rollback, checklist or postmortem")
 	}
 	if fm.Rollback != "" && !strings.Contains(fm.Rollback, "<<FILL:") {
-		target := filepath.Join(filepath.Dir(l.doc.Path), filepath.FromSlash(fm.Rollback))
-		if _, err := os.Stat(target); errors.Is(err, fs.ErrNotExist) {
-			l.errorf(l.keyPos("rollback"), "rollback-missing",
-				"rollback document %s does not exist (looked for %s); create it (opsbook new writes one) or fix the path, which is relative to this file",
-				fm.Rollback, target)
-		}
+		l.rollback()
 	}
 	if fm.Kind == runbook.KindRunbook && (fm.Change == runbook.ChangeNormal || fm.Change == runbook.ChangeEmergency) {
 		if !slices.ContainsFunc(l.doc.Steps, func(s runbook.Step) bool { return s.Gate != nil }) {
@@ -36,6 +31,43 @@ func (l *linter) frontMatter() {
 				"%s change needs at least one Go/No-Go decision: add a step with a ```gate {approvers=1} block stating the criteria", article(string(fm.Change)))
 		}
 	}
+}
+
+// rollback checks the rollback: reference: inside the workspace, and a
+// document that can be read.
+func (l *linter) rollback() {
+	target, err := runbook.RollbackPath(l.root(), l.doc)
+	var refused *runbook.RefError
+	if errors.As(err, &refused) {
+		l.diags = append(l.diags, refused.Diagnostic)
+		return
+	}
+	_, err = markdown.ReadFile(target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		l.errorf(l.keyPos("rollback"), "rollback-missing",
+			"rollback document %s does not exist (looked for %s); create it (opsbook new writes one) or fix the path, which is relative to this file",
+			l.doc.Front.Rollback, target)
+	case err != nil:
+		l.errorf(l.keyPos("rollback"), runbook.RuleBadReference, "rollback: %s cannot be read: %s", l.doc.Front.Rollback, rootCause(err))
+	}
+}
+
+// root is the directory the document's references must stay in.
+func (l *linter) root() string {
+	if l.refRoot == "" {
+		l.refRoot = runbook.RootOf(l.doc.Path)
+		if !filepath.IsAbs(l.doc.Path) {
+			// The document's path is relative to the working directory:
+			// keep the root in the same form for CheckRef.
+			if wd, err := os.Getwd(); err == nil {
+				if rel, err := filepath.Rel(wd, l.refRoot); err == nil {
+					l.refRoot = rel
+				}
+			}
+		}
+	}
+	return l.refRoot
 }
 
 // sections reports the required sections a document lacks, naming the
@@ -137,7 +169,11 @@ func (l *linter) call(s runbook.Step) {
 	if rel == "" || strings.Contains(rel, "<<FILL:") {
 		return
 	}
-	path := filepath.Join(filepath.Dir(l.doc.Path), filepath.FromSlash(rel))
+	path, err := runbook.CheckRef(l.root(), l.doc.Path, rel)
+	if err != nil {
+		l.errorf(s.Call.Pos, runbook.RuleBadReference, "call: %v", err)
+		return
+	}
 	called, _, err := markdown.ParseFile(path)
 	if err != nil {
 		l.errorf(s.Call.Pos, "call-missing", "called runbook %s cannot be read (%s); fix runbook= (relative to this file)", rel, rootCause(err))
@@ -152,8 +188,17 @@ func (l *linter) call(s runbook.Step) {
 	bound := map[string]bool{}
 	for _, b := range s.Call.Bindings {
 		bound[b.Name] = true
-		if _, ok := params[b.Name]; !ok {
+		p, ok := params[b.Name]
+		if !ok {
 			l.errorf(b.Pos, "bad-call", "%s declares no parameter %s%s", rel, b.Name, suggestOrList(b.Name, names))
+			continue
+		}
+		// A literal is checked as a run-time value would be; a forwarded
+		// variable ($VAR) is checked when the call runs.
+		if b.From == "" && !strings.Contains(b.Value, "<<FILL:") {
+			if _, err := runbook.CheckParam(p, b.Value); err != nil {
+				l.errorf(b.Pos, "bad-call", "%s: %v; fix the value or forward a variable (%s=$VARIABLE)", rel, err, b.Name)
+			}
 		}
 	}
 	for _, p := range called.Front.Params {

@@ -127,7 +127,7 @@ func (c *Catalog) Sync() (err error) {
 
 // loadEntry parses one document; documents of other kinds are skipped (nil).
 func loadEntry(ws *workspace.Workspace, rel string) (*Entry, error) {
-	src, err := os.ReadFile(ws.Path(rel))
+	src, err := markdown.ReadFile(ws.Path(rel))
 	if err != nil {
 		return nil, err
 	}
@@ -140,9 +140,13 @@ func loadEntry(ws *workspace.Workspace, rel string) (*Entry, error) {
 	if p, ok := ws.ProjectOf(rel); ok {
 		e.Project = p.Name
 	}
-	if doc.Front.Rollback != "" {
-		rbRel := path.Join(path.Dir(rel), doc.Front.Rollback)
-		rbSrc, err := os.ReadFile(ws.Path(rbRel))
+	rbRel, err := runbook.RollbackPath(".", doc)
+	var refused *runbook.RefError
+	if errors.As(err, &refused) {
+		e.Diagnostics = append(e.Diagnostics, refused.Diagnostic)
+	}
+	if rbRel != "" {
+		rbSrc, err := markdown.ReadFile(ws.Path(rbRel))
 		if err != nil {
 			e.Diagnostics = append(e.Diagnostics, runbook.Diagnostic{File: rel, Pos: doc.Front.Keys["rollback"], Severity: runbook.SeverityError,
 				Rule: "rollback-missing", Message: fmt.Sprintf("rollback document %s cannot be read: %v", rbRel, err)})
@@ -150,8 +154,8 @@ func loadEntry(ws *workspace.Workspace, rel string) (*Entry, error) {
 			e.Rollback, _ = markdown.Parse(rbRel, rbSrc)
 		}
 	}
-	e.Called, e.calledOrder, _ = workspace.ResolveCalls(func(p string) (*runbook.Document, error) {
-		src, err := os.ReadFile(ws.Path(p))
+	e.Called, e.calledOrder, err = workspace.ResolveCalls(".", func(p string) (*runbook.Document, error) {
+		src, err := markdown.ReadFile(ws.Path(p))
 		if err != nil {
 			e.Diagnostics = append(e.Diagnostics, runbook.Diagnostic{File: rel, Pos: callPos(p, doc, e.Rollback), Severity: runbook.SeverityError,
 				Rule: "call-missing", Message: fmt.Sprintf("called runbook %s cannot be read: %v", p, err)})
@@ -165,6 +169,9 @@ func loadEntry(ws *workspace.Workspace, rel string) (*Entry, error) {
 		}
 		return called, nil
 	}, doc, e.Rollback)
+	if errors.As(err, &refused) {
+		e.Diagnostics = append(e.Diagnostics, refused.Diagnostic)
+	}
 	e.Content = snapshot.Of(snapshot.FromDocuments(doc, e.Rollback, e.calledOrder, nil)).String()
 	return e, nil
 }

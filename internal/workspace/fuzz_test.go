@@ -37,7 +37,8 @@ func FuzzParseConfig(f *testing.F) {
 		if !errors.As(err, &ce) || len(ce.Diagnostics) == 0 {
 			t.Fatalf("error %v is not a *ConfigError with diagnostics", err)
 		}
-		lines := strings.Count(src, "\n") + 1
+		// YAML ends a line at "\n", "\r\n" or a lone "\r".
+		lines := strings.Count(strings.ReplaceAll(src, "\r\n", "\n"), "\n") + strings.Count(src, "\r") - strings.Count(src, "\r\n") + 1
 		for _, d := range ce.Diagnostics {
 			if d.File != "opsbook.yaml" || d.Pos.Line < 1 || d.Pos.Line > lines || d.Pos.Col < 1 || d.Message == "" {
 				t.Fatalf("diagnostic without a place in the file (%d lines): %+v", lines, d)
