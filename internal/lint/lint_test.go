@@ -69,6 +69,17 @@ func TestRules(t *testing.T) {
 			fail: map[string]string{"doc.md": "---\nkind: rollback\n---\n## 回滚触发条件\n## 完整回滚步骤\n## 回滚时间估计\n## 数据恢复程序\n"},
 			pass: map[string]string{"doc.md": "---\nkind: rollback\n---\n## 回滚触发条件\n## 完整回滚步骤\n## 回滚时间估计\n## 数据恢复程序\n## 回滚后验证\n"},
 			want: `"## 回滚后验证" (Post-rollback verification)`},
+		// Per-step checks are the checkpoints: a runbook whose every command
+		// step checks itself needs no checkpoints section; one whose steps do
+		// not is warned about at each such step, and still needs it.
+		{rule: "missing-section",
+			fail: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep+"### Quiet\n\n```sh {verify=none reason=\"nothing to see\"}\ntrue\n```\n\n"), "## Verification checkpoints\n", "", 1)},
+			pass: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep+"### Gate\n\n```gate\nGo if green.\n```\n\n"), "## Verification checkpoints\n", "", 1)},
+			want: `"## Verification checkpoints" (验证检查点)`},
+		{rule: "step-without-check",
+			fail: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep+"### Quiet\n\n```sh {verify=none reason=\"nothing to see\"}\ntrue\n```\n\n"), "## Verification checkpoints\n", "", 1)},
+			pass: map[string]string{"doc.md": runbookDoc("", okStep+"### Quiet\n\n```sh {verify=none reason=\"nothing to see\"}\ntrue\n```\n\n")},
+			want: `step "Quiet" has no check of its own`, line: 31},
 		{rule: "missing-kind",
 			fail: map[string]string{"doc.md": "# Notes\n"},
 			pass: map[string]string{"doc.md": "---\nkind: checklist\n---\n## Pre-execution checklist\n## Execution steps\n## Sign-off\n"},

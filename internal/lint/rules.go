@@ -84,6 +84,9 @@ func (l *linter) sections() {
 		if have[role] {
 			continue
 		}
+		if role == runbook.SectionVerification && l.stepsCheckThemselves() {
+			continue
+		}
 		spec, _ := runbook.SpecFor(role)
 		other := "zh"
 		if l.doc.Lang == "zh" {
@@ -92,6 +95,25 @@ func (l *linter) sections() {
 		l.errorf(l.endPos(), "missing-section", "%s needs the section \"## %s\" (%s); add it",
 			article(string(l.doc.Front.Kind)), spec.Title(l.doc.Lang), spec.Title(other))
 	}
+}
+
+// stepsCheckThemselves reports whether every executable step carries its
+// own check (verify, expect or until), which makes them the runbook's
+// verification checkpoints: the section is then not required. When it is
+// missing and some step has no check, each such step is warned about at
+// its line.
+func (l *linter) stepsCheckThemselves() bool {
+	all := true
+	for _, s := range l.doc.Steps {
+		if s.Action == nil || s.Verify != nil || s.Expect != nil || s.Until != nil {
+			continue
+		}
+		all = false
+		l.warnf(s.Pos, "step-without-check",
+			"step %q has no check of its own, and the runbook has no verification checkpoints section: add a verify, expect or until block to the step, or the section",
+			s.Title)
+	}
+	return all
 }
 
 // endPos is where a missing section is reported: at the last heading, near
