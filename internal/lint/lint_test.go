@@ -148,6 +148,12 @@ func TestRules(t *testing.T) {
 			fail: map[string]string{"doc.md": runbookDoc("rollback: rb/missing.md\n", okStep)},
 			pass: map[string]string{"doc.md": runbookDoc("rollback: rb/there.md\n", okStep), "rb/there.md": "x"},
 			want: "rollback document rb/missing.md does not exist", line: 9},
+		// Fault: the rollback needs a value the runbook never has, found only
+		// when the rollback runs, in an incident.
+		{rule: "rollback-params",
+			fail: map[string]string{"doc.md": runbookDoc("rollback: rb.md\n", okStep), "rb.md": "---\nkind: rollback\nparams:\n  OLD_VERSION: {type: int, required: true}\n  DIR: {required: true, default: ./scratch}\n---\n"},
+			pass: map[string]string{"doc.md": runbookDoc("rollback: rb.md\n", okStep), "rb.md": "---\nkind: rollback\nparams:\n  NAME: {type: string, required: true}\n  DIR: {required: true, default: ./scratch}\n---\n"},
+			want: "requires parameter OLD_VERSION, which this runbook neither declares nor publishes", line: 9},
 		{rule: "missing-gate",
 			fail: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep), "change: standard", "change: emergency", 1)},
 			pass: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep+gate), "change: standard", "change: emergency", 1)},

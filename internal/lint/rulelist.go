@@ -42,6 +42,7 @@ var Rules = []Rule{
 	{"unknown-target", runbook.SeverityError, "A step's target is not declared under targets:."},
 	{"fanout-policy", runbook.SeverityError, "A step's parallel, batch or max_failures is invalid (error) or has no effect (warning: local step, parallel above a counted batch)."},
 	{"rollback-missing", runbook.SeverityError, "The rollback document named in the front matter does not exist."},
+	{"rollback-params", runbook.SeverityError, "The rollback document requires a parameter (no default) that the runbook does not declare, so the rollback could not get it."},
 	{"call-missing", runbook.SeverityError, "A called runbook does not exist."},
 	{"bad-reference", runbook.SeverityError, "A rollback: or call reference leaves the workspace (absolute, climbing out with ..), names the document itself, or is not a regular file."},
 	{"input-limit", runbook.SeverityError, "The document exceeds an input limit: its size, its nesting depth or a fence's info string length."},

@@ -42,15 +42,45 @@ func (l *linter) rollback() {
 		l.diags = append(l.diags, refused.Diagnostic)
 		return
 	}
-	_, err = markdown.ReadFile(target)
+	src, err := markdown.ReadFile(target)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		l.errorf(l.keyPos("rollback"), "rollback-missing",
 			"rollback document %s does not exist (looked for %s); create it (opsbook new writes one) or fix the path, which is relative to this file",
 			l.doc.Front.Rollback, target)
+		return
 	case err != nil:
 		l.errorf(l.keyPos("rollback"), runbook.RuleBadReference, "rollback: %s cannot be read: %s", l.doc.Front.Rollback, rootCause(err))
+		return
 	}
+	rb, _ := markdown.Parse(target, src)
+	for _, p := range unsuppliedRollbackParams(l.doc, rb) {
+		l.errorf(l.keyPos("rollback"), "rollback-params",
+			"rollback document %s requires parameter %s, which this runbook neither declares nor publishes as a step output, and which has no default there: the rollback would run without it; declare %s under params: here, or give it a default in %s",
+			l.doc.Front.Rollback, p.Name, p.Name, l.doc.Front.Rollback)
+	}
+}
+
+// unsuppliedRollbackParams are the required parameters of a rollback
+// document without a default that the runbook cannot supply: the rollback
+// runs with the runbook's parameter values and its steps' outputs, by name.
+func unsuppliedRollbackParams(doc, rollback *runbook.Document) []runbook.Param {
+	supplied := map[string]bool{}
+	for _, p := range doc.Front.Params {
+		supplied[p.Name] = true
+	}
+	for _, s := range doc.Steps {
+		for _, o := range s.Outputs {
+			supplied[o] = true
+		}
+	}
+	var missing []runbook.Param
+	for _, p := range rollback.Front.Params {
+		if p.Required && !p.HasDefault && !supplied[p.Name] {
+			missing = append(missing, p)
+		}
+	}
+	return missing
 }
 
 // root is the directory the document's references must stay in.
