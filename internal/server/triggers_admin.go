@@ -5,21 +5,22 @@ import (
 	"net/http"
 
 	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/runs"
 	"github.com/opsbook/opsbook/internal/store"
 )
 
 // TriggerSpec is what an administrator asks for when creating a trigger,
 // through the API or the web form.
 type TriggerSpec struct {
-	Name        string            `json:"name"`
-	Kind        string            `json:"kind"` // schedule | webhook
-	Runbook     string            `json:"runbook"`
-	Environment string            `json:"environment"`
+	Name        string            `json:"name" api:"required"`
+	Kind        string            `json:"kind" api:"required"` // schedule | webhook
+	Runbook     string            `json:"runbook" api:"required"`
+	Environment string            `json:"environment" api:"required"`
 	Params      map[string]string `json:"params,omitempty"`
 	Schedule    string            `json:"schedule,omitempty"` // cron, 5 fields
 	Timezone    string            `json:"timezone,omitempty"`
 	CatchUp     bool              `json:"catch_up,omitempty"`
-	ServiceUser string            `json:"service_user"` // name of a service identity
+	ServiceUser string            `json:"service_user" api:"required"` // name of a service identity
 }
 
 // CreateTrigger checks a trigger, stores it and audits it. A webhook
@@ -49,7 +50,7 @@ func (s *Server) CreateTrigger(r *http.Request, spec TriggerSpec, createdBy stri
 	var secret string
 	switch spec.Kind {
 	case store.TriggerSchedule:
-		if _, err := ParseSchedule(spec.Schedule, spec.Timezone); err != nil {
+		if _, err := runs.ParseSchedule(spec.Schedule, spec.Timezone); err != nil {
 			return store.Trigger{}, "", BadRequest("%v", err)
 		}
 	case store.TriggerWebhook:

@@ -64,7 +64,12 @@ func TestWatcherKeepsLastGoodConfig(t *testing.T) {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		// Written aside and renamed, as editors save, so the watcher never
+		// reads half a file.
+		if err := os.WriteFile(p+".tmp", []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(p+".tmp", p); err != nil {
 			t.Fatal(err)
 		}
 	}
