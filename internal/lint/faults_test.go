@@ -27,6 +27,10 @@ var faultDocs = map[string]string{
 		"### Directory\n\n```call {runbook=lib}\n```\n\n"+
 		"### FIFO\n\n```call {runbook=pipe.md}\n```\n\n"),
 	"ops/runbooks/lib/inside.md": runbookDoc("", okStep),
+	// Checks that cannot fail.
+	"ops/runbooks/check-expect-printed.md": runbookDoc("", "### Compare row counts\n\n```sh {id=compare}\ndiff before.count after.count\necho \"row counts identical\"\n```\n\n```text {expect}\nrow counts identical\n```\n\n"),
+	"ops/runbooks/check-ends-in-echo.md":   runbookDoc("", "### Reload\n\n```sh {id=reload}\nsystemctl reload nginx\n```\n\n```sh {verify}\ncurl -fsS http://localhost/ > /dev/null\necho \"nginx answers\"\n```\n\n"),
+	"ops/runbooks/check-until-true.md":     runbookDoc("", "### Wait for health\n\n```sh {until interval=2s timeout=1m}\ncurl -fsS http://localhost/healthz || true\n```\n\n"),
 	// Inputs past the limits.
 	"ops/runbooks/limit-nesting.md":     runbookDoc("", okStep+strings.Repeat(">", markdown.MaxNesting+1)+" deep\n\n"),
 	"ops/runbooks/limit-info-string.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do reason=\""+strings.Repeat("x", markdown.MaxInfoString)+"\"}", 1)),

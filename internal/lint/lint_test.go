@@ -31,7 +31,7 @@ func runbookDoc(front, steps string) string {
 		"---\n\n## Executive summary\n\nx\n\n## Impact assessment\n\nx\n\n## Steps\n\n" + steps + sectionsEN
 }
 
-const okStep = "### Do it\n\n```sh {id=do}\necho \"$NAME\"\n```\n\n```sh {verify}\ntrue\n```\n\n"
+const okStep = "### Do it\n\n```sh {id=do}\necho \"$NAME\"\n```\n\n```sh {verify}\ntest -n \"$NAME\"\n```\n\n"
 
 // lintSource writes files into a temporary directory and lints the first.
 func lintSource(t *testing.T, files map[string]string) []runbook.Diagnostic {
@@ -80,6 +80,19 @@ func TestRules(t *testing.T) {
 			fail: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep+"### Quiet\n\n```sh {verify=none reason=\"nothing to see\"}\ntrue\n```\n\n"), "## Verification checkpoints\n", "", 1)},
 			pass: map[string]string{"doc.md": runbookDoc("", okStep+"### Quiet\n\n```sh {verify=none reason=\"nothing to see\"}\ntrue\n```\n\n")},
 			want: `step "Quiet" has no check of its own`, line: 31},
+		// Faults: checks that cannot fail.
+		{rule: "check-cannot-fail",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Compare\n\n```sh {id=cmp}\ndiff a.count b.count\necho \"row counts identical\"\n```\n\n```text {expect}\nrow counts identical\n```\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Compare\n\n```sh {id=cmp}\nif diff a.count b.count; then\n  echo \"row counts identical\"\nfi\n```\n\n```text {expect}\nrow counts identical\n```\n\n")},
+			want: "the action prints this expected text itself, unconditionally (line 25", line: 28},
+		{rule: "check-cannot-fail",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Do it\n\n```sh {id=do}\necho \"$NAME\"\n```\n\n```sh {verify}\ngrep -q \"$NAME\" /etc/hosts\necho checked\n```\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Do it\n\n```sh {id=do}\necho \"$NAME\"\n```\n\n```sh {verify}\necho checking\ngrep -q \"$NAME\" /etc/hosts\n```\n\n")},
+			want: "this check ends with `echo checked`, which always succeeds", line: 29},
+		{rule: "check-cannot-fail",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Wait\n\n```sh {until}\ncurl -fsS http://localhost/healthz || true\n```\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Wait\n\n```sh {until}\ncurl -fsS http://localhost/healthz\n```\n\n")},
+			want: "this check ends with `curl -fsS http://localhost/healthz || true`", line: 24},
 		{rule: "missing-kind",
 			fail: map[string]string{"doc.md": "# Notes\n"},
 			pass: map[string]string{"doc.md": "---\nkind: checklist\n---\n## Pre-execution checklist\n## Execution steps\n## Sign-off\n"},

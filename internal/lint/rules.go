@@ -177,6 +177,7 @@ func (l *linter) steps() {
 			continue
 		}
 		l.verification(s, primary)
+		l.checksCanFail(s)
 		l.fanoutPolicy(s, primary)
 		if s.Target != "" && !declared[s.Target] {
 			pos := s.Pos
