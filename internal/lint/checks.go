@@ -154,3 +154,46 @@ func closesOnLine(l string) bool {
 	}
 	return false
 }
+
+// promisesRollback matches gate text saying that No-Go rolls back.
+var (
+	noGoWords     = regexp.MustCompile(`(?i)no[- ]?go|否决|不通过|不批准`)
+	rollbackWords = regexp.MustCompile(`(?i)roll(s|ing)?[- ]?back|回滚`)
+)
+
+// gateRollbackPromises reports gates whose text promises that No-Go runs
+// the rollback when the engine will not: the engine's rule
+// (docs/runbook-format.md) is that No-Go at a gate runs the rollback
+// document when the runbook names one, an action step ran before the
+// gate, and the gate does not opt out with on_fail=abort or continue.
+func (l *linter) gateRollbackPromises() {
+	if l.doc.Front.Kind != runbook.KindRunbook {
+		return
+	}
+	actionBefore := false
+	for _, s := range l.doc.Steps {
+		if s.Gate == nil {
+			if s.Action != nil || s.Call != nil {
+				actionBefore = true
+			}
+			continue
+		}
+		text := s.Gate.Body + "\n" + s.Prose
+		if !noGoWords.MatchString(text) || !rollbackWords.MatchString(text) {
+			continue
+		}
+		var why string
+		onFail, explicit := s.Gate.Attr("on_fail")
+		switch {
+		case l.doc.Front.Rollback == "":
+			why = "this runbook names no rollback document (add rollback: to the front matter)"
+		case explicit && (onFail == "abort" || onFail == "continue"):
+			why = "the gate says on_fail=" + onFail + " (remove it to let No-Go roll back)"
+		case !actionBefore:
+			why = "no action step runs before this gate, so there is nothing to roll back (say that No-Go stops the run)"
+		default:
+			continue
+		}
+		l.errorf(s.Gate.Pos, "gate-rollback-promise", "this gate's text says No-Go rolls back, but it will not: %s", why)
+	}
+}

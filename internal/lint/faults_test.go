@@ -27,6 +27,10 @@ var faultDocs = map[string]string{
 		"### Directory\n\n```call {runbook=lib}\n```\n\n"+
 		"### FIFO\n\n```call {runbook=pipe.md}\n```\n\n"),
 	"ops/runbooks/lib/inside.md": runbookDoc("", okStep),
+	// Gates promising a rollback the engine will not run.
+	"ops/runbooks/gate-no-rollback-document.md": runbookDoc("", okStep+"### Go/No-Go\n\n```gate {approvers=1}\nGo if the error rate is flat. No-Go runs the rollback plan.\n```\n\n"),
+	"ops/runbooks/gate-opts-out.md":             runbookDoc("rollback: lib/inside.md\n", okStep+"### Go/No-Go\n\n```gate {approvers=1 on_fail=abort}\nNo-Go runs the rollback plan.\n```\n\n"),
+	"ops/runbooks/gate-before-any-action.md":    runbookDoc("rollback: lib/inside.md\n", "### Go/No-Go\n\n```gate {approvers=1}\n回滚条件：No-Go 则回滚。\n```\n\n"+okStep),
 	// Checks that cannot fail.
 	"ops/runbooks/check-expect-printed.md": runbookDoc("", "### Compare row counts\n\n```sh {id=compare}\ndiff before.count after.count\necho \"row counts identical\"\n```\n\n```text {expect}\nrow counts identical\n```\n\n"),
 	"ops/runbooks/check-ends-in-echo.md":   runbookDoc("", "### Reload\n\n```sh {id=reload}\nsystemctl reload nginx\n```\n\n```sh {verify}\ncurl -fsS http://localhost/ > /dev/null\necho \"nginx answers\"\n```\n\n"),

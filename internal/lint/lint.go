@@ -138,6 +138,7 @@ func Document(doc *runbook.Document, opts Options) []runbook.Diagnostic {
 	l.frontMatter()
 	l.sections()
 	l.steps()
+	l.gateRollbackPromises()
 	l.errexitOff()
 	l.variables()
 	l.placeholders()
