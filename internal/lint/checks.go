@@ -164,8 +164,9 @@ var (
 // gateRollbackPromises reports gates whose text promises that No-Go runs
 // the rollback when the engine will not: the engine's rule
 // (docs/runbook-format.md) is that No-Go at a gate runs the rollback
-// document when the runbook names one, an action step ran before the
-// gate, and the gate does not opt out with on_fail=abort or continue.
+// document when the runbook names one, a step ran a command before the
+// gate (an action, until or call step), and the gate does not opt out
+// with on_fail=abort or continue.
 func (l *linter) gateRollbackPromises() {
 	if l.doc.Front.Kind != runbook.KindRunbook {
 		return
@@ -173,7 +174,7 @@ func (l *linter) gateRollbackPromises() {
 	actionBefore := false
 	for _, s := range l.doc.Steps {
 		if s.Gate == nil {
-			if s.Action != nil || s.Call != nil {
+			if s.Action != nil || s.Call != nil || s.Until != nil {
 				actionBefore = true
 			}
 			continue
