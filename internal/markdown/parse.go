@@ -54,7 +54,6 @@ func ParseFile(path string) (*runbook.Document, []runbook.Diagnostic, error) {
 func Parse(path string, src []byte) (*runbook.Document, []runbook.Diagnostic) {
 	p := &parser{
 		path: path,
-		src:  newSource(src),
 		doc:  &runbook.Document{Path: path, Source: src},
 	}
 	if len(src) > MaxFileSize {
@@ -62,6 +61,7 @@ func Parse(path string, src []byte) (*runbook.Document, []runbook.Diagnostic) {
 		p.tooLarge()
 		return p.doc, p.diags
 	}
+	p.src = newSource(src)
 	body := p.src.text
 	bodyLine := 1
 	switch closeLine := splitFrontMatter(p.src); {
