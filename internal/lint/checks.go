@@ -12,11 +12,14 @@ import (
 // a verify or until block that ends in a command that always succeeds. A
 // check that cannot fail hides the failure it exists to catch.
 func (l *linter) checksCanFail(s runbook.Step) {
+	otherCheck := false // a verify or until that can fail
 	for _, b := range []*runbook.Block{s.Verify, s.Until} {
 		if b == nil {
 			continue
 		}
-		if line, cmd, ok := trivialLastCommand(b.Body); ok {
+		line, cmd, ok := trivialLastCommand(b.Body)
+		otherCheck = otherCheck || !ok
+		if ok {
 			l.errorf(runbook.Pos{Line: b.BodyLine + line, Col: 1}, "check-cannot-fail",
 				"this check ends with `%s`, which always succeeds, so the check passes whatever happened before it: end the block with the command that tests (test, grep -q, curl -f …) and let its status decide",
 				cmd)
@@ -40,12 +43,18 @@ func (l *linter) checksCanFail(s runbook.Step) {
 		match = func(out string) bool { return strings.Contains(out, want) }
 	}
 	for _, p := range unconditionalPrints(s.Action.Body) {
-		if match(p.text) {
-			l.errorf(s.Expect.Pos, "check-cannot-fail",
-				"the action prints this expected text itself, unconditionally (line %d: %s), so the expect block passes whatever happened: expect text that the checked command prints, or check its status with a ```sh {verify} block",
-				s.Action.BodyLine+p.line, p.command)
-			return
+		if !match(p.text) {
+			continue
 		}
+		msg := "the action prints this expected text itself, unconditionally (line %d: %s), so the expect block passes whatever happened: expect text that the checked command prints, or check its status with a ```sh {verify} block"
+		if otherCheck {
+			// The step's other check still catches a failure: the expect
+			// is dead weight, not a hole.
+			l.warnf(s.Expect.Pos, "check-cannot-fail", msg+" (the step's other check still decides)", s.Action.BodyLine+p.line, p.command)
+		} else {
+			l.errorf(s.Expect.Pos, "check-cannot-fail", msg, s.Action.BodyLine+p.line, p.command)
+		}
+		return
 	}
 }
 

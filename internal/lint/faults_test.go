@@ -32,9 +32,10 @@ var faultDocs = map[string]string{
 	"ops/runbooks/gate-opts-out.md":             runbookDoc("rollback: lib/inside.md\n", okStep+"### Go/No-Go\n\n```gate {approvers=1 on_fail=abort}\nNo-Go runs the rollback plan.\n```\n\n"),
 	"ops/runbooks/gate-before-any-action.md":    runbookDoc("rollback: lib/inside.md\n", "### Go/No-Go\n\n```gate {approvers=1}\n回滚条件：No-Go 则回滚。\n```\n\n"+okStep),
 	// Checks that cannot fail.
-	"ops/runbooks/check-expect-printed.md": runbookDoc("", "### Compare row counts\n\n```sh {id=compare}\ndiff before.count after.count\necho \"row counts identical\"\n```\n\n```text {expect}\nrow counts identical\n```\n\n"),
-	"ops/runbooks/check-ends-in-echo.md":   runbookDoc("", "### Reload\n\n```sh {id=reload}\nsystemctl reload nginx\n```\n\n```sh {verify}\ncurl -fsS http://localhost/ > /dev/null\necho \"nginx answers\"\n```\n\n"),
-	"ops/runbooks/check-until-true.md":     runbookDoc("", "### Wait for health\n\n```sh {until interval=2s timeout=1m}\ncurl -fsS http://localhost/healthz || true\n```\n\n"),
+	"ops/runbooks/check-expect-printed.md":             runbookDoc("", "### Compare row counts\n\n```sh {id=compare}\ndiff before.count after.count\necho \"row counts identical\"\n```\n\n```text {expect}\nrow counts identical\n```\n\n"),
+	"ops/runbooks/check-expect-printed-with-verify.md": runbookDoc("", "### Archive\n\n```sh {id=archive}\ntar -cf a.tar data || true\necho \"archive: a.tar\"\n```\n\n```text {expect}\narchive:\n```\n\n```sh {verify}\ntar -tf a.tar > /dev/null\n```\n\n"),
+	"ops/runbooks/check-ends-in-echo.md":               runbookDoc("", "### Reload\n\n```sh {id=reload}\nsystemctl reload nginx\n```\n\n```sh {verify}\ncurl -fsS http://localhost/ > /dev/null\necho \"nginx answers\"\n```\n\n"),
+	"ops/runbooks/check-until-true.md":                 runbookDoc("", "### Wait for health\n\n```sh {until interval=2s timeout=1m}\ncurl -fsS http://localhost/healthz || true\n```\n\n"),
 	// Inputs past the limits.
 	"ops/runbooks/limit-nesting.md":     runbookDoc("", okStep+strings.Repeat(">", markdown.MaxNesting+1)+" deep\n\n"),
 	"ops/runbooks/limit-info-string.md": runbookDoc("", strings.Replace(okStep, "{id=do}", "{id=do reason=\""+strings.Repeat("x", markdown.MaxInfoString)+"\"}", 1)),
