@@ -158,6 +158,12 @@ var hostileInputs = []struct {
 	{"steps", func(n int) string {
 		return strings.Repeat("### s\n\n```sh {id=s verify=none reason=r}\necho\n```\n\n", n/50)
 	}},
+	// Just under the line limit, whatever n: the most a document can
+	// make the parser do line by line.
+	{"lines-under-line-limit", func(int) string { return strings.Repeat("x\n", markdown.MaxLines-20) }},
+	{"steps-under-line-limit", func(int) string {
+		return strings.Repeat("### s\n\n```sh {id=s verify=none reason=r}\necho\n```\n\n", (markdown.MaxLines-20)/6)
+	}},
 }
 
 // BenchmarkLintHostile lints each hostile input at 10 MB (refused by the

@@ -46,7 +46,7 @@ var Rules = []Rule{
 	{"rollback-params", runbook.SeverityError, "The rollback document requires a parameter (no default) that the runbook does not declare, so the rollback could not get it."},
 	{"call-missing", runbook.SeverityError, "A called runbook does not exist."},
 	{"bad-reference", runbook.SeverityError, "A rollback: or call reference leaves the workspace (absolute, climbing out with ..), names the document itself, or is not a regular file."},
-	{"input-limit", runbook.SeverityError, "The document exceeds an input limit: its size, its nesting depth or a fence's info string length."},
+	{"input-limit", runbook.SeverityError, "The document exceeds an input limit: its size, its line count, its nesting depth or a fence's info string length."},
 	{"gate-rollback-promise", runbook.SeverityError, "A gate's text says No-Go rolls back, but the runbook has no rollback document, the gate opts out (on_fail=abort or continue), or no action step runs before it."},
 	{"missing-gate", runbook.SeverityError, "A normal or emergency change has no Go/No-Go gate."},
 	{"placeholder", runbook.SeverityError, "Template text <<FILL: …>> is left in the document."},

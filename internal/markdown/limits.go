@@ -17,6 +17,8 @@ import (
 const (
 	// MaxFileSize is the largest document read, in bytes.
 	MaxFileSize = 1 << 20
+	// MaxLines is the most lines a document may have.
+	MaxLines = 50_000
 	// MaxNesting is how deeply a line may be nested: each > quote and
 	// list marker at its start counts one, and every two columns of
 	// indentation before its text one more.
@@ -87,6 +89,11 @@ func (p *parser) tooLarge() {
 // MaxNesting (see there) and reports it; the body is then not parsed,
 // since the Markdown parser's time grows faster than the depth.
 func (p *parser) checkNesting(body []byte, firstLine int) bool {
+	if n := len(p.src.lineStarts); n > MaxLines {
+		p.errorf(runbook.Pos{Line: MaxLines + 1, Col: 1}, RuleInputLimit,
+			"the document has %d lines; the limit is %d — split it into runbooks that call each other", n, MaxLines)
+		return false
+	}
 	for n := firstLine; n <= len(p.src.lineStarts); n++ {
 		line := body[p.src.lineStarts[n-1]:]
 		if n < len(p.src.lineStarts) {

@@ -24,6 +24,8 @@ func TestInputLimits(t *testing.T) {
 	}{
 		{"document over the size limit", limitHead + strings.Repeat("x", MaxFileSize),
 			"1:1 larger than 1048576 bytes"},
+		{"too many lines", limitHead + strings.Repeat("x\n", MaxLines),
+			"50001:1 the limit is 50000"},
 		{"quotes nested past the limit", limitHead + strings.Repeat(">", MaxNesting+1) + " x\n",
 			"12:103 nested 101 levels deep"},
 		{"list items nested on one line", limitHead + strings.Repeat("- ", MaxNesting) + "x\n",
