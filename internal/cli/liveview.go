@@ -2,11 +2,14 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/term"
 
 	"github.com/opsbook/opsbook/internal/runbook"
 )
@@ -543,17 +546,30 @@ func compactDuration(d time.Duration) string {
 // the region: escape sequences and control characters are dropped (they
 // would move the cursor), a carriage return keeps what was written after
 // it (progress bars), tabs become spaces.
-func sanitizeLine(s string) string {
+func sanitizeLine(s string) string { return sanitizeOutput(s, false) }
+
+// sanitizeOutput is the one sanitiser of recorded command output, for the
+// live view and for the line views of run and show: every escape sequence
+// and control character is neutralised (a title change, a screen clear, an
+// OSC 8 link, a cursor move) except colours (SGR), which are kept when
+// keepColor is set and then reset at the end of the line.
+func sanitizeOutput(s string, keepColor bool) string {
 	if i := strings.LastIndexByte(strings.TrimRight(s, "\r"), '\r'); i >= 0 {
 		s = s[i+1:]
 	}
 	var b strings.Builder
 	col := 0
+	colored := false
 	for i := 0; i < len(s); {
 		r, n := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == 0x1b:
-			i += escapeLen(s[i:])
+			n := escapeLen(s[i:])
+			if keepColor && isSGR(s[i:i+n]) {
+				b.WriteString(s[i : i+n])
+				colored = true
+			}
+			i += n
 			continue
 		case r == '\t':
 			pad := 8 - col%8
@@ -569,7 +585,31 @@ func sanitizeLine(s string) string {
 		}
 		i += n
 	}
+	if colored {
+		b.WriteString("\x1b[0m")
+	}
 	return b.String()
+}
+
+// isSGR reports whether an escape sequence only sets colours or text
+// attributes: ESC [ digits and separators m.
+func isSGR(seq string) bool {
+	if len(seq) < 3 || seq[1] != '[' || seq[len(seq)-1] != 'm' {
+		return false
+	}
+	for _, c := range []byte(seq[2 : len(seq)-1]) {
+		if (c < '0' || c > '9') && c != ';' && c != ':' {
+			return false
+		}
+	}
+	return true
+}
+
+// outputColor reports whether the line views may keep the colours of
+// command output on w: a terminal that is not TERM=dumb, without NO_COLOR.
+func outputColor(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && liveColor() && os.Getenv("TERM") != "dumb" && term.IsTerminal(int(f.Fd()))
 }
 
 // escapeLen is the length of the escape sequence at the start of s.

@@ -290,19 +290,34 @@ type runView struct {
 	titles  map[string]string
 	partial map[string]*bytes.Buffer // per step and stream: an unfinished line
 	out     []byte                   // the lines of one output event, written at once
+	color   bool                     // keep the colours of command output (sanitizeOutput)
 }
 
 // appendLine appends "[label] line\n" to out.
-func appendLine(out []byte, label string, line []byte) []byte {
+// appendLine appends an output line under its label, neutralised by
+// sanitizeOutput unless it is plain printable ASCII (the common case,
+// copied as it is).
+func appendLine(out []byte, label string, line []byte, color bool) []byte {
 	out = append(out, '[')
 	out = append(out, label...)
 	out = append(out, "] "...)
-	out = append(out, line...)
+	plain := true
+	for _, c := range line {
+		if c < 0x20 || c >= 0x7f {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		out = append(out, line...)
+	} else {
+		out = append(out, sanitizeOutput(string(line), color)...)
+	}
 	return append(out, '\n')
 }
 
 func newRunView(w io.Writer, output string, p *engine.Plan) *runView {
-	v := &runView{w: w, json: output == "json", titles: map[string]string{}, partial: map[string]*bytes.Buffer{}}
+	v := &runView{w: w, json: output == "json", titles: map[string]string{}, partial: map[string]*bytes.Buffer{}, color: outputColor(w)}
 	for _, s := range p.Document.Steps {
 		v.titles[s.ID] = s.Title
 	}
@@ -356,7 +371,7 @@ func (v *runView) event(ev runbook.Event) {
 			// A line longer than maxViewLine is shown in pieces, so one
 			// endless line cannot grow the view's memory.
 			if complete || buf.Len() >= maxViewLine {
-				out = appendLine(out, label, buf.Bytes())
+				out = appendLine(out, label, buf.Bytes(), v.color)
 				buf.Reset()
 			}
 		}
@@ -370,7 +385,13 @@ func (v *runView) event(ev runbook.Event) {
 		return
 	}
 	v.flushLocked()
-	fmt.Fprintln(v.w, describeEvent(ev, v.titles))
+	// Event texts carry output too (a failed check's reason, an answer):
+	// each line is neutralised like the output itself.
+	lines := strings.Split(describeEvent(ev, v.titles), "\n")
+	for i, l := range lines {
+		lines[i] = sanitizeOutput(l, false)
+	}
+	fmt.Fprintln(v.w, strings.Join(lines, "\n"))
 }
 
 func (v *runView) flush() {
@@ -383,7 +404,7 @@ func (v *runView) flushLocked() {
 	for key, buf := range v.partial {
 		if buf.Len() > 0 {
 			label, _, _ := strings.Cut(key, "\x00")
-			fmt.Fprintf(v.w, "[%s] %s\n", label, buf.String())
+			v.w.Write(appendLine(nil, label, buf.Bytes(), v.color))
 			buf.Reset()
 		}
 	}

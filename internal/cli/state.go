@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -175,18 +176,28 @@ func loadPlan(e *env, ws *workspace.Workspace, abs, rel, envName string) (*engin
 	if name, ok := strings.CutPrefix(rel, workspace.ActiveDir+"/"); ok {
 		p.Task, _, _ = strings.Cut(name, "/")
 	}
-	dir := filepath.Dir(abs)
-	if doc.Front.Rollback != "" {
-		if p.Rollback, err = parseDoc(e, filepath.Join(dir, doc.Front.Rollback)); err != nil {
+	// The same resolution as the server's and the lifecycle gates'. A
+	// runbook outside the workspace keeps its references beside it.
+	root := ws.Dir
+	if filepath.IsAbs(rel) {
+		root = filepath.Dir(abs)
+	}
+	rbPath, err := runbook.RollbackPath(root, doc)
+	if err != nil {
+		return nil, badInput("%v", err)
+	}
+	if rbPath != "" {
+		if p.Rollback, err = parseDoc(e, rbPath); err != nil {
 			return nil, err
 		}
 	}
-	// The same resolution as the server's and the lifecycle gates'.
 	var called []*runbook.Document
-	p.Called, called, err = workspace.ResolveCalls(func(path string) (*runbook.Document, error) {
+	p.Called, called, err = workspace.ResolveCalls(root, func(path string) (*runbook.Document, error) {
 		return parseDoc(e, path)
 	}, doc, p.Rollback)
-	if err != nil {
+	if re := (*runbook.RefError)(nil); errors.As(err, &re) {
+		return nil, badInput("%v", err)
+	} else if err != nil {
 		return nil, err
 	}
 	p.Snapshot = snapshot.Of(snapshot.FromDocuments(doc, p.Rollback, called, environment.Variables)).String()

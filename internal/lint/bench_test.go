@@ -2,6 +2,7 @@ package lint
 
 import (
 	"fmt"
+	"github.com/opsbook/opsbook/internal/markdown"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,4 +128,79 @@ func TestGeneratedRunbookIsClean(t *testing.T) {
 	for _, d := range diags {
 		t.Error(d)
 	}
+}
+
+// hostileInputs are documents built to make a parser work hard, each n
+// bytes long: deep nesting, an endless info string, inline markup that
+// makes Markdown parsers backtrack, many small steps.
+var hostileInputs = []struct {
+	name string
+	body func(n int) string
+}{
+	{"nested-list-lines", func(n int) string {
+		var b strings.Builder
+		for i := 0; b.Len() < n; i++ {
+			b.WriteString(strings.Repeat("  ", i) + "- x\n")
+		}
+		return b.String()
+	}},
+	{"nested-list-one-line", func(n int) string { return strings.Repeat("- ", n/2) + "x\n" }},
+	{"nested-quotes", func(n int) string { return strings.Repeat(">", n) + " x\n" }},
+	{"info-string", func(n int) string { return "```sh {" + strings.Repeat("a", n) + "}\necho\n```\n" }},
+	{"info-attributes", func(n int) string { return "```sh {" + strings.Repeat("a=b ", n/4) + "}\necho\n```\n" }},
+	{"brackets", func(n int) string { return strings.Repeat("[", n/2) + "x" + strings.Repeat("]", n/2) + "\n" }},
+	{"link-openers", func(n int) string { return strings.Repeat("[a](", n/4) + "\n" }},
+	{"link-references", func(n int) string { return strings.Repeat("[a]: b\n", n/7) }},
+	{"emphasis", func(n int) string { return strings.Repeat("*a _b ", n/6) + "\n" }},
+	{"code-spans", func(n int) string { return strings.Repeat("`a", n/2) + "\n" }},
+	{"table", func(n int) string { return "|a|b|\n|-|-|\n" + strings.Repeat("|x|y|\n", n/6) }},
+	{"lines", func(n int) string { return strings.Repeat("x\n", n/2) }},
+	{"steps", func(n int) string {
+		return strings.Repeat("### s\n\n```sh {id=s verify=none reason=r}\necho\n```\n\n", n/50)
+	}},
+	// Just under the line limit, whatever n: the most a document can
+	// make the parser do line by line.
+	{"lines-under-line-limit", func(int) string { return strings.Repeat("x\n", markdown.MaxLines-20) }},
+	{"steps-under-line-limit", func(int) string {
+		return strings.Repeat("### s\n\n```sh {id=s verify=none reason=r}\necho\n```\n\n", (markdown.MaxLines-20)/6)
+	}},
+}
+
+// BenchmarkLintHostile lints each hostile input at 10 MB (refused by the
+// size limit before it is parsed) and just under markdown.MaxFileSize
+// (parsed up to the limit it breaks, if any), reporting the time and the
+// bytes allocated per file. The promise (docs/runbook-format.md): lint of
+// any file takes under 2 s and 200 MB.
+func BenchmarkLintHostile(b *testing.B) {
+	head := "---\nkind: runbook\ntitle: hostile\n---\n\n# Hostile\n\n## Steps\n\n"
+	for _, size := range []struct {
+		name string
+		n    int
+	}{{"10MB", 10 << 20}, {"1MiB", markdown.MaxFileSize - len(head) - 1}} {
+		for _, in := range hostileInputs {
+			b.Run(size.name+"/"+in.name, func(b *testing.B) {
+				src := head + in.body(size.n)
+				if size.n < markdown.MaxFileSize && len(src) > markdown.MaxFileSize {
+					src = src[:markdown.MaxFileSize]
+				}
+				f := filepath.Join(b.TempDir(), "hostile.md")
+				if err := os.WriteFile(f, []byte(src), 0o644); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := Paths([]string{f}, Options{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+	b.Run("dev-zero", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Paths([]string{"/dev/zero"}, Options{}); err == nil {
+				b.Fatal("/dev/zero linted")
+			}
+		}
+	})
 }

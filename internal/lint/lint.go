@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -114,6 +115,12 @@ func lintFile(path string, explicit bool, opts Options) ([]runbook.Diagnostic, [
 	if err != nil {
 		return nil, nil, err
 	}
+	if len(doc.Sections) == 0 && slices.ContainsFunc(diags, func(d runbook.Diagnostic) bool { return d.Rule == markdown.RuleInputLimit }) {
+		// Past a limit the body was not read (nor, past the size limit,
+		// the front matter that says whether it is a document): the
+		// rules would only report what is missing from it.
+		return diags, nil, nil
+	}
 	if !explicit {
 		if _, hasKind := doc.Front.Keys["kind"]; !hasKind {
 			return nil, nil, nil
@@ -131,6 +138,7 @@ func Document(doc *runbook.Document, opts Options) []runbook.Diagnostic {
 	l.frontMatter()
 	l.sections()
 	l.steps()
+	l.gateRollbackPromises()
 	l.errexitOff()
 	l.variables()
 	l.placeholders()
@@ -142,9 +150,10 @@ func Document(doc *runbook.Document, opts Options) []runbook.Diagnostic {
 }
 
 type linter struct {
-	doc   *runbook.Document
-	opts  Options
-	diags []runbook.Diagnostic
+	doc     *runbook.Document
+	opts    Options
+	diags   []runbook.Diagnostic
+	refRoot string // see root
 }
 
 func (l *linter) errorf(pos runbook.Pos, rule, format string, args ...any) {

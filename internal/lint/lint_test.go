@@ -31,7 +31,7 @@ func runbookDoc(front, steps string) string {
 		"---\n\n## Executive summary\n\nx\n\n## Impact assessment\n\nx\n\n## Steps\n\n" + steps + sectionsEN
 }
 
-const okStep = "### Do it\n\n```sh {id=do}\necho \"$NAME\"\n```\n\n```sh {verify}\ntrue\n```\n\n"
+const okStep = "### Do it\n\n```sh {id=do}\necho \"$NAME\"\n```\n\n```sh {verify}\ntest -n \"$NAME\"\n```\n\n"
 
 // lintSource writes files into a temporary directory and lints the first.
 func lintSource(t *testing.T, files map[string]string) []runbook.Diagnostic {
@@ -69,6 +69,43 @@ func TestRules(t *testing.T) {
 			fail: map[string]string{"doc.md": "---\nkind: rollback\n---\n## 回滚触发条件\n## 完整回滚步骤\n## 回滚时间估计\n## 数据恢复程序\n"},
 			pass: map[string]string{"doc.md": "---\nkind: rollback\n---\n## 回滚触发条件\n## 完整回滚步骤\n## 回滚时间估计\n## 数据恢复程序\n## 回滚后验证\n"},
 			want: `"## 回滚后验证" (Post-rollback verification)`},
+		// Per-step checks are the checkpoints: a runbook whose every command
+		// step checks itself needs no checkpoints section; one whose steps do
+		// not is warned about at each such step, and still needs it.
+		{rule: "missing-section",
+			fail: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep+"### Quiet\n\n```sh {verify=none reason=\"nothing to see\"}\ntrue\n```\n\n"), "## Verification checkpoints\n", "", 1)},
+			pass: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep+"### Gate\n\n```gate\nGo if green.\n```\n\n"), "## Verification checkpoints\n", "", 1)},
+			want: `"## Verification checkpoints" (验证检查点)`},
+		{rule: "step-without-check",
+			fail: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep+"### Quiet\n\n```sh {verify=none reason=\"nothing to see\"}\ntrue\n```\n\n"), "## Verification checkpoints\n", "", 1)},
+			pass: map[string]string{"doc.md": runbookDoc("", okStep+"### Quiet\n\n```sh {verify=none reason=\"nothing to see\"}\ntrue\n```\n\n")},
+			want: `step "Quiet" has no check of its own`, line: 31},
+		// Faults: a gate promising a rollback the engine will not run.
+		{rule: "gate-rollback-promise",
+			fail: map[string]string{"doc.md": runbookDoc("", okStep+"### Decide\n\n```gate\nGo if green. No-Go runs the rollback plan.\n```\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("rollback: rb.md\n", okStep+"### Decide\n\n```gate\nGo if green. No-Go runs the rollback plan.\n```\n\n"), "rb.md": "x"},
+			want: "says No-Go rolls back, but it will not: this runbook names no rollback document", line: 33},
+		{rule: "gate-rollback-promise",
+			fail: map[string]string{"doc.md": runbookDoc("rollback: rb.md\n", okStep+"### Decide\n\n```gate {on_fail=abort}\nNo-Go 则回滚。\n```\n\n"), "rb.md": "x"},
+			pass: map[string]string{"doc.md": runbookDoc("rollback: rb.md\n", okStep+"### Decide\n\n```gate {on_fail=abort}\nNo-Go 则停止执行。\n```\n\n"), "rb.md": "x"},
+			want: "the gate says on_fail=abort", line: 34},
+		{rule: "gate-rollback-promise",
+			fail: map[string]string{"doc.md": runbookDoc("rollback: rb.md\n", "### Decide\n\n```gate\nNo-Go rolls back.\n```\n\n"+okStep), "rb.md": "x"},
+			pass: map[string]string{"doc.md": runbookDoc("rollback: rb.md\n", "### Decide\n\n```gate\nNo-Go stops the run.\n```\n\n"+okStep), "rb.md": "x"},
+			want: "no action step runs before this gate", line: 24},
+		// Faults: checks that cannot fail.
+		{rule: "check-cannot-fail",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Compare\n\n```sh {id=cmp}\ndiff a.count b.count\necho \"row counts identical\"\n```\n\n```text {expect}\nrow counts identical\n```\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Compare\n\n```sh {id=cmp}\nif diff a.count b.count; then\n  echo \"row counts identical\"\nfi\n```\n\n```text {expect}\nrow counts identical\n```\n\n")},
+			want: "the action prints this expected text itself, unconditionally (line 25", line: 28},
+		{rule: "check-cannot-fail",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Do it\n\n```sh {id=do}\necho \"$NAME\"\n```\n\n```sh {verify}\ngrep -q \"$NAME\" /etc/hosts\necho checked\n```\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Do it\n\n```sh {id=do}\necho \"$NAME\"\n```\n\n```sh {verify}\necho checking\ngrep -q \"$NAME\" /etc/hosts\n```\n\n")},
+			want: "this check ends with `echo checked`, which always succeeds", line: 29},
+		{rule: "check-cannot-fail",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Wait\n\n```sh {until}\ncurl -fsS http://localhost/healthz || true\n```\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Wait\n\n```sh {until}\ncurl -fsS http://localhost/healthz\n```\n\n")},
+			want: "this check ends with `curl -fsS http://localhost/healthz || true`", line: 24},
 		{rule: "missing-kind",
 			fail: map[string]string{"doc.md": "# Notes\n"},
 			pass: map[string]string{"doc.md": "---\nkind: checklist\n---\n## Pre-execution checklist\n## Execution steps\n## Sign-off\n"},
@@ -141,6 +178,12 @@ func TestRules(t *testing.T) {
 			fail: map[string]string{"doc.md": runbookDoc("rollback: rb/missing.md\n", okStep)},
 			pass: map[string]string{"doc.md": runbookDoc("rollback: rb/there.md\n", okStep), "rb/there.md": "x"},
 			want: "rollback document rb/missing.md does not exist", line: 9},
+		// Fault: the rollback needs a value the runbook never has, found only
+		// when the rollback runs, in an incident.
+		{rule: "rollback-params",
+			fail: map[string]string{"doc.md": runbookDoc("rollback: rb.md\n", okStep), "rb.md": "---\nkind: rollback\nparams:\n  OLD_VERSION: {type: int, required: true}\n  DIR: {required: true, default: ./scratch}\n---\n"},
+			pass: map[string]string{"doc.md": runbookDoc("rollback: rb.md\n", okStep), "rb.md": "---\nkind: rollback\nparams:\n  NAME: {type: string, required: true}\n  DIR: {required: true, default: ./scratch}\n---\n"},
+			want: "requires parameter OLD_VERSION, which this runbook neither declares nor publishes", line: 9},
 		{rule: "missing-gate",
 			fail: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep), "change: standard", "change: emergency", 1)},
 			pass: map[string]string{"doc.md": strings.Replace(runbookDoc("", okStep+gate), "change: standard", "change: emergency", 1)},
@@ -165,6 +208,12 @@ func TestRules(t *testing.T) {
 			fail: map[string]string{"doc.md": runbookDoc("", "### Call\n\n```call {runbook=other.md}\nTARGT=$NAME\n```\n\n"), "other.md": "---\nkind: runbook\nparams:\n  TARGET: {required: true}\n---\n"},
 			pass: map[string]string{"doc.md": runbookDoc("", "### Call\n\n```call {runbook=other.md}\nTARGET=$NAME\n```\n\n"), "other.md": "---\nkind: runbook\nparams:\n  TARGET: {required: true}\n---\n"},
 			want: "declares no parameter TARGT; did you mean TARGET?", line: 24},
+		// Fault: a literal of the wrong type for the called runbook's
+		// parameter, which used to pass lint and fail the run mid-way.
+		{rule: "bad-call",
+			fail: map[string]string{"doc.md": runbookDoc("", "### Call\n\n```call {runbook=other.md}\nCOUNT=abc\nMODE=fast\n```\n\n"), "other.md": "---\nkind: runbook\nparams:\n  COUNT: {type: int, required: true}\n  MODE: {type: enum, allowed: [safe, slow], default: safe}\n---\n"},
+			pass: map[string]string{"doc.md": runbookDoc("", "### Call\n\n```call {runbook=other.md}\nCOUNT=12\nMODE=$NAME\n```\n\n"), "other.md": "---\nkind: runbook\nparams:\n  COUNT: {type: int, required: true}\n  MODE: {type: enum, allowed: [safe, slow], default: safe}\n---\n"},
+			want: `other.md: parameter COUNT: "abc" is not an integer`, line: 24},
 	}
 	for _, tt := range tests {
 		t.Run(tt.rule, func(t *testing.T) {

@@ -23,12 +23,7 @@ func (l *linter) frontMatter() {
 		l.errorf(fm.Pos, "missing-kind", "the front matter has no kind; add kind: runbook, rollback, checklist or postmortem")
 	}
 	if fm.Rollback != "" && !strings.Contains(fm.Rollback, "<<FILL:") {
-		target := filepath.Join(filepath.Dir(l.doc.Path), filepath.FromSlash(fm.Rollback))
-		if _, err := os.Stat(target); errors.Is(err, fs.ErrNotExist) {
-			l.errorf(l.keyPos("rollback"), "rollback-missing",
-				"rollback document %s does not exist (looked for %s); create it (opsbook new writes one) or fix the path, which is relative to this file",
-				fm.Rollback, target)
-		}
+		l.rollback()
 	}
 	if fm.Kind == runbook.KindRunbook && (fm.Change == runbook.ChangeNormal || fm.Change == runbook.ChangeEmergency) {
 		if !slices.ContainsFunc(l.doc.Steps, func(s runbook.Step) bool { return s.Gate != nil }) {
@@ -36,6 +31,73 @@ func (l *linter) frontMatter() {
 				"%s change needs at least one Go/No-Go decision: add a step with a ```gate {approvers=1} block stating the criteria", article(string(fm.Change)))
 		}
 	}
+}
+
+// rollback checks the rollback: reference: inside the workspace, and a
+// document that can be read.
+func (l *linter) rollback() {
+	target, err := runbook.RollbackPath(l.root(), l.doc)
+	var refused *runbook.RefError
+	if errors.As(err, &refused) {
+		l.diags = append(l.diags, refused.Diagnostic)
+		return
+	}
+	src, err := markdown.ReadFile(target)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		l.errorf(l.keyPos("rollback"), "rollback-missing",
+			"rollback document %s does not exist (looked for %s); create it (opsbook new writes one) or fix the path, which is relative to this file",
+			l.doc.Front.Rollback, target)
+		return
+	case err != nil:
+		l.errorf(l.keyPos("rollback"), runbook.RuleBadReference, "rollback: %s cannot be read: %s", l.doc.Front.Rollback, rootCause(err))
+		return
+	}
+	rb, _ := markdown.Parse(target, src)
+	for _, p := range unsuppliedRollbackParams(l.doc, rb) {
+		l.errorf(l.keyPos("rollback"), "rollback-params",
+			"rollback document %s requires parameter %s, which this runbook neither declares nor publishes as a step output, and which has no default there: the rollback would run without it; declare %s under params: here, or give it a default in %s",
+			l.doc.Front.Rollback, p.Name, p.Name, l.doc.Front.Rollback)
+	}
+}
+
+// unsuppliedRollbackParams are the required parameters of a rollback
+// document without a default that the runbook cannot supply: the rollback
+// runs with the runbook's parameter values and its steps' outputs, by name.
+func unsuppliedRollbackParams(doc, rollback *runbook.Document) []runbook.Param {
+	supplied := map[string]bool{}
+	for _, p := range doc.Front.Params {
+		supplied[p.Name] = true
+	}
+	for _, s := range doc.Steps {
+		for _, o := range s.Outputs {
+			supplied[o] = true
+		}
+	}
+	var missing []runbook.Param
+	for _, p := range rollback.Front.Params {
+		if p.Required && !p.HasDefault && !supplied[p.Name] {
+			missing = append(missing, p)
+		}
+	}
+	return missing
+}
+
+// root is the directory the document's references must stay in.
+func (l *linter) root() string {
+	if l.refRoot == "" {
+		l.refRoot = runbook.RootOf(l.doc.Path)
+		if !filepath.IsAbs(l.doc.Path) {
+			// The document's path is relative to the working directory:
+			// keep the root in the same form for CheckRef.
+			if wd, err := os.Getwd(); err == nil {
+				if rel, err := filepath.Rel(wd, l.refRoot); err == nil {
+					l.refRoot = rel
+				}
+			}
+		}
+	}
+	return l.refRoot
 }
 
 // sections reports the required sections a document lacks, naming the
@@ -52,6 +114,9 @@ func (l *linter) sections() {
 		if have[role] {
 			continue
 		}
+		if role == runbook.SectionVerification && l.stepsCheckThemselves() {
+			continue
+		}
 		spec, _ := runbook.SpecFor(role)
 		other := "zh"
 		if l.doc.Lang == "zh" {
@@ -60,6 +125,25 @@ func (l *linter) sections() {
 		l.errorf(l.endPos(), "missing-section", "%s needs the section \"## %s\" (%s); add it",
 			article(string(l.doc.Front.Kind)), spec.Title(l.doc.Lang), spec.Title(other))
 	}
+}
+
+// stepsCheckThemselves reports whether every executable step carries its
+// own check (verify, expect or until), which makes them the runbook's
+// verification checkpoints: the section is then not required. When it is
+// missing and some step has no check, each such step is warned about at
+// its line.
+func (l *linter) stepsCheckThemselves() bool {
+	all := true
+	for _, s := range l.doc.Steps {
+		if s.Action == nil || s.Verify != nil || s.Expect != nil || s.Until != nil {
+			continue
+		}
+		all = false
+		l.warnf(s.Pos, "step-without-check",
+			"step %q has no check of its own, and the runbook has no verification checkpoints section: add a verify, expect or until block to the step, or the section",
+			s.Title)
+	}
+	return all
 }
 
 // endPos is where a missing section is reported: at the last heading, near
@@ -93,6 +177,7 @@ func (l *linter) steps() {
 			continue
 		}
 		l.verification(s, primary)
+		l.checksCanFail(s)
 		l.fanoutPolicy(s, primary)
 		if s.Target != "" && !declared[s.Target] {
 			pos := s.Pos
@@ -137,7 +222,11 @@ func (l *linter) call(s runbook.Step) {
 	if rel == "" || strings.Contains(rel, "<<FILL:") {
 		return
 	}
-	path := filepath.Join(filepath.Dir(l.doc.Path), filepath.FromSlash(rel))
+	path, err := runbook.CheckRef(l.root(), l.doc.Path, rel)
+	if err != nil {
+		l.errorf(s.Call.Pos, runbook.RuleBadReference, "call: %v", err)
+		return
+	}
 	called, _, err := markdown.ParseFile(path)
 	if err != nil {
 		l.errorf(s.Call.Pos, "call-missing", "called runbook %s cannot be read (%s); fix runbook= (relative to this file)", rel, rootCause(err))
@@ -152,8 +241,17 @@ func (l *linter) call(s runbook.Step) {
 	bound := map[string]bool{}
 	for _, b := range s.Call.Bindings {
 		bound[b.Name] = true
-		if _, ok := params[b.Name]; !ok {
+		p, ok := params[b.Name]
+		if !ok {
 			l.errorf(b.Pos, "bad-call", "%s declares no parameter %s%s", rel, b.Name, suggestOrList(b.Name, names))
+			continue
+		}
+		// A literal is checked as a run-time value would be; a forwarded
+		// variable ($VAR) is checked when the call runs.
+		if b.From == "" && !strings.Contains(b.Value, "<<FILL:") {
+			if _, err := runbook.CheckParam(p, b.Value); err != nil {
+				l.errorf(b.Pos, "bad-call", "%s: %v; fix the value or forward a variable (%s=$VARIABLE)", rel, err, b.Name)
+			}
 		}
 	}
 	for _, p := range called.Front.Params {

@@ -60,6 +60,14 @@ type fenceInfo struct {
 // parseInfo reads an info string that starts at byte offset base.
 func (p *parser) parseInfo(info string, base int) fenceInfo {
 	var fi fenceInfo
+	if len(info) > MaxInfoString {
+		p.errorf(p.src.pos(base), RuleInputLimit, "this fence's info string (the text after ``` on its line) is %d bytes; the limit is %d — shorten its attributes",
+			len(info), MaxInfoString)
+		if i := strings.IndexAny(info[:maxLangName+1], " \t{"); i >= 0 {
+			fi.lang = info[:i]
+		}
+		return fi
+	}
 	i := strings.IndexAny(info, " \t{")
 	if i < 0 {
 		fi.lang = info

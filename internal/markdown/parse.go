@@ -10,19 +10,26 @@ package markdown
 import (
 	"bytes"
 	"fmt"
-	"os"
 	"strings"
 
-	"github.com/yuin/goldmark"
 	"github.com/yuin/goldmark/ast"
-	"github.com/yuin/goldmark/extension"
+	gmparser "github.com/yuin/goldmark/parser"
 	"github.com/yuin/goldmark/text"
 
 	"github.com/opsbook/opsbook/internal/runbook"
 )
 
-// gfm is shared: a goldmark parser keeps no state between documents.
-var gfm = goldmark.New(goldmark.WithExtensions(extension.GFM))
+// blocks is the Markdown parser: CommonMark's block structure only.
+// opsbook reads headings, fences and paragraphs by their source lines, so
+// inline markup (links, emphasis, code spans), link reference definitions
+// and GFM tables are left as text: their parsers backtrack, and a 1 MiB
+// line of brackets took goldmark minutes and gigabytes. It is shared: a
+// goldmark parser keeps no state between documents.
+var blocks = gmparser.NewParser(
+	gmparser.WithBlockParsers(gmparser.DefaultBlockParsers()...),
+	gmparser.WithInlineParsers(),
+	gmparser.WithParagraphTransformers(),
+)
 
 const (
 	placeholderOpen  = "<<FILL:"
@@ -34,7 +41,7 @@ func hasPlaceholder(s string) bool { return strings.Contains(s, placeholderOpen)
 // ParseFile reads and parses the document at path. The error is only for
 // a file that cannot be read; problems in the document are diagnostics.
 func ParseFile(path string) (*runbook.Document, []runbook.Diagnostic, error) {
-	src, err := os.ReadFile(path)
+	src, err := ReadFile(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read runbook %s: %w", path, err)
 	}
@@ -47,15 +54,22 @@ func ParseFile(path string) (*runbook.Document, []runbook.Diagnostic, error) {
 func Parse(path string, src []byte) (*runbook.Document, []runbook.Diagnostic) {
 	p := &parser{
 		path: path,
-		src:  newSource(src),
 		doc:  &runbook.Document{Path: path, Source: src},
 	}
+	if len(src) > MaxFileSize {
+		p.src = newSource(nil)
+		p.tooLarge()
+		return p.doc, p.diags
+	}
+	p.src = newSource(src)
 	body := p.src.text
+	bodyLine := 1
 	switch closeLine := splitFrontMatter(p.src); {
 	case closeLine > 0:
 		p.parseFrontMatter(closeLine)
 		// Blank the front matter out, keeping its bytes' count, so that
 		// goldmark's offsets stay offsets into the file.
+		bodyLine = closeLine + 1
 		end := p.src.offset(closeLine+1, 1)
 		body = bytes.Clone(p.src.text)
 		for i := range end {
@@ -68,7 +82,9 @@ func Parse(path string, src []byte) (*runbook.Document, []runbook.Diagnostic) {
 			"the front matter opened here is never closed; add a line with --- after its last key")
 	}
 	p.placeholders()
-	p.body(body)
+	if p.checkNesting(body, bodyLine) {
+		p.body(body)
+	}
 	p.detectLang()
 	if p.doc.Front.Title != "" {
 		p.doc.Title = p.doc.Front.Title
@@ -136,7 +152,7 @@ type stepBuilder struct {
 }
 
 func (p *parser) body(body []byte) {
-	root := gfm.Parser().Parse(text.NewReader(body))
+	root := blocks.Parse(text.NewReader(body))
 	var (
 		inSteps bool
 		cur     *stepBuilder

@@ -189,7 +189,7 @@ func parseSnapshot(sn store.Snapshot) (Documents, error) {
 	for _, c := range sn.Called {
 		frozen[c.Path] = c.Source
 	}
-	d.Called, d.Order, _ = workspace.ResolveCalls(func(p string) (*runbook.Document, error) {
+	d.Called, d.Order, _ = workspace.ResolveCalls(".", func(p string) (*runbook.Document, error) {
 		src, ok := frozen[p]
 		if !ok {
 			return nil, nil // the engine fails the call step, naming the reference

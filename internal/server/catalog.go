@@ -62,6 +62,9 @@ type Catalog struct {
 	entries  map[string]*Entry
 	paths    []string
 	loadedAt time.Time
+	// stale is why the last Sync failed, nil after a good one: the
+	// catalog still holds what was read at loadedAt.
+	stale error
 }
 
 // LoadCatalog reads the workspace at dir.
@@ -75,7 +78,12 @@ func LoadCatalog(dir string) (*Catalog, error) {
 
 // Sync re-reads opsbook.yaml and every runbook. On error the previous
 // state is kept.
-func (c *Catalog) Sync() error {
+func (c *Catalog) Sync() (err error) {
+	defer func() {
+		c.mu.Lock()
+		c.stale = err
+		c.mu.Unlock()
+	}()
 	ws, err := workspace.Load(c.dir)
 	if err != nil {
 		return err
@@ -119,7 +127,7 @@ func (c *Catalog) Sync() error {
 
 // loadEntry parses one document; documents of other kinds are skipped (nil).
 func loadEntry(ws *workspace.Workspace, rel string) (*Entry, error) {
-	src, err := os.ReadFile(ws.Path(rel))
+	src, err := markdown.ReadFile(ws.Path(rel))
 	if err != nil {
 		return nil, err
 	}
@@ -132,9 +140,13 @@ func loadEntry(ws *workspace.Workspace, rel string) (*Entry, error) {
 	if p, ok := ws.ProjectOf(rel); ok {
 		e.Project = p.Name
 	}
-	if doc.Front.Rollback != "" {
-		rbRel := path.Join(path.Dir(rel), doc.Front.Rollback)
-		rbSrc, err := os.ReadFile(ws.Path(rbRel))
+	rbRel, err := runbook.RollbackPath(".", doc)
+	var refused *runbook.RefError
+	if errors.As(err, &refused) {
+		e.Diagnostics = append(e.Diagnostics, refused.Diagnostic)
+	}
+	if rbRel != "" {
+		rbSrc, err := markdown.ReadFile(ws.Path(rbRel))
 		if err != nil {
 			e.Diagnostics = append(e.Diagnostics, runbook.Diagnostic{File: rel, Pos: doc.Front.Keys["rollback"], Severity: runbook.SeverityError,
 				Rule: "rollback-missing", Message: fmt.Sprintf("rollback document %s cannot be read: %v", rbRel, err)})
@@ -142,8 +154,8 @@ func loadEntry(ws *workspace.Workspace, rel string) (*Entry, error) {
 			e.Rollback, _ = markdown.Parse(rbRel, rbSrc)
 		}
 	}
-	e.Called, e.calledOrder, _ = workspace.ResolveCalls(func(p string) (*runbook.Document, error) {
-		src, err := os.ReadFile(ws.Path(p))
+	e.Called, e.calledOrder, err = workspace.ResolveCalls(".", func(p string) (*runbook.Document, error) {
+		src, err := markdown.ReadFile(ws.Path(p))
 		if err != nil {
 			e.Diagnostics = append(e.Diagnostics, runbook.Diagnostic{File: rel, Pos: callPos(p, doc, e.Rollback), Severity: runbook.SeverityError,
 				Rule: "call-missing", Message: fmt.Sprintf("called runbook %s cannot be read: %v", p, err)})
@@ -157,6 +169,9 @@ func loadEntry(ws *workspace.Workspace, rel string) (*Entry, error) {
 		}
 		return called, nil
 	}, doc, e.Rollback)
+	if errors.As(err, &refused) {
+		e.Diagnostics = append(e.Diagnostics, refused.Diagnostic)
+	}
 	e.Content = snapshot.Of(snapshot.FromDocuments(doc, e.Rollback, e.calledOrder, nil)).String()
 	return e, nil
 }
@@ -241,6 +256,14 @@ func (c *Catalog) Projects() []string {
 	return out
 }
 
+// Stale returns why the workspace could not be read the last time it was
+// tried, and when the state still served was read; nil when it is current.
+func (c *Catalog) Stale() (since time.Time, err error) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.loadedAt, c.stale
+}
+
 // fingerprint summarises the files Sync reads (names, sizes, modification
 // times), so a watcher can tell cheaply whether to sync.
 func (c *Catalog) fingerprint() string {
@@ -280,6 +303,7 @@ func (s *Server) watchWorkspace(ctx context.Context, interval time.Duration) {
 		}
 		if err := s.catalog.Sync(); err != nil {
 			s.log.Warn("workspace changed but cannot be read; keeping the previous state", "err", err)
+			last = fp // said once; the next change is tried again
 			continue
 		}
 		last = fp

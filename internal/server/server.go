@@ -52,6 +52,9 @@ type Config struct {
 	// SchedulerInterval is how often scheduled triggers are checked;
 	// default 15 s.
 	SchedulerInterval time.Duration
+	// WatchInterval is how often the workspace's files are checked for
+	// changes; default 5 s.
+	WatchInterval time.Duration
 	// SessionTTL is how long a login lasts; default 12 h.
 	SessionTTL time.Duration
 	// Now is the clock; default time.Now.
@@ -151,7 +154,14 @@ func New(cfg Config) (*Server, error) {
 		if s.runs.Closed() {
 			return Errorf(http.StatusServiceUnavailable, "not_ready", "shutting down")
 		}
-		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+		ready := map[string]string{"status": "ready"}
+		// A workspace that changed into one that cannot be read leaves the
+		// server serving the last good one: ready, and saying why.
+		if since, err := s.catalog.Stale(); err != nil {
+			ready["workspace"] = fmt.Sprintf("serving the workspace as read at %s; the files changed since cannot be read: %v",
+				since.UTC().Format(time.RFC3339), err)
+		}
+		WriteJSON(w, http.StatusOK, ready)
 		return nil
 	})
 	metricsHandler := promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
@@ -245,7 +255,11 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(net
 	}
 	go s.notifier.Run(ctx)
 	go s.runs.RunScheduler(ctx, s.cfg.SchedulerInterval)
-	go s.watchWorkspace(ctx, 5*time.Second)
+	watch := s.cfg.WatchInterval
+	if watch <= 0 {
+		watch = 5 * time.Second
+	}
+	go s.watchWorkspace(ctx, watch)
 	select {
 	case err := <-errc:
 		return err

@@ -1,8 +1,6 @@
 package workspace
 
 import (
-	"path"
-
 	"github.com/opsbook/opsbook/internal/runbook"
 )
 
@@ -20,8 +18,9 @@ type LoadDocument func(p string) (*runbook.Document, error)
 // snapshot hashes them. The CLI, the server and the lifecycle gates all
 // resolve calls here, so a run, its snapshot and the reviewed snapshot
 // agree on what is called. A call cycle stops at the second visit (lint
-// reports it).
-func ResolveCalls(load LoadDocument, docs ...*runbook.Document) (called map[string]*runbook.Document, order []*runbook.Document, err error) {
+// reports it). root is the workspace in the form of the documents' paths
+// (see runbook.CheckRef); a reference it refuses is a *runbook.RefError.
+func ResolveCalls(root string, load LoadDocument, docs ...*runbook.Document) (called map[string]*runbook.Document, order []*runbook.Document, err error) {
 	called = map[string]*runbook.Document{}
 	seen := map[string]bool{}
 	for _, d := range docs {
@@ -39,7 +38,10 @@ func ResolveCalls(load LoadDocument, docs ...*runbook.Document) (called map[stri
 			if ref == "" || called[ref] != nil {
 				continue
 			}
-			p := path.Join(path.Dir(doc.Path), ref)
+			p, err := runbook.CheckRef(root, doc.Path, ref)
+			if err != nil {
+				return runbook.NewRefError(doc.Path, s.Call.Pos, "call: "+err.Error())
+			}
 			if seen[p] {
 				continue
 			}

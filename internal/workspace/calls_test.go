@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/opsbook/opsbook/internal/markdown"
@@ -33,7 +34,7 @@ func TestResolveCalls(t *testing.T) {
 		}
 		return parse(p), nil
 	}
-	called, order, err := ResolveCalls(load, parse("ops/runbooks/main.md"), parse("ops/runbooks/rollback.md"))
+	called, order, err := ResolveCalls(".", load, parse("ops/runbooks/main.md"), parse("ops/runbooks/rollback.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,8 +58,53 @@ func TestResolveCalls(t *testing.T) {
 	}
 
 	boom := errors.New("boom")
-	_, _, err = ResolveCalls(func(p string) (*runbook.Document, error) { return nil, fmt.Errorf("read %s: %w", p, boom) }, parse("ops/runbooks/main.md"))
+	_, _, err = ResolveCalls(".", func(p string) (*runbook.Document, error) { return nil, fmt.Errorf("read %s: %w", p, boom) }, parse("ops/runbooks/main.md"))
 	if !errors.Is(err, boom) {
 		t.Errorf("a load error is returned: %v", err)
+	}
+}
+
+// TestCheckRef: faults — rollback: and call references that reach outside
+// the workspace (climbing with .., absolute paths such as /dev/zero) or
+// name the document itself. Each is refused; references inside are
+// resolved relative to the document.
+func TestCheckRef(t *testing.T) {
+	tests := []struct {
+		root, from, ref string
+		want            string // the path, or a part of the error
+	}{
+		{".", "ops/runbooks/main.md", "lib/a.md", "ops/runbooks/lib/a.md"},
+		{".", "ops/runbooks/main.md", "../active/x/r.md", "ops/active/x/r.md"},
+		{".", "ops/runbooks/main.md", "../../../outside.md", "leads outside the workspace"},
+		{".", "ops/runbooks/main.md", "../../..", "leads outside the workspace"},
+		{".", "ops/runbooks/main.md", "/dev/zero", "is an absolute path"},
+		{".", "ops/runbooks/main.md", "main.md", "is this document itself"},
+		{".", "ops/runbooks/main.md", "./lib/../main.md", "is this document itself"},
+		{"/w", "/w/ops/main.md", "../../etc/passwd", "leads outside the workspace"},
+		{"/w", "/w/ops/main.md", "rb.md", "/w/ops/rb.md"},
+	}
+	for _, tt := range tests {
+		got, err := runbook.CheckRef(tt.root, tt.from, tt.ref)
+		if err != nil {
+			got = err.Error()
+		}
+		if !strings.Contains(got, tt.want) || (err == nil) != strings.HasSuffix(tt.want, ".md") {
+			t.Errorf("CheckRef(%q, %q, %q) = %q, want %q", tt.root, tt.from, tt.ref, got, tt.want)
+		}
+	}
+
+	// A call reference outside is a *RefError at the call block.
+	doc, _ := markdown.Parse("ops/runbooks/main.md", []byte("---\nkind: runbook\n---\n## Steps\n### c\n```call {runbook=../../../outside.md}\n```\n"))
+	_, _, err := ResolveCalls(".", func(p string) (*runbook.Document, error) {
+		t.Errorf("loaded %s", p)
+		return nil, nil
+	}, doc)
+	var re *runbook.RefError
+	if !errors.As(err, &re) || re.Diagnostic.String() != "ops/runbooks/main.md:6:1: error: call: ../../../outside.md leads outside the workspace; keep rollback and called documents inside it" {
+		t.Errorf("ResolveCalls = %v, want a RefError at the call block", err)
+	}
+	doc.Front.Rollback = "/dev/zero"
+	if _, err := runbook.RollbackPath(".", doc); !errors.As(err, &re) || !strings.Contains(err.Error(), "rollback: /dev/zero is an absolute path") {
+		t.Errorf("RollbackPath = %v, want a RefError", err)
 	}
 }

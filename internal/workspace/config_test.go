@@ -133,6 +133,12 @@ func TestParseConfigErrors(t *testing.T) {
 			[]string{`opsbook.yaml:4:9: error: host "db1" has no address`}},
 		{"unknown bastion", "environments:\n  - name: prod\n    hosts:\n      - {name: db1, address: 10.0.0.1, bastion: jump}\n",
 			[]string{`bastion "jump" is not a host of environment "prod"`}},
+		// Fault: a host with a bastion and no name used to panic lint, runs
+		// and serve (the bastion check looked the nameless host up by name).
+		{"bastion on a host without a name", "environments:\n  - name: prod\n    hosts:\n      - {bastion: x}\n",
+			[]string{`opsbook.yaml:4:9: error: host without a name`, `opsbook.yaml:4:9: error: host "" has no address`}},
+		{"bastion naming a nameless host", "environments:\n  - name: prod\n    hosts:\n      - {address: a}\n      - {name: b, address: c, bastion: \"\"}\n      - {name: d, address: e, bastion: x}\n",
+			[]string{`opsbook.yaml:4:9: error: host without a name`, `opsbook.yaml:6:9: error: host "d": bastion "x" is not a host`}},
 		{"duplicate host", "environments:\n  - name: prod\n    hosts:\n      - {name: a, address: x}\n      - {name: a, address: y}\n",
 			[]string{`opsbook.yaml:5:9: error: host "a" is declared twice`}},
 		{"bad port", "environments:\n  - name: prod\n    hosts:\n      - {name: a, address: x, port: 70000}\n",

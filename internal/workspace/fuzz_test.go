@@ -1,6 +1,8 @@
 package workspace
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -18,12 +20,29 @@ func FuzzDeriveName(f *testing.F) {
 	})
 }
 
-// FuzzParseConfig: any opsbook.yaml yields a config or diagnostics, never a panic.
+// FuzzParseConfig: any opsbook.yaml yields a config or diagnostics, never
+// a panic, and every diagnostic names the file and a line of it. The seed
+// corpus in testdata/fuzz/FuzzParseConfig holds the inputs that crashed it
+// (a host with a bastion and no name), so `go test` replays them.
 func FuzzParseConfig(f *testing.F) {
 	f.Add(fullConfig)
 	f.Add("environments: [{name: a, windows: [{days: [mon-], start: '1:1', end: x}]}]")
 	f.Add("a: &x [*x]")
 	f.Fuzz(func(t *testing.T, src string) {
-		ParseConfig("opsbook.yaml", []byte(src), "/w")
+		_, err := ParseConfig("opsbook.yaml", []byte(src), "/w")
+		if err == nil {
+			return
+		}
+		var ce *ConfigError
+		if !errors.As(err, &ce) || len(ce.Diagnostics) == 0 {
+			t.Fatalf("error %v is not a *ConfigError with diagnostics", err)
+		}
+		// YAML ends a line at "\n", "\r\n" or a lone "\r".
+		lines := strings.Count(strings.ReplaceAll(src, "\r\n", "\n"), "\n") + strings.Count(src, "\r") - strings.Count(src, "\r\n") + 1
+		for _, d := range ce.Diagnostics {
+			if d.File != "opsbook.yaml" || d.Pos.Line < 1 || d.Pos.Line > lines || d.Pos.Col < 1 || d.Message == "" {
+				t.Fatalf("diagnostic without a place in the file (%d lines): %+v", lines, d)
+			}
+		}
 	})
 }

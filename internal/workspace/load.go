@@ -287,7 +287,8 @@ var envVarRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func (d *decoder) environment(n *yaml.Node) Environment {
 	e := Environment{Pos: pos(n)}
 	var reviewersSet, rehearsalSet bool
-	var hostNodes = map[string]*yaml.Node{}
+	var hostNodes = map[string]*yaml.Node{} // by name, for the bastion check
+	var hostAt []*yaml.Node                 // by index in e.Hosts: a host may have no name
 	d.fields(n, "environment", environmentKeys, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "name":
@@ -304,6 +305,7 @@ func (d *decoder) environment(n *yaml.Node) Environment {
 					hostNodes[h.Name] = item
 				}
 				e.Hosts = append(e.Hosts, h)
+				hostAt = append(hostAt, item)
 			})
 		case "known_hosts":
 			e.KnownHosts = d.str(v, "known_hosts")
@@ -344,14 +346,14 @@ func (d *decoder) environment(n *yaml.Node) Environment {
 	if !rehearsalSet && e.Protected {
 		e.Rehearsal = true
 	}
-	for _, h := range e.Hosts {
-		if h.Bastion == "" {
-			continue
+	for i, h := range e.Hosts {
+		if h.Bastion == "" || h.Name == "" {
+			continue // a host without a name is reported already
 		}
 		if h.Bastion == h.Name {
-			d.errorf(hostNodes[h.Name], "config-bastion", "host %q names itself as its bastion; name another host", h.Name)
+			d.errorf(hostAt[i], "config-bastion", "host %q names itself as its bastion; name another host", h.Name)
 		} else if _, ok := hostNodes[h.Bastion]; !ok {
-			d.errorf(hostNodes[h.Name], "config-bastion", "host %q: bastion %q is not a host of environment %q; add it to hosts", h.Name, h.Bastion, e.Name)
+			d.errorf(hostAt[i], "config-bastion", "host %q: bastion %q is not a host of environment %q; add it to hosts", h.Name, h.Bastion, e.Name)
 		}
 	}
 	return e

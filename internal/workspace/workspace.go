@@ -7,6 +7,7 @@ package workspace
 import (
 	"errors"
 	"fmt"
+	"github.com/opsbook/opsbook/internal/runbook"
 	"io/fs"
 	"os"
 	"path"
@@ -16,7 +17,7 @@ import (
 )
 
 // ConfigFile is the name of the file that marks a workspace's root.
-const ConfigFile = "opsbook.yaml"
+const ConfigFile = runbook.WorkspaceConfig
 
 // StateDirName is the git-ignored directory of local state under the root.
 const StateDirName = ".opsbook"

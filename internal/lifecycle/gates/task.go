@@ -74,17 +74,20 @@ func Load(ws *workspace.Workspace, name string) (*Task, error) {
 		return nil, fmt.Errorf("task %s: read its runbook %s: %w", t.Name, rbRel, err)
 	}
 	t.Runbook.Path = rbRel
-	if ref := t.Runbook.Front.Rollback; ref != "" {
-		rel := path.Join(t.Rel, ref)
+	rel, err := runbook.RollbackPath(".", t.Runbook)
+	if err != nil {
+		return nil, err
+	}
+	if rel != "" {
 		t.Rollback, _, err = markdown.ParseFile(ws.Path(rel))
 		if err != nil {
-			return nil, fmt.Errorf("%s: rollback: %s cannot be read (%w); fix the path (relative to the runbook)", rbRel, ref, err)
+			return nil, fmt.Errorf("%s: rollback: %s cannot be read (%w); fix the path (relative to the runbook)", rbRel, t.Runbook.Front.Rollback, err)
 		}
 		t.Rollback.Path = rel
 	}
 	// A called runbook that cannot be read is left out: lint reports it
 	// with its position, and the run fails on that step.
-	t.Called, t.called, _ = workspace.ResolveCalls(func(rel string) (*runbook.Document, error) {
+	t.Called, t.called, _ = workspace.ResolveCalls(".", func(rel string) (*runbook.Document, error) {
 		doc, _, err := markdown.ParseFile(ws.Path(rel))
 		if err != nil {
 			return nil, nil
