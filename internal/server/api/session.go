@@ -1,6 +1,7 @@
 package api
 
 import (
+	"mime"
 	"net/http"
 
 	"github.com/opsbook/opsbook/internal/auth"
@@ -18,7 +19,17 @@ type loginRequest struct {
 	Password string `json:"password"`
 }
 
+// login refuses what a browser on another site could send: a cross-site
+// request (Origin / Sec-Fetch-Site) and any body but JSON, which no HTML
+// form and no "simple" cross-site fetch can carry. Without this a page
+// elsewhere could sign a visitor's browser in as the attacker (login CSRF).
 func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
+	if err := auth.CheckOrigin(r); err != nil {
+		return err
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		return server.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "sign in with a JSON body and Content-Type: application/json")
+	}
 	var req loginRequest
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err

@@ -240,14 +240,9 @@ func language(r *http.Request) string {
 
 const langCookie = "opsbook_lang"
 
-// scopeRun is the project and environment of the run named by {id}.
-func (h *handlers) scopeRun(r *http.Request) (auth.Scope, error) {
-	run, err := h.s.Store().GetRun(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return auth.Scope{}, err
-	}
-	return auth.Scope{Project: h.s.Catalog().ProjectOf(run.Runbook), Environment: run.Environment}, nil
-}
+// scopeRun is the project and environment of the run named by {id}
+// (server.ScopeRun: an id prefix resolves among the runs the caller sees).
+func (h *handlers) scopeRun(r *http.Request) (auth.Scope, error) { return h.s.ScopeRun(r) }
 
 // scopeRunbookPath is the project of the runbook named by {path...}.
 func (h *handlers) scopeRunbookPath(r *http.Request) (auth.Scope, error) {

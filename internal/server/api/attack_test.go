@@ -1,0 +1,238 @@
+package api_test
+
+// Attack tests: each is a request (or a sequence) an attacker made against
+// the server and that used to get through (issue #12). Every test names the
+// class of fault; each fails when the defence it covers is removed.
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/server"
+	"github.com/opsbook/opsbook/internal/store"
+)
+
+// attackWorkspace is a workspace with a bash step in dev, for attacks
+// that reach a command's environment.
+func attackWorkspace(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	files := map[string]string{
+		"opsbook.yaml": "name: attack\nlang: en\nprojects:\n  - name: alpha\n    runbooks: [ops/runbooks/alpha-*.md]\n" +
+			"  - name: beta\n    runbooks: [ops/runbooks/beta-*.md]\n" +
+			"environments:\n  - name: dev\n  - name: production\n    protected: true\n    reviewers: 0\n    rehearsal: false\n",
+		"ops/runbooks/alpha-hello.md": "---\nkind: runbook\ntitle: Hello\n---\n\n# Hello\n\n## Steps\n\n### Greet\n\n```bash {id=greet}\necho hello\n```\n",
+		"ops/runbooks/beta-hello.md":  "---\nkind: runbook\ntitle: Beta hello\n---\n\n# Beta hello\n\n## Steps\n\n### Greet\n\n```bash {id=greet}\necho beta\n```\n",
+	}
+	for name, text := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const (
+	alphaHello = "ops/runbooks/alpha-hello.md"
+	betaHello  = "ops/runbooks/beta-hello.md"
+)
+
+func newAttackHarness(t *testing.T, dsn string) *harness {
+	t.Helper()
+	ws := attackWorkspace(t)
+	h := newHarnessWith(t, dsn, func(c *server.Config) { c.Workspace = ws })
+	for _, rb := range []string{alphaHello, betaHello} {
+		h.must(http.StatusCreated, admin, "POST", "/api/v1/snapshots", map[string]string{"runbook": rb})
+	}
+	return h
+}
+
+// TestAttackVariableNameRunsCode: a user whose only write grant is
+// VariableEdit set BASH_ENV to a command substitution, and the next bash
+// step ran it as the server's user (fault: a variable name that a shell
+// obeys). Every reserved or malformed name is refused by the API and the
+// variables page, and a name that got into the database some other way
+// stops the run before any command starts: no file appears.
+func TestAttackVariableNameRunsCode(t *testing.T) {
+	eachStore(t, func(t *testing.T, dsn string) {
+		h := newAttackHarness(t, dsn)
+		marker := filepath.Join(t.TempDir(), "pwned")
+		payload := `$(touch ` + marker + `)`
+		for _, name := range runbook.HostileEnvNames() {
+			if name == "" {
+				continue // not a path segment
+			}
+			r := h.do(varEditor, "PUT", "/api/v1/variables/"+url.PathEscape(name)+"?environment=dev", map[string]any{"value": payload})
+			if r.status != http.StatusBadRequest {
+				t.Errorf("API: variable %q: status %d, want 400\n%s", name, r.status, r.body)
+			}
+			r = h.browse(h.creds[varEditor], "POST", "/admin/variables", url.Values{"name": {name}, "environment": {"dev"}, "value": {payload}, "csrf_token": {h.creds[varEditor].csrf}})
+			if r.status != http.StatusBadRequest {
+				t.Errorf("variables page: variable %q: status %d, want 400", name, r.status)
+			}
+		}
+		vs, err := h.st.ListVariables(context.Background(), "", true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(vs) != 0 {
+			t.Fatalf("refused names were stored anyway: %+v", vs)
+		}
+		h.must(http.StatusOK, varEditor, "PUT", "/api/v1/variables/DB_HOST?environment=dev", map[string]any{"value": "db1"})
+
+		// A row written before the rule (or by hand): the run is refused.
+		if err := h.st.SetVariable(context.Background(), store.Variable{Environment: "dev", Name: "BASH_ENV", Value: payload}); err != nil {
+			t.Fatal(err)
+		}
+		r := h.do(runner, "POST", "/api/v1/runs", map[string]any{"runbook": alphaHello, "environment": "dev"})
+		if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "BASH_ENV is reserved") {
+			t.Errorf("run with a stored BASH_ENV: status %d, want 400 naming it\n%s", r.status, r.body)
+		}
+		if r.status == http.StatusCreated {
+			var run runbook.Run
+			r.json(t, &run)
+			h.waitRun(run.ID, "finished", finished)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Fatalf("BASH_ENV ran the attacker's command: %s exists", marker)
+		}
+	})
+}
+
+// TestAttackOpenRedirect: after sign-in, next= sent the browser off-site
+// when it held a tab, a backslash or an encoded slash that a browser
+// reads as "//" (fault: open redirect on /login and /lang).
+func TestAttackOpenRedirect(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "server.db"))
+	pw := "a long enough password"
+	u := h.user(h.unique("walker"), "RunbookView")
+	h.must(http.StatusOK, admin, "PATCH", "/api/v1/users/"+u.Name, map[string]any{"password": pw})
+	hostile := []string{"/\t/evil.example", "/%09/evil.example", "//evil.example", "/\\evil.example", "/%5Cevil.example",
+		"/%2F/evil.example", "https://evil.example", "/\n/evil.example", "/.//evil.example", "/x/..//evil.example", "javascript:alert(1)", " //evil.example"}
+	for _, next := range hostile {
+		for _, c := range []struct {
+			method, path string
+			form         url.Values
+		}{
+			{"POST", "/login", url.Values{"name": {u.Name}, "password": {pw}, "next": {next}}},
+			{"POST", "/lang", url.Values{"lang": {"en"}, "next": {next}}},
+			{"GET", "/login?next=" + url.QueryEscape(next), nil},
+		} {
+			cred := credential{}
+			if c.method == "GET" {
+				cred = h.creds[viewer]
+			}
+			r := h.browse(cred, c.method, c.path, c.form)
+			loc := r.header.Get("Location")
+			if r.status != http.StatusSeeOther {
+				t.Errorf("%s %s next=%q: status %d, want 303", c.method, c.path, next, r.status)
+				continue
+			}
+			target, err := url.Parse(h.http.URL + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := target.Parse(loc)
+			if err != nil || got.Host != target.Host || strings.ContainsAny(loc, "\t\n\\") || strings.HasPrefix(loc, "//") {
+				t.Errorf("%s %s next=%q: redirected to %q, off this site", c.method, c.path, next, loc)
+			}
+		}
+	}
+	// A path on this site is kept, query and all.
+	r := h.browse(credential{}, "POST", "/lang", url.Values{"lang": {"en"}, "next": {"/runs/r-1?tab=log"}})
+	if loc := r.header.Get("Location"); loc != "/runs/r-1?tab=log" {
+		t.Errorf("same-site next became %q", loc)
+	}
+}
+
+// TestAttackLoginCSRF: a page on another site posted the attacker's name
+// and password to /api/v1/login as text/plain (no preflight), and the
+// victim's browser got the attacker's session (fault: login CSRF).
+func TestAttackLoginCSRF(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "server.db"))
+	pw := "a long enough password"
+	u := h.user(h.unique("mallory"), "RunbookView")
+	h.must(http.StatusOK, admin, "PATCH", "/api/v1/users/"+u.Name, map[string]any{"password": pw})
+	body := `{"name":"` + u.Name + `","password":"` + pw + `"}`
+	for _, c := range []struct {
+		name, contentType string
+		header            map[string]string
+		want              int
+	}{
+		{"cross-site text/plain", "text/plain", map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"cross-site JSON", "application/json", map[string]string{"Origin": "http://evil.example", "Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"same-site text/plain", "text/plain", map[string]string{"Sec-Fetch-Site": "same-origin"}, http.StatusUnsupportedMediaType},
+		{"form", "application/x-www-form-urlencoded", nil, http.StatusUnsupportedMediaType},
+		{"CLI JSON", "application/json", nil, http.StatusOK},
+	} {
+		req, _ := http.NewRequest("POST", h.http.URL+"/api/v1/login", strings.NewReader(body))
+		req.Header.Set("Content-Type", c.contentType)
+		for k, v := range c.header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("%s: status %d, want %d", c.name, resp.StatusCode, c.want)
+		}
+		if c.want != http.StatusOK && len(resp.Cookies()) > 0 {
+			t.Errorf("%s: a session cookie was set", c.name)
+		}
+	}
+}
+
+// TestAttackAmbiguousRunPrefix: GET /api/v1/runs/<prefix> answered "ambiguous,
+// it matches A, B" naming another project's run (fault: id disclosure
+// across projects). The caller sees only runs they may view: a prefix
+// resolves to their one run, and an ambiguity lists only theirs.
+func TestAttackAmbiguousRunPrefix(t *testing.T) {
+	eachStore(t, func(t *testing.T, dsn string) {
+		h := newAttackHarness(t, dsn)
+		ctx := context.Background()
+		alphaViewer := h.login(h.scopedUser(h.unique("alpha-viewer"), []string{"alpha"}, nil, "RunbookView"))
+		// Two runs whose ids share a prefix, one per project.
+		for _, r := range []*runbook.Run{
+			{ID: "r-ZZPREFIXA1", Runbook: alphaHello, Environment: "dev", Status: runbook.RunSucceeded, CreatedBy: "admin"},
+			{ID: "r-ZZPREFIXB1", Runbook: betaHello, Environment: "dev", Status: runbook.RunSucceeded, CreatedBy: "admin"},
+		} {
+			if err := h.st.CreateRun(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := h.doWith(alphaViewer, "GET", "/api/v1/runs/r-ZZPREFIX", nil)
+		if strings.Contains(string(r.body), "r-ZZPREFIXB1") {
+			t.Fatalf("another project's run id leaked: %d %s", r.status, r.body)
+		}
+		var got runbook.Run
+		if r.status != http.StatusOK {
+			t.Fatalf("prefix of the caller's one visible run: status %d\n%s", r.status, r.body)
+		}
+		r.json(t, &got)
+		if got.ID != "r-ZZPREFIXA1" {
+			t.Errorf("resolved to %s", got.ID)
+		}
+		// Someone who sees both still gets the ambiguity.
+		r = h.do(viewer, "GET", "/api/v1/runs/r-ZZPREFIX", nil)
+		if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "r-ZZPREFIXB1") {
+			t.Errorf("viewer of both: status %d, want 400 listing both\n%s", r.status, r.body)
+		}
+		// The UI resolves the same way.
+		r = h.browse(alphaViewer, "GET", "/runs/r-ZZPREFIX", nil)
+		if r.status != http.StatusOK || strings.Contains(string(r.body), "r-ZZPREFIXB1") {
+			t.Errorf("UI: ambiguous prefix: status %d, want the caller's run and no other id\n%s", r.status, r.body)
+		}
+	})
+}
