@@ -87,7 +87,7 @@ func (h *handlers) scopeVariable(r *http.Request) (auth.Scope, error) {
 	if env == "" {
 		env = auth.AllEnvironments
 	}
-	return auth.Scope{Environment: env}, nil
+	return auth.Scope{Project: auth.AllProjects, Environment: env}, nil
 }
 
 func principal(r *http.Request) *auth.Principal { return auth.FromContext(r.Context()) }

@@ -236,3 +236,57 @@ func TestAttackAmbiguousRunPrefix(t *testing.T) {
 		}
 	})
 }
+
+// TestAttackScopedAdmin: a grant {"permission":"Admin","projects":["alpha"]}
+// passed every Admin-only route — listed users, API keys and the audit
+// log, minted an API key for admin, granted its own team global Admin and
+// edited admin (fault: a scope ignored on administration). Scoped Admin is
+// every runbook permission within its projects, and no administration.
+func TestAttackScopedAdmin(t *testing.T) {
+	eachStore(t, func(t *testing.T, dsn string) {
+		h := newAttackHarness(t, dsn)
+		u := h.scopedUser(h.unique("alpha-admin"), []string{"alpha"}, nil, "Admin")
+		c := h.login(u)
+		for _, a := range []struct {
+			method, path string
+			body         any
+		}{
+			{"GET", "/api/v1/users", nil},
+			{"GET", "/api/v1/apikeys?all=true", nil},
+			{"GET", "/api/v1/audit", nil},
+			{"GET", "/api/v1/audit/verify", nil},
+			{"POST", "/api/v1/apikeys", map[string]string{"name": "backdoor", "user": "admin"}},
+			{"POST", "/api/v1/grants", map[string]any{"team": u.Name, "permission": "Admin"}},
+			{"POST", "/api/v1/grants", map[string]any{"team": u.Name, "permission": "RunbookRun", "projects": []string{"alpha"}}},
+			{"PATCH", "/api/v1/users/admin", map[string]any{"password": "taken over by alpha admin"}},
+			{"PUT", "/api/v1/teams/" + u.Name + "/members/viewer", nil},
+			{"GET", "/api/v1/triggers", nil},
+			{"POST", "/api/v1/retention", map[string]int{"keep": 1}},
+			// Variables reach every project's runs in their environment.
+			{"PUT", "/api/v1/variables/REGION?environment=dev", map[string]any{"value": "x"}},
+			// Another project's runbook.
+			{"POST", "/api/v1/runs", map[string]any{"runbook": betaHello, "environment": "dev"}},
+		} {
+			if r := h.doWith(c, a.method, a.path, a.body); r.status != http.StatusForbidden {
+				t.Errorf("%s %s as alpha-scoped Admin: status %d, want 403\n%s", a.method, a.path, r.status, r.body)
+			}
+		}
+		for _, page := range []string{"/admin/users", "/admin/teams", "/audit", "/admin/triggers"} {
+			if r := h.browse(c, "GET", page, nil); r.status != http.StatusForbidden {
+				t.Errorf("GET %s as alpha-scoped Admin: status %d, want 403", page, r.status)
+			}
+		}
+		var sess struct{ Admin bool }
+		h.doWith(c, "GET", "/api/v1/session", nil).json(t, &sess)
+		if sess.Admin {
+			t.Error("the session reports a scoped Admin as administrator")
+		}
+		// Within alpha it has every runbook permission.
+		if r := h.doWith(c, "POST", "/api/v1/runs", map[string]any{"runbook": alphaHello, "environment": "dev"}); r.status != http.StatusCreated {
+			t.Errorf("run in its own project: status %d\n%s", r.status, r.body)
+		}
+		if r := h.doWith(c, "POST", "/api/v1/snapshots", map[string]string{"runbook": alphaHello}); r.status != http.StatusCreated && r.status != http.StatusOK {
+			t.Errorf("publish in its own project: status %d\n%s", r.status, r.body)
+		}
+	})
+}

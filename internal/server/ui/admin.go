@@ -212,7 +212,7 @@ func (h *handlers) scopeVariableForm(r *http.Request) (auth.Scope, error) {
 	if env == "" {
 		env = auth.AllEnvironments
 	}
-	return auth.Scope{Environment: env}, nil
+	return auth.Scope{Project: auth.AllProjects, Environment: env}, nil
 }
 
 func (h *handlers) setVariable(w http.ResponseWriter, r *http.Request) error {
