@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -28,6 +29,7 @@ func attackWorkspace(t *testing.T) string {
 			"  - name: beta\n    runbooks: [ops/runbooks/beta-*.md]\n" +
 			"environments:\n  - name: dev\n  - name: production\n    protected: true\n    reviewers: 0\n    rehearsal: false\n",
 		"ops/runbooks/alpha-hello.md": "---\nkind: runbook\ntitle: Hello\n---\n\n# Hello\n\n## Steps\n\n### Greet\n\n```bash {id=greet}\necho hello\n```\n",
+		"ops/runbooks/alpha-gate.md":  "---\nkind: runbook\ntitle: Gate\n---\n\n# Gate\n\n## Steps\n\n### Decide\n\n```gate {id=go approvers=2}\nGo when ready.\n```\n\n### After\n\n```bash {id=after}\necho after\n```\n",
 		"ops/runbooks/beta-hello.md":  "---\nkind: runbook\ntitle: Beta hello\n---\n\n# Beta hello\n\n## Steps\n\n### Greet\n\n```bash {id=greet}\necho beta\n```\n",
 	}
 	for name, text := range files {
@@ -43,6 +45,7 @@ func attackWorkspace(t *testing.T) string {
 }
 
 const (
+	alphaGate  = "ops/runbooks/alpha-gate.md"
 	alphaHello = "ops/runbooks/alpha-hello.md"
 	betaHello  = "ops/runbooks/beta-hello.md"
 )
@@ -51,7 +54,7 @@ func newAttackHarness(t *testing.T, dsn string) *harness {
 	t.Helper()
 	ws := attackWorkspace(t)
 	h := newHarnessWith(t, dsn, func(c *server.Config) { c.Workspace = ws })
-	for _, rb := range []string{alphaHello, betaHello} {
+	for _, rb := range []string{alphaHello, alphaGate, betaHello} {
 		h.must(http.StatusCreated, admin, "POST", "/api/v1/snapshots", map[string]string{"runbook": rb})
 	}
 	return h
@@ -288,5 +291,52 @@ func TestAttackScopedAdmin(t *testing.T) {
 		if r := h.doWith(c, "POST", "/api/v1/snapshots", map[string]string{"runbook": alphaHello}); r.status != http.StatusCreated && r.status != http.StatusOK {
 			t.Errorf("publish in its own project: status %d\n%s", r.status, r.body)
 		}
+	})
+}
+
+// TestAttackParallelApprovals: 20 parallel approvals by one user wrote up
+// to 6 gate.decided events for them (fault: a race between reading the
+// gate's state and appending the decision). One is recorded; the gate
+// still waits for a second person.
+func TestAttackParallelApprovals(t *testing.T) {
+	eachStore(t, func(t *testing.T, dsn string) {
+		h := newAttackHarness(t, dsn)
+		run := h.startRun(runner, alphaGate, "dev", nil)
+		h.waitRun(run.ID, "waiting for a gate", waitingFor(runbook.WaitKindGate))
+		var wg sync.WaitGroup
+		statuses := make([]int, 20)
+		for i := range statuses {
+			wg.Go(func() {
+				statuses[i] = h.do(approver, "POST", "/api/v1/runs/"+run.ID+"/gate", map[string]string{"decision": "go", "reason": "looks fine"}).status
+			})
+		}
+		wg.Wait()
+		ok := 0
+		for _, st := range statuses {
+			switch st {
+			case http.StatusOK:
+				ok++
+			case http.StatusConflict, http.StatusBadRequest:
+			default:
+				t.Errorf("parallel approval: status %d", st)
+			}
+		}
+		n := 0
+		for ev, err := range h.st.AllEvents(context.Background(), run.ID, 0) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Type == runbook.EventGateDecided && ev.Actor == approver {
+				n++
+			}
+		}
+		if ok != 1 || n != 1 {
+			t.Errorf("%d approvals accepted, %d gate.decided events by %s; want 1 and 1", ok, n, approver)
+		}
+		d := h.waitRun(run.ID, "waiting", waitingFor(runbook.WaitKindGate))
+		if len(d.State.Waiting.Approvals) != 1 {
+			t.Errorf("the gate counts %d approvals", len(d.State.Waiting.Approvals))
+		}
+		h.cancelActive()
 	})
 }
