@@ -68,7 +68,6 @@ type Server struct {
 	routes  []Route
 	metrics *metrics
 	runs    *runManager
-	replays replayGuard
 	handler http.Handler
 	// errorPage, when set (by the HTML UI), renders errors of browser
 	// requests as pages instead of JSON.

@@ -7,15 +7,18 @@ package api_test
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/server"
+	"github.com/opsbook/opsbook/internal/server/routes"
 	"github.com/opsbook/opsbook/internal/store"
 )
 
@@ -336,6 +339,68 @@ func TestAttackParallelApprovals(t *testing.T) {
 		d := h.waitRun(run.ID, "waiting", waitingFor(runbook.WaitKindGate))
 		if len(d.State.Waiting.Approvals) != 1 {
 			t.Errorf("the gate counts %d approvals", len(d.State.Waiting.Approvals))
+		}
+		h.cancelActive()
+	})
+}
+
+// TestAttackWebhookReplay: a captured webhook request was accepted again
+// with its signature's hex upper-cased (wholly or one letter), and the
+// identical request again after a server restart — each started a new
+// run (fault: replay through a non-canonical signature and an in-memory
+// guard). Every replay is refused, on a restarted server and on another
+// node sharing the database.
+func TestAttackWebhookReplay(t *testing.T) {
+	eachStore(t, func(t *testing.T, dsn string) {
+		h := newHarness(t, dsn)
+		h.publishAll()
+		name := h.webhookTrigger(h.unique("hook"), searchRunbook)
+		body := []byte(`{}`)
+		sig := server.SignWebhook(webhookSecret, time.Now(), body)
+		if r := h.hookWith(credential{}, name, body, sig); r.status != http.StatusAccepted {
+			t.Fatalf("first delivery: %d %s", r.status, r.body)
+		}
+		ts, mac, _ := strings.Cut(sig, ",v1=")
+		i := strings.IndexAny(mac, "abcdef")
+		for _, replay := range []string{
+			sig,
+			ts + ",v1=" + strings.ToUpper(mac),
+			ts + ",v1=" + mac[:i] + strings.ToUpper(mac[i:i+1]) + mac[i+1:],
+			"v1=" + mac + "," + ts,
+		} {
+			if r := h.hookWith(credential{}, name, body, replay); r.status != http.StatusUnauthorized {
+				t.Errorf("replay %q: status %d, want 401\n%s", replay, r.status, r.body)
+			}
+		}
+		// A second server process on the same database: a restart, or another node.
+		st2, err := store.Open(context.Background(), dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st2.Close()
+		srv2, err := server.New(server.Config{Store: st2, Workspace: h.srv.Catalog().Workspace().Dir, Keys: h.srv.Keys(), ShutdownGrace: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		routes.Register(srv2)
+		hs2 := httptest.NewServer(srv2)
+		defer hs2.Close()
+		defer srv2.Shutdown(context.Background())
+		node2 := &harness{t: t, srv: srv2, st: st2, http: hs2}
+		if r := node2.hookWith(credential{}, name, body, sig); r.status != http.StatusUnauthorized {
+			t.Errorf("replay on a restarted server: status %d, want 401\n%s", r.status, r.body)
+		}
+		runs, err := h.st.ListRuns(context.Background(), store.RunFilter{Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) != 1 {
+			t.Errorf("%d runs started, want 1", len(runs))
+		}
+		// A fresh signature of the same body is a new delivery.
+		time.Sleep(1100 * time.Millisecond)
+		if r := node2.signedHook(credential{}, name, body); r.status != http.StatusAccepted {
+			t.Errorf("fresh delivery on node 2: %d %s", r.status, r.body)
 		}
 		h.cancelActive()
 	})

@@ -69,7 +69,7 @@ func (h *handlers) webhook(w http.ResponseWriter, r *http.Request) error {
 		// Unknown and non-webhook triggers look the same to an unsigned caller.
 		return server.Errorf(http.StatusNotFound, "not_found", "no webhook trigger %q", r.PathValue("name"))
 	}
-	if err := h.s.VerifyWebhook(t, r.Header.Get(server.SignatureHeader), body); err != nil {
+	if err := h.s.VerifyWebhook(ctx, t, r.Header.Get(server.SignatureHeader), body); err != nil {
 		h.s.Audit(ctx, "anonymous", h.s.RemoteAddr(r), "trigger.refused", "trigger/"+t.Name, map[string]string{"reason": err.Error()})
 		return err
 	}
