@@ -18,6 +18,7 @@ import (
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/snapshot"
 	"github.com/opsbook/opsbook/internal/store"
+	"github.com/opsbook/opsbook/internal/workspace"
 )
 
 func newRunCmd(e *env) *cobra.Command {
@@ -90,55 +91,7 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 				}
 				return printPlan(e.stdout, p, from)
 			}
-			if p.Params, err = collectParams(e, p.Document.Front.Params, params, nil); err != nil {
-				return err
-			}
-			if _, err := runbook.ResolveParams(p.Document.Front.Params, p.Params); err != nil {
-				return badInput("invalid parameters:\n%v", err)
-			}
-			tr, err := admitTaskRun(e, ws, rel, envName, emergency)
-			if err != nil {
-				return err
-			}
-			if tr == nil {
-				if err := admitStandingRun(e, ws, rel, p.Document, envName, emergency); err != nil {
-					return err
-				}
-			}
-			actor := lifecycle.Actor(ws.Dir)
-			if tr != nil && tr.Snapshot() != "" {
-				p.Snapshot = tr.Snapshot()
-			}
-			st, err := openState(ctx, ws)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			eng, closeSSH, err := newRunEngine(st, ws, p)
-			if err != nil {
-				return err
-			}
-			defer closeSSH()
-			run, err := eng.Start(ctx, p, engine.StartOptions{Actor: actor, From: from, Emergency: emergency})
-			if err != nil {
-				var pe *engine.ParamsError
-				if errors.As(err, &pe) {
-					return badInput("%v", err)
-				}
-				return err
-			}
-			if tr != nil {
-				if err := tr.Started(run); err != nil {
-					return err
-				}
-			}
-			status, err := drive(ctx, e, eng, run, p, output, yes, actor, "", false)
-			if tr != nil {
-				run.Status = status
-				if ferr := tr.Finished(run); ferr != nil && err == nil {
-					err = ferr
-				}
-			}
+			_, err = runLocal(ctx, e, ws, p, rel, params, localRun{from: from, emergency: emergency, output: output, yes: yes})
 			return err
 		},
 	}
@@ -152,6 +105,70 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 	f.StringVar(&emergency, "emergency", "", "reason for an emergency run outside the lifecycle gates (change: emergency tasks only)")
 	addServerFlag(cmd, &server)
 	return cmd
+}
+
+// localRun are the choices of one in-process run.
+type localRun struct {
+	from, emergency, output string
+	yes                     bool
+}
+
+// runLocal collects the parameters of a loaded plan, admits the run
+// (lifecycle gates, change calendar), executes it in-process with the
+// terminal view and records it in the task's lifecycle: `opsbook run`
+// without --server, and the run that `opsbook rehearse` rehearses.
+func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Plan, rel string, params []string, o localRun) (runbook.RunStatus, error) {
+	var err error
+	if p.Params, err = collectParams(e, p.Document.Front.Params, params, nil); err != nil {
+		return "", err
+	}
+	if _, err := runbook.ResolveParams(p.Document.Front.Params, p.Params); err != nil {
+		return "", badInput("invalid parameters:\n%v", err)
+	}
+	tr, err := admitTaskRun(e, ws, rel, p.Environment, o.emergency)
+	if err != nil {
+		return "", err
+	}
+	if tr == nil {
+		if err := admitStandingRun(e, ws, rel, p.Document, p.Environment, o.emergency); err != nil {
+			return "", err
+		}
+	}
+	actor := lifecycle.Actor(ws.Dir)
+	if tr != nil && tr.Snapshot() != "" {
+		p.Snapshot = tr.Snapshot()
+	}
+	st, err := openState(ctx, ws)
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	eng, closeSSH, err := newRunEngine(st, ws, p)
+	if err != nil {
+		return "", err
+	}
+	defer closeSSH()
+	run, err := eng.Start(ctx, p, engine.StartOptions{Actor: actor, From: o.from, Emergency: o.emergency})
+	if err != nil {
+		var pe *engine.ParamsError
+		if errors.As(err, &pe) {
+			return "", badInput("%v", err)
+		}
+		return "", err
+	}
+	if tr != nil {
+		if err := tr.Started(run); err != nil {
+			return "", err
+		}
+	}
+	status, err := drive(ctx, e, eng, run, p, o.output, o.yes, actor, "", false)
+	if tr != nil {
+		run.Status = status
+		if ferr := tr.Finished(run); ferr != nil && err == nil {
+			err = ferr
+		}
+	}
+	return status, err
 }
 
 func hasStep(d *runbook.Document, id string) bool {

@@ -219,6 +219,32 @@ func TestRetriesAndChecks(t *testing.T) {
 	}
 }
 
+// Fault class: a command that fails in the middle of a block whose last
+// line succeeds. Without errexit the step "succeeded" and the run went on.
+func TestStrictShellFailsTheStep(t *testing.T) {
+	tests := []struct {
+		name  string
+		steps string
+		want  runbook.RunStatus
+		ran   string
+	}{
+		{"sh: false mid-block fails", step("S", "sh {id=s}", "echo one >> order; false; echo two >> order"), runbook.RunFailed, "one\n"},
+		{"bash: false | cat fails", step("S", "bash {id=s}", "false | cat; echo two >> order"), runbook.RunFailed, ""},
+		{"verify: failing line fails the check", step("S", "sh {id=s}", "true", "sh {verify}", "false; true"), runbook.RunFailed, ""},
+		{"until: failing line keeps polling", step("S", "sh {until interval=10ms timeout=100ms id=s}", "false; true"), runbook.RunFailed, ""},
+		{"errexit=false opts out", step("S", "sh {id=s errexit=false}", "echo one >> order; false; echo two >> order"), runbook.RunSucceeded, "one\ntwo\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			status, s := h.run(h.plan(h.doc("rb.md", "", tt.steps), nil), StartOptions{}, ExecOptions{})
+			if status != tt.want || h.read("order") != tt.ran {
+				t.Fatalf("status %s order %q, want %s %q (error %q)", status, h.read("order"), tt.want, tt.ran, s.Step("s").Error)
+			}
+		})
+	}
+}
+
 func TestFailurePolicies(t *testing.T) {
 	rollback := "kind: rollback\ntitle: Undo\n"
 	tests := []struct {

@@ -668,6 +668,7 @@ func (r *runner) runBlock(ctx context.Context, phase string, step *runbook.Step,
 	res, runErr := x.Run(ctx, executor.Command{
 		Interpreter: interpreter,
 		Script:      b.Body,
+		NoErrexit:   b.NoErrexit,
 		Env:         r.env(step, phase, attempt, x.Host(), outputs),
 		Dir:         r.plan.Workspace,
 		Timeout:     timeout,

@@ -215,6 +215,8 @@ func (in *Input) timeline() []TimelineEntry {
 			text = word("**Rollback started**", "**开始回滚**") + reason(ev.Text)
 		case runbook.EventRollbackFinish:
 			text = word("Rollback finished: ", "回滚结束：") + orElse(labels(in.Lang)[ev.Data["status"]], ev.Data["status"])
+		case runbook.EventNotified:
+			text = fmt.Sprintf(word("Notified %s: %s", "已通知 %s：%s"), ev.Data["channel"], ev.Text)
 		default:
 			continue // output and published values stay in the run log
 		}

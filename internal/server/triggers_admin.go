@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/runs"
 	"github.com/opsbook/opsbook/internal/store"
 )
 
@@ -49,7 +50,7 @@ func (s *Server) CreateTrigger(r *http.Request, spec TriggerSpec, createdBy stri
 	var secret string
 	switch spec.Kind {
 	case store.TriggerSchedule:
-		if _, err := ParseSchedule(spec.Schedule, spec.Timezone); err != nil {
+		if _, err := runs.ParseSchedule(spec.Schedule, spec.Timezone); err != nil {
 			return store.Trigger{}, "", BadRequest("%v", err)
 		}
 	case store.TriggerWebhook:

@@ -14,6 +14,8 @@ type Config struct {
 	Lang         string        `json:"lang"` // "en" or "zh": language of generated documents
 	Projects     []Project     `json:"projects,omitempty"`
 	Environments []Environment `json:"environments,omitempty"`
+	// Notifications are the channels people are told through (see notify.go).
+	Notifications []Channel `json:"notifications,omitempty"`
 }
 
 // Project groups runbooks of one service, for permissions and the overview.

@@ -203,7 +203,7 @@ func (d *decoder) list(v *yaml.Node, what string, each func(item *yaml.Node)) {
 	}
 }
 
-var configKeys = []string{"name", "lang", "projects", "environments"}
+var configKeys = []string{"name", "lang", "projects", "environments", "notifications"}
 
 func (d *decoder) config(n *yaml.Node, cfg *Config) {
 	d.fields(n, "opsbook.yaml", configKeys, func(key string, k, v *yaml.Node) {
@@ -222,6 +222,8 @@ func (d *decoder) config(n *yaml.Node, cfg *Config) {
 			cfg.Projects = namedList(d, v, "project", d.project, func(p Project) string { return p.Name })
 		case "environments":
 			cfg.Environments = namedList(d, v, "environment", d.environment, func(e Environment) string { return e.Name })
+		case "notifications":
+			cfg.Notifications = namedList(d, v, "notification channel", d.channel, func(c Channel) string { return c.Name })
 		}
 	})
 }

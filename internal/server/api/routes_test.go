@@ -184,6 +184,8 @@ var routeCases = map[string]routeCase{
 	"GET /runs/{id}":            {setup: onUIRun("", nil), ok: 200, allow: signedIn, status: otherProject},
 	"GET /runs/{id}/live":       {setup: onUIRun("/live", nil), ok: 200, allow: signedIn, status: otherProject},
 	"GET /runs/{id}/log":        {setup: onUIRun("/log", nil), ok: 200, allow: signedIn, status: otherProject},
+	"GET /runs/{id}/log/rows":   {setup: onUIRun("/log/rows?line=0", nil), ok: 200, allow: signedIn, status: otherProject},
+	"GET /runs/{id}/log/search": {setup: onUIRun("/log/search?q=row", nil), ok: 200, allow: signedIn, status: otherProject},
 	"GET /runs/{id}/checklist":  {setup: onUIRun("/checklist", nil), ok: 200, allow: signedIn, status: otherProject},
 	"GET /runs/{id}/postmortem": {setup: onUIRun("/postmortem", nil), ok: 200, allow: signedIn, status: otherProject},
 	"POST /runs/{id}/cancel": {setup: waitFor(backupRunbook, runbook.WaitKindGate, uiRuns, "/cancel", url.Values{"reason": {"matrix"}}),

@@ -24,6 +24,7 @@ import (
 type handlers struct {
 	s     *server.Server
 	views map[string]*template.Template
+	logs  logIndexes // of recently viewed runs' logs
 }
 
 // Register adds every UI route to s and makes s render errors of browser
@@ -50,6 +51,7 @@ func Register(s *server.Server) {
 	h.registerRunbook()
 	h.registerRun()
 	h.registerLive()
+	h.registerLogView()
 	h.registerReports()
 	h.registerBoard()
 	h.registerAudit()
