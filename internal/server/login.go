@@ -27,8 +27,13 @@ func (s *Server) Login(w http.ResponseWriter, r *http.Request, name, password, v
 	ctx := r.Context()
 	remote := s.RemoteAddr(r)
 	refuse := func(reason string) (store.User, store.Session, error) {
+		s.logins.fail(s.now(), name, remote)
 		s.Audit(ctx, name, remote, "login.fail", "user/"+name, viaDetail(via, "reason", reason))
 		return store.User{}, store.Session{}, ErrBadCredentials
+	}
+	if !s.logins.allow(s.now(), name, remote) {
+		s.Audit(ctx, name, remote, "login.throttled", "user/"+name, viaDetail(via))
+		return store.User{}, store.Session{}, ErrThrottled
 	}
 	u, err := s.store.GetUserByName(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
@@ -49,6 +54,7 @@ func (s *Server) Login(w http.ResponseWriter, r *http.Request, name, password, v
 	if !ok {
 		return refuse("bad password or disabled")
 	}
+	s.logins.succeed(name)
 	sess, err := s.startSession(w, r, u)
 	if err != nil {
 		return store.User{}, store.Session{}, err

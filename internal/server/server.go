@@ -75,6 +75,7 @@ type Server struct {
 	runs    *runs.Service
 	// notifier delivers the notifications of opsbook.yaml (see notify).
 	notifier *notify.Dispatcher
+	logins   loginThrottle
 	handler  http.Handler
 	// errorPage, when set (by the HTML UI), renders errors of browser
 	// requests as pages instead of JSON.

@@ -6,6 +6,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -404,4 +405,53 @@ func TestAttackWebhookReplay(t *testing.T) {
 		}
 		h.cancelActive()
 	})
+}
+
+// TestAttackPasswordGuessing: 40 wrong passwords in 2.5 s, then the right
+// one, signed in (fault: no throttling). After a few failures attempts on
+// the account — the right password too — are refused with 429 and
+// audited, through the API and the sign-in form, and an attacker cycling
+// through names from one address is slowed as well.
+func TestAttackPasswordGuessing(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "server.db"))
+	pw := "a long enough password"
+	u := h.user(h.unique("target"), "RunbookView")
+	h.must(http.StatusOK, admin, "PATCH", "/api/v1/users/"+u.Name, map[string]any{"password": pw})
+	login := func(name, password string) int {
+		return h.doWith(credential{}, "POST", "/api/v1/login", map[string]string{"name": name, "password": password}).status
+	}
+	throttled := 0
+	for range 40 {
+		switch st := login(u.Name, "guess"); st {
+		case http.StatusUnauthorized:
+		case http.StatusTooManyRequests:
+			throttled++
+		default:
+			t.Fatalf("wrong password: status %d", st)
+		}
+	}
+	if throttled == 0 {
+		t.Error("40 wrong passwords in a row were all checked")
+	}
+	if st := login(u.Name, pw); st != http.StatusTooManyRequests {
+		t.Errorf("the right password straight after 40 guesses: status %d, want 429", st)
+	}
+	r := h.browse(credential{}, "POST", "/login", url.Values{"name": {u.Name}, "password": {pw}})
+	if r.status != http.StatusTooManyRequests || len(r.header.Values("Set-Cookie")) > 0 && strings.Contains(r.header.Get("Set-Cookie"), server.SessionCookie+"=") {
+		t.Errorf("sign-in form after 40 guesses: status %d", r.status)
+	}
+	entries, err := h.st.ListAudit(context.Background(), store.AuditFilter{Action: "login.throttled", Limit: 100})
+	if err != nil || len(entries) == 0 {
+		t.Errorf("throttled attempts not audited: %v", err)
+	}
+	// Spraying one password over many names from one address.
+	sprayed := 0
+	for i := range 40 {
+		if login(fmt.Sprintf("nobody%d", i), "guess") == http.StatusTooManyRequests {
+			sprayed++
+		}
+	}
+	if sprayed == 0 {
+		t.Error("40 names from one address were all checked")
+	}
 }

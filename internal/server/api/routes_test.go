@@ -74,8 +74,10 @@ var routeCases = map[string]routeCase{
 	"GET /readyz":              {setup: static("/readyz", nil), ok: 200, allow: everyone},
 	"GET /metrics":             {setup: static("/metrics", nil), ok: 200, allow: everyone},
 	"GET /api/v1/openapi.json": {setup: static("/api/v1/openapi.json", nil), ok: 200, allow: everyone},
-	"POST /api/v1/login": {setup: static("/api/v1/login", map[string]string{"name": "nobody", "password": "wrong password"}),
-		ok: 401, allow: everyone},
+	// A fresh name each call: failures on one name are throttled.
+	"POST /api/v1/login": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
+		return "/api/v1/login", map[string]string{"name": h.unique("nobody"), "password": "wrong password"}
+	}, ok: 401, allow: everyone},
 	"POST /api/v1/logout":            {setup: static("/api/v1/logout", nil), ok: 204, allow: signedIn, as: freshSession},
 	"GET /api/v1/session":            {setup: static("/api/v1/session", nil), ok: 200, allow: signedIn},
 	"GET /api/v1/projects":           {setup: static("/api/v1/projects", nil), ok: 200, allow: signedIn},
@@ -167,8 +169,10 @@ var routeCases = map[string]routeCase{
 	// sign-in (see expect), forbidden ones get the 403 page.
 	"GET /static/{file...}": {setup: static("/static/app.css", nil), ok: 200, allow: everyone},
 	// Signed-in callers are sent on to the page they came for.
-	"GET /login":   {setup: static("/login?next=/board", nil), ok: 303, allow: everyone, status: map[string]int{anonymous: 200}, location: "/board"},
-	"POST /login":  {setup: static("/login", url.Values{"name": {"nobody"}, "password": {"wrong password"}}), ok: 401, allow: everyone},
+	"GET /login": {setup: static("/login?next=/board", nil), ok: 303, allow: everyone, status: map[string]int{anonymous: 200}, location: "/board"},
+	"POST /login": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
+		return "/login", url.Values{"name": {h.unique("nobody")}, "password": {"wrong password"}}
+	}, ok: 401, allow: everyone},
 	"POST /logout": {setup: static("/logout", url.Values{}), ok: 303, allow: signedIn, as: freshSession, location: "/login"},
 	// The matrix runs with OIDC sign-in configured against a test
 	// provider on loopback: starting sends the browser there, and a

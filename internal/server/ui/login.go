@@ -103,6 +103,13 @@ func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
 		p.Data = data
 		return h.render(w, http.StatusUnauthorized, "login", p)
 	}
+	if errors.Is(err, server.ErrThrottled) {
+		p := h.newPage(r, "sign_in", "", nil)
+		data.Error = server.ErrThrottled.Message
+		data.OIDC = h.s.OIDCName()
+		p.Data = data
+		return h.render(w, http.StatusTooManyRequests, "login", p)
+	}
 	if err != nil {
 		return err
 	}
