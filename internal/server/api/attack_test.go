@@ -34,6 +34,7 @@ func attackWorkspace(t *testing.T) string {
 			"environments:\n  - name: dev\n  - name: production\n    protected: true\n    reviewers: 0\n    rehearsal: false\n",
 		"ops/runbooks/alpha-hello.md": "---\nkind: runbook\ntitle: Hello\n---\n\n# Hello\n\n## Steps\n\n### Greet\n\n```bash {id=greet}\necho hello\n```\n",
 		"ops/runbooks/alpha-gate.md":  "---\nkind: runbook\ntitle: Gate\n---\n\n# Gate\n\n## Steps\n\n### Decide\n\n```gate {id=go approvers=2}\nGo when ready.\n```\n\n### After\n\n```bash {id=after}\necho after\n```\n",
+		"ops/runbooks/alpha-count.md": "---\nkind: runbook\ntitle: Count\nparams:\n  COUNT: {type: int, required: true}\n---\n\n# Count\n\n## Steps\n\n### Count\n\n```bash {id=count}\necho $COUNT\n```\n",
 		"ops/runbooks/beta-hello.md":  "---\nkind: runbook\ntitle: Beta hello\n---\n\n# Beta hello\n\n## Steps\n\n### Greet\n\n```bash {id=greet}\necho beta\n```\n",
 	}
 	for name, text := range files {
@@ -49,6 +50,7 @@ func attackWorkspace(t *testing.T) string {
 }
 
 const (
+	alphaCount = "ops/runbooks/alpha-count.md"
 	alphaGate  = "ops/runbooks/alpha-gate.md"
 	alphaHello = "ops/runbooks/alpha-hello.md"
 	betaHello  = "ops/runbooks/beta-hello.md"
@@ -58,7 +60,7 @@ func newAttackHarness(t *testing.T, dsn string) *harness {
 	t.Helper()
 	ws := attackWorkspace(t)
 	h := newHarnessWith(t, dsn, func(c *server.Config) { c.Workspace = ws })
-	for _, rb := range []string{alphaHello, alphaGate, betaHello} {
+	for _, rb := range []string{alphaHello, alphaGate, alphaCount, betaHello} {
 		h.must(http.StatusCreated, admin, "POST", "/api/v1/snapshots", map[string]string{"runbook": rb})
 	}
 	return h
