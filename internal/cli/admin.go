@@ -8,7 +8,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/opsbook/opsbook/internal/server"
-	"github.com/opsbook/opsbook/internal/store"
 )
 
 func newAdminCmd(e *env) *cobra.Command {
@@ -52,7 +51,9 @@ generated password of the first start was lost.`,
 					return badInput("no server database at %s: pass the server's --data directory or --db", db)
 				}
 			}
-			st, err := store.Open(ctx, db)
+			// With the master key, so the reset's audit entry keeps the
+			// log's head anchored.
+			st, _, err := openAuditStore(cmd, e, db, data)
 			if err != nil {
 				return err
 			}

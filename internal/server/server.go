@@ -91,6 +91,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil || cfg.Keys == nil {
 		return nil, errors.New("server: Store and Keys are required")
 	}
+	// The audit log's head is anchored with the master key, which the
+	// database does not hold; a head written without it is anchored now.
+	cfg.Store.SetAuditAnchor(cfg.Keys)
+	if err := cfg.Store.AnchorAudit(context.Background()); err != nil {
+		return nil, err
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -40,6 +40,8 @@ var migrationFiles embed.FS
 type Store struct {
 	db      *sql.DB
 	dialect string
+	// auditAnchor authenticates the audit log's head (see SetAuditAnchor).
+	auditAnchor AuditAnchor
 	path    string // SQLite database file; empty for PostgreSQL
 
 	// appendDB is the one SQLite connection event appends go through; nil
