@@ -42,7 +42,7 @@ type Store struct {
 	dialect string
 	// auditAnchor authenticates the audit log's head (see SetAuditAnchor).
 	auditAnchor AuditAnchor
-	path    string // SQLite database file; empty for PostgreSQL
+	path        string // SQLite database file; empty for PostgreSQL
 
 	// appendDB is the one SQLite connection event appends go through; nil
 	// on PostgreSQL, where they use db. One connection keeps its page cache
