@@ -457,3 +457,87 @@ func TestAttackPasswordGuessing(t *testing.T) {
 		t.Error("40 names from one address were all checked")
 	}
 }
+
+// TestAttackStreamAfterRevocation: an event stream opened before its user
+// was disabled (or lost the grant) kept delivering the run's events
+// (fault: authorisation checked once, at connect). The stream re-checks
+// its caller and ends.
+func TestAttackStreamAfterRevocation(t *testing.T) {
+	eachStore(t, func(t *testing.T, dsn string) {
+		h := newAttackHarness(t, dsn)
+		run := h.startRun(runner, alphaGate, "dev", nil)
+		h.waitRun(run.ID, "waiting for a gate", waitingFor(runbook.WaitKindGate))
+		for _, revoke := range []string{"disable", "grant"} {
+			t.Run(revoke, func(t *testing.T) {
+				u := h.scopedUser(h.unique("watcher"), []string{"alpha"}, nil, "RunbookView")
+				c := h.login(u)
+				req, _ := http.NewRequest("GET", h.http.URL+"/api/v1/runs/"+run.ID+"/events/stream", nil)
+				req.AddCookie(&http.Cookie{Name: server.SessionCookie, Value: c.cookie})
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				lines := make(chan string, 1000)
+				go func() {
+					defer close(lines)
+					buf := make([]byte, 64<<10)
+					for {
+						n, err := resp.Body.Read(buf)
+						if n > 0 {
+							lines <- string(buf[:n])
+						}
+						if err != nil {
+							return
+						}
+					}
+				}()
+				var got strings.Builder
+				read := func(until string, d time.Duration) bool {
+					deadline := time.After(d)
+					for !strings.Contains(got.String(), until) {
+						select {
+						case l, ok := <-lines:
+							if !ok {
+								return strings.Contains(got.String(), until)
+							}
+							got.WriteString(l)
+						case <-deadline:
+							return false
+						}
+					}
+					return true
+				}
+				if !read("gate.waiting", 5*time.Second) {
+					t.Fatalf("stream never showed the gate:\n%s", got.String())
+				}
+				switch revoke {
+				case "disable":
+					h.must(http.StatusOK, admin, "PATCH", "/api/v1/users/"+u.Name, map[string]any{"disabled": true})
+				case "grant":
+					p, err := h.st.Principal(context.Background(), u.ID, "session")
+					if err != nil {
+						t.Fatal(err)
+					}
+					for _, g := range p.Grants {
+						h.must(http.StatusNoContent, admin, "DELETE", fmt.Sprintf("/api/v1/grants/%d", g.ID), nil)
+					}
+				}
+				time.Sleep(1500 * time.Millisecond)
+				h.must(http.StatusOK, approver, "POST", "/api/v1/runs/"+run.ID+"/gate", map[string]string{"decision": "no-go", "reason": "stop " + revoke})
+				if !read("access revoked", 5*time.Second) {
+					t.Errorf("the stream did not end after the caller lost access:\n%s", got.String())
+				}
+				if strings.Contains(got.String(), "stop "+revoke) {
+					t.Errorf("a decision made after the revocation reached the revoked caller")
+				}
+			})
+			if revoke == "disable" {
+				// The run goes on (no-go ends it); start another for the next case.
+				run = h.startRun(runner, alphaGate, "dev", nil)
+				h.waitRun(run.ID, "waiting for a gate", waitingFor(runbook.WaitKindGate))
+			}
+		}
+		h.cancelActive()
+	})
+}
