@@ -18,6 +18,8 @@ func newAuditCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Check the server's hash-chained audit log",
+		Example: `  opsbook audit verify --server https://ops.example.com
+  opsbook audit verify --db postgres://opsbook@db/opsbook -o json`,
 	}
 	cmd.AddCommand(newAuditVerifyCmd(e), newAuditHeadCmd(e))
 	return cmd
@@ -109,9 +111,6 @@ workspace's .opsbook/server.db).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			var v client.AuditVerification
 			c, err := client.FromEnv(serverURL)
 			if err != nil {
@@ -143,11 +142,11 @@ workspace's .opsbook/server.db).`,
 				}
 				v = client.AuditVerification{OK: rep.Problem == nil, Checked: rep.Checked, Head: rep.Head}
 				if rep.Problem != nil {
-					v.Problem = &client.AuditProblem{Seq: rep.Problem.Seq, Reason: rep.Problem.Reason}
+					v.Problem = rep.Problem
 				}
 			}
-			if output == "json" {
-				if err := writeJSON(e.stdout, v); err != nil {
+			if output != "text" {
+				if err := writeData(e.stdout, output, v); err != nil {
 					return err
 				}
 			} else if v.OK {
@@ -163,7 +162,7 @@ workspace's .opsbook/server.db).`,
 	cmd.Flags().StringVar(&db, "db", "", "check this database directly: SQLite path or postgres://… URL")
 	cmd.Flags().StringVar(&data, "data", "", "the server's data directory, for the master key that checks the head's anchor (default <workspace>/.opsbook)")
 	cmd.Flags().StringVar(&head, "head", "", "also check that entry SEQ still has HASH, as printed earlier by `opsbook audit head` (SEQ:HASH)")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd, &output, "text", "json", "yaml")
 	return cmd
 }
 
