@@ -14,6 +14,8 @@ func newAdminCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "admin",
 		Short: "Administer the server's database directly, on the machine that holds it",
+		Example: `  opsbook admin reset-password
+  opsbook admin reset-password --user alice --db postgres://opsbook@db/opsbook`,
 	}
 	cmd.AddCommand(newAdminResetPasswordCmd(e))
 	return cmd
