@@ -135,7 +135,7 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 			return "", err
 		}
 	}
-	if err := refuseLocalProtectedGates(ws, p); err != nil {
+	if err := refuseLocalProtectedGates(p); err != nil {
 		return "", err
 	}
 	if tr != nil && tr.Snapshot() != "" {
@@ -193,7 +193,7 @@ func hasStep(d *runbook.Document, id string) bool {
 func drive(ctx context.Context, e *env, eng *engine.Engine, run runbook.Run, p *engine.Plan, output string, yes bool, actor, answer string, resume bool, more ...func(*engine.ExecOptions)) (runbook.RunStatus, error) {
 	view := newRunView(e.stdout, output, p)
 	_, tty := terminalInput(e)
-	decider := &cliDecider{e: e, yes: yes, tty: tty, actor: actor, view: view, protected: protectedEnv(e, p.Environment)}
+	decider := &cliDecider{e: e, yes: yes, tty: tty, actor: actor, view: view, protected: p.Protected}
 	if output == "text" {
 		fmt.Fprintf(e.stderr, "run %s: %s in %s (snapshot %s)\n", run.ID, p.Runbook, p.Environment, snapshot.ShortOf(p.Snapshot))
 	}
@@ -703,9 +703,8 @@ const protectedGateHint = "its Go/No-Go decisions come from authenticated people
 // a protected environment whose runbook, rollback plan or called runbooks
 // have a gate: nobody could decide it (issue #12: --yes approved one's own
 // production gate, and approvers=2 could never be met).
-func refuseLocalProtectedGates(ws *workspace.Workspace, p *engine.Plan) error {
-	env, err := ws.Environment(p.Environment)
-	if err != nil || !env.Protected {
+func refuseLocalProtectedGates(p *engine.Plan) error {
+	if !p.Protected {
 		return nil
 	}
 	docs := []*runbook.Document{p.Document, p.Rollback}
@@ -724,14 +723,4 @@ func refuseLocalProtectedGates(ws *workspace.Workspace, p *engine.Plan) error {
 		}
 	}
 	return nil
-}
-
-// protectedEnv reports whether the workspace marks envName protected.
-func protectedEnv(e *env, envName string) bool {
-	ws, err := findWorkspace(e)
-	if err != nil {
-		return false
-	}
-	env, err := ws.Environment(envName)
-	return err == nil && env.Protected
 }
