@@ -14,7 +14,12 @@ const (
 	RunbookRun     Permission = "RunbookRun"     // start, cancel, resume runs; answer manual steps and questions
 	RunbookApprove Permission = "RunbookApprove" // decide Go/No-Go gates
 	VariableEdit   Permission = "VariableEdit"   // set and delete variables
-	Admin          Permission = "Admin"          // users, teams, grants, API keys, triggers, audit; implies every other permission everywhere
+	// Admin without a project or environment restriction administers the
+	// server (users, teams, grants, API keys, triggers, audit, retention)
+	// and implies every other permission everywhere. Admin restricted to
+	// projects or environments implies every other permission within
+	// that scope and administers nothing: see Grant.Global.
+	Admin Permission = "Admin"
 )
 
 // Permissions lists every permission.
@@ -54,10 +59,32 @@ func (g Grant) Covers(s Scope) bool {
 	return true
 }
 
+// Global reports whether the grant applies everywhere (no project and no
+// environment restriction). Only a global Admin grant administers the
+// server: a scoped Admin grant never reaches users, teams, grants, API
+// keys of others, triggers or the audit log, whatever the route's scope.
+func (g Grant) Global() bool { return len(g.Projects) == 0 && len(g.Environments) == 0 }
+
+// confers reports whether the grant gives perm within s: its own
+// permission, or Admin, which implies the others in its scope; Admin
+// itself only from a global grant.
+func (g Grant) confers(perm Permission, s Scope) bool {
+	if perm == Admin {
+		return g.Permission == Admin && g.Global()
+	}
+	return (g.Permission == perm || g.Permission == Admin) && g.Covers(s)
+}
+
 // AllEnvironments in a scope means "every environment at once" (e.g. a
 // variable that applies everywhere): only grants without an environment
 // restriction cover it.
 const AllEnvironments = "*"
+
+// AllProjects in a scope means "every project at once": a variable, which
+// reaches the runs of every project in its environment. Only grants
+// without a project restriction cover it, so a project's VariableEdit (or
+// project-scoped Admin) cannot change what another project's runs see.
+const AllProjects = "*"
 
 // Scope is what an action is about.
 type Scope struct {
@@ -88,18 +115,9 @@ type Principal struct {
 	CSRFToken string `json:"-"`
 }
 
-// IsAdmin reports whether the principal holds Admin.
-func (p *Principal) IsAdmin() bool {
-	if p == nil {
-		return false
-	}
-	for _, g := range p.Grants {
-		if g.Permission == Admin {
-			return true
-		}
-	}
-	return false
-}
+// IsAdmin reports whether the principal administers the server: holds a
+// global Admin grant.
+func (p *Principal) IsAdmin() bool { return p.Can(Admin, Scope{}) }
 
 // Can reports whether the principal holds perm within scope.
 func (p *Principal) Can(perm Permission, s Scope) bool {
@@ -107,7 +125,7 @@ func (p *Principal) Can(perm Permission, s Scope) bool {
 		return false
 	}
 	for _, g := range p.Grants {
-		if (g.Permission == perm || g.Permission == Admin) && g.Covers(s) {
+		if g.confers(perm, s) {
 			return true
 		}
 	}
@@ -122,7 +140,7 @@ func (p *Principal) CanSomewhere(perm Permission) bool {
 		return false
 	}
 	for _, g := range p.Grants {
-		if g.Permission == perm || g.Permission == Admin {
+		if g.confers(perm, Scope{}) {
 			return true
 		}
 	}

@@ -119,13 +119,20 @@ func (r Rule) Check(p *Principal, req *http.Request) error {
 }
 
 func describe(s Scope) string {
+	project, env := "project "+s.Project, "environment "+s.Environment
+	if s.Project == AllProjects {
+		project = "every project (a grant without a project restriction)"
+	}
+	if s.Environment == AllEnvironments {
+		env = "every environment (a grant without an environment restriction)"
+	}
 	switch {
 	case s.Project != "" && s.Environment != "":
-		return fmt.Sprintf(" on project %s in environment %s", s.Project, s.Environment)
+		return " on " + project + " in " + env
 	case s.Project != "":
-		return " on project " + s.Project
+		return " on " + project
 	case s.Environment != "":
-		return " in environment " + s.Environment
+		return " in " + env
 	}
 	return ""
 }

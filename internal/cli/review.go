@@ -74,7 +74,7 @@ same reviewer approves.`,
 			if requestChanges {
 				word = "requested changes to"
 			}
-			fmt.Fprintf(e.stdout, "%s %s snapshot %s of %s\n", actor, word, shortSnap(t), t.Name)
+			fmt.Fprintf(e.stdout, "%s %s snapshot %s of %s (unverified: the name is git's user.email, which anyone can set)\n", actor, word, shortSnap(t), t.Name)
 			fmt.Fprintf(e.stdout, "%d approval(s) of this snapshot", len(rv.Approvers))
 			if env := gates.DefaultEnvironment(ws); env != "" {
 				if en, err := ws.Environment(env); err == nil && en.Reviewers > 0 {

@@ -165,6 +165,9 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 			return "", err
 		}
 	}
+	if err := refuseLocalProtectedGates(p); err != nil {
+		return "", err
+	}
 	if tr != nil && tr.Snapshot() != "" {
 		p.Snapshot = tr.Snapshot()
 	}
@@ -220,7 +223,7 @@ func hasStep(d *runbook.Document, id string) bool {
 func drive(ctx context.Context, e *env, eng *engine.Engine, run runbook.Run, p *engine.Plan, output string, yes bool, actor, answer string, resume bool, more ...func(*engine.ExecOptions)) (runbook.RunStatus, error) {
 	view := newRunView(e.stdout, output, p)
 	_, tty := terminalInput(e)
-	decider := &cliDecider{e: e, yes: yes, tty: tty, actor: actor, view: view}
+	decider := &cliDecider{e: e, yes: yes, tty: tty, actor: actor, view: view, protected: p.Protected}
 	if output == "text" {
 		fmt.Fprintf(e.stderr, "run %s: %s in %s (snapshot %s)\n", run.ID, p.Runbook, p.Environment, snapshot.ShortOf(p.Snapshot))
 	}
@@ -500,12 +503,18 @@ type cliDecider struct {
 	view  *runView
 	live  *liveTerm // the live view asks its questions when it runs
 	mu    sync.Mutex
+	// protected: the run's environment is protected, where nobody decides
+	// a gate on their own word in a local process (not even with --yes).
+	protected bool
 }
 
 func (d *cliDecider) Decide(ctx context.Context, w runbook.Waiting, lastErr error) (runbook.DecisionRequest, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	req := runbook.DecisionRequest{Kind: w.Kind, Step: w.Step, Phase: w.Phase, Actor: d.actor}
+	if d.protected && w.Kind == runbook.WaitKindGate {
+		return req, &engine.NoDecisionError{Reason: "gate " + w.Step + " is in a protected environment: " + protectedGateHint}
+	}
 	if d.yes && lastErr == nil && (w.Kind == runbook.WaitKindGate || w.Kind == runbook.WaitKindManual) {
 		req.Reason = "--yes"
 		if w.Kind == runbook.WaitKindGate {
@@ -735,4 +744,34 @@ func elapsed(d time.Duration) string {
 		return d.Round(time.Millisecond).String()
 	}
 	return d.Round(100 * time.Millisecond).String()
+}
+
+// protectedGateHint says how gates of a protected environment are decided.
+const protectedGateHint = "its Go/No-Go decisions come from authenticated people on the server, never from a local process (--yes or a terminal answer is your own word, under a name git lets anyone choose). " +
+	"Run it through the server — add --server URL or set OPSBOOK_SERVER — and approvers decide on the run page or with `POST /api/v1/runs/{id}/gate`"
+
+// refuseLocalProtectedGates refuses, before anything runs, a local run in
+// a protected environment whose runbook, rollback plan or called runbooks
+// have a gate: nobody could decide it (issue #12: --yes approved one's own
+// production gate, and approvers=2 could never be met).
+func refuseLocalProtectedGates(p *engine.Plan) error {
+	if !p.Protected {
+		return nil
+	}
+	docs := []*runbook.Document{p.Document, p.Rollback}
+	for _, d := range p.Called {
+		docs = append(docs, d)
+	}
+	for _, d := range docs {
+		if d == nil {
+			continue
+		}
+		for _, st := range d.Steps {
+			if st.Gate != nil {
+				return &ExitError{Code: ExitRefused, Err: fmt.Errorf("%s:%d: environment %s is protected and step %s is a gate: %s",
+					d.Path, st.Pos.Line, p.Environment, st.ID, protectedGateHint)}
+			}
+		}
+	}
+	return nil
 }

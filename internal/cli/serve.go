@@ -41,7 +41,8 @@ permissions, sensitive variables encrypted at rest, a hash-chained audit log,
 With no flags it serves the workspace found from the current directory (or
 the sample workspace examples/workspace when there is none) on SQLite in
 <workspace>/.opsbook/server.db. The first start creates the user "admin" and
-prints its password once (or reads it from OPSBOOK_ADMIN_PASSWORD_FILE).
+prints its password once, after the listener is up (or reads it from
+OPSBOOK_ADMIN_PASSWORD_FILE); "opsbook admin reset-password" sets a new one.
 
 Sensitive values are encrypted with the master key from OPSBOOK_MASTER_KEY,
 OPSBOOK_MASTER_KEY_FILE, or <data>/master.key (generated on first start;
@@ -95,12 +96,19 @@ executing runs, and leaves the rest to be resumed on the next start.`,
 				return err
 			}
 			routes.Register(srv)
+			// Bound first: a start on a busy port must not create the
+			// administrator and lose its generated password.
+			ln, err := server.Listen(addr)
+			if err != nil {
+				return err
+			}
 			user, password, err := srv.Bootstrap(ctx, os.Getenv)
 			if err != nil {
+				ln.Close()
 				return fmt.Errorf("create the first administrator: %w", err)
 			}
 			log.Info("serving", "workspace", ws.Dir, "store", st.Dialect(), "master_key", keySource)
-			return srv.ListenAndServe(ctx, addr, func(a net.Addr) {
+			return srv.Serve(ctx, ln, func(a net.Addr) {
 				fmt.Fprintf(e.stdout, "opsbook serving %s on http://%s\n", ws.Dir, a)
 				if user != "" && password != "" {
 					fmt.Fprintf(e.stdout, "\nFirst start: created user %q with password\n\n    %s\n\nIt is shown only this once. Open http://%s/ in a browser and sign in, or point the CLI at it\nwith: eval \"$(opsbook login --server http://%s --user %s)\" (creates an API key).\n\n", user, password, a, a, user)

@@ -221,6 +221,9 @@ func (e *Engine) checkPlan(p *Plan) (map[string]string, error) {
 	if err != nil {
 		return nil, &ParamsError{Err: err}
 	}
+	if err := checkVariableNames(p, params); err != nil {
+		return nil, &ParamsError{Err: err}
+	}
 	if p.Rollback != nil {
 		// A rollback that could not start must be found now, before
 		// anything it would undo has run.
@@ -245,6 +248,27 @@ func (e *Engine) checkPlan(p *Plan) (map[string]string, error) {
 		return nil, &TargetError{Err: errors.New("the runbook has steps on inventory hosts, but this engine has no SSH executor (engine.Config.Remote)")}
 	}
 	return params, nil
+}
+
+// checkVariableNames refuses a plan whose variables or parameters have names that
+// runbook.CheckEnvName refuses: stored before the rule existed, or put in
+// the database by hand. Every way in checks names already; this is the
+// last gate before they become the environment of a command.
+func checkVariableNames(p *Plan, params map[string]string) error {
+	var errs []error
+	for _, vars := range []map[string]string{p.Variables, p.Secrets} {
+		for _, name := range slices.Sorted(maps.Keys(vars)) {
+			if err := runbook.CheckEnvName(name); err != nil {
+				errs = append(errs, fmt.Errorf("variable %w: rename or delete it (opsbook.yaml, the variables page or DELETE /api/v1/variables/{name})", err))
+			}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(params)) {
+		if err := runbook.CheckEnvName(name); err != nil {
+			errs = append(errs, fmt.Errorf("parameter %w: rename it in the runbook's front matter", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // TargetError is a plan whose step targets cannot be resolved in its

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/opsbook/opsbook/internal/runbook"
 )
 
 // MaxOutputsSize caps the $OPSBOOK_OUTPUT file. Outputs travel to later
@@ -102,6 +104,11 @@ func checkOutputName(name string) string {
 		if !letter && !(digit && i > 0) {
 			return fmt.Sprintf("output name %q is not valid; use letters, digits and underscores, starting with a letter or underscore", truncate(name, 40))
 		}
+	}
+	// Later steps get outputs as environment variables: a command that
+	// relays what another system printed must not set BASH_ENV for them.
+	if why := runbook.ReservedEnvName(name); why != "" {
+		return "output " + why + "; publish it under another name"
 	}
 	return ""
 }

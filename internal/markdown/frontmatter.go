@@ -287,8 +287,8 @@ func (p *parser) params(n *yaml.Node) {
 	}
 	for k, v := range pairs(n) {
 		prm := runbook.Param{Name: k.Value, Type: runbook.ParamString, Pos: p.yamlPos(k)}
-		if !envName.MatchString(prm.Name) {
-			p.errorf(prm.Pos, "bad-param", "parameter name %q must be a valid environment variable name (letters, digits and _, not starting with a digit)", prm.Name)
+		if err := runbook.CheckEnvName(prm.Name); err != nil {
+			p.errorf(prm.Pos, "bad-param", "parameter %v", err)
 		}
 		var typePos = prm.Pos
 		var defaultPos runbook.Pos

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -325,6 +326,28 @@ func TestParamDefaults(t *testing.T) {
 			case tt.want != "" && (len(got) != 1 || got[0] != tt.want):
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
+		})
+	}
+}
+
+// TestHostileParamNames: a parameter's value is set by whoever starts the
+// run and reaches the steps as an environment variable, so a runbook may
+// not declare a parameter a shell or the loader obeys (fault: a runner who
+// passes BASH_ENV=$(…) runs code) — reported at the name.
+func TestHostileParamNames(t *testing.T) {
+	for _, name := range runbook.HostileEnvNames() {
+		if name == "" {
+			continue // not a YAML mapping key a runbook can hold
+		}
+		t.Run(name, func(t *testing.T) {
+			src := fmt.Sprintf("---\nkind: runbook\nparams:\n  %q: string\n---\n", name)
+			_, diags := Parse("f.md", []byte(src))
+			for _, d := range diags {
+				if d.Rule == "bad-param" && d.Pos.Line == 4 && d.Pos.Col == 3 && strings.HasPrefix(d.Message, "parameter name") {
+					return
+				}
+			}
+			t.Errorf("parameter %q accepted: %v", name, diags)
 		})
 	}
 }

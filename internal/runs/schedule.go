@@ -50,6 +50,8 @@ func (s *Service) FireDueTriggers(ctx context.Context, now time.Time) {
 		}
 		if err := s.fireIfDue(ctx, t, now); err != nil {
 			s.log.Error("scheduled trigger", "trigger", t.Name, "err", err)
+			// An administrator reads the audit log, not the server's log.
+			s.cfg.Audit(ctx, "system", "", "trigger.failed", "trigger/"+t.Name, map[string]string{"error": err.Error()})
 		}
 	}
 }

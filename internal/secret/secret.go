@@ -7,8 +7,11 @@ package secret
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -301,4 +304,39 @@ func decodeKey(b64 string) ([]byte, error) {
 		return nil, fmt.Errorf("key is %d bytes, want %d (generate one with: head -c32 /dev/urandom | base64)", len(key), KeySize)
 	}
 	return key, nil
+}
+
+// MAC authenticates data for purpose with a key derived from the primary
+// master key (HMAC-SHA256 under HMAC(master, "opsbook mac "+purpose)). The
+// result names the key, "<key id>:<hex>", so CheckMAC still works after a
+// rotation while the old key stays in the keyring. A database that does
+// not hold the master key cannot forge it.
+func (k *Keyring) MAC(purpose string, data []byte) string {
+	return k.primary + ":" + hex.EncodeToString(macWith(k.keys[k.primary], purpose, data))
+}
+
+// CheckMAC reports whether mac is MAC(purpose, data) under a key of the
+// keyring.
+func (k *Keyring) CheckMAC(purpose string, data []byte, mac string) error {
+	id, h, ok := strings.Cut(mac, ":")
+	if !ok {
+		return errors.New("not a MAC made by opsbook")
+	}
+	key, found := k.keys[id]
+	if !found {
+		return fmt.Errorf("%w (%s)", ErrUnknownKey, id)
+	}
+	got, err := hex.DecodeString(h)
+	if err != nil || !hmac.Equal(got, macWith(key, purpose, data)) {
+		return errors.New("MAC does not match")
+	}
+	return nil
+}
+
+func macWith(master []byte, purpose string, data []byte) []byte {
+	d := hmac.New(sha256.New, master)
+	d.Write([]byte("opsbook mac " + purpose))
+	m := hmac.New(sha256.New, d.Sum(nil))
+	m.Write(data)
+	return m.Sum(nil)
 }

@@ -4,6 +4,9 @@ import (
 	"io"
 	"net/http"
 	"time"
+
+	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/runbook"
 )
 
 // keepAliveAfter is how long a stream may stay silent before it sends a
@@ -15,6 +18,10 @@ const keepAliveAfter = 15 * time.Second
 // themselves with it. Writes go to W; Flush sends them.
 type EventStream struct {
 	W         http.ResponseWriter
+	s         *Server
+	r         *http.Request
+	scope     auth.Scope
+	checked   time.Time
 	rc        *http.ResponseController
 	notify    <-chan struct{}
 	stop      func()
@@ -22,9 +29,17 @@ type EventStream struct {
 	lastWrite time.Time
 }
 
-// StreamRun starts an event-stream response for a run and subscribes to its
-// updates. Close releases the subscription.
-func (s *Server) StreamRun(w http.ResponseWriter, runID string) *EventStream {
+// recheckEvery is how often a stream re-checks that its caller may still
+// see the run: a user disabled, signed out or stripped of the grant stops
+// receiving within about this long.
+const recheckEvery = time.Second
+
+// StreamRun starts an event-stream response for the run r is about and
+// subscribes to its updates. Close releases the subscription. Before each
+// batch after the first (see Wait) the caller is authenticated again from
+// r's credentials and must still hold RunbookView on the run.
+func (s *Server) StreamRun(w http.ResponseWriter, r *http.Request, run runbook.Run) *EventStream {
+	runID := run.ID
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -33,7 +48,8 @@ func (s *Server) StreamRun(w http.ResponseWriter, runID string) *EventStream {
 	w.WriteHeader(http.StatusOK)
 	notify, stop := s.Subscribe(runID)
 	return &EventStream{
-		W: w, rc: rc, notify: notify, stop: stop,
+		W: w, rc: rc, notify: notify, stop: stop, s: s, r: r, checked: time.Now(),
+		scope:     auth.Scope{Project: s.Catalog().ProjectOf(run.Runbook), Environment: run.Environment},
 		poll:      time.NewTicker(time.Second), // events written by other processes
 		lastWrite: time.Now(),
 	}
@@ -65,6 +81,22 @@ func (es *EventStream) Wait(done <-chan struct{}) bool {
 		return false
 	case <-es.notify:
 	case <-es.poll.C:
+	}
+	return es.allowed()
+}
+
+// allowed re-authenticates the stream's caller (at most every
+// recheckEvery) and reports whether they may still see the run.
+func (es *EventStream) allowed() bool {
+	if time.Since(es.checked) < recheckEvery {
+		return true
+	}
+	es.checked = time.Now()
+	p, err := es.s.authenticate(es.r)
+	if err != nil || p == nil || !p.Can(auth.RunbookView, es.scope) {
+		io.WriteString(es.W, "event: end\ndata: {\"reason\":\"access revoked\"}\n\n")
+		es.Flush()
+		return false
 	}
 	return true
 }

@@ -1,10 +1,15 @@
 package server
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
+	"github.com/opsbook/opsbook/internal/audit"
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/store"
 )
@@ -22,8 +27,13 @@ func (s *Server) Login(w http.ResponseWriter, r *http.Request, name, password, v
 	ctx := r.Context()
 	remote := s.RemoteAddr(r)
 	refuse := func(reason string) (store.User, store.Session, error) {
+		s.logins.fail(s.now(), name, remote)
 		s.Audit(ctx, name, remote, "login.fail", "user/"+name, viaDetail(via, "reason", reason))
 		return store.User{}, store.Session{}, ErrBadCredentials
+	}
+	if !s.logins.allow(s.now(), name, remote) {
+		s.Audit(ctx, name, remote, "login.throttled", "user/"+name, viaDetail(via))
+		return store.User{}, store.Session{}, ErrThrottled
 	}
 	u, err := s.store.GetUserByName(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
@@ -44,6 +54,7 @@ func (s *Server) Login(w http.ResponseWriter, r *http.Request, name, password, v
 	if !ok {
 		return refuse("bad password or disabled")
 	}
+	s.logins.succeed(name)
 	sess, err := s.startSession(w, r, u)
 	if err != nil {
 		return store.User{}, store.Session{}, err
@@ -102,4 +113,43 @@ func viaDetail(via string, kv ...string) map[string]string {
 		d["via"] = via
 	}
 	return d
+}
+
+// newPassword is a random password for a generated account or a reset:
+// 18 random bytes, URL-safe base64.
+func newPassword() string {
+	b := make([]byte, 18)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// ResetPassword gives a local user a new random password, signs out every
+// session of theirs and audits it. It works on the store directly, without
+// a running server: `opsbook admin reset-password` on the machine that
+// holds the data directory (or the database's credentials) is how an
+// administrator who lost the password — or never saw the generated one —
+// gets back in.
+func ResetPassword(ctx context.Context, st *store.Store, name, actor string) (string, error) {
+	u, err := st.GetUserByName(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if u.Service {
+		return "", fmt.Errorf("%s is a service identity: it has no password; create an API key for it instead", name)
+	}
+	password := newPassword()
+	if u.PasswordHash, err = auth.HashPassword(password); err != nil {
+		return "", err
+	}
+	if err := st.UpdateUser(ctx, u); err != nil {
+		return "", err
+	}
+	if err := st.DeleteUserSessions(ctx, u.ID); err != nil {
+		return "", err
+	}
+	if _, err := st.AppendAudit(ctx, audit.Entry{Time: time.Now(), Actor: actor, Action: "user.password_reset", Target: "user/" + name,
+		Detail: map[string]string{"via": "cli", "sessions": "ended"}}); err != nil {
+		return "", fmt.Errorf("record the reset in the audit log: %w", err)
+	}
+	return password, nil
 }

@@ -8,8 +8,6 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -80,7 +78,7 @@ type Server struct {
 	runs    *runs.Service
 	// notifier delivers the notifications of opsbook.yaml (see notify).
 	notifier *notify.Dispatcher
-	replays  replayGuard
+	logins   loginThrottle
 	handler  http.Handler
 	// errorPage, when set (by the HTML UI), renders errors of browser
 	// requests as pages instead of JSON.
@@ -95,6 +93,12 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil || cfg.Keys == nil {
 		return nil, errors.New("server: Store and Keys are required")
+	}
+	// The audit log's head is anchored with the master key, which the
+	// database does not hold; a head written without it is anchored now.
+	cfg.Store.SetAuditAnchor(cfg.Keys)
+	if err := cfg.Store.AnchorAudit(context.Background()); err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -237,10 +241,26 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // Config.ShutdownGrace; runs still executing after that are left for the
 // next start to resume. ready, when non-nil, receives the bound address.
 func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(net.Addr)) error {
+	ln, err := Listen(addr)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, ln, ready)
+}
+
+// Listen binds addr. `opsbook serve` binds before it creates the first
+// administrator, so a start on a busy port creates no user whose
+// password nobody saw.
+func Listen(addr string) (net.Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w (is another server running there? pick another with --addr)", addr, err)
+		return nil, fmt.Errorf("listen on %s: %w (is another server running there? pick another with --addr)", addr, err)
 	}
+	return ln, nil
+}
+
+// Serve is ListenAndServe on a bound listener, which it closes.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(net.Addr)) error {
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
 	errc := make(chan error, 1)
@@ -329,9 +349,7 @@ func (s *Server) Bootstrap(ctx context.Context, getenv func(string) string) (use
 		}
 		password = strings.TrimSpace(string(b))
 	} else {
-		b := make([]byte, 18)
-		rand.Read(b)
-		password = base64.RawURLEncoding.EncodeToString(b)
+		password = newPassword()
 		generated = password
 	}
 	hash, err := auth.HashPassword(password)

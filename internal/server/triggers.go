@@ -1,13 +1,15 @@
 package server
 
 import (
+	"context"
 	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/notify"
@@ -37,34 +39,12 @@ func SignWebhook(secret string, t time.Time, body []byte) string { return notify
 // ErrBadSignature is a webhook whose signature does not check.
 var ErrBadSignature = errors.New("webhook signature refused")
 
-// replayGuard remembers signatures seen within the webhook window, so a
-// captured request cannot be replayed even inside it.
-type replayGuard struct {
-	mu   sync.Mutex
-	seen map[string]time.Time
-}
-
-func (g *replayGuard) firstUse(sig string, now time.Time) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.seen == nil {
-		g.seen = map[string]time.Time{}
-	}
-	for k, at := range g.seen {
-		if now.Sub(at) > 2*WebhookWindow {
-			delete(g.seen, k)
-		}
-	}
-	if _, ok := g.seen[sig]; ok {
-		return false
-	}
-	g.seen[sig] = now
-	return true
-}
-
 // VerifyWebhook checks a signature header against body with the trigger's
-// (sealed) secret, the replay window and the replay guard.
-func (s *Server) VerifyWebhook(t store.Trigger, header string, body []byte) error {
+// (sealed) secret and the replay window, and records the delivery in the
+// store: the MAC is compared and remembered in canonical form (decoded
+// hex), so changing the letter case of the hex is the same signature,
+// and a replay is refused after a restart and on every node.
+func (s *Server) VerifyWebhook(ctx context.Context, t store.Trigger, header string, body []byte) error {
 	var ts, sig string
 	for _, part := range strings.Split(header, ",") {
 		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
@@ -83,18 +63,33 @@ func (s *Server) VerifyWebhook(t store.Trigger, header string, body []byte) erro
 		return fmt.Errorf("%w: t=%q is not unix seconds", ErrBadSignature, ts)
 	}
 	now := s.now()
-	if d := now.Sub(time.Unix(sec, 0)); d > WebhookWindow || d < -WebhookWindow {
+	signedAt := time.Unix(sec, 0)
+	if d := now.Sub(signedAt); d > WebhookWindow || d < -WebhookWindow {
 		return fmt.Errorf("%w: timestamp is %s away from the server's clock (allowed: %s); sign each request when sending it", ErrBadSignature, d.Round(time.Second), WebhookWindow)
+	}
+	got, err := hex.DecodeString(sig)
+	if err != nil {
+		return fmt.Errorf("%w: v1 is not hex", ErrBadSignature)
 	}
 	secret, err := s.keys.Open(t.Secret, TriggerSecretAAD(t.Name))
 	if err != nil {
 		return fmt.Errorf("trigger %s: unseal secret: %w", t.Name, err)
 	}
-	want := SignWebhook(string(secret), time.Unix(sec, 0), body)
-	if !hmac.Equal([]byte(want), []byte("t="+ts+",v1="+strings.ToLower(sig))) {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(ts))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	want := mac.Sum(nil)
+	if !hmac.Equal(want, got) {
 		return fmt.Errorf("%w: HMAC does not match (wrong secret, or the body changed)", ErrBadSignature)
 	}
-	if !s.replays.firstUse(t.Name+"\x00"+sig, now) {
+	// Remembered until the timestamp leaves the window, after which the
+	// check above refuses the request anyway.
+	first, err := s.store.FirstDelivery(ctx, t.Name, hex.EncodeToString(want), signedAt.Add(WebhookWindow+time.Second), now)
+	if err != nil {
+		return err
+	}
+	if !first {
 		return fmt.Errorf("%w: this signature was already used; sign each request afresh", ErrBadSignature)
 	}
 	return nil

@@ -2,9 +2,12 @@ package server
 
 import (
 	"errors"
+	"maps"
 	"net/http"
+	"slices"
 
 	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/runs"
 	"github.com/opsbook/opsbook/internal/store"
 )
@@ -35,8 +38,12 @@ func (s *Server) CreateTrigger(r *http.Request, spec TriggerSpec, createdBy stri
 	if err := auth.CheckName("trigger", spec.Name); err != nil {
 		return store.Trigger{}, "", BadRequest("%v", err)
 	}
-	if _, ok := s.catalog.Get(spec.Runbook); !ok {
+	entry, ok := s.catalog.Get(spec.Runbook)
+	if !ok {
 		return store.Trigger{}, "", BadRequest("runbook %q is not in the workspace", spec.Runbook)
+	}
+	if err := checkTriggerParams(entry.Doc, spec); err != nil {
+		return store.Trigger{}, "", err
 	}
 	if _, err := s.catalog.Workspace().Environment(spec.Environment); err != nil {
 		return store.Trigger{}, "", BadRequest("%v", err)
@@ -79,6 +86,33 @@ func (s *Server) CreateTrigger(r *http.Request, spec TriggerSpec, createdBy stri
 		return store.Trigger{}, "", err
 	}
 	return t, secret, nil
+}
+
+// checkTriggerParams checks a trigger's parameters with the runbook's
+// definitions, as a run would (runbook.CheckParam through ResolveParams),
+// so a wrong type is refused at creation instead of failing every fire.
+// A schedule's parameters are all its runs get, so required ones must be
+// there; a webhook's body may add the rest when it fires.
+func checkTriggerParams(doc *runbook.Document, spec TriggerSpec) error {
+	if doc == nil {
+		return nil
+	}
+	if spec.Kind == store.TriggerSchedule {
+		_, err := runbook.ResolveParams(doc.Front.Params, spec.Params)
+		return err
+	}
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(spec.Params)) {
+		i := slices.IndexFunc(doc.Front.Params, func(p runbook.Param) bool { return p.Name == name })
+		if i < 0 {
+			errs = append(errs, &runbook.ParamError{Name: name, Message: "the runbook declares no such parameter"})
+			continue
+		}
+		if _, err := runbook.CheckParam(doc.Front.Params[i], spec.Params[name]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // DeleteTrigger removes a trigger and audits it.

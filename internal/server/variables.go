@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"net/http"
-	"regexp"
 	"strconv"
 
 	"github.com/opsbook/opsbook/internal/auth"
@@ -11,17 +10,13 @@ import (
 	"github.com/opsbook/opsbook/internal/store"
 )
 
-// variableName is what a variable may be called: it becomes an
-// environment variable of the steps.
-var variableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
-
 // SetVariable checks a variable's name and environment ("" for every
 // environment), seals a sensitive value under the master key and stores
 // and audits it; the API and the UI's variables page both set variables
 // here. The returned variable holds the sealed value.
 func (s *Server) SetVariable(r *http.Request, actor, env, name, value string, sensitive bool) (store.Variable, error) {
-	if !variableName.MatchString(name) {
-		return store.Variable{}, BadRequest("variable name %q: use letters, digits and _, not starting with a digit (it becomes an environment variable)", name)
+	if err := runbook.CheckEnvName(name); err != nil {
+		return store.Variable{}, BadRequest("variable %v", err)
 	}
 	if env != "" {
 		if _, err := s.catalog.Workspace().Environment(env); err != nil {

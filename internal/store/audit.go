@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/audit"
@@ -22,13 +23,14 @@ func (s *Store) AppendAudit(ctx context.Context, e audit.Entry) (audit.Entry, er
 		return audit.Entry{}, fmt.Errorf("append audit entry: %w", mapError(err))
 	}
 	defer tx.Rollback()
-	lockHead := `SELECT seq, hash FROM audit_head WHERE id = 1`
+	lockHead := `SELECT seq, hash, mac FROM audit_head WHERE id = 1`
 	if s.dialect == DialectPostgres {
 		lockHead += ` FOR UPDATE` // SQLite's writer lock (BEGIN IMMEDIATE) already serialises
 	}
 	var last *audit.Entry
 	var head audit.Entry
-	switch err := tx.QueryRowContext(ctx, lockHead).Scan(&head.Seq, &head.Hash); {
+	var headMAC string
+	switch err := tx.QueryRowContext(ctx, lockHead).Scan(&head.Seq, &head.Hash, &headMAC); {
 	case errors.Is(err, sql.ErrNoRows):
 		// First entry. Two first appends racing on PostgreSQL both find no
 		// head; the loser fails on audit_log's primary key and is retried by
@@ -48,10 +50,11 @@ func (s *Store) AppendAudit(ctx context.Context, e audit.Entry) (audit.Entry, er
 		e.Seq, micros(e.Time), e.Actor, e.Action, e.Target, e.Remote, detail, e.Prev, e.Hash); err != nil {
 		return audit.Entry{}, fmt.Errorf("append audit entry: %w", mapError(err))
 	}
+	mac := s.nextAnchor(last, headMAC, e)
 	if last == nil {
-		_, err = tx.ExecContext(ctx, `INSERT INTO audit_head (id, seq, hash) VALUES (1, $1, $2)`, e.Seq, e.Hash)
+		_, err = tx.ExecContext(ctx, `INSERT INTO audit_head (id, seq, hash, mac) VALUES (1, $1, $2, $3)`, e.Seq, e.Hash, mac)
 	} else {
-		_, err = tx.ExecContext(ctx, `UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1`, e.Seq, e.Hash)
+		_, err = tx.ExecContext(ctx, `UPDATE audit_head SET seq = $1, hash = $2, mac = $3 WHERE id = 1`, e.Seq, e.Hash, mac)
 	}
 	if err != nil {
 		return audit.Entry{}, fmt.Errorf("append audit entry: move head: %w", mapError(err))
@@ -130,9 +133,13 @@ func (s *Store) ListAudit(ctx context.Context, f AuditFilter) ([]audit.Entry, er
 
 // AuditReport is the outcome of VerifyAudit.
 type AuditReport struct {
-	Checked int64          `json:"checked"`
-	Head    int64          `json:"head"` // seq of the newest entry as audit_head records it
-	Problem *audit.Problem `json:"problem,omitempty"`
+	Checked int64 `json:"checked"`
+	Head    int64 `json:"head"` // seq of the newest entry as audit_head records it
+	// HeadHash and Anchor are the newest entry's hash and the head's HMAC
+	// (see SetAuditAnchor): what `opsbook audit head` prints to keep.
+	HeadHash string         `json:"head_hash,omitempty"`
+	Anchor   string         `json:"anchor,omitempty"`
+	Problem  *audit.Problem `json:"problem,omitempty"`
 }
 
 // VerifyAudit walks the whole log in seq order and checks the chain and
@@ -140,7 +147,8 @@ type AuditReport struct {
 func (s *Store) VerifyAudit(ctx context.Context) (AuditReport, error) {
 	var head *audit.Entry
 	var h audit.Entry
-	switch err := s.db.QueryRowContext(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`).Scan(&h.Seq, &h.Hash); {
+	var headMAC string
+	switch err := s.db.QueryRowContext(ctx, `SELECT seq, hash, mac FROM audit_head WHERE id = 1`).Scan(&h.Seq, &h.Hash, &headMAC); {
 	case errors.Is(err, sql.ErrNoRows):
 		head = &audit.Entry{} // nothing was ever written
 	case err != nil:
@@ -168,7 +176,10 @@ func (s *Store) VerifyAudit(ctx context.Context) (AuditReport, error) {
 		return AuditReport{}, fmt.Errorf("verify audit log: %w", mapError(err))
 	}
 	checked, problem := v.Finish(head)
-	return AuditReport{Checked: checked, Head: head.Seq, Problem: problem}, nil
+	if problem == nil {
+		problem = s.checkAnchor(*head, headMAC)
+	}
+	return AuditReport{Checked: checked, Head: head.Seq, HeadHash: head.Hash, Anchor: headMAC, Problem: problem}, nil
 }
 
 func scanAudit(row rowScanner) (audit.Entry, error) {
@@ -184,4 +195,99 @@ func scanAudit(row rowScanner) (audit.Entry, error) {
 		return e, fmt.Errorf("audit entry %d detail: %w", e.Seq, err)
 	}
 	return e, nil
+}
+
+// AuditAnchor authenticates the audit log's head with a key the database
+// does not hold (secret.Keyring: the master key).
+type AuditAnchor interface {
+	MAC(purpose string, data []byte) string
+	CheckMAC(purpose string, data []byte, mac string) error
+}
+
+const anchorPurpose = "audit-head"
+
+// brokenAnchor marks a head that was extended while its anchor did not
+// check: it stays until someone with the master key looks, so a chain
+// rewritten behind the server's back is not re-anchored by its next entry.
+const brokenAnchor = "broken@"
+
+func anchorData(seq int64, hash string) []byte { return fmt.Appendf(nil, "%d\n%s", seq, hash) }
+
+// SetAuditAnchor makes every audit append anchor the new head with a, and
+// VerifyAudit check the anchor. Without one (a store opened by a tool that
+// has no master key) heads are written unanchored and not checked.
+func (s *Store) SetAuditAnchor(a AuditAnchor) { s.auditAnchor = a }
+
+// nextAnchor is the anchor of the head that follows last.
+func (s *Store) nextAnchor(last *audit.Entry, lastMAC string, e audit.Entry) string {
+	if s.auditAnchor == nil {
+		return ""
+	}
+	if last != nil && lastMAC != "" {
+		if strings.HasPrefix(lastMAC, brokenAnchor) {
+			return lastMAC
+		}
+		if s.auditAnchor.CheckMAC(anchorPurpose, anchorData(last.Seq, last.Hash), lastMAC) != nil {
+			return fmt.Sprintf("%s%d", brokenAnchor, last.Seq)
+		}
+	}
+	return s.auditAnchor.MAC(anchorPurpose, anchorData(e.Seq, e.Hash))
+}
+
+// checkAnchor checks the head's anchor, when the store has the key.
+func (s *Store) checkAnchor(head audit.Entry, mac string) *audit.Problem {
+	if s.auditAnchor == nil || head.Seq == 0 {
+		return nil
+	}
+	switch {
+	case mac == "":
+		return &audit.Problem{Seq: head.Seq, Reason: "the head is not anchored: it was written without the master key (the server anchors it when it starts)"}
+	case strings.HasPrefix(mac, brokenAnchor):
+		return &audit.Problem{Seq: head.Seq, Reason: fmt.Sprintf("the log was rewritten: when entry %s was the newest its anchor did not match (whoever wrote it had no master key)", strings.TrimPrefix(mac, brokenAnchor))}
+	case s.auditAnchor.CheckMAC(anchorPurpose, anchorData(head.Seq, head.Hash), mac) != nil:
+		return &audit.Problem{Seq: head.Seq, Reason: "the head's anchor does not match: the chain was rebuilt by someone without the master key"}
+	}
+	return nil
+}
+
+// AnchorAudit anchors a head written without the master key (a log from
+// before anchors existed, or appended by a key-less tool): trust on first
+// use, done by the server when it starts. An anchored or broken head is
+// left alone.
+func (s *Store) AnchorAudit(ctx context.Context) error {
+	if s.auditAnchor == nil {
+		return nil
+	}
+	var seq int64
+	var hash, mac string
+	err := s.db.QueryRowContext(ctx, `SELECT seq, hash, mac FROM audit_head WHERE id = 1`).Scan(&seq, &hash, &mac)
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && mac != "") {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("anchor audit log: %w", mapError(err))
+	}
+	_, err = s.db.ExecContext(ctx, `UPDATE audit_head SET mac = $1 WHERE id = 1 AND seq = $2 AND mac = ''`,
+		s.auditAnchor.MAC(anchorPurpose, anchorData(seq, hash)), seq)
+	if err != nil {
+		return fmt.Errorf("anchor audit log: %w", mapError(err))
+	}
+	return nil
+}
+
+// CheckAuditEntry reports whether the entry seq still has hash: checked
+// against a head exported earlier (`opsbook audit head`), it finds a log
+// rewritten or cut back since, even by someone holding the master key.
+func (s *Store) CheckAuditEntry(ctx context.Context, seq int64, hash string) *audit.Problem {
+	var got string
+	err := s.db.QueryRowContext(ctx, `SELECT hash FROM audit_log WHERE seq = $1`, seq).Scan(&got)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return &audit.Problem{Seq: seq, Reason: "the exported head is gone: the log was cut back"}
+	case err != nil:
+		return &audit.Problem{Seq: seq, Reason: "cannot read it: " + err.Error()}
+	case got != hash:
+		return &audit.Problem{Seq: seq, Reason: "its hash is not the exported head's: the log was rewritten since it was exported"}
+	}
+	return nil
 }

@@ -87,6 +87,11 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 		if err := validateEvent(runID, ev); err != nil {
 			return nil, fmt.Errorf("append events to run %s: event %d: %w", runID, i+1, err)
 		}
+		if ev.Type == runbook.EventGateDecided {
+			if err := firstDecision(ctx, tx, runID, ev); err != nil {
+				return nil, fmt.Errorf("append events to run %s: %w", runID, err)
+			}
+		}
 		ev.RunID = runID
 		ev.Seq = first + int64(i)
 		if ev.Time.IsZero() {
@@ -262,4 +267,51 @@ func (s *Store) LastSeq(ctx context.Context, runID string) (int64, error) {
 		return 0, fmt.Errorf("read last seq of run %s: %w", runID, mapError(err))
 	}
 	return last, nil
+}
+
+// ErrAlreadyDecided is a second decision by one person on one gate. It
+// wraps ErrConflict.
+var ErrAlreadyDecided = fmt.Errorf("%w: this person has already decided this gate", ErrConflict)
+
+// firstDecision refuses a gate decision by an actor who already decided
+// the same gate (step and phase) since it last started waiting. It runs
+// inside AppendEvents' transaction after the run's row was bumped, which
+// serialises appenders of one run on both dialects (SQLite: one writer;
+// PostgreSQL: the row lock), so parallel decisions by one person record
+// one event, however many requests race.
+func firstDecision(ctx context.Context, tx *sql.Tx, runID string, ev runbook.Event) error {
+	rows, err := tx.QueryContext(ctx, `SELECT type, actor, data FROM events
+		WHERE run_id = $1 AND step = $2 AND type IN ($3, $4) ORDER BY seq`,
+		runID, ev.Step, string(runbook.EventGateWaiting), string(runbook.EventGateDecided))
+	if err != nil {
+		return mapError(err)
+	}
+	defer rows.Close()
+	decided := false
+	for rows.Next() {
+		var typ, actor, data string
+		if err := rows.Scan(&typ, &actor, &data); err != nil {
+			return err
+		}
+		m, err := decodeMap(data)
+		if err != nil {
+			return err
+		}
+		if m["phase"] != ev.Data["phase"] {
+			continue
+		}
+		switch {
+		case typ == string(runbook.EventGateWaiting):
+			decided = false // the gate waits afresh: earlier decisions were for another wait
+		case actor == ev.Actor:
+			decided = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return mapError(err)
+	}
+	if decided {
+		return fmt.Errorf("%w (%s on %s)", ErrAlreadyDecided, ev.Actor, ev.Step)
+	}
+	return nil
 }

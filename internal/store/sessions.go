@@ -60,3 +60,11 @@ func (s *Store) DeleteExpiredSessions(ctx context.Context, now time.Time) (int64
 	}
 	return res.RowsAffected()
 }
+
+// DeleteUserSessions signs every session of a user out (a password reset).
+func (s *Store) DeleteUserSessions(ctx context.Context, userID int64) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = $1`, userID); err != nil {
+		return fmt.Errorf("delete sessions of user %d: %w", userID, mapError(err))
+	}
+	return nil
+}

@@ -40,7 +40,9 @@ var migrationFiles embed.FS
 type Store struct {
 	db      *sql.DB
 	dialect string
-	path    string // SQLite database file; empty for PostgreSQL
+	// auditAnchor authenticates the audit log's head (see SetAuditAnchor).
+	auditAnchor AuditAnchor
+	path        string // SQLite database file; empty for PostgreSQL
 
 	// appendDB is the one SQLite connection event appends go through; nil
 	// on PostgreSQL, where they use db. One connection keeps its page cache

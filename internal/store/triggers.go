@@ -152,6 +152,26 @@ func scanTrigger(row rowScanner) (Trigger, error) {
 	return t, nil
 }
 
+// FirstDelivery records a webhook delivery's signature (trigger and MAC in
+// canonical form) until expires, and reports whether it is the first: a
+// second delivery with the same MAC — a replay, after a restart or on
+// another node — gets false. Deliveries past their expiry are forgotten
+// here too, so the table holds one replay window's worth.
+func (s *Store) FirstDelivery(ctx context.Context, trigger, mac string, expires, now time.Time) (bool, error) {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM webhook_deliveries WHERE expires_at < $1`, micros(now)); err != nil {
+		return false, fmt.Errorf("forget old webhook deliveries: %w", mapError(err))
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO webhook_deliveries (trigger_name, mac, expires_at) VALUES ($1, $2, $3)`,
+		trigger, mac, micros(expires))
+	if errors.Is(mapError(err), ErrConflict) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("record webhook delivery for %s: %w", trigger, mapError(err))
+	}
+	return true, nil
+}
+
 // ClaimAlert records that a firing alert (trigger, fingerprint) is about
 // to start a run, unless a run it started is still active: then it counts
 // the repeat and returns that run's id with claimed false. An active row

@@ -2,11 +2,14 @@ package workspace
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/opsbook/opsbook/internal/runbook"
 )
 
 const fullConfig = `name: payments
@@ -144,7 +147,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad port", "environments:\n  - name: prod\n    hosts:\n      - {name: a, address: x, port: 70000}\n",
 			[]string{`port must be a whole number from 1 to 65535`}},
 		{"bad variable", "environments:\n  - name: prod\n    variables:\n      1BAD: x\n      OPSBOOK_ENV: y\n",
-			[]string{`opsbook.yaml:4:7: error: variable "1BAD" is not a valid`, `opsbook.yaml:5:7: error: variable "OPSBOOK_ENV" uses the OPSBOOK_ prefix`}},
+			[]string{`opsbook.yaml:4:7: error: variable name "1BAD": use upper-case letters`, `opsbook.yaml:5:7: error: variable name OPSBOOK_ENV is reserved`}},
 		{"freeze reversed", "environments:\n  - name: prod\n    freezes:\n      - {from: 2026-01-04, to: 2025-12-20}\n",
 			[]string{`freeze ends (2025-12-20) before it starts (2026-01-04)`}},
 		{"freeze bad date", "environments:\n  - name: prod\n    freezes:\n      - {from: christmas, to: 2025-12-20}\n",
@@ -170,6 +173,25 @@ func TestParseConfigErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestConfigRefusesHostileVariableNames: a variable in opsbook.yaml
+// reaches every step's environment, so every name that changes how a
+// shell or the loader runs code (fault: BASH_ENV, LD_PRELOAD, PATH, …) and
+// every name outside the allow-list is an error at its line and column.
+func TestConfigRefusesHostileVariableNames(t *testing.T) {
+	for _, name := range runbook.HostileEnvNames() {
+		t.Run(name, func(t *testing.T) {
+			doc := fmt.Sprintf("environments:\n  - name: prod\n    variables:\n      %q: x\n", name)
+			_, err := ParseConfig("opsbook.yaml", []byte(doc), "/w")
+			if err == nil || !strings.Contains(err.Error(), "opsbook.yaml:4:7: error: variable name") {
+				t.Fatalf("variable %q accepted or reported elsewhere: %v", name, err)
+			}
+		})
+	}
+	if _, err := ParseConfig("opsbook.yaml", []byte("environments:\n  - name: prod\n    variables:\n      DB_HOST: x\n"), "/w"); err != nil {
+		t.Fatalf("an ordinary name is refused: %v", err)
 	}
 }
 

@@ -282,8 +282,6 @@ func (d *decoder) project(n *yaml.Node) Project {
 var environmentKeys = []string{"name", "protected", "hosts", "known_hosts", "variables", "prometheus",
 	"reviewers", "rehearsal", "windows", "freezes"}
 
-var envVarRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 func (d *decoder) environment(n *yaml.Node) Environment {
 	e := Environment{Pos: pos(n)}
 	var reviewersSet, rehearsalSet bool
@@ -321,10 +319,8 @@ func (d *decoder) environment(n *yaml.Node) Environment {
 			e.Variables = d.stringMap(v, "variables")
 			for i := 0; i+1 < len(v.Content); i += 2 {
 				name := v.Content[i].Value
-				if !envVarRe.MatchString(name) {
-					d.errorf(v.Content[i], "config-variable", "variable %q is not a valid environment variable name (letters, digits, _; not starting with a digit)", name)
-				} else if strings.HasPrefix(name, "OPSBOOK_") {
-					d.errorf(v.Content[i], "config-variable", "variable %q uses the OPSBOOK_ prefix reserved for opsbook's own variables; rename it", name)
+				if err := runbook.CheckEnvName(name); err != nil {
+					d.errorf(v.Content[i], "config-variable", "variable %v", err)
 				}
 			}
 		case "reviewers":

@@ -234,6 +234,9 @@ func (d *decoder) smtp(v *yaml.Node) SMTP {
 	return s
 }
 
+// envVarRe is what an environment variable of the server may be called.
+var envVarRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 // envName decodes the name of an environment variable of the server.
 func (d *decoder) envName(v *yaml.Node, what string) string {
 	s := d.str(v, what)

@@ -432,7 +432,7 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	r.WriteGates(w)
 	if len(r.Reviews.History) > 0 {
-		fmt.Fprintln(w, "Reviews:")
+		fmt.Fprintln(w, "Reviews (unverified: names from git's user.email):")
 		for _, h := range r.Reviews.History {
 			mark := ""
 			if h.Stale {

@@ -74,14 +74,9 @@ func (h *handlers) scopeRunbookPath(r *http.Request) (auth.Scope, error) {
 	return auth.Scope{Project: h.s.Catalog().ProjectOf(r.PathValue("path"))}, nil
 }
 
-// scopeRun is the project and environment of the run named by {id}.
-func (h *handlers) scopeRun(r *http.Request) (auth.Scope, error) {
-	run, err := h.s.Store().GetRun(r.Context(), r.PathValue("id"))
-	if err != nil {
-		return auth.Scope{}, err
-	}
-	return auth.Scope{Project: h.s.Catalog().ProjectOf(run.Runbook), Environment: run.Environment}, nil
-}
+// scopeRun is the project and environment of the run named by {id}
+// (server.ScopeRun: an id prefix resolves among the runs the caller sees).
+func (h *handlers) scopeRun(r *http.Request) (auth.Scope, error) { return h.s.ScopeRun(r) }
 
 // scopeVariable is the environment of ?environment=; none means every
 // environment at once.
@@ -90,7 +85,7 @@ func (h *handlers) scopeVariable(r *http.Request) (auth.Scope, error) {
 	if env == "" {
 		env = auth.AllEnvironments
 	}
-	return auth.Scope{Environment: env}, nil
+	return auth.Scope{Project: auth.AllProjects, Environment: env}, nil
 }
 
 func principal(r *http.Request) *auth.Principal { return auth.FromContext(r.Context()) }

@@ -64,9 +64,15 @@ const (
 	varEditor = "variable-editor"
 	admin     = "admin"
 	apiKey    = "apikey"
+	// scopedAdmin holds Admin on the payments project only: every
+	// runbook permission there, and no administration (issue #12).
+	scopedAdmin = "scoped-admin"
 )
 
-var roles = []string{anonymous, viewer, runner, approver, editor, varEditor, admin, apiKey}
+var roles = []string{anonymous, viewer, runner, approver, editor, varEditor, admin, apiKey, scopedAdmin}
+
+// roleProjects restricts a role's grants to projects.
+var roleProjects = map[string][]string{scopedAdmin: {"payments"}}
 
 var roleGrants = map[string][]auth.Permission{
 	viewer:    {auth.RunbookView},
@@ -75,6 +81,8 @@ var roleGrants = map[string][]auth.Permission{
 	editor:    {auth.RunbookView, auth.RunbookEdit, auth.RunbookRun},
 	varEditor: {auth.RunbookView, auth.VariableEdit},
 	admin:     {auth.Admin},
+	// scopedAdmin's grant is restricted by roleProjects.
+	scopedAdmin: {auth.Admin},
 }
 
 type harness struct {
@@ -135,7 +143,7 @@ func newHarnessWith(t *testing.T, dsn string, configure func(*server.Config)) *h
 		st.Close()
 	})
 	for role, perms := range roleGrants {
-		u := h.user(role, perms...)
+		u := h.scopedUser(role, roleProjects[role], nil, perms...)
 		tok, csrf := auth.NewToken(), auth.NewToken()
 		now := time.Now()
 		if err := st.CreateSession(ctx, store.Session{TokenHash: auth.HashToken(tok), UserID: u.ID, CSRF: csrf, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}); err != nil {

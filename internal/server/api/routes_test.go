@@ -41,10 +41,14 @@ type fixtures struct {
 }
 
 var (
-	signedIn = []string{viewer, runner, approver, editor, varEditor, apiKey}
+	signedIn = []string{viewer, runner, approver, editor, varEditor, apiKey, scopedAdmin}
 	runners  = []string{runner, editor, apiKey}
 	everyone = append([]string{anonymous}, signedIn...)
 )
+
+// otherProject: the fixture run and snapshot are of the search project,
+// which the payments-scoped Admin does not reach.
+var otherProject = map[string]int{scopedAdmin: http.StatusForbidden}
 
 func static(path string, body any) func(*harness, *fixtures, string, bool) (string, any) {
 	return func(*harness, *fixtures, string, bool) (string, any) { return path, body }
@@ -70,20 +74,22 @@ var routeCases = map[string]routeCase{
 	"GET /readyz":              {setup: static("/readyz", nil), ok: 200, allow: everyone},
 	"GET /metrics":             {setup: static("/metrics", nil), ok: 200, allow: everyone},
 	"GET /api/v1/openapi.json": {setup: static("/api/v1/openapi.json", nil), ok: 200, allow: everyone},
-	"POST /api/v1/login": {setup: static("/api/v1/login", map[string]string{"name": "nobody", "password": "wrong password"}),
-		ok: 401, allow: everyone},
+	// A fresh name each call: failures on one name are throttled.
+	"POST /api/v1/login": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
+		return "/api/v1/login", map[string]string{"name": h.unique("nobody"), "password": "wrong password"}
+	}, ok: 401, allow: everyone},
 	"POST /api/v1/logout":            {setup: static("/api/v1/logout", nil), ok: 204, allow: signedIn, as: freshSession},
 	"GET /api/v1/session":            {setup: static("/api/v1/session", nil), ok: 200, allow: signedIn},
 	"GET /api/v1/projects":           {setup: static("/api/v1/projects", nil), ok: 200, allow: signedIn},
 	"GET /api/v1/environments":       {setup: static("/api/v1/environments", nil), ok: 200, allow: signedIn},
 	"GET /api/v1/runbooks":           {setup: static("/api/v1/runbooks", nil), ok: 200, allow: signedIn},
 	"GET /api/v1/runbooks/{path...}": {setup: static("/api/v1/runbooks/"+backupRunbook, nil), ok: 200, allow: signedIn},
-	"POST /api/v1/workspace/sync":    {setup: static("/api/v1/workspace/sync", nil), ok: 200, allow: []string{editor}},
+	"POST /api/v1/workspace/sync":    {setup: static("/api/v1/workspace/sync", nil), ok: 200, allow: []string{editor, scopedAdmin}},
 	"POST /api/v1/snapshots": {setup: static("/api/v1/snapshots", map[string]string{"runbook": searchRunbook}),
 		ok: 201, allow: []string{editor}},
 	"GET /api/v1/snapshots/{hash}": {setup: func(_ *harness, f *fixtures, _ string, _ bool) (string, any) {
 		return "/api/v1/snapshots/" + f.published, nil
-	}, ok: 200, allow: signedIn},
+	}, ok: 200, allow: signedIn, status: otherProject},
 	"GET /api/v1/variables": {setup: static("/api/v1/variables", nil), ok: 200, allow: signedIn},
 	"PUT /api/v1/variables/{name}": {setup: static("/api/v1/variables/MATRIX?environment=staging", map[string]any{"value": "v"}),
 		ok: 200, allow: []string{varEditor}},
@@ -97,9 +103,9 @@ var routeCases = map[string]routeCase{
 	"GET /api/v1/runs": {setup: static("/api/v1/runs", nil), ok: 200, allow: signedIn},
 	"POST /api/v1/runs": {setup: static("/api/v1/runs", map[string]any{"runbook": searchRunbook, "environment": "staging"}),
 		ok: 201, allow: runners},
-	"GET /api/v1/runs/{id}":               {setup: onRun("", nil), ok: 200, allow: signedIn},
-	"GET /api/v1/runs/{id}/events":        {setup: onRun("/events", nil), ok: 200, allow: signedIn},
-	"GET /api/v1/runs/{id}/events/stream": {setup: onRun("/events/stream", nil), ok: 200, allow: signedIn},
+	"GET /api/v1/runs/{id}":               {setup: onRun("", nil), ok: 200, allow: signedIn, status: otherProject},
+	"GET /api/v1/runs/{id}/events":        {setup: onRun("/events", nil), ok: 200, allow: signedIn, status: otherProject},
+	"GET /api/v1/runs/{id}/events/stream": {setup: onRun("/events/stream", nil), ok: 200, allow: signedIn, status: otherProject},
 	"POST /api/v1/runs/{id}/notes":        {setup: onRun("/notes", map[string]string{"text": "odd latency"}), ok: 201, allow: runners},
 	// Resuming a finished run is refused after authorisation: 409 shows the rule let the caller through.
 	"POST /api/v1/runs/{id}/resume": {setup: onRun("/resume", map[string]string{}), ok: 409, allow: runners},
@@ -165,8 +171,10 @@ var routeCases = map[string]routeCase{
 	// sign-in (see expect), forbidden ones get the 403 page.
 	"GET /static/{file...}": {setup: static("/static/app.css", nil), ok: 200, allow: everyone},
 	// Signed-in callers are sent on to the page they came for.
-	"GET /login":   {setup: static("/login?next=/board", nil), ok: 303, allow: everyone, status: map[string]int{anonymous: 200}, location: "/board"},
-	"POST /login":  {setup: static("/login", url.Values{"name": {"nobody"}, "password": {"wrong password"}}), ok: 401, allow: everyone},
+	"GET /login": {setup: static("/login?next=/board", nil), ok: 303, allow: everyone, status: map[string]int{anonymous: 200}, location: "/board"},
+	"POST /login": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
+		return "/login", url.Values{"name": {h.unique("nobody")}, "password": {"wrong password"}}
+	}, ok: 401, allow: everyone},
 	"POST /logout": {setup: static("/logout", url.Values{}), ok: 303, allow: signedIn, as: freshSession, location: "/login"},
 	// The matrix runs with OIDC sign-in configured against a test
 	// provider on loopback: starting sends the browser there, and a
@@ -180,13 +188,13 @@ var routeCases = map[string]routeCase{
 	"POST /runs": {setup: static("/runs", url.Values{"runbook": {searchRunbook}, "environment": {"staging"}}),
 		ok: 303, allow: runners, location: "/runs/"},
 	"GET /runs":                 {setup: static("/runs?status=succeeded", nil), ok: 200, allow: signedIn},
-	"GET /runs/{id}":            {setup: onUIRun("", nil), ok: 200, allow: signedIn},
-	"GET /runs/{id}/live":       {setup: onUIRun("/live", nil), ok: 200, allow: signedIn},
-	"GET /runs/{id}/log":        {setup: onUIRun("/log", nil), ok: 200, allow: signedIn},
-	"GET /runs/{id}/log/rows":   {setup: onUIRun("/log/rows?line=0", nil), ok: 200, allow: signedIn},
-	"GET /runs/{id}/log/search": {setup: onUIRun("/log/search?q=row", nil), ok: 200, allow: signedIn},
-	"GET /runs/{id}/checklist":  {setup: onUIRun("/checklist", nil), ok: 200, allow: signedIn},
-	"GET /runs/{id}/postmortem": {setup: onUIRun("/postmortem", nil), ok: 200, allow: signedIn},
+	"GET /runs/{id}":            {setup: onUIRun("", nil), ok: 200, allow: signedIn, status: otherProject},
+	"GET /runs/{id}/live":       {setup: onUIRun("/live", nil), ok: 200, allow: signedIn, status: otherProject},
+	"GET /runs/{id}/log":        {setup: onUIRun("/log", nil), ok: 200, allow: signedIn, status: otherProject},
+	"GET /runs/{id}/log/rows":   {setup: onUIRun("/log/rows?line=0", nil), ok: 200, allow: signedIn, status: otherProject},
+	"GET /runs/{id}/log/search": {setup: onUIRun("/log/search?q=row", nil), ok: 200, allow: signedIn, status: otherProject},
+	"GET /runs/{id}/checklist":  {setup: onUIRun("/checklist", nil), ok: 200, allow: signedIn, status: otherProject},
+	"GET /runs/{id}/postmortem": {setup: onUIRun("/postmortem", nil), ok: 200, allow: signedIn, status: otherProject},
 	"POST /runs/{id}/cancel": {setup: waitFor(backupRunbook, runbook.WaitKindGate, uiRuns, "/cancel", url.Values{"reason": {"matrix"}}),
 		ok: 303, allow: runners, location: "/runs/"},
 	"POST /runs/{id}/gate": {setup: waitFor(backupRunbook, runbook.WaitKindGate, uiRuns, "/gate", url.Values{"decision": {"go"}, "reason": {"dump verified"}}),

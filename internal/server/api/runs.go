@@ -150,7 +150,7 @@ func (h *handlers) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	es := h.s.StreamRun(w, run.ID)
+	es := h.s.StreamRun(w, r, run)
 	defer es.Close()
 	for {
 		evs, err := st.Events(ctx, run.ID, after, 500)

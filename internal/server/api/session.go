@@ -1,6 +1,7 @@
 package api
 
 import (
+	"mime"
 	"net/http"
 
 	"github.com/opsbook/opsbook/internal/apitypes"
@@ -25,7 +26,17 @@ type sessionView struct {
 	CSRFToken string             `json:"csrf_token"` // "" unless signed in with a session; API keys need none
 }
 
+// login refuses what a browser on another site could send: a cross-site
+// request (Origin / Sec-Fetch-Site) and any body but JSON, which no HTML
+// form and no "simple" cross-site fetch can carry. Without this a page
+// elsewhere could sign a visitor's browser in as the attacker (login CSRF).
 func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
+	if err := auth.CheckOrigin(r); err != nil {
+		return err
+	}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "application/json" {
+		return server.Errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "sign in with a JSON body and Content-Type: application/json")
+	}
 	var req apitypes.LoginRequest
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err

@@ -74,7 +74,7 @@ func (h *handlers) webhook(w http.ResponseWriter, r *http.Request) error {
 	if t.Format == server.FormatAlertmanager {
 		return server.Errorf(http.StatusNotFound, "not_found", "trigger %q receives Alertmanager's webhook at %s%s/alertmanager", t.Name, server.HooksPath, t.Name)
 	}
-	if err := h.s.VerifyWebhook(t, r.Header.Get(server.SignatureHeader), body); err != nil {
+	if err := h.s.VerifyWebhook(ctx, t, r.Header.Get(server.SignatureHeader), body); err != nil {
 		h.s.Audit(ctx, "anonymous", h.s.RemoteAddr(r), "trigger.refused", "trigger/"+t.Name, map[string]string{"reason": err.Error()})
 		return err
 	}

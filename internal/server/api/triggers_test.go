@@ -3,8 +3,12 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"maps"
 	"net/http"
+	"net/url"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -195,4 +199,64 @@ func TestScheduledTrigger(t *testing.T) {
 			t.Errorf("scheduled run by %s", r.CreatedBy)
 		}
 	}
+}
+
+// TestTriggerParamsCheckedAtCreation (issue #11): a schedule trigger with
+// COUNT=abc for an int parameter was accepted, then failed every minute
+// in the server's log only (fault: a trigger's parameters checked at fire
+// time alone). The API and the admin form refuse it with the run's own
+// validator, and a trigger that fails when it fires is in the audit log.
+func TestTriggerParamsCheckedAtCreation(t *testing.T) {
+	eachStore(t, func(t *testing.T, dsn string) {
+		h := newAttackHarness(t, dsn)
+		h.serviceUser()
+		base := map[string]any{"kind": "schedule", "runbook": alphaCount, "environment": "dev", "schedule": "* * * * *", "service_user": "svc"}
+		for _, c := range []struct {
+			name   string
+			kind   string
+			params map[string]string
+			want   int
+		}{
+			{"wrong type", "schedule", map[string]string{"COUNT": "abc"}, 400},
+			{"missing required", "schedule", nil, 400},
+			{"undeclared", "schedule", map[string]string{"COUNT": "1", "EXTRA": "x"}, 400},
+			{"webhook wrong type", "webhook", map[string]string{"COUNT": "abc"}, 400},
+			{"webhook leaves it to the body", "webhook", nil, 201},
+			{"right", "schedule", map[string]string{"COUNT": "007"}, 201},
+		} {
+			body := maps.Clone(base)
+			body["name"], body["kind"], body["params"] = h.unique("t"), c.kind, c.params
+			if c.kind == "webhook" {
+				delete(body, "schedule")
+			}
+			if r := h.do(admin, "POST", "/api/v1/triggers", body); r.status != c.want {
+				t.Errorf("API, %s: status %d, want %d\n%s", c.name, r.status, c.want, r.body)
+			}
+		}
+		form := url.Values{"name": {h.unique("ui")}, "kind": {"schedule"}, "runbook": {alphaCount}, "environment": {"dev"},
+			"schedule": {"* * * * *"}, "service_user": {"svc"}, "params": {"COUNT=abc"}}
+		if r := h.browse(h.creds[admin], "POST", "/admin/triggers", form); r.status != 400 || !strings.Contains(string(r.body), "COUNT") {
+			t.Errorf("form, wrong type: status %d, want 400 naming COUNT", r.status)
+		}
+		form.Set("name", h.unique("ui"))
+		form.Set("params", "COUNT=3")
+		if r := h.browse(h.creds[admin], "POST", "/admin/triggers", form); r.status != 303 {
+			t.Errorf("form, right: status %d\n%s", r.status, r.body)
+		}
+		// One stored before the check (or by hand): each failed fire is audited.
+		ctx := context.Background()
+		svc := h.serviceUser()
+		bad := store.Trigger{Name: "legacy", Kind: store.TriggerSchedule, Runbook: alphaCount, Environment: "dev", Schedule: "* * * * *",
+			Params: map[string]string{"COUNT": "abc"}, ServiceUser: svc.ID, Enabled: true, CreatedBy: "test", CreatedAt: time.Now().Add(-time.Hour)}
+		if err := h.st.CreateTrigger(ctx, &bad); err != nil {
+			t.Fatal(err)
+		}
+		h.srv.FireDueTriggers(ctx, time.Now().Truncate(time.Minute).Add(5*time.Second))
+		var audit struct{ Items []struct{ Target string } }
+		h.must(200, admin, "GET", "/api/v1/audit?action=trigger.failed", nil).json(t, &audit)
+		if !slices.ContainsFunc(audit.Items, func(e struct{ Target string }) bool { return e.Target == "trigger/legacy" }) {
+			t.Errorf("the failed fire of trigger legacy is not in the audit log: %+v", audit.Items)
+		}
+		h.cancelActive()
+	})
 }

@@ -166,6 +166,21 @@ func (h *handlers) createTrigger(w http.ResponseWriter, r *http.Request) error {
 		ServiceUser: r.PostFormValue("service_user"),
 		CatchUp:     r.PostFormValue("catch_up") != "",
 	}
+	// Parameters, one NAME=value a line, are checked by CreateTrigger.
+	for i, line := range strings.Split(r.PostFormValue("params"), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		name, value, ok := strings.Cut(line, "=")
+		if !ok {
+			return server.BadRequest("parameters line %d: %q is not NAME=value", i+1, line)
+		}
+		if spec.Params == nil {
+			spec.Params = map[string]string{}
+		}
+		spec.Params[strings.TrimSpace(name)] = strings.TrimSpace(value)
+	}
 	if spec.Kind == store.TriggerSchedule {
 		spec.Schedule = strings.TrimSpace(r.PostFormValue("schedule"))
 		spec.Timezone = strings.TrimSpace(r.PostFormValue("timezone"))
@@ -212,7 +227,7 @@ func (h *handlers) scopeVariableForm(r *http.Request) (auth.Scope, error) {
 	if env == "" {
 		env = auth.AllEnvironments
 	}
-	return auth.Scope{Environment: env}, nil
+	return auth.Scope{Project: auth.AllProjects, Environment: env}, nil
 }
 
 func (h *handlers) setVariable(w http.ResponseWriter, r *http.Request) error {

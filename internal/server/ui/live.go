@@ -54,7 +54,7 @@ func (h *handlers) live(w http.ResponseWriter, r *http.Request) error {
 			state.Apply(ev)
 		}
 	}
-	es := h.s.StreamRun(w, run.ID)
+	es := h.s.StreamRun(w, r, run)
 	defer es.Close()
 
 	docSteps := h.snapshotSteps(ctx, run) // a snapshot never changes

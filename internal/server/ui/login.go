@@ -3,6 +3,8 @@ package ui
 import (
 	"errors"
 	"net/http"
+	"net/url"
+	"path"
 	"strings"
 
 	"github.com/opsbook/opsbook/internal/auth"
@@ -25,12 +27,34 @@ type loginData struct {
 	OIDC string
 }
 
-// safeNext keeps post-login redirects on this site.
+// safeNext keeps post-login redirects on this site: next must be a path
+// on this origin once decoded and normalised, as a browser would read it.
+// Browsers drop tabs and newlines inside URLs and treat a backslash as a
+// slash, so "/\t/evil.example" and "/\\evil.example" lead off-site; any
+// control character, backslash, scheme, host or leading "//" gives "/".
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	bad := func(s string) bool {
+		return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' })
+	}
+	if bad(next) {
 		return "/"
 	}
-	return next
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" || bad(u.Path) {
+		return "/"
+	}
+	if !strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
+		return "/"
+	}
+	clean := path.Clean(u.Path)
+	if strings.HasSuffix(u.Path, "/") && clean != "/" {
+		clean += "/"
+	}
+	out := (&url.URL{Path: clean, RawQuery: u.RawQuery, Fragment: u.Fragment}).String()
+	if !strings.HasPrefix(out, "/") || strings.HasPrefix(out, "//") {
+		return "/"
+	}
+	return out
 }
 
 func (h *handlers) loginPage(w http.ResponseWriter, r *http.Request) error {
@@ -78,6 +102,13 @@ func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
 		data.OIDC = h.s.OIDCName()
 		p.Data = data
 		return h.render(w, http.StatusUnauthorized, "login", p)
+	}
+	if errors.Is(err, server.ErrThrottled) {
+		p := h.newPage(r, "sign_in", "", nil)
+		data.Error = server.ErrThrottled.Message
+		data.OIDC = h.s.OIDCName()
+		p.Data = data
+		return h.render(w, http.StatusTooManyRequests, "login", p)
 	}
 	if err != nil {
 		return err

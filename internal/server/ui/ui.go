@@ -313,17 +313,16 @@ func language(r *http.Request) string {
 
 const langCookie = "opsbook_lang"
 
-// scopeRun is the project and environment of the run named by {id}.
+// scopeRun is the project and environment of the run named by {id}
+// (server.ScopeRun: an id prefix resolves among the runs the caller sees).
 func (h *handlers) scopeRun(r *http.Request) (auth.Scope, error) {
-	run, err := h.s.Store().GetRun(r.Context(), r.PathValue("id"))
+	id := r.PathValue("id")
+	s, err := h.s.ScopeRun(r)
 	if errors.Is(err, store.ErrNotFound) {
 		// The store's message points at the CLI; a browser user gets the runs list.
-		return auth.Scope{}, server.Errorf(http.StatusNotFound, "not_found", "no run has the id %s", r.PathValue("id"))
+		return auth.Scope{}, server.Errorf(http.StatusNotFound, "not_found", "no run has the id %s", id)
 	}
-	if err != nil {
-		return auth.Scope{}, err
-	}
-	return auth.Scope{Project: h.s.Catalog().ProjectOf(run.Runbook), Environment: run.Environment}, nil
+	return s, err
 }
 
 // scopeRunbookPath is the project of the runbook named by {path...}.
