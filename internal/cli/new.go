@@ -43,8 +43,8 @@ Templates in ops/templates/ override the built-in ones.`,
   opsbook new "数据库备份" --slug orders-nightly --dry-run`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
+			if strings.TrimSpace(args[0]) == "" {
+				return badInput("the description is empty: say in a few words what the operation does, e.g. opsbook new \"postgres 12 to 15 upgrade\"")
 			}
 			ws, err := findWorkspace(e)
 			if err != nil {
@@ -63,8 +63,8 @@ Templates in ops/templates/ override the built-in ones.`,
 			if err != nil {
 				return badInput("%v", err)
 			}
-			if output == "json" {
-				return writeJSON(e.stdout, res)
+			if output != "text" {
+				return writeData(e.stdout, output, res)
 			}
 			verb := "created"
 			if res.DryRun {
@@ -101,6 +101,6 @@ Templates in ops/templates/ override the built-in ones.`,
 	f.StringVar(&lang, "lang", "", "language of the documents: en or zh (default: the workspace's lang)")
 	f.StringVar(&library, "library", "", "library runbook to start from, or generic for the skeleton (default: best match)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the name and files without writing anything")
-	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd, &output, "text", "json", "yaml")
 	return cmd
 }

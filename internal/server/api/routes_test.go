@@ -177,6 +177,7 @@ var routeCases = map[string]routeCase{
 	"GET /runbooks/{path...}":  {setup: static("/runbooks/"+backupRunbook, nil), ok: 200, allow: signedIn},
 	"POST /runs": {setup: static("/runs", url.Values{"runbook": {searchRunbook}, "environment": {"staging"}}),
 		ok: 303, allow: runners, location: "/runs/"},
+	"GET /runs":                 {setup: static("/runs?status=succeeded", nil), ok: 200, allow: signedIn},
 	"GET /runs/{id}":            {setup: onUIRun("", nil), ok: 200, allow: signedIn},
 	"GET /runs/{id}/live":       {setup: onUIRun("/live", nil), ok: 200, allow: signedIn},
 	"GET /runs/{id}/log":        {setup: onUIRun("/log", nil), ok: 200, allow: signedIn},
