@@ -30,15 +30,15 @@ func libraryBlock(t *testing.T, file, step string, pick func(*runbook.Step) *run
 }
 
 // runBlock runs a block as the engine runs a bash block (errexit,
-// pipefail), on this host: `sudo -u postgres` is the identity (the lab's
-// clusters trust loopback), and libpq reaches the given cluster through
-// PGHOST/PGPORT, so the block runs exactly as written.
+// pipefail), on this host, with the runbook's parameters for a cluster on
+// port: PG_SUDO is empty (the lab's clusters trust loopback, so no identity
+// change is needed) and libpq finds the lab's socketless clusters on
+// 127.0.0.1 through PGHOST, as ~/.pgpass would give a password. The block
+// runs exactly as written.
 func runBlock(t *testing.T, body string, port int, env ...string) (string, error) {
 	t.Helper()
-	shim := t.TempDir()
-	must(t, os.WriteFile(filepath.Join(shim, "sudo"), []byte("#!/bin/sh\n[ \"$1\" = -u ] && shift 2\nexec \"$@\"\n"), 0o755))
 	cmd := exec.Command("bash", "-e", "-o", "pipefail", "-c", body)
-	cmd.Env = append(os.Environ(), "PATH="+shim+":"+os.Getenv("PATH"), "PGHOST=127.0.0.1", fmt.Sprintf("PGPORT=%d", port), "PGUSER=postgres")
+	cmd.Env = append(os.Environ(), "PGHOST=127.0.0.1", "PGUSER=postgres", "PG_SUDO=", fmt.Sprintf("DB_PORT=%d", port))
 	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	return strings.TrimSpace(string(out)), err
