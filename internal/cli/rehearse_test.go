@@ -110,3 +110,31 @@ func TestRehearseRefusesProtectedEnvironment(t *testing.T) {
 		t.Errorf("a step ran: %v", err)
 	}
 }
+
+// Fault class: an environment the mutants cannot restore. Without a
+// rollback document, the rehearsal's directory is still there: the first
+// step's check passes on what the rehearsal made (a survivor, rightly: it
+// cannot tell), and the second mutant never reaches its step because the
+// first step cannot run twice. Both are failures, and the second says why.
+func TestRehearseMutateWithoutRollbackReportsUnreachedStep(t *testing.T) {
+	dir, target := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(dir, "opsbook.yaml"), "name: m\nenvironments:\n  - name: staging\n")
+	writeFile(t, filepath.Join(dir, "once.md"), "---\nkind: runbook\ntitle: Once\nparams:\n  DIR: {type: path, required: true}\n---\n\n# Once\n\n## Steps\n\n"+
+		"### Make the directory\n\n```sh {id=make}\nmkdir \"$DIR/d\"\n```\n\n```sh {verify}\ntest -d \"$DIR/d\"\n```\n\n"+
+		"### Fill it\n\n```sh {id=fill}\ntouch \"$DIR/d/f\"\n```\n\n```sh {verify}\ntest -e \"$DIR/d/f\"\n```\n")
+	code, out, errOut := runCLI(t, dir, "rehearse", "once.md", "--env", "staging", "--mutate", "--param", "DIR="+target, "-o", "json")
+	if code != ExitFailed {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	var rep mutationReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Mutants) != 2 || rep.Mutants[0].Result != mutantSurvived || rep.Mutants[1].Result != mutantNoReach ||
+		!strings.Contains(rep.Mutants[1].Detail, "step make failed") {
+		t.Errorf("mutants: %+v", rep.Mutants)
+	}
+	if !strings.Contains(errOut, "2 of 2 mutant(s) of once.md were not caught: make survived, fill not reached") {
+		t.Errorf("stderr: %s", errOut)
+	}
+}

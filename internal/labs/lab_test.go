@@ -10,6 +10,7 @@ package labs
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -53,6 +54,15 @@ func opsbookBinary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
+	// The labs wait on processes (ssh, psql, nginx) far more than they
+	// compute: run them all at once rather than GOMAXPROCS at a time,
+	// unless -test.parallel says otherwise.
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		flag.Set("test.parallel", "8")
+	}
 	code := m.Run()
 	if binPath != "" {
 		os.RemoveAll(filepath.Dir(binPath))
