@@ -323,6 +323,11 @@ type ExecOptions struct {
 	// interrupted step that is not idempotent: "retry", "skip" or "abort".
 	// Empty means ask the Decider.
 	RetryInterrupted string
+	// Parked, when set, is called with true when the run starts waiting for
+	// a decision (gate, manual step, question) and with false once the wait
+	// is over, before the run goes on; it may block, e.g. until a worker is
+	// free again. A server uses it so that a waiting run holds no worker.
+	Parked func(waiting bool)
 	// FailedOnly (Resume only) reopens a failed run to re-run its failed
 	// fan-out step on the hosts that did not succeed (failed or never
 	// started), then goes on with the rest of the runbook.
