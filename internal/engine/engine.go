@@ -154,6 +154,10 @@ type StartOptions struct {
 	Actor     string // who starts the run
 	From      string // skip the steps before this one
 	Emergency string // reason, when run as an emergency override
+	// ID, when set, is the new run's id (store.RunIDFor): starting a run
+	// whose id exists fails with store.ErrConflict, so a start that must
+	// happen once (a scheduled trigger's tick) cannot happen twice.
+	ID string
 }
 
 // Start validates the plan and records a new pending run with its
@@ -167,6 +171,7 @@ func (e *Engine) Start(ctx context.Context, p *Plan, o StartOptions) (runbook.Ru
 		return runbook.Run{}, fmt.Errorf("--from %s: the runbook has no step with that id (its steps: %s)", o.From, stepIDs(p.Document))
 	}
 	run := runbook.Run{
+		ID:          o.ID,
 		Workspace:   p.Workspace,
 		Runbook:     p.Runbook,
 		Task:        p.Task,

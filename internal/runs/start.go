@@ -32,6 +32,8 @@ type StartRequest struct {
 	// change window and freeze gates, for runbooks with change: emergency
 	// only, and is recorded on the run and in the task's lifecycle file.
 	Emergency string `json:"emergency,omitempty"`
+	// id, when set, is the run's id: a scheduled fire's (store.RunIDFor).
+	id string
 }
 
 // Start validates and records a run, then queues it. The principal's
@@ -105,7 +107,7 @@ func (s *Service) Start(ctx context.Context, p *auth.Principal, req StartRequest
 			return runbook.Run{}, err
 		}
 	}
-	run, err := s.engine.Start(ctx, plan, engine.StartOptions{Actor: p.Name, From: req.From, Emergency: req.Emergency})
+	run, err := s.engine.Start(ctx, plan, engine.StartOptions{Actor: p.Name, From: req.From, Emergency: req.Emergency, ID: req.id})
 	if err != nil {
 		return runbook.Run{}, err
 	}
