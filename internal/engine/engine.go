@@ -436,6 +436,19 @@ func (e *Engine) Decide(ctx context.Context, runID string, d runbook.DecisionReq
 	return stored[0], nil
 }
 
+// Wake makes a run executing in this process read its log now, when it
+// waits for a decision: another process recorded one (a server hears of
+// it through the store's notifications). Runs not executing here are
+// left alone.
+func (e *Engine) Wake(runID string) {
+	e.mu.Lock()
+	r := e.active[runID]
+	e.mu.Unlock()
+	if r != nil {
+		r.wake()
+	}
+}
+
 // Note records an anomaly on a run (running or finished), for the
 // timeline of the postmortem.
 func (e *Engine) Note(ctx context.Context, runID, actor, text string) (runbook.Event, error) {

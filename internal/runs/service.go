@@ -85,15 +85,16 @@ type Service struct {
 	catalog Catalog
 	log     *slog.Logger
 
-	ctx     context.Context // runs execute under it; cancelled only when the service gives up on them
-	stop    context.CancelFunc
-	done    chan struct{} // closed by Shutdown: stop claiming
-	loops   sync.WaitGroup
-	execs   sync.WaitGroup
-	closed  atomic.Bool
-	slots   chan struct{} // one per worker busy executing
-	wake    chan struct{} // a run was queued here
-	started atomic.Bool   // the takeover loop runs
+	ctx      context.Context // runs execute under it; cancelled only when the service gives up on them
+	stop     context.CancelFunc
+	done     chan struct{} // closed by Shutdown: stop claiming
+	unlisten context.CancelFunc
+	loops    sync.WaitGroup
+	execs    sync.WaitGroup
+	closed   atomic.Bool
+	slots    chan struct{} // one per worker busy executing
+	wake     chan struct{} // a run was queued here
+	started  atomic.Bool   // the takeover loop runs
 
 	mu sync.Mutex
 	// admissions are the lifecycle admissions of task runs started here,
@@ -139,7 +140,36 @@ func New(cfg Config) (*Service, error) {
 	s.loops.Add(2)
 	go s.heartbeat()
 	go s.dispatch()
+	lctx, unlisten := context.WithCancel(ctx)
+	s.unlisten = unlisten
+	s.loops.Add(1)
+	go func() {
+		defer s.loops.Done()
+		s.listen(lctx)
+	}()
 	return s, nil
+}
+
+// listen follows the store's notifications (PostgreSQL): a run's log grew
+// on some node — wake its live views here, and the run itself if it
+// executes here and waits for a decision; a run was queued — claim it if a
+// worker is free. SQLite has one node, whose own observer does all that.
+func (s *Service) listen(ctx context.Context) {
+	err := s.store.Listen(ctx, func(channel, runID string) {
+		switch channel {
+		case store.ChannelEvents:
+			s.hub.notify(runID)
+			s.engine.Wake(runID)
+		case store.ChannelQueue:
+			s.signal()
+		default: // (re)connected: catch up with anything missed
+			s.hub.notifyAll()
+			s.signal()
+		}
+	}, store.ChannelEvents, store.ChannelQueue)
+	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		s.log.Warn("listen for store notifications", "err", err)
+	}
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now() }
@@ -400,6 +430,7 @@ func (s *Service) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	close(s.done)
+	s.unlisten()
 	s.loops.Wait()
 	done := make(chan struct{})
 	go func() { s.execs.Wait(); close(done) }()

@@ -41,6 +41,7 @@ type Store struct {
 	db      *sql.DB
 	dialect string
 	path    string // SQLite database file; empty for PostgreSQL
+	dsn     string // PostgreSQL URL, for the connection that LISTENs
 
 	// outputDB commits result-only event batches without waiting for the
 	// disk (SQLite synchronous=NORMAL); nil on PostgreSQL, where such a
@@ -127,7 +128,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	// exceeding the server's max_connections (100 by default).
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(16)
-	return &Store{db: db, dialect: DialectPostgres}, nil
+	return &Store{db: db, dialect: DialectPostgres, dsn: dsn}, nil
 }
 
 func openSQLite(ctx context.Context, path string) (*Store, error) {
