@@ -216,34 +216,38 @@ func (s *Service) heartbeat() {
 	}
 }
 
-// dispatch claims a queued run whenever a worker is free.
+// dispatch claims queued runs whenever workers are free, as many at once
+// as there are free workers.
 func (s *Service) dispatch() {
 	defer s.loops.Done()
 	poll := time.NewTicker(s.cfg.PollInterval)
 	defer poll.Stop()
 	for {
 		select {
-		case s.slots <- struct{}{}:
+		case s.slots <- struct{}{}: // at least one worker is free
 		case <-s.done:
 			return
 		}
-		for {
-			claimed, err := s.store.ClaimQueued(s.ctx, s.cfg.Node, 1)
-			if err != nil {
-				s.log.Warn("claim a queued run", "err", err)
+		claimed, err := s.store.ClaimQueued(s.ctx, s.cfg.Node, 1+cap(s.slots)-len(s.slots))
+		if err != nil {
+			s.log.Warn("claim queued runs", "err", err)
+		}
+		for i, q := range claimed {
+			if i > 0 {
+				s.slots <- struct{}{} // free when claimed; a parked run going on may take it first
 			}
-			if len(claimed) == 1 {
-				s.execs.Add(1)
-				go s.execute(claimed[0])
-				break
-			}
-			select {
-			case <-s.wake:
-			case <-poll.C:
-			case <-s.done:
-				<-s.slots
-				return
-			}
+			s.execs.Add(1)
+			go s.execute(q)
+		}
+		if len(claimed) > 0 {
+			continue
+		}
+		<-s.slots
+		select {
+		case <-s.wake:
+		case <-poll.C:
+		case <-s.done:
+			return
 		}
 	}
 }

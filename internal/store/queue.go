@@ -112,11 +112,21 @@ func (s *Store) ClaimQueued(ctx context.Context, node string, n int) ([]QueuedRu
 		return nil, nil
 	}
 	lock := ""
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("claim queued runs: %w", mapError(err))
+	}
+	defer tx.Rollback()
 	if s.dialect == DialectPostgres {
 		lock = " FOR UPDATE SKIP LOCKED"
+		// A claim lost to a crash is harmless (the node that made it is
+		// dead, so the run is claimed again): no need to wait for the disk.
+		if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
+			return nil, fmt.Errorf("claim queued runs: %w", mapError(err))
+		}
 	}
 	now := micros(time.Now())
-	rows, err := s.db.QueryContext(ctx, `UPDATE run_queue SET node = $1, claimed_at = $2 WHERE run_id IN (
+	rows, err := tx.QueryContext(ctx, `UPDATE run_queue SET node = $1, claimed_at = $2 WHERE run_id IN (
 		SELECT run_id FROM run_queue WHERE node IS NULL AND not_before <= $2 ORDER BY enqueued_at, run_id LIMIT $3`+lock+`)
 		RETURNING run_id, actor, retry_interrupted, enqueued_at`, node, now, n)
 	if err != nil {
@@ -134,6 +144,10 @@ func (s *Store) ClaimQueued(ctx context.Context, node string, n int) ([]QueuedRu
 		claimed = append(claimed, q)
 	}
 	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim queued runs: %w", mapError(err))
+	}
+	rows.Close()
+	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("claim queued runs: %w", mapError(err))
 	}
 	return claimed, nil
