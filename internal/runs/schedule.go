@@ -148,7 +148,7 @@ func (s *Service) fireTrigger(ctx context.Context, t store.Trigger, params map[s
 	for k, v := range params {
 		merged[k] = v
 	}
-	run, err := s.Start(ctx, p, StartRequest{Runbook: t.Runbook, Environment: t.Environment, Params: merged, Snapshot: "published", id: id}, remote)
+	run, err := s.start(ctx, p, StartRequest{Runbook: t.Runbook, Environment: t.Environment, Params: merged, Snapshot: "published"}, remote, id)
 	if err != nil {
 		return runbook.Run{}, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/opsbook/opsbook/internal/audit"
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/engine"
+	"github.com/opsbook/opsbook/internal/notify"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/runs"
 	"github.com/opsbook/opsbook/internal/secret"
@@ -61,6 +62,9 @@ type Config struct {
 	Now func() time.Time
 	// OIDC, when set, offers sign-in through an OpenID Connect provider.
 	OIDC *OIDCConfig
+	// PublicURL is the server's address as people reach it, for links in
+	// notifications; default http://<the listening address>.
+	PublicURL string
 }
 
 // Server is the opsbook server.
@@ -75,8 +79,10 @@ type Server struct {
 	routes  []Route
 	metrics *metrics
 	runs    *runs.Service
-	replays replayGuard
-	handler http.Handler
+	// notifier delivers the notifications of opsbook.yaml (see notify).
+	notifier *notify.Dispatcher
+	replays  replayGuard
+	handler  http.Handler
 	// errorPage, when set (by the HTML UI), renders errors of browser
 	// requests as pages instead of JSON.
 	errorPage ErrorPageFunc
@@ -134,6 +140,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = newMetrics(s)
 	s.handler = s.withLogging(s.mux)
+	s.notifier = s.newNotifier(cfg.PublicURL)
 
 	s.Handle("GET /healthz", auth.Public(), "Liveness: the process serves HTTP", func(w http.ResponseWriter, r *http.Request) error {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -158,6 +165,13 @@ func New(cfg Config) (*Server, error) {
 	})
 	return s, nil
 }
+
+func (s *Server) newNotifier(base string) *notify.Dispatcher {
+	return notify.New(notify.Config{Store: s.store, Workspace: s.catalog.Workspace, BaseURL: base, Logger: s.log})
+}
+
+// Notifier is the notification dispatcher (tests drive its rounds).
+func (s *Server) Notifier() *notify.Dispatcher { return s.notifier }
 
 // Store, Engine, Catalog and Keys are the services handlers use.
 func (s *Server) Store() *store.Store       { return s.store }
@@ -231,6 +245,10 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(net
 	}
 	s.Start(context.WithoutCancel(ctx))
 	go s.housekeeping(ctx)
+	if s.cfg.PublicURL == "" {
+		s.notifier = s.newNotifier("http://" + ln.Addr().String())
+	}
+	go s.notifier.Run(ctx)
 	go s.runs.RunScheduler(ctx, s.cfg.SchedulerInterval)
 	go s.watchWorkspace(ctx, 5*time.Second)
 	select {

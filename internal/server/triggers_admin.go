@@ -12,15 +12,15 @@ import (
 // TriggerSpec is what an administrator asks for when creating a trigger,
 // through the API or the web form.
 type TriggerSpec struct {
-	Name        string            `json:"name"`
-	Kind        string            `json:"kind"` // schedule | webhook
-	Runbook     string            `json:"runbook"`
-	Environment string            `json:"environment"`
+	Name        string            `json:"name" api:"required"`
+	Kind        string            `json:"kind" api:"required"` // schedule | webhook
+	Runbook     string            `json:"runbook" api:"required"`
+	Environment string            `json:"environment" api:"required"`
 	Params      map[string]string `json:"params,omitempty"`
 	Schedule    string            `json:"schedule,omitempty"` // cron, 5 fields
 	Timezone    string            `json:"timezone,omitempty"`
 	CatchUp     bool              `json:"catch_up,omitempty"`
-	ServiceUser string            `json:"service_user"` // name of a service identity
+	ServiceUser string            `json:"service_user" api:"required"` // name of a service identity
 }
 
 // CreateTrigger checks a trigger, stores it and audits it. A webhook

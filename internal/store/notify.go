@@ -10,7 +10,7 @@ import (
 )
 
 // Notification channels (PostgreSQL). The database raises them itself
-// (triggers of migration 00111), so every writer — any server node, a CLI
+// (triggers of migration 00311), so every writer — any server node, a CLI
 // reporting to the store, a decision — is heard.
 const (
 	// ChannelEvents carries the id of a run whose log grew.
