@@ -41,7 +41,8 @@ func writeLiveRunbook(t *testing.T, ws string) {
 // LISTEN/NOTIFY rather than by the stream's 1 s poll: half of them arrive
 // within 250 ms (a poll would deliver them 500 ms late on average). Gates
 // decided on B wake the run on A at once, not at its next 500 ms poll of
-// the store: half the wakes within 100 ms, over liveGates gates.
+// the store: half the wakes within 100 ms, over liveGates gates. A run on
+// A cancelled through B is cancelled by A.
 func TestLiveAcrossNodes(t *testing.T) {
 	ws, _ := haWorkspace(t)
 	writeLiveRunbook(t, ws)
@@ -49,6 +50,9 @@ func TestLiveAcrossNodes(t *testing.T) {
 	a := c.start("A", 4)
 	id := c.startRun(a, "ops/runbooks/live.md", nil)
 	c.waitRun(a, id, "executing on A", 30*time.Second, func(d runDetail) bool { return d.Status == runbook.RunRunning })
+	// A run waiting at a gate on A, to be cancelled through B.
+	cancelled := c.startRun(a, "ops/runbooks/gate.md", map[string]string{"TAG": "c1"})
+	c.waitRun(a, cancelled, "waiting at its gate on A", 30*time.Second, waitingFor(runbook.WaitKindGate))
 	b := c.start("B", 4)
 
 	cl, err := client.New(b.base, c.key)
@@ -84,6 +88,15 @@ func TestLiveAcrossNodes(t *testing.T) {
 		}
 	}
 	c.waitRun(b, id, "succeeded", time.Minute, func(d runDetail) bool { return d.Status == runbook.RunSucceeded })
+
+	// Cancel on B reaches the run executing on A, which records it; before,
+	// B answered 409 "executes in another process".
+	if code := c.do(b, "POST", "/api/v1/runs/"+cancelled+"/cancel", map[string]string{"reason": "from B"}, nil); code != 202 {
+		t.Fatalf("cancel on B of a run executing on A: %d", code)
+	}
+	if d := c.run(b, cancelled); d.Status != runbook.RunCancelled {
+		t.Fatalf("run cancelled through B is %s", d.Status)
+	}
 
 	// Wake latency: a gate's decision (recorded by B) to the next step's
 	// start (recorded by A).

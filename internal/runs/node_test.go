@@ -289,9 +289,9 @@ func haWorkspace(t *testing.T) (dir, ran string) {
 	write("ops/runbooks/gate.md", fmt.Sprintf(front, "Gate", "Gate")+step("before", "", "")+
 		"### Go\n\n```gate {id=go approvers=1}\nGo on.\n```\n\n"+step("after", "", ""))
 	write("ops/runbooks/slow.md", fmt.Sprintf(front, "Slow", "Slow")+step("first", "", "")+
-		step("slow", " idempotent", "sleep 4")+step("last", "", ""))
+		step("slow", " idempotent", "sleep 6")+step("last", "", ""))
 	write("ops/runbooks/once.md", fmt.Sprintf(front, "Once", "Once")+step("first", "", "")+
-		step("slow", "", "sleep 4")+step("last", "", ""))
+		step("slow", "", "sleep 6")+step("last", "", ""))
 	return dir, ran
 }
 

@@ -9,6 +9,7 @@ package runs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -162,11 +163,16 @@ func (s *Service) listen(ctx context.Context) {
 			s.engine.Wake(runID)
 		case store.ChannelQueue:
 			s.signal()
+		case store.ChannelCancel:
+			var req cancelRequest
+			if json.Unmarshal([]byte(runID), &req) == nil && s.engine.Cancel(req.Run, req.Actor, req.Reason) {
+				s.log.Info("run cancelled at the request of another node", "run", req.Run, "actor", req.Actor)
+			}
 		default: // (re)connected: catch up with anything missed
 			s.hub.notifyAll()
 			s.signal()
 		}
-	}, store.ChannelEvents, store.ChannelQueue)
+	}, store.ChannelEvents, store.ChannelQueue, store.ChannelCancel)
 	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
 		s.log.Warn("listen for store notifications", "err", err)
 	}
@@ -376,8 +382,9 @@ func (s *Service) enqueue(ctx context.Context, q store.QueuedRun, adm *taskAdmis
 	return nil
 }
 
-// Cancel stops a run: executing here, queued here, or executing nowhere
-// (pending or interrupted, e.g. left by a previous server).
+// Cancel stops a run wherever it is: executing here, executing on another
+// node (asked through the store's notifications, PostgreSQL), queued, or
+// executing nowhere (pending or interrupted, e.g. left by a dead node).
 func (s *Service) Cancel(ctx context.Context, run runbook.Run, actor, reason string) error {
 	if s.engine.Cancel(run.ID, actor, reason) {
 		return nil
@@ -390,11 +397,50 @@ func (s *Service) Cancel(ctx context.Context, run runbook.Run, actor, reason str
 		return err
 	}
 	if alive {
-		return Errorf(http.StatusConflict, "elsewhere", "run %s executes in another process; cancel it there (or on the server node that runs it)", run.ID)
+		return s.cancelElsewhere(ctx, run, actor, reason)
 	}
 	// Queued or left by a dead process: record it here. A worker that
 	// claims it later finds it finished and drops it.
 	return s.recordCancel(run.ID, actor, reason)
+}
+
+// cancelRequest is what a node asks of the node executing a run.
+type cancelRequest struct {
+	Run    string `json:"run"`
+	Actor  string `json:"actor"`
+	Reason string `json:"reason"`
+}
+
+// cancelElsewhere asks the node executing the run (PostgreSQL: a
+// notification every node hears) to cancel it, and waits up to 10 s for
+// the cancellation in the run's log.
+func (s *Service) cancelElsewhere(ctx context.Context, run runbook.Run, actor, reason string) error {
+	elsewhere := Errorf(http.StatusConflict, "elsewhere", "run %s executes in another process that did not cancel it; cancel it there (or on the server node that runs it)", run.ID)
+	payload, _ := json.Marshal(cancelRequest{Run: run.ID, Actor: actor, Reason: reason})
+	news, stop := s.hub.subscribe(run.ID)
+	defer stop()
+	if err := s.store.Notify(ctx, store.ChannelCancel, string(payload)); errors.Is(err, errors.ErrUnsupported) {
+		return elsewhere // SQLite: a CLI process executes it
+	} else if err != nil {
+		return err
+	}
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	poll := time.NewTicker(time.Second)
+	defer poll.Stop()
+	for {
+		if cur, err := s.store.GetRun(ctx, run.ID); err == nil && cur.Status.Finished() {
+			return nil
+		}
+		select {
+		case <-news:
+		case <-poll.C:
+		case <-deadline.C:
+			return elsewhere
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
 
 func (s *Service) recordCancel(runID, actor, reason string) error {

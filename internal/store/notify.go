@@ -17,7 +17,22 @@ const (
 	ChannelEvents = "opsbook_events"
 	// ChannelQueue says a run was queued or put back in the queue.
 	ChannelQueue = "opsbook_queue"
+	// ChannelCancel asks the node executing a run to cancel it (payload:
+	// JSON of the run id, actor and reason; see Notify).
+	ChannelCancel = "opsbook_cancel"
 )
+
+// Notify sends payload on channel to every listening process
+// (PostgreSQL); errors.ErrUnsupported on SQLite.
+func (s *Store) Notify(ctx context.Context, channel, payload string) error {
+	if s.dialect != DialectPostgres {
+		return errors.ErrUnsupported
+	}
+	if _, err := s.db.ExecContext(ctx, `SELECT pg_notify($1, $2)`, channel, payload); err != nil {
+		return fmt.Errorf("notify %s: %w", channel, mapError(err))
+	}
+	return nil
+}
 
 // Listen receives PostgreSQL notifications on channels and calls fn for
 // each, from one goroutine, until ctx ends. After every (re)connection it
