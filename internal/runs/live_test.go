@@ -40,8 +40,9 @@ func writeLiveRunbook(t *testing.T, ws string) {
 // (SSE) on node B shows its events as they are appended, by PostgreSQL
 // LISTEN/NOTIFY rather than by the stream's 1 s poll: half of them arrive
 // within 250 ms (a poll would deliver them 500 ms late on average). Gates
-// decided on B wake the run on A at once, not at its next 500 ms poll of
-// the store: half the wakes within 100 ms, over liveGates gates. A run on
+// decided on B wake the run on A at once, not at its next poll of the
+// store (every 5 s on PostgreSQL): half the wakes within 1 s, over
+// liveGates gates. A run on
 // A cancelled through B is cancelled by A.
 func TestLiveAcrossNodes(t *testing.T) {
 	ws, _ := haWorkspace(t)
@@ -123,7 +124,7 @@ func TestLiveAcrossNodes(t *testing.T) {
 	if p50 := latencies[len(latencies)/2]; p50 > 250*time.Millisecond {
 		t.Errorf("A→B event latency p50 %v: events reach B by polling, not by notification", p50)
 	}
-	if p50 := wakes[len(wakes)/2]; p50 > 100*time.Millisecond {
+	if p50 := wakes[len(wakes)/2]; p50 > time.Second {
 		t.Errorf("gate wake p50 %v: the run on A noticed decisions taken on B by polling, not by notification", p50)
 	}
 }

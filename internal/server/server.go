@@ -118,7 +118,14 @@ func New(cfg Config) (*Server, error) {
 	var hosts *sshHosts
 	if cfg.Engine == nil {
 		hosts = &sshHosts{dir: cfg.Workspace}
-		cfg.Engine = engine.New(engine.Config{Store: cfg.Store, Remote: hosts.Executor, LeaseTTL: cfg.LeaseTTL})
+		ecfg := engine.Config{Store: cfg.Store, Remote: hosts.Executor, LeaseTTL: cfg.LeaseTTL}
+		if cfg.Store.Dialect() == store.DialectPostgres {
+			// Decisions taken on other nodes wake a waiting run through the
+			// store's notifications (runs.Service); polling is the safety
+			// net for a lost listening connection.
+			ecfg.PollInterval = 5 * time.Second
+		}
+		cfg.Engine = engine.New(ecfg)
 	}
 	catalog, err := LoadCatalog(cfg.Workspace)
 	if err != nil {
