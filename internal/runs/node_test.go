@@ -66,7 +66,10 @@ type cluster struct {
 	nodes []*node
 }
 
-// node is one `opsbook serve` process.
+// node is one `opsbook serve` process. It runs with --node NAME: leases
+// of a named node are trusted until they expire, as those of a node on
+// another host are, so a takeover waits for the lease ttl, not for the
+// same-host check that a killed process is gone.
 type node struct {
 	name string
 	cmd  *exec.Cmd
@@ -110,7 +113,7 @@ func (c *cluster) start(name string, workers int) *node {
 	addr := ln.Addr().String()
 	ln.Close()
 	cmd := exec.Command(binPath, "serve", "--addr", addr, "--db", c.dsn, "--data", c.data, "--workspace", c.ws,
-		"--workers", fmt.Sprint(workers), "--lease-ttl", c.ttl.String(), "--grace", "1s")
+		"--workers", fmt.Sprint(workers), "--lease-ttl", c.ttl.String(), "--grace", "1s", "--node", name)
 	cmd.Env = append(os.Environ(), "OPSBOOK_MASTER_KEY=ha:"+base64.StdEncoding.EncodeToString(testKey))
 	logs := &syncBuffer{}
 	cmd.Stderr = logs

@@ -46,6 +46,11 @@ type Config struct {
 	// without renewal; a dead node's runs are taken over by a live one
 	// within 2× it. Default 15 s.
 	LeaseTTL time.Duration
+	// Node names this node in the store's node and run leases; default
+	// store.ProcessOwner() (host, pid, process start), which lets a node
+	// on the same host see at once that a killed one is dead. Any other
+	// name is trusted until its lease expires.
+	Node string
 	// ShutdownGrace is how long shutdown waits for running runs; default 30 s.
 	ShutdownGrace time.Duration
 	// TrustProxy takes the client address from X-Forwarded-For.
@@ -118,7 +123,7 @@ func New(cfg Config) (*Server, error) {
 	var hosts *sshHosts
 	if cfg.Engine == nil {
 		hosts = &sshHosts{dir: cfg.Workspace}
-		ecfg := engine.Config{Store: cfg.Store, Remote: hosts.Executor, LeaseTTL: cfg.LeaseTTL}
+		ecfg := engine.Config{Store: cfg.Store, Remote: hosts.Executor, LeaseTTL: cfg.LeaseTTL, Owner: cfg.Node}
 		if cfg.Store.Dialect() == store.DialectPostgres {
 			// Decisions taken on other nodes wake a waiting run through the
 			// store's notifications (runs.Service); polling is the safety
@@ -136,7 +141,7 @@ func New(cfg Config) (*Server, error) {
 		s.oidc = newOIDCClient(*cfg.OIDC)
 	}
 	s.runs, err = runs.New(runs.Config{Store: cfg.Store, Engine: cfg.Engine, Keys: cfg.Keys, Catalog: catalog, Logger: cfg.Logger,
-		Audit: s.Audit, Workers: cfg.Workers, LeaseTTL: cfg.LeaseTTL, Now: cfg.Now,
+		Audit: s.Audit, Workers: cfg.Workers, LeaseTTL: cfg.LeaseTTL, Node: cfg.Node, Now: cfg.Now,
 		StepFinished: func(status string, d time.Duration) {
 			s.metrics.stepDuration.WithLabelValues(status).Observe(d.Seconds())
 		},
