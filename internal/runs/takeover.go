@@ -2,6 +2,7 @@ package runs
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/store"
@@ -79,5 +80,25 @@ func (s *Service) Takeover(ctx context.Context) {
 	}
 	if queued > 0 {
 		s.signal()
+	}
+	s.forgetAdmissions(ctx)
+}
+
+// forgetAdmissions drops the admissions of task runs started here that
+// another node executed to their end (it read the admission from the
+// task's lifecycle file).
+func (s *Service) forgetAdmissions(ctx context.Context) {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.admissions))
+	for id := range s.admissions {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		if run, err := s.store.GetRun(ctx, id); errors.Is(err, store.ErrNotFound) || err == nil && run.Status.Finished() {
+			s.mu.Lock()
+			delete(s.admissions, id)
+			s.mu.Unlock()
+		}
 	}
 }
