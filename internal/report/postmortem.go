@@ -218,6 +218,10 @@ func (in *Input) timeline() []TimelineEntry {
 			text = word("**Rollback started**", "**开始回滚**") + reason(ev.Text)
 		case runbook.EventRollbackFinish:
 			text = word("Rollback finished: ", "回滚结束：") + orElse(labels(in.Lang)[ev.Data["status"]], ev.Data["status"])
+		case runbook.EventAlertFired:
+			text = word("**Alert fired**: ", "**告警触发**：") + ev.Text
+		case runbook.EventAlertResolved:
+			text = word("**Alert resolved**: ", "**告警恢复**：") + ev.Text
 		case runbook.EventNotified:
 			text = fmt.Sprintf(word("Notified %s: %s", "已通知 %s：%s"), ev.Data["channel"], ev.Text)
 		default:
