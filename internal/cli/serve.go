@@ -25,9 +25,9 @@ import (
 const sampleWorkspace = "examples/workspace"
 
 func newServeCmd(e *env) *cobra.Command {
-	var addr, db, data, publicURL string
+	var addr, db, data, publicURL, node string
 	var workers, keepRuns int
-	var grace time.Duration
+	var grace, leaseTTL time.Duration
 	var trustProxy bool
 	var oidcFlags server.OIDCConfig
 	cmd := &cobra.Command{
@@ -90,7 +90,7 @@ executing runs, and leaves the rest to be resumed on the next start.`,
 			}
 			defer st.Close()
 			srv, err := server.New(server.Config{Store: st, Workspace: ws.Dir, Keys: keys, Logger: log,
-				Workers: workers, ShutdownGrace: grace, TrustProxy: trustProxy, KeepRuns: keepRuns, OIDC: oidcCfg,
+				Workers: workers, LeaseTTL: leaseTTL, Node: node, ShutdownGrace: grace, TrustProxy: trustProxy, KeepRuns: keepRuns, OIDC: oidcCfg,
 				PublicURL: publicURL})
 			if err != nil {
 				return err
@@ -122,7 +122,9 @@ executing runs, and leaves the rest to be resumed on the next start.`,
 	cmd.Flags().StringVar(&publicURL, "public-url", os.Getenv("OPSBOOK_PUBLIC_URL"), "the server's address as people reach it, for links in notifications (default http://<addr>; env OPSBOOK_PUBLIC_URL)")
 	cmd.Flags().StringVar(&db, "db", "", "database: a SQLite file path, or postgres://user:pass@host/db (default <data>/server.db)")
 	cmd.Flags().StringVar(&data, "data", "", "data directory for the SQLite database and the generated master key (default <workspace>/.opsbook)")
-	cmd.Flags().IntVar(&workers, "workers", 64, "runs executed at once (a run waiting at a gate holds one)")
+	cmd.Flags().IntVar(&workers, "workers", 64, "runs executed at once on this node (a run waiting at a gate holds none)")
+	cmd.Flags().StringVar(&node, "node", "", "name of this node in run and node leases (default host:pid:start, by which a node on the same host sees at once that a killed one is dead; a name is trusted until its lease expires)")
+	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 15*time.Second, "how long this node's lease lasts unrenewed: with several nodes on one PostgreSQL, a dead node's runs are taken over within 2× it")
 	cmd.Flags().IntVar(&keepRuns, "keep-runs", 0, "keep only the newest N finished runs per runbook and environment (0 keeps all); the audit log is never pruned")
 	cmd.Flags().DurationVar(&grace, "grace", 30*time.Second, "on shutdown, how long to wait for executing runs before leaving them to be resumed")
 	cmd.Flags().StringVar(&oidcFlags.Issuer, "oidc-issuer", "", "offer sign-in through this OpenID Connect provider (issuer URL); the client secret comes from OPSBOOK_OIDC_CLIENT_SECRET or OPSBOOK_OIDC_CLIENT_SECRET_FILE")

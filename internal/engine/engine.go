@@ -168,6 +168,10 @@ type StartOptions struct {
 	Actor     string // who starts the run
 	From      string // skip the steps before this one
 	Emergency string // reason, when run as an emergency override
+	// ID, when set, is the new run's id (store.RunIDFor): starting a run
+	// whose id exists fails with store.ErrConflict, so a start that must
+	// happen once (a scheduled trigger's tick) cannot happen twice.
+	ID string
 }
 
 // Start validates the plan and records a new pending run with its
@@ -184,6 +188,7 @@ func (e *Engine) Start(ctx context.Context, p *Plan, o StartOptions) (runbook.Ru
 		return runbook.Run{}, fmt.Errorf("--from %s: the runbook has no step with that id (its steps: %s)", o.From, stepIDs(p.Document))
 	}
 	run := runbook.Run{
+		ID:          o.ID,
 		Workspace:   p.Workspace,
 		Runbook:     p.Runbook,
 		Task:        p.Task,
@@ -373,6 +378,11 @@ type ExecOptions struct {
 	// answers an open on_fail=ask question.
 	// Empty means ask the Decider.
 	RetryInterrupted string
+	// Parked, when set, is called with true when the run starts waiting for
+	// a decision (gate, manual step, question) and with false once the wait
+	// is over, before the run goes on; it may block, e.g. until a worker is
+	// free again. A server uses it so that a waiting run holds no worker.
+	Parked func(waiting bool)
 	// FailedOnly (Resume only) reopens a failed run to re-run its failed
 	// fan-out step on the hosts that did not succeed (failed or never
 	// started), then goes on with the rest of the runbook.
@@ -474,6 +484,19 @@ func (e *Engine) Decide(ctx context.Context, runID string, d runbook.DecisionReq
 		r.wake()
 	}
 	return stored[0], nil
+}
+
+// Wake makes a run executing in this process read its log now, when it
+// waits for a decision: another process recorded one (a server hears of
+// it through the store's notifications). Runs not executing here are
+// left alone.
+func (e *Engine) Wake(runID string) {
+	e.mu.Lock()
+	r := e.active[runID]
+	e.mu.Unlock()
+	if r != nil {
+		r.wake()
+	}
 }
 
 // Note records an anomaly on a run (running or finished), for the

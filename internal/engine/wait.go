@@ -66,6 +66,10 @@ func (r *runner) await(ctx context.Context, w waitSpec) (d runbook.Decision, res
 	}
 	r.setStatus(wctx, runbook.RunWaiting)
 	defer r.setStatus(wctx, runbook.RunRunning)
+	if r.opts.Parked != nil {
+		r.opts.Parked(true)
+		defer r.opts.Parked(false)
+	}
 
 	// The question as the log has it, for the Decider.
 	question := func() (runbook.Waiting, bool) {

@@ -87,13 +87,12 @@ func gateLines(rep *gates.Report) string {
 // recordTaskFinish records a task run's end in the task's lifecycle file
 // (a protected run completes the task). A resumed run's admission is read
 // again from the file, where its start was recorded.
-func (s *Service) recordTaskFinish(j job) {
+func (s *Service) recordTaskFinish(runID, actor string, adm *taskAdmission) {
 	ctx := context.Background()
-	run, err := s.store.GetRun(ctx, j.runID)
+	run, err := s.store.GetRun(ctx, runID)
 	if err != nil || !run.Status.Finished() && run.Status != runbook.RunInterrupted {
 		return
 	}
-	adm := j.task
 	if adm == nil {
 		if adm, err = s.recordedAdmission(run.Runbook, run.ID, run.Environment, run.Emergency); adm == nil {
 			if err != nil {
@@ -102,7 +101,7 @@ func (s *Service) recordTaskFinish(j job) {
 			return
 		}
 	}
-	if err := adm.task.RecordFinish(adm.report, run, j.actor); err != nil {
+	if err := adm.task.RecordFinish(adm.report, run, actor); err != nil {
 		s.log.Error("record the run in its task's lifecycle file", "run", run.ID, "err", err)
 	}
 }

@@ -2,9 +2,10 @@ package runs
 
 import "sync"
 
-// hub wakes live-event streams when a run's log grows in this process.
-// Streams also poll the store, so events written by other processes (a
-// CLI, another server node) arrive too, only a little later.
+// hub wakes live-event streams when a run's log grows: in this process
+// (the engine's observer) or, on PostgreSQL, anywhere (the store's
+// notifications, see Service.listen). Streams also poll the store, as a
+// safety net.
 type hub struct {
 	mu   sync.Mutex
 	subs map[string]map[chan struct{}]struct{}
@@ -39,6 +40,20 @@ func (h *hub) notify(runID string) {
 		select {
 		case ch <- struct{}{}:
 		default:
+		}
+	}
+}
+
+// notifyAll wakes every stream: notifications may have been missed.
+func (h *hub) notifyAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, subs := range h.subs {
+		for ch := range subs {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
 		}
 	}
 }

@@ -2,6 +2,7 @@ package runs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -33,11 +34,19 @@ func ParseSchedule(spec, tz string) (cron.Schedule, error) {
 	return sched, nil
 }
 
-// FireDueTriggers starts the runs that scheduled triggers owe at now. A
-// fire more than FireGrace late was missed: it is reported (log and audit
-// log) and, when the trigger says catch_up, run once; several missed fires
-// never start more than one run. The claim on each fire time is atomic in
-// the store, so several servers on one database fire it once.
+// FireDueTriggers starts the runs that scheduled triggers owe at now,
+// each tick exactly once however many nodes call it, at the same time or
+// dying halfway: the run of a tick has the id store.RunIDFor(tick,
+// "trigger/ID/TICK"), so only the first start of it creates a run, and the
+// trigger's last fire time moves only after its run exists. A node that
+// dies before starting the run leaves the tick due for the next pass of
+// any node; one that dies after leaves a run that a live node queues (see
+// Takeover).
+//
+// A tick more than FireGrace late was missed (no node was up): it is
+// reported (log and audit log) and, when the trigger says catch_up, run
+// once, late; without catch_up it is skipped. Several missed ticks never
+// start more than one run.
 func (s *Service) FireDueTriggers(ctx context.Context, now time.Time) {
 	triggers, err := s.store.ListTriggers(ctx)
 	if err != nil {
@@ -54,6 +63,11 @@ func (s *Service) FireDueTriggers(ctx context.Context, now time.Time) {
 			s.cfg.Audit(ctx, "system", "", "trigger.failed", "trigger/"+t.Name, map[string]string{"error": err.Error()})
 		}
 	}
+}
+
+// TickRunID is the id of the run a scheduled trigger's tick starts.
+func TickRunID(triggerID int64, tick time.Time) string {
+	return store.RunIDFor(tick, "trigger/"+strconv.FormatInt(triggerID, 10)+"/"+strconv.FormatInt(tick.Unix(), 10))
 }
 
 func (s *Service) fireIfDue(ctx context.Context, t store.Trigger, now time.Time) error {
@@ -78,29 +92,46 @@ func (s *Service) fireIfDue(ctx context.Context, t store.Trigger, now time.Time)
 	if onTime {
 		missed = due[:len(due)-1]
 	}
-	claimed, err := s.store.MarkTriggerFired(ctx, t.ID, latest)
-	if err != nil || !claimed {
-		return err
-	}
-	if len(missed) > 0 {
-		s.log.Warn("scheduled trigger missed fires while the server was down", "trigger", t.Name,
-			"missed", len(missed), "first", missed[0], "last", missed[len(missed)-1], "catch_up", t.CatchUp)
-		if err := s.cfg.Audit(ctx, "system", "", "trigger.missed", "trigger/"+t.Name, map[string]string{
-			"missed": strconv.Itoa(len(missed)), "first": missed[0].UTC().Format(time.RFC3339),
-			"last": missed[len(missed)-1].UTC().Format(time.RFC3339), "catch_up": strconv.FormatBool(t.CatchUp)}); err != nil {
-			return err
+	var fireErr error
+	if onTime || t.CatchUp {
+		id := TickRunID(t.ID, latest)
+		_, err := s.store.GetRun(ctx, id)
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			_, fireErr = s.fireTrigger(ctx, t, nil, "", map[string]string{"fire": latest.UTC().Format(time.RFC3339), "late": strconv.FormatBool(!onTime)}, id)
+			if errors.Is(fireErr, store.ErrConflict) {
+				fireErr = nil // another node fired it first
+			}
+		case err != nil:
+			return err // the store is unreachable: the tick stays due
 		}
 	}
-	if !onTime && !t.CatchUp {
-		return nil
+	// The tick is done with: fired here or elsewhere, or refused (a
+	// refusal, such as an unpublished runbook, is reported once).
+	claimed, err := s.store.MarkTriggerFired(ctx, t.ID, latest)
+	if err != nil {
+		return err
 	}
-	_, err = s.FireTrigger(ctx, t, nil, "", map[string]string{"fire": latest.UTC().Format(time.RFC3339), "late": strconv.FormatBool(!onTime)})
-	return err
+	if !claimed || len(missed) == 0 {
+		return fireErr
+	}
+	s.log.Warn("scheduled trigger missed fires while no server was up", "trigger", t.Name,
+		"missed", len(missed), "first", missed[0], "last", missed[len(missed)-1], "catch_up", t.CatchUp)
+	if err := s.cfg.Audit(ctx, "system", "", "trigger.missed", "trigger/"+t.Name, map[string]string{
+		"missed": strconv.Itoa(len(missed)), "first": missed[0].UTC().Format(time.RFC3339),
+		"last": missed[len(missed)-1].UTC().Format(time.RFC3339), "catch_up": strconv.FormatBool(t.CatchUp)}); err != nil {
+		return err
+	}
+	return fireErr
 }
 
 // FireTrigger starts a run of the trigger's runbook — always its published
 // snapshot — as the trigger's service identity, whose permissions apply.
 func (s *Service) FireTrigger(ctx context.Context, t store.Trigger, params map[string]string, remote string, detail map[string]string) (runbook.Run, error) {
+	return s.fireTrigger(ctx, t, params, remote, detail, "")
+}
+
+func (s *Service) fireTrigger(ctx context.Context, t store.Trigger, params map[string]string, remote string, detail map[string]string, id string) (runbook.Run, error) {
 	p, err := s.store.Principal(ctx, t.ServiceUser, auth.ViaWebhook)
 	if err != nil {
 		return runbook.Run{}, fmt.Errorf("trigger %s: its service identity: %w", t.Name, err)
@@ -119,7 +150,7 @@ func (s *Service) FireTrigger(ctx context.Context, t store.Trigger, params map[s
 	for k, v := range params {
 		merged[k] = v
 	}
-	run, err := s.Start(ctx, p, StartRequest{Runbook: t.Runbook, Environment: t.Environment, Params: merged, Snapshot: "published"}, remote)
+	run, err := s.start(ctx, p, StartRequest{Runbook: t.Runbook, Environment: t.Environment, Params: merged, Snapshot: "published"}, remote, id)
 	if err != nil {
 		return runbook.Run{}, err
 	}

@@ -27,6 +27,12 @@ type StartRequest = apitypes.StartRequest
 // RunbookRun in the runbook's project and the environment has been checked
 // by the caller; here the snapshot choice is checked against RunbookEdit.
 func (s *Service) Start(ctx context.Context, p *auth.Principal, req StartRequest, remote string) (runbook.Run, error) {
+	return s.start(ctx, p, req, remote, "")
+}
+
+// start is Start with the new run's id chosen by the caller when id is not
+// empty (a scheduled tick's, see TickRunID).
+func (s *Service) start(ctx context.Context, p *auth.Principal, req StartRequest, remote, id string) (runbook.Run, error) {
 	ws := s.catalog.Workspace()
 	env, err := ws.Environment(req.Environment)
 	if err != nil {
@@ -94,7 +100,7 @@ func (s *Service) Start(ctx context.Context, p *auth.Principal, req StartRequest
 			return runbook.Run{}, err
 		}
 	}
-	run, err := s.engine.Start(ctx, plan, engine.StartOptions{Actor: p.Name, From: req.From, Emergency: req.Emergency})
+	run, err := s.engine.Start(ctx, plan, engine.StartOptions{Actor: p.Name, From: req.From, Emergency: req.Emergency, ID: id})
 	if err != nil {
 		return runbook.Run{}, err
 	}
@@ -113,7 +119,7 @@ func (s *Service) Start(ctx context.Context, p *auth.Principal, req StartRequest
 		"runbook": run.Runbook, "environment": run.Environment, "snapshot": run.Snapshot, "content": choice}); err != nil {
 		return runbook.Run{}, err
 	}
-	if err := s.submit(job{runID: run.ID, plan: plan, actor: p.Name, task: adm}); err != nil {
+	if err := s.enqueue(ctx, store.QueuedRun{RunID: run.ID, Actor: p.Name}, adm); err != nil {
 		return runbook.Run{}, err
 	}
 	return run, nil
@@ -260,11 +266,13 @@ func (s *Service) Resume(ctx context.Context, run runbook.Run, actor, retryInter
 	if alive {
 		return Errorf(http.StatusConflict, "running", "run %s is executing (its lease is held); nothing to resume", run.ID)
 	}
-	plan, err := s.resumePlan(ctx, run)
-	if err != nil {
-		return err
+	if _, err := s.resumePlan(ctx, run); err != nil {
+		return err // said now, not by the node that claims it
 	}
-	return s.submit(job{runID: run.ID, plan: plan, resume: true, actor: actor, retryInterrupted: retryInterrupted})
+	if q, err := s.store.Queued(ctx, run.ID); err == nil {
+		return Errorf(http.StatusConflict, "queued", "run %s is already queued to go on (by %s); it resumes as soon as a worker is free", run.ID, q.Actor)
+	}
+	return s.enqueue(ctx, store.QueuedRun{RunID: run.ID, Actor: actor, RetryInterrupted: retryInterrupted}, nil)
 }
 
 func (s *Service) resumePlan(ctx context.Context, run runbook.Run) (*engine.Plan, error) {

@@ -125,14 +125,17 @@ func (c *Catalog) Sync() (err error) {
 	return nil
 }
 
-// loadEntry parses one document; documents of other kinds are skipped (nil).
+// loadEntry parses one runbook or rollback document; documents of other
+// kinds are skipped (nil).
 func loadEntry(ws *workspace.Workspace, rel string) (*Entry, error) {
 	src, err := markdown.ReadFile(ws.Path(rel))
 	if err != nil {
 		return nil, err
 	}
 	doc, diags := markdown.Parse(rel, src)
-	if doc == nil || doc.Front.Kind != runbook.KindRunbook {
+	// Runbooks and rollback documents are listed and run (a rollback
+	// document runs its rollback steps on their own, as `opsbook run` does).
+	if doc == nil || doc.Front.Kind != runbook.KindRunbook && doc.Front.Kind != runbook.KindRollback {
 		return nil, nil
 	}
 	e := &Entry{Path: rel, Title: doc.Title, Tags: doc.Front.Tags, Doc: doc, Diagnostics: diags, Project: DefaultProject,

@@ -38,8 +38,17 @@ type Config struct {
 	// Engine executes runs; default engine.New with the store.
 	Engine *engine.Engine
 	// Workers is how many runs execute at once; default 64. A run waiting
-	// at a gate holds its worker.
+	// at a gate holds no worker while it waits.
 	Workers int
+	// LeaseTTL is how long this node's lease and its runs' leases last
+	// without renewal; a dead node's runs are taken over by a live one
+	// within 2× it. Default 15 s.
+	LeaseTTL time.Duration
+	// Node names this node in the store's node and run leases; default
+	// store.ProcessOwner() (host, pid, process start), which lets a node
+	// on the same host see at once that a killed one is dead. Any other
+	// name is trusted until its lease expires.
+	Node string
 	// ShutdownGrace is how long shutdown waits for running runs; default 30 s.
 	ShutdownGrace time.Duration
 	// TrustProxy takes the client address from X-Forwarded-For.
@@ -121,7 +130,14 @@ func New(cfg Config) (*Server, error) {
 	var hosts *sshHosts
 	if cfg.Engine == nil {
 		hosts = &sshHosts{dir: cfg.Workspace}
-		cfg.Engine = engine.New(engine.Config{Store: cfg.Store, Remote: hosts.Executor})
+		ecfg := engine.Config{Store: cfg.Store, Remote: hosts.Executor, LeaseTTL: cfg.LeaseTTL, Owner: cfg.Node}
+		if cfg.Store.Dialect() == store.DialectPostgres {
+			// Decisions taken on other nodes wake a waiting run through the
+			// store's notifications (runs.Service); polling is the safety
+			// net for a lost listening connection.
+			ecfg.PollInterval = 5 * time.Second
+		}
+		cfg.Engine = engine.New(ecfg)
 	}
 	catalog, err := LoadCatalog(cfg.Workspace)
 	if err != nil {
@@ -132,7 +148,7 @@ func New(cfg Config) (*Server, error) {
 		s.oidc = newOIDCClient(*cfg.OIDC)
 	}
 	s.runs, err = runs.New(runs.Config{Store: cfg.Store, Engine: cfg.Engine, Keys: cfg.Keys, Catalog: catalog, Logger: cfg.Logger,
-		Audit: s.Audit, Workers: cfg.Workers, Now: cfg.Now,
+		Audit: s.Audit, Workers: cfg.Workers, LeaseTTL: cfg.LeaseTTL, Node: cfg.Node, Now: cfg.Now,
 		StepFinished: func(status string, d time.Duration) {
 			s.metrics.stepDuration.WithLabelValues(status).Observe(d.Seconds())
 		},
@@ -221,9 +237,10 @@ func (s *Server) AuditRequest(r *http.Request, action, target string, detail map
 	return s.Audit(r.Context(), actor, s.RemoteAddr(r), action, target, detail)
 }
 
-// Start resumes runs left by a previous process; call it once, after
-// registering routes and before serving.
-func (s *Server) Start(ctx context.Context) { s.runs.ResumeOrphans(ctx) }
+// Start takes over runs left by a previous process or a dead node, now
+// and for as long as the server runs (runs.Service.StartTakeover); call it once,
+// after registering routes and before serving.
+func (s *Server) Start(ctx context.Context) { s.runs.StartTakeover(ctx) }
 
 // Shutdown stops taking runs and waits (up to ctx's deadline) for the
 // executing ones.

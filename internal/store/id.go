@@ -2,6 +2,7 @@ package store
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/binary"
 	"sync"
 	"time"
@@ -25,6 +26,20 @@ var idState struct {
 // increasing, also within one millisecond (the random part is incremented).
 func NewRunID() string {
 	return runIDPrefix + newULID(time.Now())
+}
+
+// RunIDFor returns the run id owed to key at time at, the same wherever
+// and however often it is asked: a scheduled trigger's fire is the run of
+// id RunIDFor(tick, "trigger/ID/TICK"), so of several nodes firing one
+// tick only the first creates the run and the others get ErrConflict.
+func RunIDFor(at time.Time, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	ms := uint64(at.UnixMilli())
+	var b [16]byte
+	binary.BigEndian.PutUint16(b[0:2], uint16(ms>>32))
+	binary.BigEndian.PutUint32(b[2:6], uint32(ms))
+	copy(b[6:], sum[:10])
+	return runIDPrefix + encodeBase32(b)
 }
 
 func newULID(now time.Time) string {

@@ -43,6 +43,7 @@ type Store struct {
 	// auditAnchor authenticates the audit log's head (see SetAuditAnchor).
 	auditAnchor AuditAnchor
 	path        string // SQLite database file; empty for PostgreSQL
+	dsn         string // PostgreSQL URL, for the connection that LISTENs
 
 	// appendDB is the one SQLite connection event appends go through; nil
 	// on PostgreSQL, where they use db. One connection keeps its page cache
@@ -171,7 +172,7 @@ func openPostgres(ctx context.Context, dsn string) (*Store, error) {
 	// exceeding the server's max_connections (100 by default).
 	db.SetMaxOpenConns(32)
 	db.SetMaxIdleConns(16)
-	return &Store{db: db, dialect: DialectPostgres}, nil
+	return &Store{db: db, dialect: DialectPostgres, dsn: dsn}, nil
 }
 
 func openSQLite(ctx context.Context, path string) (*Store, error) {

@@ -387,6 +387,10 @@ func FlushedDataDir(t testing.TB) string {
 	return filepath.Join(c.dir, "data")
 }
 
+// AdminDSN is the URL of the cluster's postgres database, as superuser:
+// for programs (benchmarks) that make databases of their own.
+func (c *Cluster) AdminDSN() string { return c.admin }
+
 // NewDatabase creates an empty database, dropped when t ends, and returns
 // its URL.
 func (c *Cluster) NewDatabase(t testing.TB) string {
