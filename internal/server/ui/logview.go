@@ -33,6 +33,11 @@ const (
 // logPage is a run of consecutive events that makes whole rows.
 type logPage struct {
 	firstSeq, lastSeq int64 // lastSeq 0: the open page at the end of the log
+	// A page may start and end inside an output event, just after a line
+	// end: the first event's text from firstOff, the last one's up to
+	// lastOff (0: all of it). Output events are up to 64 KiB, thousands
+	// of lines, and a line is often cut between two of them.
+	firstOff, lastOff int
 	firstLine, rows   int
 	forced            bool // closed inside a line, which it ended
 }
@@ -104,13 +109,66 @@ func (x *logIndex) feed(ev *runbook.Event) {
 			}
 		}
 	}
+	if ev.Type == runbook.EventStepOutput {
+		x.feedOutput(ev)
+		return
+	}
+	x.feedPart(ev, 0, 0)
+}
+
+// feedOutput feeds an output event, closing a page inside it after the
+// line end that completes the page's rows.
+func (x *logIndex) feedOutput(ev *runbook.Event) {
+	for off := 0; ; {
+		if x.cur.firstSeq == 0 {
+			x.cur = logPage{firstSeq: ev.Seq, firstOff: off, firstLine: x.rows}
+			x.curBytes = 0
+		}
+		rest := ev.Text[off:]
+		need := pageRows - (x.rows - x.cur.firstLine)
+		cut := -1
+		for i, n := 0, 0; ; {
+			j := strings.IndexByte(rest[i:], '\n')
+			if j < 0 {
+				break
+			}
+			i += j + 1
+			if n++; n >= need {
+				cut = i
+				break
+			}
+		}
+		if cut < 0 || off+cut == len(ev.Text) {
+			x.feedPart(ev, off, len(ev.Text))
+			return
+		}
+		x.feedPart(ev, off, off+cut)
+		if x.split.open == "" && x.rows-x.cur.firstLine >= pageRows {
+			x.cur.lastOff = off + cut
+			x.closePage(false)
+		}
+		off += cut
+	}
+}
+
+// feedPart feeds ev with only its text[from:to] (all of a marker).
+func (x *logIndex) feedPart(ev *runbook.Event, from, to int) {
 	if x.cur.firstSeq == 0 {
-		x.cur = logPage{firstSeq: ev.Seq, firstLine: x.rows}
+		x.cur = logPage{firstSeq: ev.Seq, firstOff: from, firstLine: x.rows}
 		x.curBytes = 0
 	}
-	x.split.feed(ev)
+	part := ev
+	if ev.Type == runbook.EventStepOutput && (from > 0 || to < len(ev.Text)) {
+		p := *ev
+		p.Text = ev.Text[from:to]
+		part = &p
+	}
+	x.split.feed(part)
 	x.seq = ev.Seq
-	x.curBytes += len(ev.Text)
+	x.curBytes += len(part.Text)
+	if to < len(ev.Text) && ev.Type == runbook.EventStepOutput {
+		return // the caller closes the page inside the event
+	}
 	switch {
 	case x.split.open == "" && x.rows-x.cur.firstLine >= pageRows:
 		x.closePage(false)
@@ -210,8 +268,15 @@ func readRows(ctx context.Context, st *store.Store, runID string, pg logPage, up
 			return err
 		}
 		for i := range evs {
-			s.feed(&evs[i])
-			after = evs[i].Seq
+			ev := &evs[i]
+			if ev.Seq == pg.lastSeq && pg.lastOff > 0 {
+				ev.Text = ev.Text[:pg.lastOff]
+			}
+			if ev.Seq == pg.firstSeq && pg.firstOff > 0 {
+				ev.Text = ev.Text[min(pg.firstOff, len(ev.Text)):]
+			}
+			s.feed(ev)
+			after = ev.Seq
 		}
 		if len(evs) == 0 {
 			break
