@@ -64,15 +64,32 @@ type logIndex struct {
 	fanout   map[string]bool // phase/step of steps spread over hosts
 	split    logSplitter
 	used     time.Time
+	// The run's state, kept up to date with the same reading of the log,
+	// so the run page and its stream do not read the log again; and the
+	// last lines each step wrote to stderr, for the guided-failure panel.
+	state  *runbook.RunState
+	stderr map[string][]string // phase/step → last stderrTail lines
 }
 
-func newLogIndex() *logIndex {
-	x := &logIndex{fanout: map[string]bool{}}
+// stderrTail is how many of a failed step's last stderr lines the panel shows.
+const stderrTail = 10
+
+func newLogIndex(runID string) *logIndex {
+	x := &logIndex{fanout: map[string]bool{}, state: runbook.NewRunState(runID), stderr: map[string][]string{}}
 	x.split.emit = x.counted
 	return x
 }
 
 func (x *logIndex) counted(r logRow) {
+	if r.kind == 'e' {
+		key := r.phase + "/" + r.step
+		plain, _ := parseANSI(r.text)
+		tail := append(x.stderr[key], plain)
+		if len(tail) > stderrTail {
+			tail = append(tail[:0:0], tail[len(tail)-stderrTail:]...)
+		}
+		x.stderr[key] = tail
+	}
 	if r.kind == 'm' && r.marker.Type == runbook.EventStepStarted {
 		if n := len(x.sections); n == 0 || x.sections[n-1].Step != r.step || x.sections[n-1].Phase != r.phase {
 			x.sections = append(x.sections, logSection{Step: r.step, Phase: r.phase, Line: x.rows})
@@ -90,6 +107,7 @@ func (x *logIndex) total() int {
 }
 
 func (x *logIndex) feed(ev *runbook.Event) {
+	x.state.Apply(*ev)
 	key := ev.Data["phase"] + "/" + ev.Step
 	switch ev.Type {
 	case runbook.EventStepStarted:
@@ -239,7 +257,7 @@ func (h *handlers) logIndex(ctx context.Context, runID string) (*logIndex, error
 			}
 			delete(c.m, oldest)
 		}
-		x = newLogIndex()
+		x = newLogIndex(runID)
 		c.m[runID] = x
 	}
 	x.used = time.Now()
