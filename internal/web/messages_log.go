@@ -32,7 +32,9 @@ var logCatalogue = map[string]map[string]string{
 		"err_bad_request": "Cannot do this", "err_bad_request_hint": "Something in the request is not valid; the detail below says what.",
 		"err_no_grants": "Your account has no permission to view anything yet. Ask an administrator to add you to a team with RunbookView.",
 		"err_all_runs":  "All runs",
-		"last_stderr":   "The step's last lines on stderr:",
+		"confirm_abort": "Abort the run? The remaining steps will not run.", "confirm_rollback": "Roll back? The rollback document runs now.",
+		"confirm_cancel": "Cancel the run? The running step is stopped.",
+		"last_stderr":    "The step's last lines on stderr:",
 	},
 	"zh": {
 		"log_step_started": "▶ %s 开始", "log_step_started_attempt": "▶ %s 开始（第 %d 次尝试）",
@@ -62,7 +64,9 @@ var logCatalogue = map[string]map[string]string{
 		"err_bad_request": "无法完成", "err_bad_request_hint": "请求中有无效内容，下方的详细信息说明了原因。",
 		"err_no_grants": "你的账户还没有任何查看权限。请管理员把你加入拥有 RunbookView 权限的团队。",
 		"err_all_runs":  "全部执行记录",
-		"last_stderr":   "该步骤最后输出到 stderr 的内容：",
+		"confirm_abort": "中止执行？剩余步骤将不再执行。", "confirm_rollback": "回滚？回滚文档将立即执行。",
+		"confirm_cancel": "取消执行？正在执行的步骤将被停止。",
+		"last_stderr":    "该步骤最后输出到 stderr 的内容：",
 	},
 }
 

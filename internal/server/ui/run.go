@@ -30,6 +30,7 @@ type runView struct {
 	CanApprove bool
 	PanelError string
 	Stderr     []string // the last stderr lines of the failed step a question is about
+	Since      int64    // Unix ms the run started, while it runs (the page ticks from it)
 }
 
 type stepView struct {
@@ -38,6 +39,7 @@ type stepView struct {
 	Attempts                                      int
 	Checks                                        []runbook.Check
 	Decisions                                     []runbook.Decision
+	Since                                         int64      // Unix ms a running step started, for the page to tick
 	Over                                          bool       // took over 1.5× its estimate
 	Hosts                                         []hostView // a fan-out step's hosts, in inventory order
 }
@@ -104,6 +106,9 @@ func (h *handlers) viewRun(p *auth.Principal, run runbook.Run, state *runbook.Ru
 			end = now
 		}
 		v.Elapsed = formatDuration(end.Sub(state.StartedAt))
+		if !v.Finished {
+			v.Since = state.StartedAt.UnixMilli()
+		}
 	}
 	seen := map[string]bool{}
 	add := func(ds *runbook.Step, st *runbook.StepState) {
@@ -125,6 +130,9 @@ func (h *handlers) viewRun(p *auth.Principal, run runbook.Run, state *runbook.Ru
 			}
 			if !st.StartedAt.IsZero() {
 				sv.Started = st.StartedAt.Local().Format("15:04:05")
+				if st.Status == runbook.StepRunning && !v.Finished {
+					sv.Since = st.StartedAt.UnixMilli()
+				}
 			}
 			if st.Fanout || len(st.Hosts) > 1 {
 				for _, hs := range st.Hosts {

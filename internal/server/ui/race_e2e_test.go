@@ -1,0 +1,75 @@
+package ui_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const askRunbook = "ops/runbooks/web-ask.md"
+
+// askDoc fails its first step, asks the operator what to do, and has a
+// second step that takes a moment.
+const askDoc = "---\nkind: runbook\ntitle: Ask on failure\n---\n\n# Ask\n\n## Steps\n\n### Flaky\n\n" +
+	"```sh {id=flaky on_fail=ask}\necho 'checking the replica'\necho 'replica lag 93s > 30s' >&2\necho 'giving up' >&2\nexit 1\n```\n\n" +
+	"### Next\n\n```sh {id=next}\nsleep 0.3\necho next\n```\n"
+
+// TestStalePanelRace: the answer's response and the stream race to
+// update the actions panel. The response is held back in the browser
+// until the stream has delivered the run's end; the panel must keep the
+// newer state (the run finished, no Cancel button), not the response's
+// ("nothing waits", Cancel). Fault injected: a slow response; without the
+// sequence check on the panel the test fails. Also: Abort asks first, and
+// the guided-failure panel shows the failed step's last stderr lines.
+func TestStalePanelRace(t *testing.T) {
+	ts := startServerWith(t, withRunbook(t, askRunbook, askDoc))
+	ts.publish(t, askRunbook)
+	root := browser(t)
+	alice := newTab(t, root, ts.url)
+	alice.login("alice")
+	alice.go_("/runbooks/" + askRunbook)
+	alice.wait("the run form", `window.htmx && document.querySelector("#run-button")`)
+	eval[bool](alice, `document.querySelector("#f-env").value = "dev"; document.querySelector("#run-button").click(); true`)
+	alice.wait("the guided-failure question", `window.htmx && document.querySelector("#wait-ask #choice-skip")`)
+	if tail := alice.text("#stderr-tail"); !strings.Contains(tail, "replica lag 93s > 30s\ngiving up") {
+		t.Errorf("the panel's stderr tail %q lacks the failed step's stderr", tail)
+	}
+	if strings.Contains(alice.text("#stderr-tail"), "checking the replica") {
+		t.Error("stdout in the stderr tail")
+	}
+	alice.shot("guided-failure")
+
+	// Abort asks first; refusing the confirmation sends nothing.
+	eval[bool](alice, `document.querySelector("#choice-abort").click(); true`)
+	time.Sleep(500 * time.Millisecond)
+	alice.mu.Lock()
+	asked := len(alice.dialogs)
+	alice.dialogs = nil
+	alice.mu.Unlock()
+	if asked != 1 {
+		t.Errorf("%d confirmations before aborting, want 1", asked)
+	}
+	if !eval[bool](alice, `!!document.querySelector("#wait-ask")`) {
+		t.Fatal("the refused Abort was sent anyway")
+	}
+
+	// Hold every POST response back 1.5 s, then skip: the stream delivers
+	// the next step and the end before the response lands.
+	eval[bool](alice, `(function(){
+		var send = XMLHttpRequest.prototype.send;
+		XMLHttpRequest.prototype.send = function (body) {
+			var xhr = this, onload = xhr.onload;
+			xhr.onload = function (e) { var self = this; setTimeout(function () { window.__lateLoaded = true; onload.call(self, e); }, 1500); };
+			return send.call(this, body);
+		};
+		return true;
+	})()`)
+	eval[bool](alice, `document.querySelector("#choice-skip").click(); true`)
+	alice.wait("the stream to deliver the end", `document.querySelector('#run-status[data-status="succeeded"]') && document.querySelector("#run-done")`)
+	alice.wait("the late response to land", `window.__lateLoaded`)
+	time.Sleep(300 * time.Millisecond)
+	if !eval[bool](alice, `!!document.querySelector("#run-done")`) || eval[bool](alice, `!!document.querySelector("#cancel")`) {
+		t.Errorf("an older response replaced the finished panel:\n%s", alice.text("#panel"))
+	}
+	alice.noDialogs()
+}
