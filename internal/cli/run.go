@@ -18,6 +18,7 @@ import (
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/snapshot"
 	"github.com/opsbook/opsbook/internal/store"
+	"github.com/opsbook/opsbook/internal/workspace"
 )
 
 func newRunCmd(e *env) *cobra.Command {
@@ -54,9 +55,6 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
   OPSBOOK_PARAM_TOKEN=… opsbook run rotate.md --env dev --yes --output json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			if envName == "" {
 				return badInput("--env is required: name the environment to run in (see environments: in opsbook.yaml)")
 			}
@@ -90,55 +88,7 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 				}
 				return printPlan(e.stdout, p, from)
 			}
-			if p.Params, err = collectParams(e, p.Document.Front.Params, params, nil); err != nil {
-				return err
-			}
-			if _, err := runbook.ResolveParams(p.Document.Front.Params, p.Params); err != nil {
-				return badInput("invalid parameters:\n%v", err)
-			}
-			tr, err := admitTaskRun(e, ws, rel, envName, emergency)
-			if err != nil {
-				return err
-			}
-			if tr == nil {
-				if err := admitStandingRun(e, ws, rel, p.Document, envName, emergency); err != nil {
-					return err
-				}
-			}
-			actor := lifecycle.Actor(ws.Dir)
-			if tr != nil && tr.Snapshot() != "" {
-				p.Snapshot = tr.Snapshot()
-			}
-			st, err := openState(ctx, ws)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
-			eng, closeSSH, err := newRunEngine(st, ws, p)
-			if err != nil {
-				return err
-			}
-			defer closeSSH()
-			run, err := eng.Start(ctx, p, engine.StartOptions{Actor: actor, From: from, Emergency: emergency})
-			if err != nil {
-				var pe *engine.ParamsError
-				if errors.As(err, &pe) {
-					return badInput("%v", err)
-				}
-				return err
-			}
-			if tr != nil {
-				if err := tr.Started(run); err != nil {
-					return err
-				}
-			}
-			status, err := drive(ctx, e, eng, run, p, output, yes, actor, "", false)
-			if tr != nil {
-				run.Status = status
-				if ferr := tr.Finished(run); ferr != nil && err == nil {
-					err = ferr
-				}
-			}
+			_, err = runLocal(ctx, e, ws, p, rel, params, localRun{from: from, emergency: emergency, output: output, yes: yes})
 			return err
 		},
 	}
@@ -148,10 +98,82 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 	f.BoolVar(&dryRun, "dry-run", false, "print the plan (steps, targets, commands, checks, guards, estimates, rollback) and execute nothing")
 	f.BoolVarP(&yes, "yes", "y", false, "approve gates and confirm manual steps as yourself with reason \"--yes\"")
 	f.StringVar(&from, "from", "", "start at this step id; earlier steps are recorded as skipped")
-	f.StringVarP(&output, "output", "o", "text", "output format: text (live, line-oriented) or json (one event per line)")
+	outputFlag(cmd, &output, "text", "json") // text: live, line-oriented; json: one event per line
 	f.StringVar(&emergency, "emergency", "", "reason for an emergency run outside the lifecycle gates (change: emergency tasks only)")
 	addServerFlag(cmd, &server)
 	return cmd
+}
+
+// localRun are the choices of one in-process run.
+type localRun struct {
+	from, emergency, output string
+	yes                     bool
+}
+
+// runLocal collects the parameters of a loaded plan, admits the run
+// (lifecycle gates, change calendar), executes it in-process with the
+// terminal view and records it in the task's lifecycle: `opsbook run`
+// without --server, and the run that `opsbook rehearse` rehearses.
+func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Plan, rel string, params []string, o localRun) (runbook.RunStatus, error) {
+	// Who runs it comes from `git config`, a process of its own: it runs
+	// while the run is admitted and the store opened instead of before.
+	actorC := make(chan string, 1)
+	go func() { actorC <- lifecycle.Actor(ws.Dir) }()
+	var err error
+	if p.Params, err = collectParams(e, p.Document.Front.Params, params, nil); err != nil {
+		return "", err
+	}
+	if _, err := runbook.ResolveParams(p.Document.Front.Params, p.Params); err != nil {
+		return "", badInput("invalid parameters:\n%v", err)
+	}
+	tr, err := admitTaskRun(e, ws, rel, p.Environment, o.emergency)
+	if err != nil {
+		return "", err
+	}
+	if tr == nil {
+		if err := admitStandingRun(e, ws, rel, p.Document, p.Environment, o.emergency); err != nil {
+			return "", err
+		}
+	}
+	if tr != nil && tr.Snapshot() != "" {
+		p.Snapshot = tr.Snapshot()
+	}
+	st, err := openState(ctx, ws)
+	if err != nil {
+		return "", err
+	}
+	defer st.Close()
+	eng, closeSSH, err := newRunEngine(st, ws, p)
+	if err != nil {
+		return "", err
+	}
+	defer closeSSH()
+	actor := <-actorC
+	run, err := eng.Start(ctx, p, engine.StartOptions{Actor: actor, From: o.from, Emergency: o.emergency})
+	if err != nil {
+		var pe *engine.ParamsError
+		if errors.As(err, &pe) {
+			return "", badInput("%v", err)
+		}
+		var ge *engine.GuardError
+		if errors.As(err, &ge) {
+			return "", &ExitError{Code: ExitRefused, Err: err}
+		}
+		return "", err
+	}
+	if tr != nil {
+		if err := tr.Started(run); err != nil {
+			return "", err
+		}
+	}
+	status, err := drive(ctx, e, eng, run, p, o.output, o.yes, actor, "", false)
+	if tr != nil {
+		run.Status = status
+		if ferr := tr.Finished(run); ferr != nil && err == nil {
+			err = ferr
+		}
+	}
+	return status, err
 }
 
 func hasStep(d *runbook.Document, id string) bool {
@@ -237,6 +259,16 @@ type runView struct {
 	json    bool
 	titles  map[string]string
 	partial map[string]*bytes.Buffer // per step and stream: an unfinished line
+	out     []byte                   // the lines of one output event, written at once
+}
+
+// appendLine appends "[label] line\n" to out.
+func appendLine(out []byte, label string, line []byte) []byte {
+	out = append(out, '[')
+	out = append(out, label...)
+	out = append(out, "] "...)
+	out = append(out, line...)
+	return append(out, '\n')
 }
 
 func newRunView(w io.Writer, output string, p *engine.Plan) *runView {
@@ -283,6 +315,9 @@ func (v *runView) event(ev runbook.Event) {
 			buf = &bytes.Buffer{}
 			v.partial[key] = buf
 		}
+		// The lines of a chunk are written in one call: a write per line
+		// (a chunk of `yes` holds thousands) would cost a system call each.
+		out := v.out[:0]
 		text := ev.Text
 		for text != "" {
 			line, rest, complete := strings.Cut(text, "\n")
@@ -291,9 +326,16 @@ func (v *runView) event(ev runbook.Event) {
 			// A line longer than maxViewLine is shown in pieces, so one
 			// endless line cannot grow the view's memory.
 			if complete || buf.Len() >= maxViewLine {
-				fmt.Fprintf(v.w, "[%s] %s\n", label, buf.Bytes())
+				out = appendLine(out, label, buf.Bytes())
 				buf.Reset()
 			}
+		}
+		if len(out) > 0 {
+			v.w.Write(out)
+		}
+		v.out = out[:0]
+		if cap(v.out) > 1<<20 {
+			v.out = nil // a chunk of very short lines under a long label need not be kept
 		}
 		return
 	}
@@ -384,6 +426,9 @@ func describeEvent(ev runbook.Event, titles map[string]string) string {
 	case runbook.EventAnomaly:
 		return fmt.Sprintf("!! note by %s: %s", ev.Actor, ev.Text)
 	case runbook.EventGuardBreached:
+		if ev.Step != "" {
+			return fmt.Sprintf("!! guard breached during [%s]: %s (%s)", label, ev.Text, d["action"])
+		}
 		return fmt.Sprintf("!! guard breached: %s (%s)", ev.Text, d["action"])
 	case runbook.EventRollbackStart:
 		return "== rolling back: " + ev.Text

@@ -25,7 +25,7 @@ import (
 const sampleWorkspace = "examples/workspace"
 
 func newServeCmd(e *env) *cobra.Command {
-	var addr, db, data string
+	var addr, db, data, publicURL string
 	var workers, keepRuns int
 	var grace time.Duration
 	var trustProxy bool
@@ -89,7 +89,8 @@ executing runs, and leaves the rest to be resumed on the next start.`,
 			}
 			defer st.Close()
 			srv, err := server.New(server.Config{Store: st, Workspace: ws.Dir, Keys: keys, Logger: log,
-				Workers: workers, ShutdownGrace: grace, TrustProxy: trustProxy, KeepRuns: keepRuns, OIDC: oidcCfg})
+				Workers: workers, ShutdownGrace: grace, TrustProxy: trustProxy, KeepRuns: keepRuns, OIDC: oidcCfg,
+				PublicURL: publicURL})
 			if err != nil {
 				return err
 			}
@@ -110,6 +111,7 @@ executing runs, and leaves the rest to be resumed on the next start.`,
 		},
 	}
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:8080", "address to listen on")
+	cmd.Flags().StringVar(&publicURL, "public-url", os.Getenv("OPSBOOK_PUBLIC_URL"), "the server's address as people reach it, for links in notifications (default http://<addr>; env OPSBOOK_PUBLIC_URL)")
 	cmd.Flags().StringVar(&db, "db", "", "database: a SQLite file path, or postgres://user:pass@host/db (default <data>/server.db)")
 	cmd.Flags().StringVar(&data, "data", "", "data directory for the SQLite database and the generated master key (default <workspace>/.opsbook)")
 	cmd.Flags().IntVar(&workers, "workers", 64, "runs executed at once (a run waiting at a gate holds one)")

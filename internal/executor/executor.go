@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"path"
 	"time"
 )
 
@@ -32,12 +33,34 @@ type Command struct {
 	// Each is written from its own goroutine; when both are the same writer
 	// it gets both streams through one pipe, in the order they were written.
 	Stdout, Stderr io.Writer
+	// NoErrexit runs a shell script without errexit. By default an sh
+	// script runs as `sh -e` and a bash script as `bash -e -o pipefail`
+	// (see ShellOptions); other interpreters get no options.
+	NoErrexit bool
 	// Started, when set, is called with the process id of the command's
 	// process group leader (its pgid) right after it is spawned, before Run
 	// waits for it: the engine records it so that a run resumed after its
 	// process died can stop what that process left running. Executors whose
 	// processes are not local (SSH) do not call it.
 	Started func(pid int)
+}
+
+// ShellOptions are the options put on the interpreter's command line,
+// before the script, so that a failing line (or, in bash, a failing
+// command of a pipeline) ends the script with its status, as in GitHub
+// Actions' `bash -eo pipefail`. They are options, not lines prepended to the
+// script, so the line numbers in the shell's messages are the script's own.
+func ShellOptions(interpreter string, noErrexit bool) []string {
+	if noErrexit {
+		return nil
+	}
+	switch path.Base(interpreter) {
+	case "sh":
+		return []string{"-e"}
+	case "bash":
+		return []string{"-e", "-o", "pipefail"}
+	}
+	return nil
 }
 
 // Result is how a command ended.

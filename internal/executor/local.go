@@ -51,6 +51,7 @@ type Local struct {
 	mu           sync.Mutex
 	interpreters map[string]string // "PATH\x00name" → absolute path
 	dir          string            // private directory, made on first use
+	devNull      *os.File          // every command's stdin, opened on first use
 	closed       bool
 	seq          atomic.Uint64 // names each command's files in dir
 }
@@ -91,6 +92,10 @@ func (l *Local) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.closed = true
+	if l.devNull != nil {
+		l.devNull.Close()
+		l.devNull = nil
+	}
 	if l.dir == "" {
 		return nil
 	}
@@ -125,11 +130,10 @@ func (l *Local) privateDir(recreate bool) (string, error) {
 // writeScript writes the script to a new 0600 file in the private
 // directory and returns its path and the path for $OPSBOOK_OUTPUT.
 func (l *Local) writeScript(script, ext string) (scriptPath, outputPath string, err error) {
-	dir, err := l.privateDir(false)
+	dir, name, err := l.commandFiles()
 	if err != nil {
 		return "", "", err
 	}
-	name := "step-" + strconv.FormatUint(l.seq.Add(1), 10)
 	scriptPath = filepath.Join(dir, name+ext)
 	err = writeNewFile(scriptPath, script)
 	if errors.Is(err, os.ErrNotExist) {
@@ -148,6 +152,77 @@ func (l *Local) writeScript(script, ext string) (scriptPath, outputPath string, 
 	return scriptPath, filepath.Join(dir, name+".out"), nil
 }
 
+// commandFiles returns the private directory, checked to exist still
+// (recreated when something cleaned it away), and a fresh base name for
+// one command's files in it.
+func (l *Local) commandFiles() (dir, name string, err error) {
+	dir, err = l.privateDir(false)
+	if err != nil {
+		return "", "", err
+	}
+	if _, err := os.Lstat(dir); errors.Is(err, os.ErrNotExist) {
+		if dir, err = l.privateDir(true); err != nil {
+			return "", "", err
+		}
+	}
+	return dir, "step-" + strconv.FormatUint(l.seq.Add(1), 10), nil
+}
+
+// stdin is /dev/null, opened once for all commands rather than by os/exec
+// for each.
+func (l *Local) stdin() (*os.File, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, errors.New("local executor is closed")
+	}
+	if l.devNull == nil {
+		f, err := os.Open(os.DevNull)
+		if err != nil {
+			return nil, fmt.Errorf("open %s for the command's stdin: %w", os.DevNull, err)
+		}
+		l.devNull = f
+	}
+	return l.devNull, nil
+}
+
+// pipedShells read their script from /dev/fd/3, a pipe, instead of a file
+// written for each command: creating and removing a file costs a journaled
+// file system more than the shell itself takes to start. They are shells
+// that read a script file as a stream; other interpreters (python's
+// tracebacks, pwsh's extension check, node's realpath) want a real file.
+var pipedShells = map[string]bool{"sh": true, "bash": true, "dash": true, "ash": true, "ksh": true, "zsh": true}
+
+// maxPipedScript is the largest script sent through a pipe; a larger one
+// is written to a file (the pipe is filled before the shell starts, and a
+// pipe holds 64 KiB, or 4 KiB once the user has many pipes).
+const maxPipedScript = 4 << 10
+
+// haveDevFD reports whether /dev/fd/N names this process's descriptors (a
+// system without /proc mounted may lack it): then scripts are files.
+var haveDevFD = sync.OnceValue(func() bool {
+	_, err := os.Stat("/dev/fd/0")
+	return err == nil
+})
+
+// pipeScript returns the read end of a pipe that holds the whole script,
+// its write end closed, for the command's fd 3.
+func pipeScript(script string) (*os.File, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("pass the command script: %w", err)
+	}
+	_, err = w.WriteString(script)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		r.Close()
+		return nil, fmt.Errorf("pass the command script: %w", err)
+	}
+	return r, nil
+}
+
 func writeNewFile(path, content string) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -161,7 +236,8 @@ func writeNewFile(path, content string) error {
 }
 
 // Run implements Executor. The script is written to a 0600 file in the
-// executor's private 0700 directory and run as `INTERPRETER FILE`, so nothing is
+// executor's private 0700 directory and run as `INTERPRETER [OPTIONS] FILE`
+// (OPTIONS from ShellOptions), so nothing is
 // interpolated, with stdin from /dev/null. When the command exits normally,
 // processes it started in the background are left running (a step may
 // start a daemon) but their output is no longer read after PipeGrace; on
@@ -188,22 +264,43 @@ func (l *Local) Run(ctx context.Context, c Command) (Result, error) {
 		}
 	}
 
-	scriptPath, outputPath, err := l.writeScript(c.Script, scriptExtension(interpreter))
-	if err != nil {
-		return Result{}, err
+	// The script is a file of its own, or for a shell the other end of a
+	// pipe on fd 3; either way it is read as data, never interpolated.
+	var scriptPath, outputPath string
+	var extra []*os.File
+	if pipedShells[filepath.Base(interpreter)] && len(c.Script) <= maxPipedScript && haveDevFD() {
+		dir, name, err := l.commandFiles()
+		if err != nil {
+			return Result{}, err
+		}
+		script, err := pipeScript(c.Script)
+		if err != nil {
+			return Result{}, err
+		}
+		defer script.Close()
+		extra = []*os.File{script}
+		scriptPath, outputPath = "/dev/fd/3", filepath.Join(dir, name+".out")
+	} else {
+		scriptPath, outputPath, err = l.writeScript(c.Script, scriptExtension(interpreter))
+		if err != nil {
+			return Result{}, err
+		}
+		defer os.Remove(scriptPath)
 	}
-	defer os.Remove(scriptPath)
-	defer os.Remove(outputPath)
 
 	cmd := &exec.Cmd{
 		Path:        interpreterPath,
-		Args:        []string{interpreter, scriptPath},
+		Args:        append(append([]string{interpreter}, ShellOptions(interpreter, c.NoErrexit)...), scriptPath),
 		Env:         l.environment(c.Env, outputPath),
 		Dir:         c.Dir,
+		ExtraFiles:  extra,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
 	if cmd.Dir == "" {
 		cmd.Dir = l.opts.Dir
+	}
+	if cmd.Stdin, err = l.stdin(); err != nil {
+		return Result{}, err
 	}
 	streams, err := openStreams(cmd, c.Stdout, c.Stderr)
 	if err != nil {
@@ -249,9 +346,12 @@ func (l *Local) Run(ctx context.Context, c Command) (Result, error) {
 		res.ExitCode = -1
 	}
 	res.Warnings = streams.writeErrors()
-	data, err := readOutputsFile(outputPath)
+	data, exists, err := readOutputsFile(outputPath)
 	if err != nil {
 		res.Warnings = append(res.Warnings, err.Error())
+	}
+	if exists {
+		os.Remove(outputPath)
 	}
 	var outputWarnings []string
 	res.Outputs, outputWarnings = ParseOutputs(data)
@@ -260,21 +360,23 @@ func (l *Local) Run(ctx context.Context, c Command) (Result, error) {
 }
 
 // readOutputsFile reads at most MaxOutputsSize+1 bytes, enough for
-// ParseOutputs to notice an oversized file without loading all of it.
-func readOutputsFile(path string) ([]byte, error) {
+// ParseOutputs to notice an oversized file without loading all of it, and
+// reports whether the file exists (most commands publish nothing, and then
+// there is nothing to remove).
+func readOutputsFile(path string) (data []byte, exists bool, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil // the command removed it: no outputs
+		return nil, false, nil // never written, or the command removed it: no outputs
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read $OPSBOOK_OUTPUT: %w", err)
+		return nil, true, fmt.Errorf("read $OPSBOOK_OUTPUT: %w", err)
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxOutputsSize+1))
+	data, err = io.ReadAll(io.LimitReader(f, MaxOutputsSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("read $OPSBOOK_OUTPUT: %w", err)
+		return nil, true, fmt.Errorf("read $OPSBOOK_OUTPUT: %w", err)
 	}
-	return data, nil
+	return data, true, nil
 }
 
 // stopGroup sends SIGTERM to the process group led by pid, waits up to

@@ -118,9 +118,23 @@ func TestLocalRun(t *testing.T) {
 			wantOutputs: map[string]string{"partial": "yes"},
 		},
 		{
+			// A shell reads its script from a pipe only it holds.
 			name:       "private files",
-			cmd:        Command{Script: `stat -c '%a' "$(dirname "$OPSBOOK_OUTPUT")" "$0"`},
-			wantStdout: "700\n600\n",
+			cmd:        Command{Script: `stat -c '%a' "$(dirname "$OPSBOOK_OUTPUT")"; echo "$0"`},
+			wantStdout: "700\n/dev/fd/3\n",
+		},
+		{
+			// Other interpreters, and scripts too long for a pipe, get a
+			// 0600 file in the private directory.
+			name:       "private script file",
+			cmd:        Command{Script: "#" + strings.Repeat("x", maxPipedScript) + "\nstat -c '%a' \"$0\"; case $0 in /dev/*) echo piped;; esac"},
+			wantStdout: "600\n",
+		},
+		{
+			// The whole script arrives through the pipe, to its last byte.
+			name:       "piped script of the largest size",
+			cmd:        Command{Script: "echo first\n#" + strings.Repeat("x", maxPipedScript-len("echo first\n#\necho last")) + "\necho last"},
+			wantStdout: "first\nlast\n",
 		},
 	}
 	for _, tt := range tests {
@@ -216,7 +230,9 @@ func TestLocalRemovesItsFiles(t *testing.T) {
 	if err := os.RemoveAll(privateDir()); err != nil {
 		t.Fatal(err)
 	}
-	if res := runLocal(t, l, context.Background(), Command{Script: "exit 0"}); res.ExitCode != 0 {
+	// A piped script needs no file, but $OPSBOOK_OUTPUT still needs the
+	// directory.
+	if res := runLocal(t, l, context.Background(), Command{Script: "echo a=1 >> \"$OPSBOOK_OUTPUT\""}); res.ExitCode != 0 || res.Outputs["a"] != "1" {
 		t.Errorf("after the directory was removed: %+v", res)
 	}
 	if err := l.Close(); err != nil {
@@ -656,5 +672,41 @@ func TestLocalStartedReportsProcessGroup(t *testing.T) {
 	}
 	if pid == 0 || strings.TrimSpace(out.String()) != strconv.Itoa(pid) {
 		t.Fatalf("Started got %d, the child's process group is %q", pid, strings.TrimSpace(out.String()))
+	}
+}
+
+// Fault class: a failing command in the middle of a script (or of a
+// pipeline) whose failure the shell would ignore without errexit, so the
+// step "succeeds". sh runs with -e, bash with -e -o pipefail; errexit=false
+// (Command.NoErrexit) turns that off; the line numbers in the shell's
+// messages stay the script's own.
+func TestLocalStrictShells(t *testing.T) {
+	l := newLocal(t, LocalOptions{BaseEnv: []string{"PATH=" + os.Getenv("PATH")}})
+	tests := []struct {
+		name, interp, script string
+		noErrexit            bool
+		wantExit             int
+		wantStdout           string
+		wantStderr           string // a substring
+	}{
+		{name: "sh stops at false", interp: "sh", script: "echo one\nfalse\necho two\n", wantExit: 1, wantStdout: "one\n"},
+		{name: "bash stops at false", interp: "bash", script: "echo one; false; echo two\n", wantExit: 1, wantStdout: "one\n"},
+		{name: "bash pipefail", interp: "bash", script: "false | cat\necho after\n", wantExit: 1},
+		{name: "sh opt-out", interp: "sh", script: "echo one\nfalse\necho two\n", noErrexit: true, wantStdout: "one\ntwo\n"},
+		{name: "bash opt-out", interp: "bash", script: "false | cat\necho after\n", noErrexit: true, wantStdout: "after\n"},
+		{name: "bash line number", interp: "bash", script: "echo one\n\nno-such-command-xyz\necho two\n", wantExit: 127, wantStdout: "one\n", wantStderr: "line 3: no-such-command-xyz"},
+		{name: "sh line number", interp: "sh", script: "echo one\n\nno-such-command-xyz\necho two\n", wantExit: 127, wantStdout: "one\n", wantStderr: "3: no-such-command-xyz"},
+		{name: "handled failure", interp: "bash", script: "if ! false; then echo handled; fi\nfalse || echo or\n", wantStdout: "handled\nor\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr lockedBuffer
+			res := runLocal(t, l, context.Background(), Command{Interpreter: tt.interp, Script: tt.script,
+				NoErrexit: tt.noErrexit, Stdout: &stdout, Stderr: &stderr})
+			if res.ExitCode != tt.wantExit || stdout.String() != tt.wantStdout || !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("exit %d stdout %q stderr %q; want exit %d stdout %q stderr containing %q",
+					res.ExitCode, stdout.String(), stderr.String(), tt.wantExit, tt.wantStdout, tt.wantStderr)
+			}
+		})
 	}
 }

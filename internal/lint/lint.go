@@ -131,6 +131,7 @@ func Document(doc *runbook.Document, opts Options) []runbook.Diagnostic {
 	l.frontMatter()
 	l.sections()
 	l.steps()
+	l.errexitOff()
 	l.variables()
 	l.placeholders()
 	if opts.Shell {

@@ -45,4 +45,5 @@ var Rules = []Rule{
 	{"missing-gate", runbook.SeverityError, "A normal or emergency change has no Go/No-Go gate."},
 	{"placeholder", runbook.SeverityError, "Template text <<FILL: …>> is left in the document."},
 	{"shell-syntax", runbook.SeverityError, "bash -n or sh -n rejects a command block."},
+	{"errexit-off", runbook.SeverityWarning, "A command block opts out of errexit (errexit=false): its failing lines do not fail the step."},
 }

@@ -17,9 +17,10 @@ var (
 	StepAttrs = []string{"id", "target", "timeout", "retries", "backoff", "on_fail", "estimate",
 		"idempotent", "verify", "reason", "outputs", "parallel", "batch", "max_failures"}
 	roleAttrs = map[runbook.BlockRole][]string{
-		runbook.BlockVerify: {"verify", "timeout"},
+		runbook.BlockAction: {"errexit"},
+		runbook.BlockVerify: {"verify", "timeout", "errexit"},
 		runbook.BlockExpect: {"expect"},
-		runbook.BlockUntil:  {"until", "interval", "timeout"},
+		runbook.BlockUntil:  {"until", "interval", "timeout", "errexit"},
 		runbook.BlockGate:   {"approvers", "roles"},
 		runbook.BlockCall:   {"runbook"},
 	}
@@ -253,8 +254,18 @@ func roleName(r runbook.BlockRole) string {
 	return string(r)
 }
 
-// applyBlockAttrs fills the block-level fields (until, verify, expect).
+// applyBlockAttrs fills the block-level fields (until, verify, expect,
+// errexit).
 func (p *parser) applyBlockAttrs(b *runbook.Block) {
+	if v, ok := p.attrValue(b, "errexit"); ok && slices.Contains(roleAttrs[b.Role], "errexit") {
+		switch v.Value {
+		case "false":
+			b.NoErrexit = true
+		case "", "true":
+		default:
+			p.errorf(v.Pos, "bad-attribute-value", "errexit=%s is not valid: write errexit=false to run this block without set -e (the default is on)", v.Value)
+		}
+	}
 	switch b.Role {
 	case runbook.BlockUntil:
 		b.Interval, b.Timeout = DefaultUntilInterval, DefaultUntilTimeout

@@ -328,3 +328,43 @@ func TestParamDefaults(t *testing.T) {
 		})
 	}
 }
+
+func TestErrexitAttribute(t *testing.T) {
+	const head = "---\nkind: runbook\n---\n## Steps\n### Do\n"
+	tests := []struct {
+		name                  string
+		body                  string
+		action, verify, until bool // NoErrexit of each block
+		errors, warnings      int
+	}{
+		{"default is strict", "```sh\nx\n```\n```sh {verify}\ny\n```\n", false, false, false, 0, 0},
+		{"action opts out", "```sh {errexit=false}\nx\n```\n", true, false, false, 0, 0},
+		{"verify opts out", "```sh\nx\n```\n```sh {verify errexit=false}\ny\n```\n", false, true, false, 0, 0},
+		{"until opts out", "```sh {until errexit=false}\nx\n```\n", false, false, true, 0, 0},
+		{"explicit true", "```sh {errexit=true}\nx\n```\n", false, false, false, 0, 0},
+		{"bad value", "```sh {errexit=no}\nx\n```\n", false, false, false, 1, 0},
+		{"meaningless on expect", "```sh\nx\n```\n```text {expect errexit=false}\ny\n```\n", false, false, false, 0, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc, diags := Parse("f.md", []byte(head+tt.body))
+			s := doc.Steps[0]
+			noErrexit := func(b *runbook.Block) bool { return b != nil && b.NoErrexit }
+			if noErrexit(s.Action) != tt.action || noErrexit(s.Verify) != tt.verify || noErrexit(s.Until) != tt.until {
+				t.Errorf("NoErrexit action %v verify %v until %v", noErrexit(s.Action), noErrexit(s.Verify), noErrexit(s.Until))
+			}
+			var errs, warns int
+			for _, d := range diags {
+				switch d.Severity {
+				case runbook.SeverityError:
+					errs++
+				case runbook.SeverityWarning:
+					warns++
+				}
+			}
+			if errs != tt.errors || warns != tt.warnings {
+				t.Errorf("%d errors %d warnings, want %d %d: %v", errs, warns, tt.errors, tt.warnings, diags)
+			}
+		})
+	}
+}

@@ -215,6 +215,11 @@ type Block struct {
 	Regex    bool          `json:"regex,omitempty"`    // expect=regex
 	Interval time.Duration `json:"interval,omitempty"` // until
 	Timeout  time.Duration `json:"timeout,omitempty"`  // until, verify
+	// NoErrexit is errexit=false on an action, verify or until block: the
+	// shell runs it without set -e (and pipefail), so a failing line does
+	// not end the script. By default sh blocks run with -e and bash blocks
+	// with -e -o pipefail.
+	NoErrexit bool `json:"no_errexit,omitempty"`
 	// Bindings are a call block's NAME=value lines: the called runbook's
 	// parameters, bound to literals or forwarded from the caller.
 	Bindings []Binding `json:"bindings,omitempty"`

@@ -103,7 +103,24 @@ const (
 	EventGuardBreached  EventType = "guard.breached"    // Data: guard, value, threshold, action
 	EventRollbackStart  EventType = "rollback.started"  // Text: why; Data: document
 	EventRollbackFinish EventType = "rollback.finished" // Data: status
+	// EventNotified records a notification delivered about the run, so the
+	// postmortem's timeline shows who was told what, and when.
+	EventNotified EventType = "notification.sent" // Data: channel, kind, about (seq of the event it tells of); Text: the message's subject
+	// Alerts (Prometheus Alertmanager) that started the run or resolved.
+	EventAlertFired    EventType = "alert.fired"    // Data: fingerprint, labels (JSON), source; Text: alertname: summary
+	EventAlertResolved EventType = "alert.resolved" // Data: fingerprint, labels (JSON), source; Text: alertname: summary
 )
+
+// Notable reports whether people are told about events of this type
+// (through the notification channels): a run that waits for someone, how a
+// run ended or was interrupted, a guard breach.
+func (t EventType) Notable() bool {
+	switch t {
+	case EventGateWaiting, EventAskWaiting, EventManualWaiting, EventRunFinished, EventRunInterrupted, EventGuardBreached:
+		return true
+	}
+	return false
+}
 
 // Event is one entry of a run's append-only log.
 type Event struct {

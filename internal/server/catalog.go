@@ -180,7 +180,7 @@ func callPos(p string, docs ...*runbook.Document) runbook.Pos {
 
 // Documents returns what a run of the entry executes.
 func (e *Entry) Documents() Documents {
-	return Documents{Runbook: e.Doc, Rollback: e.Rollback, Called: e.Called, order: e.calledOrder}
+	return Documents{Runbook: e.Doc, Rollback: e.Rollback, Called: e.Called, Order: e.calledOrder}
 }
 
 // Workspace returns the workspace as last read.

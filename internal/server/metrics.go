@@ -40,10 +40,10 @@ func newMetrics(s *Server) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "opsbook_run_queue_depth", Help: "Runs accepted by this server and waiting for a worker.",
-		}, func() float64 { return float64(s.runs.queueDepth()) }),
+		}, func() float64 { return float64(s.runs.QueueDepth()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "opsbook_runs_executing", Help: "Runs executing on this server's workers now.",
-		}, func() float64 { return float64(s.runs.executing()) }),
+		}, func() float64 { return float64(s.runs.Executing()) }),
 		&runsByStatus{s: s},
 	)
 	return m

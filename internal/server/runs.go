@@ -2,535 +2,76 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"slices"
-	"strconv"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/auth"
-	"github.com/opsbook/opsbook/internal/engine"
-	"github.com/opsbook/opsbook/internal/lifecycle/gates"
-	"github.com/opsbook/opsbook/internal/markdown"
 	"github.com/opsbook/opsbook/internal/runbook"
-	"github.com/opsbook/opsbook/internal/snapshot"
+	"github.com/opsbook/opsbook/internal/runs"
 	"github.com/opsbook/opsbook/internal/store"
-	"github.com/opsbook/opsbook/internal/workspace"
 )
 
-// runManager executes runs on a fixed pool of workers inside the server
-// process. A run waiting for a gate keeps its worker; Config.Workers sizes
-// the pool for that.
-type runManager struct {
-	s       *Server
-	queue   chan job
-	ctx     context.Context // runs execute under it; cancelled only when the server gives up on them
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
-	closed  atomic.Bool
-	running atomic.Int64
-	mu      sync.Mutex
-	// dropped holds runs cancelled while still queued: the worker records
-	// the cancellation instead of executing them.
-	dropped map[string]string
-	hub     *hub
-}
-
-type job struct {
-	runID  string
-	plan   *engine.Plan
-	resume bool
-	actor  string
-	// retryInterrupted answers "re-run the interrupted step?" on resume.
-	retryInterrupted string
-	// task is the lifecycle admission of a task's run started here; nil
-	// otherwise (and on resume, where the task's file is read again).
-	task *taskAdmission
-}
-
-func newRunManager(s *Server, workers int) *runManager {
-	ctx, stop := context.WithCancel(context.Background())
-	m := &runManager{s: s, queue: make(chan job, 100_000), ctx: ctx, stop: stop, dropped: map[string]string{}, hub: newHub()}
-	for i := 0; i < workers; i++ {
-		m.wg.Add(1)
-		go m.worker()
-	}
-	return m
-}
-
-func (m *runManager) worker() {
-	defer m.wg.Done()
-	for j := range m.queue {
-		m.running.Add(1)
-		m.execute(j)
-		m.running.Add(-1)
-	}
-}
-
-func (m *runManager) execute(j job) {
-	m.mu.Lock()
-	reason, dropped := m.dropped[j.runID]
-	delete(m.dropped, j.runID)
-	m.mu.Unlock()
-	if dropped {
-		if err := m.recordCancel(j.runID, j.actor, reason); err != nil {
-			m.s.log.Error("cancel queued run", "run", j.runID, "err", err)
-		}
-		return
-	}
-	o := engine.ExecOptions{Actor: j.actor, RetryInterrupted: j.retryInterrupted, Observe: func(ev runbook.Event) {
-		if ev.Type == runbook.EventStepFinished {
-			if ms, err := strconv.ParseFloat(ev.Data["duration_ms"], 64); err == nil {
-				m.s.metrics.stepDuration.WithLabelValues(ev.Data["status"]).Observe(ms / 1000)
-			}
-		}
-		m.hub.notify(ev.RunID)
-	}}
-	var status runbook.RunStatus
-	var err error
-	if j.resume {
-		status, err = m.s.engine.Resume(m.ctx, j.runID, j.plan, o)
-	} else {
-		status, err = m.s.engine.Execute(m.ctx, j.runID, j.plan, o)
-	}
-	m.hub.notify(j.runID)
-	m.s.recordTaskFinish(j)
-	if err != nil {
-		m.s.log.Error("run ended with an error", "run", j.runID, "err", err)
-		return
-	}
-	m.s.metrics.runsFinished.WithLabelValues(string(status)).Inc()
-	m.s.log.Info("run ended", "run", j.runID, "status", status)
-}
-
-// submit queues a run for a worker.
-func (m *runManager) submit(j job) error {
-	if m.closed.Load() {
-		return Errorf(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down; start the run again once it is back")
-	}
-	select {
-	case m.queue <- j:
-		m.hub.notify(j.runID)
-		return nil
-	default:
-		return Errorf(http.StatusServiceUnavailable, "queue_full", "too many runs are queued; try again later")
-	}
-}
-
-func (m *runManager) queueDepth() int { return len(m.queue) }
-func (m *runManager) executing() int  { return int(m.running.Load()) }
-
-// cancel stops a run: executing here, queued here, or executing nowhere
-// (pending or interrupted, e.g. left by a previous server).
-func (m *runManager) cancel(ctx context.Context, run runbook.Run, actor, reason string) error {
-	if m.s.engine.Cancel(run.ID, actor, reason) {
-		return nil
-	}
-	if run.Status.Finished() {
-		return Errorf(http.StatusConflict, "finished", "run %s is already %s", run.ID, run.Status)
-	}
-	alive, err := m.s.store.RunOwnerAlive(ctx, run.ID)
-	if err != nil {
-		return err
-	}
-	if alive {
-		return Errorf(http.StatusConflict, "elsewhere", "run %s executes in another process; cancel it there (or on the server node that runs it)", run.ID)
-	}
-	if run.Status == runbook.RunPending {
-		// Possibly queued here: let the worker record it when it gets there,
-		// and record it now in case it is not queued at all. The worker's
-		// later record is skipped because the run is then finished.
-		m.mu.Lock()
-		m.dropped[run.ID] = reason
-		m.mu.Unlock()
-	}
-	return m.recordCancel(run.ID, actor, reason)
-}
-
-func (m *runManager) recordCancel(runID, actor, reason string) error {
-	ctx := context.Background()
-	run, err := m.s.store.GetRun(ctx, runID)
-	if err != nil {
-		return err
-	}
-	if run.Status.Finished() {
-		return nil
-	}
-	lease, err := m.s.store.AcquireRun(ctx, runID, "cancel:"+store.ProcessOwner(), 30*time.Second)
-	if err != nil {
-		return fmt.Errorf("cancel run %s: %w", runID, err)
-	}
-	defer lease.Release(ctx)
-	_, err = m.s.store.AppendEvents(ctx, runID,
-		runbook.Event{Type: runbook.EventRunCancelled, Actor: actor, Text: reason},
-		runbook.Event{Type: runbook.EventRunFinished, Data: map[string]string{"status": string(runbook.RunCancelled)}})
-	if err != nil {
-		return fmt.Errorf("record cancellation of run %s: %w", runID, err)
-	}
-	run.Status, run.FinishedAt = runbook.RunCancelled, time.Now()
-	if err := m.s.store.UpdateRun(ctx, run); err != nil {
-		return err
-	}
-	m.hub.notify(runID)
-	return nil
-}
-
-// shutdown stops taking runs and waits for the running ones up to the
-// deadline of ctx. Runs still executing then are abandoned: their leases
-// lapse and the next start finds them interrupted and resumes them.
-func (m *runManager) shutdown(ctx context.Context) error {
-	if m.closed.Swap(true) {
-		return nil
-	}
-	close(m.queue)
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%d runs still executing at the shutdown deadline; they will be resumed on the next start", m.executing())
-	}
-}
-
-// StartRequest is what POST /api/v1/runs asks for.
-type StartRequest struct {
-	Runbook     string            `json:"runbook"`
-	Environment string            `json:"environment"`
-	Params      map[string]string `json:"params,omitempty"`
-	// Snapshot picks the content: "published" (the default for callers
-	// without RunbookEdit, and the only choice for them), "current" (the
-	// workspace as it is now) or a snapshot hash.
-	Snapshot string `json:"snapshot,omitempty"`
-	From     string `json:"from,omitempty"`
-	// Emergency is the reason for an emergency run: it waives a task's
-	// change window and freeze gates, for runbooks with change: emergency
-	// only, and is recorded on the run and in the task's lifecycle file.
-	Emergency string `json:"emergency,omitempty"`
-}
-
-// StartRun validates and records a run, then queues it. The principal's
-// RunbookRun in the runbook's project and the environment has been checked
-// by the route's rule; here the snapshot choice is checked against
-// RunbookEdit.
-func (s *Server) StartRun(ctx context.Context, p *auth.Principal, req StartRequest, remote string) (runbook.Run, error) {
-	ws := s.catalog.Workspace()
-	env, err := ws.Environment(req.Environment)
-	if err != nil {
-		return runbook.Run{}, BadRequest("%v", err)
-	}
-	project := s.catalog.ProjectOf(req.Runbook)
-	canEdit := p.Can(auth.RunbookEdit, auth.Scope{Project: project, Environment: env.Name})
-	choice := req.Snapshot
-	if choice == "" {
-		choice = "published"
-		if canEdit {
-			choice = "current"
-		}
-	}
-	var docs Documents
-	switch {
-	case choice == "current":
-		if !canEdit {
-			return runbook.Run{}, fmt.Errorf("%w: running the workspace's current content needs RunbookEdit; without it only the published snapshot runs (omit \"snapshot\")", auth.ErrForbidden)
-		}
-		e, ok := s.catalog.Get(req.Runbook)
-		if !ok {
-			return runbook.Run{}, fmt.Errorf("runbook %s: %w; list them with GET /api/v1/runbooks", req.Runbook, store.ErrNotFound)
-		}
-		if runbook.HasErrors(e.Diagnostics) {
-			return runbook.Run{}, BadRequest("runbook %s has errors; fix them first: %s", e.Path, e.Diagnostics[0])
-		}
-		docs = e.Documents()
-	default:
-		hash := choice
-		if choice == "published" {
-			pub, err := s.store.Published(ctx, req.Runbook)
-			if errors.Is(err, store.ErrNotFound) {
-				return runbook.Run{}, Errorf(http.StatusConflict, "unpublished", "runbook %s has no published snapshot; someone with RunbookEdit must publish it (POST /api/v1/snapshots)", req.Runbook)
-			}
-			if err != nil {
-				return runbook.Run{}, err
-			}
-			hash = pub.Hash
-		} else if !canEdit {
-			return runbook.Run{}, fmt.Errorf("%w: running a snapshot other than the published one needs RunbookEdit", auth.ErrForbidden)
-		}
-		sn, err := s.store.GetSnapshot(ctx, hash)
-		if err != nil {
-			return runbook.Run{}, err
-		}
-		if sn.Runbook != req.Runbook {
-			return runbook.Run{}, BadRequest("snapshot %s is of %s, not %s", hash, sn.Runbook, req.Runbook)
-		}
-		if docs, err = parseSnapshot(sn); err != nil {
-			return runbook.Run{}, err
-		}
-	}
-	if allowed := docs.Runbook.Front.Environments; len(allowed) > 0 && !slices.Contains(allowed, env.Name) {
-		return runbook.Run{}, BadRequest("runbook %s may run in %v only, not in %s (front matter \"environments\")", req.Runbook, allowed, env.Name)
-	}
-	plan, err := s.plan(ctx, req.Runbook, docs, env.Name, req.Params)
-	if err != nil {
-		return runbook.Run{}, err
-	}
-	if _, err := runbook.ResolveParams(docs.Runbook.Front.Params, req.Params); err != nil {
-		return runbook.Run{}, err // before the gates: bad input is said first, as the CLI does
-	}
-	adm, err := s.admitTask(ctx, req.Runbook, docs, env.Name, req.Emergency)
-	if err != nil {
-		return runbook.Run{}, err
-	}
-	if _, isTask := gates.TaskOf(req.Runbook); !isTask {
-		if err := s.admitStanding(req.Runbook, docs.Runbook, env.Name, req.Emergency); err != nil {
-			return runbook.Run{}, err
-		}
-	}
-	run, err := s.engine.Start(ctx, plan, engine.StartOptions{Actor: p.Name, From: req.From, Emergency: req.Emergency})
-	if err != nil {
-		return runbook.Run{}, err
-	}
-	if err := s.store.PutSnapshot(ctx, docs.Snapshot(run.Snapshot, p.Name)); err != nil {
-		return runbook.Run{}, err
-	}
-	if err := s.sealRunSecrets(ctx, run.ID, docs.Runbook, req.Params); err != nil {
-		return runbook.Run{}, err
-	}
-	if adm != nil {
-		if err := adm.task.RecordStart(adm.report, run, p.Name); err != nil {
-			return runbook.Run{}, err
-		}
-	}
-	if err := s.Audit(ctx, p.Name, remote, "run.start", "run/"+run.ID, map[string]string{
-		"runbook": run.Runbook, "environment": run.Environment, "snapshot": run.Snapshot, "content": choice}); err != nil {
-		return runbook.Run{}, err
-	}
-	if err := s.runs.submit(job{runID: run.ID, plan: plan, actor: p.Name, task: adm}); err != nil {
-		return runbook.Run{}, err
-	}
-	return run, nil
-}
-
-// Documents are what a run executes: the runbook, its rollback document
-// and the runbooks call steps name (by the reference the call writes).
-type Documents struct {
-	Runbook  *runbook.Document
-	Rollback *runbook.Document
-	Called   map[string]*runbook.Document
-	order    []*runbook.Document // Called in the order they are first called
-}
-
-// Snapshot is the stored form of the documents under hash, which is how
-// a published snapshot and a run's snapshot keep what the run needs to
-// start again or resume.
-func (d Documents) Snapshot(hash, actor string) store.Snapshot {
-	sn := store.Snapshot{Hash: hash, Runbook: d.Runbook.Path, Source: d.Runbook.Source, CreatedBy: actor}
-	if d.Rollback != nil {
-		sn.RollbackPath, sn.RollbackSource = d.Rollback.Path, d.Rollback.Source
-	}
-	for _, c := range d.order {
-		for ref, doc := range d.Called {
-			if doc == c {
-				sn.Called = append(sn.Called, store.CalledDocument{Ref: ref, Path: c.Path, Source: c.Source})
-			}
-		}
-	}
-	return sn
-}
-
-// content is the snapshot of the documents alone, without variables.
-func (d Documents) content() string {
-	return snapshot.Of(snapshot.FromDocuments(d.Runbook, d.Rollback, d.order, nil)).String()
-}
-
-func (s *Server) sealRunSecrets(ctx context.Context, runID string, doc *runbook.Document, params map[string]string) error {
-	sealed := map[string]string{}
-	for _, d := range doc.Front.Params {
-		v, ok := params[d.Name]
-		if !ok || !d.SecretParam() {
-			continue
-		}
-		sv, err := s.keys.Seal([]byte(v), runSecretAAD(runID, d.Name))
-		if err != nil {
-			return fmt.Errorf("seal secret parameter %s: %w", d.Name, err)
-		}
-		sealed[d.Name] = sv
-	}
-	if len(sealed) == 0 {
-		return nil
-	}
-	return s.store.PutRunSecrets(ctx, runID, sealed)
-}
-
-func runSecretAAD(runID, name string) []byte { return []byte("run/" + runID + "/param/" + name) }
-
-// parseSnapshot reads a stored snapshot's documents; its called runbooks
-// resolve as they did when it was made, from the sources it froze.
-func parseSnapshot(sn store.Snapshot) (Documents, error) {
-	var d Documents
-	doc, diags := markdown.Parse(sn.Runbook, sn.Source)
-	if doc == nil || runbook.HasErrors(diags) {
-		return d, fmt.Errorf("snapshot %s of %s does not parse any more: %v", sn.Hash, sn.Runbook, diags)
-	}
-	d.Runbook = doc
-	if sn.RollbackPath != "" {
-		d.Rollback, _ = markdown.Parse(sn.RollbackPath, sn.RollbackSource)
-	}
-	frozen := map[string][]byte{}
-	for _, c := range sn.Called {
-		frozen[c.Path] = c.Source
-	}
-	d.Called, d.order, _ = workspace.ResolveCalls(func(p string) (*runbook.Document, error) {
-		src, ok := frozen[p]
-		if !ok {
-			return nil, nil // the engine fails the call step, naming the reference
-		}
-		called, _ := markdown.Parse(p, src)
-		return called, nil
-	}, d.Runbook, d.Rollback)
-	return d, nil
-}
-
-// plan resolves everything a run needs from the workspace and the store:
-// the environment's inventory, its variables (opsbook.yaml's, overridden
-// by the server's; sensitive ones decrypted into Secrets) and the
-// snapshot over all of it.
-func (s *Server) plan(ctx context.Context, rel string, docs Documents, envName string, params map[string]string) (*engine.Plan, error) {
-	ws := s.catalog.Workspace()
-	env, err := ws.Environment(envName)
-	if err != nil {
-		return nil, BadRequest("%v", err)
-	}
-	vars := map[string]string{}
-	for k, v := range env.Variables {
-		vars[k] = v
-	}
-	secrets := map[string]string{}
-	stored, err := s.store.VariablesFor(ctx, envName)
-	if err != nil {
-		return nil, err
-	}
-	for _, v := range stored {
-		if !v.Sensitive {
-			vars[v.Name] = v.Value
-			delete(secrets, v.Name)
-			continue
-		}
-		pt, err := s.keys.Open(v.Value, VariableAAD(v.Environment, v.Name))
-		if err != nil {
-			return nil, fmt.Errorf("decrypt variable %s: %w", v.Name, err)
-		}
-		secrets[v.Name] = string(pt)
-		delete(vars, v.Name)
-	}
-	p := &engine.Plan{
-		Document: docs.Runbook, Rollback: docs.Rollback, Called: docs.Called, Workspace: ws.Dir, Runbook: rel, Environment: envName,
-		Hosts: env.Hosts, Variables: vars, Secrets: secrets, Params: params,
-	}
-	if name, ok := strings.CutPrefix(rel, workspace.ActiveDir+"/"); ok {
-		p.Task, _, _ = strings.Cut(name, "/")
-	}
-	p.Snapshot = snapshot.Of(snapshot.FromDocuments(docs.Runbook, docs.Rollback, docs.order, vars)).String()
-	return p, nil
-}
+// The run service (internal/runs) starts, queues, resumes, cancels and
+// decides runs; the server only translates HTTP into its calls. These
+// names keep the handlers' vocabulary.
+type (
+	// StartRequest is what POST /api/v1/runs asks for.
+	StartRequest = runs.StartRequest
+	// Documents are what a run executes.
+	Documents = runs.Documents
+)
 
 // VariableAAD binds a sealed variable value to its environment and name.
-func VariableAAD(env, name string) []byte { return []byte("variable/" + env + "/" + name) }
+func VariableAAD(env, name string) []byte { return runs.VariableAAD(env, name) }
 
-// ResumeRun queues an interrupted (or stopped) run to continue, with the
-// documents it started with and its secret parameters unsealed.
+// Runs is the run service: the one door for starting, resuming,
+// cancelling and deciding runs.
+func (s *Server) Runs() *runs.Service { return s.runs }
+
+// StartRun validates and records a run, then queues it (runs.Service.Start).
+// The principal's RunbookRun in the runbook's project and the environment
+// has been checked by the route's rule.
+func (s *Server) StartRun(ctx context.Context, p *auth.Principal, req StartRequest, remote string) (runbook.Run, error) {
+	return s.runs.Start(ctx, p, req, remote)
+}
+
+// ResumeRun queues an interrupted (or stopped) run to continue.
 func (s *Server) ResumeRun(ctx context.Context, run runbook.Run, actor, retryInterrupted string) error {
-	if run.Status.Finished() {
-		return Errorf(http.StatusConflict, "finished", "run %s is %s; start a new run instead", run.ID, run.Status)
-	}
-	alive, err := s.store.RunOwnerAlive(ctx, run.ID)
-	if err != nil {
-		return err
-	}
-	if alive {
-		return Errorf(http.StatusConflict, "running", "run %s is executing (its lease is held); nothing to resume", run.ID)
-	}
-	plan, err := s.resumePlan(ctx, run)
-	if err != nil {
-		return err
-	}
-	return s.runs.submit(job{runID: run.ID, plan: plan, resume: true, actor: actor, retryInterrupted: retryInterrupted})
-}
-
-func (s *Server) resumePlan(ctx context.Context, run runbook.Run) (*engine.Plan, error) {
-	sn, err := s.store.GetSnapshot(ctx, run.Snapshot)
-	if err != nil {
-		return nil, fmt.Errorf("run %s: its documents are not stored (%w); it cannot be resumed by the server", run.ID, err)
-	}
-	docs, err := parseSnapshot(sn)
-	if err != nil {
-		return nil, err
-	}
-	params := map[string]string{}
-	for k, v := range run.Params {
-		params[k] = v
-	}
-	sealed, err := s.store.RunSecrets(ctx, run.ID)
-	if err != nil {
-		return nil, err
-	}
-	for name, sv := range sealed {
-		pt, err := s.keys.Open(sv, runSecretAAD(run.ID, name))
-		if err != nil {
-			return nil, fmt.Errorf("run %s: unseal secret parameter %s: %w", run.ID, name, err)
-		}
-		params[name] = string(pt)
-	}
-	return s.plan(ctx, run.Runbook, docs, run.Environment, params)
-}
-
-// resumeOrphans finds runs whose process died (a previous server, killed)
-// and queues them to resume, and re-queues runs that were accepted but
-// never started.
-func (s *Server) resumeOrphans(ctx context.Context) {
-	orphans, err := s.store.OrphanedRuns(ctx)
-	if err != nil {
-		s.log.Error("find interrupted runs", "err", err)
-		return
-	}
-	for _, run := range orphans {
-		if err := s.ResumeRun(ctx, run, "system", ""); err != nil {
-			s.log.Warn("cannot resume interrupted run", "run", run.ID, "err", err)
-			continue
-		}
-		s.log.Info("resuming interrupted run", "run", run.ID, "runbook", run.Runbook, "environment", run.Environment)
-	}
-	pending, err := s.store.ListRuns(ctx, store.RunFilter{Status: []runbook.RunStatus{runbook.RunPending}, Limit: store.MaxRunLimit})
-	if err != nil {
-		s.log.Error("find pending runs", "err", err)
-		return
-	}
-	for _, run := range pending {
-		alive, err := s.store.RunOwnerAlive(ctx, run.ID)
-		if err != nil || alive {
-			continue
-		}
-		plan, err := s.resumePlan(ctx, run)
-		if err != nil {
-			s.log.Warn("cannot start pending run", "run", run.ID, "err", err)
-			continue
-		}
-		if err := s.runs.submit(job{runID: run.ID, plan: plan, actor: run.CreatedBy}); err != nil {
-			s.log.Warn("cannot queue pending run", "run", run.ID, "err", err)
-		}
-	}
+	return s.runs.Resume(ctx, run, actor, retryInterrupted)
 }
 
 // CancelRun stops a run wherever it is in this server (executing, queued)
 // or, when no live process owns it, records the cancellation directly;
 // the request is audited.
 func (s *Server) CancelRun(r *http.Request, run runbook.Run, actor, reason string) error {
-	if err := s.runs.cancel(r.Context(), run, actor, reason); err != nil {
+	if err := s.runs.Cancel(r.Context(), run, actor, reason); err != nil {
 		return err
 	}
 	return s.AuditRequest(r, "run.cancel", "run/"+run.ID, map[string]string{"reason": reason})
+}
+
+// FireTrigger starts a run of the trigger's runbook as its service
+// identity (runs.Service.FireTrigger).
+func (s *Server) FireTrigger(ctx context.Context, t store.Trigger, params map[string]string, remote string, detail map[string]string) (runbook.Run, error) {
+	return s.runs.FireTrigger(ctx, t, params, remote, detail)
+}
+
+// FireDueTriggers starts the runs that scheduled triggers owe at now
+// (runs.Service.FireDueTriggers).
+func (s *Server) FireDueTriggers(ctx context.Context, now time.Time) {
+	s.runs.FireDueTriggers(ctx, now)
+}
+
+// Current returns the documents a run of the runbook at rel executes as
+// the workspace has them now, for the run service.
+func (c *Catalog) Current(rel string) (Documents, error) {
+	e, ok := c.Get(rel)
+	if !ok {
+		return Documents{}, fmt.Errorf("runbook %s: %w; list them with GET /api/v1/runbooks", rel, store.ErrNotFound)
+	}
+	if runbook.HasErrors(e.Diagnostics) {
+		return Documents{}, BadRequest("runbook %s has errors; fix them first: %s", e.Path, e.Diagnostics[0])
+	}
+	return e.Documents(), nil
 }

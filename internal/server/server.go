@@ -1,6 +1,7 @@
 // Package server is `opsbook serve`: the HTTP server, its middleware, the
-// route table with an authorisation rule on every route, the run manager
-// that executes runs inside the process, and the services handlers call.
+// route table with an authorisation rule on every route, and the services
+// handlers call. Runs are started, executed, resumed and decided by the
+// run service (internal/runs); the server translates HTTP into its calls.
 // JSON handlers live in internal/server/api, HTML ones in
 // internal/server/ui; both register through Server.Handle.
 package server
@@ -22,6 +23,9 @@ import (
 	"github.com/opsbook/opsbook/internal/audit"
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/engine"
+	"github.com/opsbook/opsbook/internal/notify"
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/runs"
 	"github.com/opsbook/opsbook/internal/secret"
 	"github.com/opsbook/opsbook/internal/store"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -54,6 +58,9 @@ type Config struct {
 	Now func() time.Time
 	// OIDC, when set, offers sign-in through an OpenID Connect provider.
 	OIDC *OIDCConfig
+	// PublicURL is the server's address as people reach it, for links in
+	// notifications; default http://<the listening address>.
+	PublicURL string
 }
 
 // Server is the opsbook server.
@@ -67,9 +74,11 @@ type Server struct {
 	mux     *http.ServeMux
 	routes  []Route
 	metrics *metrics
-	runs    *runManager
-	replays replayGuard
-	handler http.Handler
+	runs    *runs.Service
+	// notifier delivers the notifications of opsbook.yaml (see notify).
+	notifier *notify.Dispatcher
+	replays  replayGuard
+	handler  http.Handler
 	// errorPage, when set (by the HTML UI), renders errors of browser
 	// requests as pages instead of JSON.
 	errorPage ErrorPageFunc
@@ -115,9 +124,19 @@ func New(cfg Config) (*Server, error) {
 	if cfg.OIDC != nil {
 		s.oidc = newOIDCClient(*cfg.OIDC)
 	}
-	s.runs = newRunManager(s, cfg.Workers)
+	s.runs, err = runs.New(runs.Config{Store: cfg.Store, Engine: cfg.Engine, Keys: cfg.Keys, Catalog: catalog, Logger: cfg.Logger,
+		Audit: s.Audit, Workers: cfg.Workers, Now: cfg.Now,
+		StepFinished: func(status string, d time.Duration) {
+			s.metrics.stepDuration.WithLabelValues(status).Observe(d.Seconds())
+		},
+		RunFinished: func(status runbook.RunStatus) { s.metrics.runsFinished.WithLabelValues(string(status)).Inc() },
+	})
+	if err != nil {
+		return nil, err
+	}
 	s.metrics = newMetrics(s)
 	s.handler = s.withLogging(s.mux)
+	s.notifier = s.newNotifier(cfg.PublicURL)
 
 	s.Handle("GET /healthz", auth.Public(), "Liveness: the process serves HTTP", func(w http.ResponseWriter, r *http.Request) error {
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -129,7 +148,7 @@ func New(cfg Config) (*Server, error) {
 		if err := s.store.Ping(ctx); err != nil {
 			return Errorf(http.StatusServiceUnavailable, "not_ready", "database unreachable: %v", err)
 		}
-		if s.runs.closed.Load() {
+		if s.runs.Closed() {
 			return Errorf(http.StatusServiceUnavailable, "not_ready", "shutting down")
 		}
 		WriteJSON(w, http.StatusOK, map[string]string{"status": "ready"})
@@ -143,6 +162,13 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+func (s *Server) newNotifier(base string) *notify.Dispatcher {
+	return notify.New(notify.Config{Store: s.store, Workspace: s.catalog.Workspace, BaseURL: base, Logger: s.log})
+}
+
+// Notifier is the notification dispatcher (tests drive its rounds).
+func (s *Server) Notifier() *notify.Dispatcher { return s.notifier }
+
 // Store, Engine, Catalog and Keys are the services handlers use.
 func (s *Server) Store() *store.Store       { return s.store }
 func (s *Server) Engine() *engine.Engine    { return s.engine }
@@ -153,10 +179,10 @@ func (s *Server) now() time.Time            { return s.cfg.Now() }
 func (s *Server) Now() time.Time            { return s.cfg.Now() }
 func (s *Server) SessionTTL() time.Duration { return s.cfg.SessionTTL }
 
-// Hub returns a channel that is signalled when a run's log grows in this
-// process, and a function to stop listening.
+// Subscribe returns a channel that is signalled when a run's log grows in
+// this process, and a function to stop listening.
 func (s *Server) Subscribe(runID string) (<-chan struct{}, func()) {
-	return s.runs.hub.subscribe(runID)
+	return s.runs.Subscribe(runID)
 }
 
 // ServeHTTP serves the registered routes through the middleware.
@@ -183,12 +209,12 @@ func (s *Server) AuditRequest(r *http.Request, action, target string, detail map
 
 // Start resumes runs left by a previous process; call it once, after
 // registering routes and before serving.
-func (s *Server) Start(ctx context.Context) { s.resumeOrphans(ctx) }
+func (s *Server) Start(ctx context.Context) { s.runs.ResumeOrphans(ctx) }
 
 // Shutdown stops taking runs and waits (up to ctx's deadline) for the
 // executing ones.
 func (s *Server) Shutdown(ctx context.Context) error {
-	err := s.runs.shutdown(ctx)
+	err := s.runs.Shutdown(ctx)
 	if s.sshHosts != nil {
 		s.sshHosts.Close() // after the runs: a finishing step may still use its connection
 	}
@@ -214,7 +240,11 @@ func (s *Server) ListenAndServe(ctx context.Context, addr string, ready func(net
 	}
 	s.Start(context.WithoutCancel(ctx))
 	go s.housekeeping(ctx)
-	go s.runScheduler(ctx, s.cfg.SchedulerInterval)
+	if s.cfg.PublicURL == "" {
+		s.notifier = s.newNotifier("http://" + ln.Addr().String())
+	}
+	go s.notifier.Run(ctx)
+	go s.runs.RunScheduler(ctx, s.cfg.SchedulerInterval)
 	go s.watchWorkspace(ctx, 5*time.Second)
 	select {
 	case err := <-errc:

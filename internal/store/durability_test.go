@@ -9,38 +9,63 @@ import (
 	"github.com/opsbook/opsbook/internal/runbook"
 )
 
-// The durability split documented at sqlitePragmas: control events commit
-// through a pool that fsyncs every commit, output through one that does not.
+// The durability split documented at sqlitePragmas: a batch with an event
+// that must survive power loss commits with synchronous=FULL (an fsync of
+// the WAL per commit), a batch of results only with NORMAL, on the one
+// append connection, whichever level the previous append left it at. The
+// fault this catches is a step start committed without an fsync: after a
+// result-only batch switched the connection to NORMAL, a control event
+// must switch it back before its commit.
 func TestSQLiteSynchronousLevels(t *testing.T) {
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "d.db"))
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "d.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	tests := []struct {
+	if level := synchronousOf(t, s.db); level != 2 {
+		t.Errorf("the main pool's synchronous = %d, want 2 (FULL)", level)
+	}
+	run := runbook.Run{Runbook: "rb.md"}
+	if err := s.CreateRun(ctx, &run); err != nil {
+		t.Fatal(err)
+	}
+	output := runbook.Event{Type: runbook.EventStepOutput, Step: "a", Stream: "stdout", Text: "x"}
+	started := runbook.Event{Type: runbook.EventStepStarted, Step: "a", Attempt: 1}
+	finished := runbook.Event{Type: runbook.EventStepFinished, Step: "a", Data: map[string]string{"status": "succeeded"}}
+	steps := []struct {
 		name string
-		db   func() *sql.DB
+		evs  []runbook.Event
 		want int // PRAGMA synchronous: 1 NORMAL, 2 FULL
 	}{
-		{"control events", func() *sql.DB { return s.db }, 2},
-		{"output events", func() *sql.DB { return s.outputDB }, 1},
+		{"step started", []runbook.Event{started}, 2},
+		{"output", []runbook.Event{output, output}, 1},
+		{"step started after output", []runbook.Event{started}, 2},
+		{"step finished", []runbook.Event{finished}, 1},
+		{"results with a control event", []runbook.Event{output, started}, 2},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			db := tt.db()
-			var level int
-			if err := db.QueryRow(`PRAGMA synchronous`).Scan(&level); err != nil {
-				t.Fatal(err)
-			}
-			if level != tt.want {
-				t.Errorf("synchronous = %d, want %d", level, tt.want)
-			}
-			var mode string
-			if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
-				t.Errorf("journal_mode = %q, %v; want wal", mode, err)
-			}
-		})
+	for _, st := range steps {
+		if _, err := s.AppendEvents(ctx, run.ID, st.evs...); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		// The pool has one connection: this is the level the commit used.
+		if level := synchronousOf(t, s.appendDB); level != st.want {
+			t.Errorf("%s: committed with synchronous = %d, want %d", st.name, level, st.want)
+		}
 	}
+}
+
+func synchronousOf(t *testing.T, db *sql.DB) int {
+	t.Helper()
+	var level int
+	if err := db.QueryRow(`PRAGMA synchronous`).Scan(&level); err != nil {
+		t.Fatal(err)
+	}
+	var mode string
+	if err := db.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v; want wal", mode, err)
+	}
+	return level
 }
 
 func TestFsyncedEvent(t *testing.T) {

@@ -37,12 +37,17 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 		resultsOnly = resultsOnly && !fsyncedEvent(ev.Type)
 	}
 	db := s.db
-	if resultsOnly && s.outputDB != nil {
-		db = s.outputDB
-	}
 	if s.dialect == DialectSQLite {
 		s.appendMu.Lock()
 		defer s.appendMu.Unlock()
+		db = s.appendDB
+		level := "FULL"
+		if resultsOnly {
+			level = "NORMAL"
+		}
+		if err := s.setAppendSync(ctx, level); err != nil {
+			return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
+		}
 	}
 	// Prepared before the transaction takes a connection: preparing needs
 	// one of its own, and with every connection held by an appender's
@@ -97,12 +102,35 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 		if _, err = stmt.ExecContext(ctx, args...); err != nil {
 			return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
 		}
+		// A notable event and its notice commit together: no notification
+		// is lost by a crash, and none is sent for an event that was not.
+		if n, ok := noticeFor(ev); ok {
+			if _, err = tx.ExecContext(ctx, insertNoticeSQL, n.Dedupe, n.Kind, n.RunID, n.Seq, "", "", micros(n.CreatedAt)); err != nil {
+				return nil, fmt.Errorf("append events to run %s: notice: %w", runID, mapError(err))
+			}
+		}
 		out[i] = ev
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("append events to run %s: commit: %w", runID, mapError(err))
 	}
 	return out, nil
+}
+
+// setAppendSync sets PRAGMA synchronous on the append connection (the
+// pool's only one) when it is not at level already. Called with appendMu
+// held. The level is forgotten first, so that a failure leaves it unknown
+// and the next append sets it again.
+func (s *Store) setAppendSync(ctx context.Context, level string) error {
+	if s.appendSync == level {
+		return nil
+	}
+	s.appendSync = ""
+	if _, err := s.appendDB.ExecContext(ctx, "PRAGMA synchronous = "+level); err != nil {
+		return err
+	}
+	s.appendSync = level
+	return nil
 }
 
 // appendStmts are AppendEvents' two statements, prepared once per pool:

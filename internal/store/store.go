@@ -42,22 +42,28 @@ type Store struct {
 	dialect string
 	path    string // SQLite database file; empty for PostgreSQL
 
-	// outputDB commits result-only event batches without waiting for the
-	// disk (SQLite synchronous=NORMAL); nil on PostgreSQL, where such a
-	// transaction sets synchronous_commit off instead. See sqlitePragmas.
-	outputDB *sql.DB
+	// appendDB is the one SQLite connection event appends go through; nil
+	// on PostgreSQL, where they use db. One connection keeps its page cache
+	// valid from one append to the next (a second connection would re-read
+	// every page the first one changed) and lets each commit choose its own
+	// synchronous level (see sqlitePragmas and appendSync).
+	appendDB *sql.DB
 
 	// appendMu serialises this process's event appends on SQLite, which
 	// has one writer at a time anyway: waiting here is a queue, waiting in
-	// SQLite's busy handler is sleep-and-poll with growing sleeps.
+	// SQLite's busy handler is sleep-and-poll with growing sleeps. It also
+	// guards appendSync.
 	appendMu sync.Mutex
+	// appendSync is the synchronous level appendDB's connection was last
+	// set to; "" when unknown (so it is set again before the next append).
+	appendSync string
 
 	stmtMu sync.Mutex
 	stmts  map[*sql.DB]*appendStmts // see appendStatements
 }
 
 // sqlitePragmas are applied to every SQLite connection; the synchronous
-// level is set per pool.
+// level is FULL on opening and set per commit on the append connection.
 //
 // Durability. Every event survives kill -9 of the process once
 // AppendEvents returns: in WAL mode a commit is in the WAL file (the OS page
@@ -69,7 +75,8 @@ type Store struct {
 //     FULL: a step start is on disk before its command is spawned, a
 //     decision before it is acted on;
 //   - a batch holding only results (output, verification, step finished,
-//     retry) commits with NORMAL through a second pool. The next fsynced
+//     retry) commits with NORMAL (PRAGMA synchronous is switched on the
+//     append connection just before its transaction begins). The next fsynced
 //     commit covers it too (fsync syncs the whole WAL), so power loss can
 //     only take the results recorded since the last fsynced event — the step
 //     they belong to then looks interrupted, and resume re-runs it only if it
@@ -166,12 +173,14 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	outputDB, err := openSQLitePool(ctx, abs, "NORMAL", 2)
+	// The append connection opens at FULL too: should database/sql ever
+	// replace it, a fresh connection errs on the durable side.
+	appendDB, err := openSQLitePool(ctx, abs, "FULL", 1)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	return &Store{db: db, outputDB: outputDB, dialect: DialectSQLite, path: abs}, nil
+	return &Store{db: db, appendDB: appendDB, appendSync: "FULL", dialect: DialectSQLite, path: abs}, nil
 }
 
 func openSQLitePool(ctx context.Context, path, synchronous string, conns int) (*sql.DB, error) {
@@ -254,8 +263,8 @@ func (s *Store) Close() error {
 	}
 	s.stmts = nil
 	s.stmtMu.Unlock()
-	if s.outputDB != nil {
-		s.outputDB.Close()
+	if s.appendDB != nil {
+		s.appendDB.Close()
 	}
 	return s.db.Close()
 }

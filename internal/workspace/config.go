@@ -14,6 +14,8 @@ type Config struct {
 	Lang         string        `json:"lang"` // "en" or "zh": language of generated documents
 	Projects     []Project     `json:"projects,omitempty"`
 	Environments []Environment `json:"environments,omitempty"`
+	// Notifications are the channels people are told through (see notify.go).
+	Notifications []Channel `json:"notifications,omitempty"`
 }
 
 // Project groups runbooks of one service, for permissions and the overview.
@@ -33,6 +35,9 @@ type Environment struct {
 	// KnownHosts is an extra known_hosts file, relative to the workspace
 	// (e.g. ops/known_hosts), checked besides the user's own.
 	KnownHosts string `json:"known_hosts,omitempty"`
+	// Prometheus is the base URL (http://host:9090) runbook guards query
+	// in this environment; $OPSBOOK_PROMETHEUS_URL overrides it.
+	Prometheus string `json:"prometheus,omitempty"`
 	// Variables are non-secret values given to every command as env vars.
 	Variables map[string]string `json:"variables,omitempty"`
 	// Reviewers is how many distinct people must approve a task's snapshot

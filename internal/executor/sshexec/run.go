@@ -337,7 +337,11 @@ func wrapperScript(cmd executor.Command, id string) (string, error) {
 	// setsid() without forking, so $! is the new group's id. set -m is the
 	// fallback for hosts without util-linux.
 	b.WriteString("if command -v setsid >/dev/null 2>&1; then launch=setsid; else set -m; launch=; fi\n")
-	fmt.Fprintf(&b, "$launch %s /dev/fd/3 </dev/null 3<<'%s' &\n", shellQuote(interp), delim)
+	launch := shellQuote(interp)
+	for _, opt := range executor.ShellOptions(interp, cmd.NoErrexit) {
+		launch += " " + shellQuote(opt)
+	}
+	fmt.Fprintf(&b, "$launch %s /dev/fd/3 </dev/null 3<<'%s' &\n", launch, delim)
 	b.WriteString(cmd.Script)
 	if !strings.HasSuffix(cmd.Script, "\n") && cmd.Script != "" {
 		b.WriteByte('\n')

@@ -28,7 +28,8 @@
 // How a command runs remotely: the SSH command line is fixed ("exec sh
 // -s"); stdin carries a generated wrapper that makes a private temp dir
 // (mktemp -d, umask 077) for $OPSBOOK_OUTPUT, exports one variable per line
-// with the value in single quotes, and starts the interpreter on the script,
+// with the value in single quotes, and starts the interpreter (with
+// executor.ShellOptions: sh -e, bash -e -o pipefail) on the script,
 // which it reads from a quoted here-document on fd 3. No value ever appears
 // on the remote command line (visible in ps) or on disk, none is
 // interpreted by a shell, and sshd's AcceptEnv is not needed. The

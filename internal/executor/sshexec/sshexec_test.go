@@ -170,6 +170,36 @@ func TestScriptIsVerbatim(t *testing.T) {
 	}
 }
 
+// Fault class: a failing command mid-script (or mid-pipeline) that the
+// remote shell would ignore without errexit. Over SSH as locally, sh runs
+// with -e and bash with -e -o pipefail unless the block opts out, and the
+// shell's messages keep the script's line numbers.
+func TestStrictShells(t *testing.T) {
+	s := sshdtest.Start(t, 1)[0]
+	ex := dial(t, s, options(t, s))
+	tests := []struct {
+		name, interp, script string
+		noErrexit            bool
+		wantExit             int
+		wantStdout           string
+		wantStderr           string
+	}{
+		{name: "sh stops at false", interp: "sh", script: "echo one\nfalse\necho two\n", wantExit: 1, wantStdout: "one\n"},
+		{name: "bash pipefail", interp: "bash", script: "false | cat\necho after\n", wantExit: 1},
+		{name: "bash opt-out", interp: "bash", script: "false | cat\necho after\n", noErrexit: true, wantStdout: "after\n"},
+		{name: "bash line number", interp: "bash", script: "echo one\n\nno-such-command-xyz\necho two\n", wantExit: 127, wantStdout: "one\n", wantStderr: "line 3: no-such-command-xyz"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, out, errOut := run(t, ex, executor.Command{Interpreter: tt.interp, Script: tt.script, NoErrexit: tt.noErrexit})
+			if res.ExitCode != tt.wantExit || out != tt.wantStdout || !strings.Contains(errOut, tt.wantStderr) {
+				t.Errorf("exit %d stdout %q stderr %q; want exit %d stdout %q stderr containing %q",
+					res.ExitCode, out, errOut, tt.wantExit, tt.wantStdout, tt.wantStderr)
+			}
+		})
+	}
+}
+
 func TestExitStatusDirAndSetupErrors(t *testing.T) {
 	s := sshdtest.Start(t, 1)[0]
 	ex := dial(t, s, options(t, s))

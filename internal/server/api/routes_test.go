@@ -155,6 +155,8 @@ var routeCases = map[string]routeCase{
 	}, ok: 204},
 	// Public: the signature authenticates the caller, whoever else they are.
 	"POST /api/v1/hooks/{name}": {setup: static("", nil), ok: 202, allow: everyone},
+	// Authenticated by the alertmanager trigger's bearer token, whoever calls.
+	"POST /api/v1/hooks/{name}/alertmanager": {setup: static("", nil), ok: 202, allow: everyone},
 	"GET /api/v1/audit":         {setup: static("/api/v1/audit", nil), ok: 200},
 	"GET /api/v1/audit/verify":  {setup: static("/api/v1/audit/verify", nil), ok: 200},
 	"POST /api/v1/retention":    {setup: static("/api/v1/retention", map[string]int{"keep": 1000}), ok: 200},
@@ -422,6 +424,13 @@ func TestRoutePermissions(t *testing.T) {
 					cred := h.creds[role]
 					if c.as != nil {
 						cred = c.as(h, role)
+					}
+					if key == "POST /api/v1/hooks/{name}/alertmanager" {
+						r := h.alertmanagerHook(h.unique("am"))
+						if r.status != want {
+							t.Errorf("alertmanager hook as %s: status %d, want %d\n%s", role, r.status, want, r.body)
+						}
+						return
 					}
 					if key == "POST /api/v1/hooks/{name}" {
 						r := h.signedHook(cred, h.webhookTrigger(h.unique("hook"), searchRunbook), []byte(`{}`))

@@ -1,4 +1,4 @@
-package server
+package runs
 
 import (
 	"context"
@@ -26,7 +26,7 @@ type taskAdmission struct {
 // change: emergency runbooks. Runs of the task in the server's store count
 // as rehearsals. It returns nil for a runbook that is not a task's. A
 // refusal is a 409 that lists each gate in words.
-func (s *Server) admitTask(ctx context.Context, rel string, docs Documents, envName, emergency string) (*taskAdmission, error) {
+func (s *Service) admitTask(ctx context.Context, rel string, docs Documents, envName, emergency string) (*taskAdmission, error) {
 	name, ok := gates.TaskOf(rel)
 	if !ok {
 		return nil, nil
@@ -39,7 +39,7 @@ func (s *Server) admitTask(ctx context.Context, rel string, docs Documents, envN
 	if err != nil {
 		return nil, err
 	}
-	rep, err := t.Admit(envName, s.Now(), gates.Options{Emergency: emergency, StoreRuns: stored})
+	rep, err := t.Admit(envName, s.now(), gates.Options{Emergency: emergency, StoreRuns: stored})
 	var refusal *gates.Refusal
 	if errors.As(err, &refusal) {
 		return nil, Errorf(http.StatusConflict, "gates_unmet", "%v\n%s", err, gateLines(rep))
@@ -47,7 +47,7 @@ func (s *Server) admitTask(ctx context.Context, rel string, docs Documents, envN
 	if err != nil {
 		return nil, BadRequest("%v", err)
 	}
-	task := Documents{Runbook: t.Runbook, Rollback: t.Rollback, Called: t.Called, order: t.CalledInOrder()}
+	task := Documents{Runbook: t.Runbook, Rollback: t.Rollback, Called: t.Called, Order: t.CalledInOrder()}
 	if docs.content() != task.content() {
 		// The gates judged the task's documents as they are now; a run of
 		// other content (an older published snapshot) was not reviewed or
@@ -64,8 +64,8 @@ func (s *Server) admitTask(ctx context.Context, rel string, docs Documents, envN
 // admitStanding applies the change calendar to a run of a runbook that is
 // not a task's, as `opsbook run` does (gates.AdmitStanding): a refusal is a
 // 409 with the gates in words.
-func (s *Server) admitStanding(rel string, doc *runbook.Document, envName, emergency string) error {
-	rep, err := gates.AdmitStanding(s.catalog.Workspace(), rel, doc, envName, s.Now(), emergency)
+func (s *Service) admitStanding(rel string, doc *runbook.Document, envName, emergency string) error {
+	rep, err := gates.AdmitStanding(s.catalog.Workspace(), rel, doc, envName, s.now(), emergency)
 	var refusal *gates.Refusal
 	if errors.As(err, &refusal) {
 		return Errorf(http.StatusConflict, "gates_unmet", "%v\n%s", err, gateLines(rep))
@@ -87,7 +87,7 @@ func gateLines(rep *gates.Report) string {
 // recordTaskFinish records a task run's end in the task's lifecycle file
 // (a protected run completes the task). A resumed run's admission is read
 // again from the file, where its start was recorded.
-func (s *Server) recordTaskFinish(j job) {
+func (s *Service) recordTaskFinish(j job) {
 	ctx := context.Background()
 	run, err := s.store.GetRun(ctx, j.runID)
 	if err != nil || !run.Status.Finished() && run.Status != runbook.RunInterrupted {
@@ -110,7 +110,7 @@ func (s *Server) recordTaskFinish(j job) {
 // recordedAdmission rebuilds the admission of a run whose start the task's
 // lifecycle file records, with the snapshot recorded then; nil when the
 // run is not a recorded task run.
-func (s *Server) recordedAdmission(rel, runID, envName, emergency string) (*taskAdmission, error) {
+func (s *Service) recordedAdmission(rel, runID, envName, emergency string) (*taskAdmission, error) {
 	name, ok := gates.TaskOf(rel)
 	if !ok {
 		return nil, nil
@@ -124,7 +124,7 @@ func (s *Server) recordedAdmission(rel, runID, envName, emergency string) (*task
 			continue
 		}
 		t.Snapshot = r.Snapshot
-		rep, err := t.Evaluate(envName, s.Now(), gates.Options{Emergency: emergency})
+		rep, err := t.Evaluate(envName, s.now(), gates.Options{Emergency: emergency})
 		if err != nil {
 			return nil, fmt.Errorf("task %s: %w", name, err)
 		}
