@@ -34,6 +34,7 @@ var logCatalogue = map[string]map[string]string{
 		"err_all_runs":  "All runs",
 		"confirm_abort": "Abort the run? The remaining steps will not run.", "confirm_rollback": "Roll back? The rollback document runs now.",
 		"confirm_cancel": "Cancel the run? The running step is stopped.",
+		"waiting_ask":    "Step failed: choose what to do",
 		"last_stderr":    "The step's last lines on stderr:",
 	},
 	"zh": {
@@ -66,6 +67,7 @@ var logCatalogue = map[string]map[string]string{
 		"err_all_runs":  "全部执行记录",
 		"confirm_abort": "中止执行？剩余步骤将不再执行。", "confirm_rollback": "回滚？回滚文档将立即执行。",
 		"confirm_cancel": "取消执行？正在执行的步骤将被停止。",
+		"waiting_ask":    "步骤失败：请选择处理方式",
 		"last_stderr":    "该步骤最后输出到 stderr 的内容：",
 	},
 }

@@ -38,6 +38,10 @@ func TestStalePanelRace(t *testing.T) {
 		t.Error("stdout in the stderr tail")
 	}
 	alice.shot("guided-failure")
+	// "Waiting for me" lists the question, and drops it live once answered.
+	overview := newTab(t, root, ts.url)
+	overview.login("alice")
+	overview.wait("the question in 'waiting for me'", `document.querySelector('#waiting-region .wait-item[data-kind="ask"] a')`)
 
 	// Abort asks first; refusing the confirmation sends nothing.
 	eval[bool](alice, `document.querySelector("#choice-abort").click(); true`)
@@ -71,5 +75,6 @@ func TestStalePanelRace(t *testing.T) {
 	if !eval[bool](alice, `!!document.querySelector("#run-done")`) || eval[bool](alice, `!!document.querySelector("#cancel")`) {
 		t.Errorf("an older response replaced the finished panel:\n%s", alice.text("#panel"))
 	}
+	overview.wait("the answered question to leave 'waiting for me' without a reload", `!document.querySelector('#waiting-region .wait-item') && document.querySelector("#matrix")`)
 	alice.noDialogs()
 }
