@@ -35,7 +35,10 @@ var logCatalogue = map[string]map[string]string{
 		"confirm_abort": "Abort the run? The remaining steps will not run.", "confirm_rollback": "Roll back? The rollback document runs now.",
 		"confirm_cancel": "Cancel the run? The running step is stopped.",
 		"waiting_ask":    "Step failed: choose what to do",
-		"last_stderr":    "The step's last lines on stderr:",
+		"run_again":      "Run again", "rerun_from": "Run again with the same snapshot and parameters, from", "first_step": "the first step",
+		"resume_run": "Resume", "resume_interrupted_step": "The interrupted step", "resume_default": "as its idempotence allows",
+		"publish_current": "Publish the current content", "published": "Published.",
+		"last_stderr": "The step's last lines on stderr:",
 	},
 	"zh": {
 		"log_step_started": "▶ %s 开始", "log_step_started_attempt": "▶ %s 开始（第 %d 次尝试）",
@@ -68,7 +71,10 @@ var logCatalogue = map[string]map[string]string{
 		"confirm_abort": "中止执行？剩余步骤将不再执行。", "confirm_rollback": "回滚？回滚文档将立即执行。",
 		"confirm_cancel": "取消执行？正在执行的步骤将被停止。",
 		"waiting_ask":    "步骤失败：请选择处理方式",
-		"last_stderr":    "该步骤最后输出到 stderr 的内容：",
+		"run_again":      "再次执行", "rerun_from": "用相同的快照和参数再次执行，从", "first_step": "第一步",
+		"resume_run": "继续执行", "resume_interrupted_step": "被中断的步骤", "resume_default": "按其幂等性处理",
+		"publish_current": "发布当前内容", "published": "已发布。",
+		"last_stderr": "该步骤最后输出到 stderr 的内容：",
 	},
 }
 

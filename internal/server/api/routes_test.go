@@ -157,9 +157,9 @@ var routeCases = map[string]routeCase{
 	"POST /api/v1/hooks/{name}": {setup: static("", nil), ok: 202, allow: everyone},
 	// Authenticated by the alertmanager trigger's bearer token, whoever calls.
 	"POST /api/v1/hooks/{name}/alertmanager": {setup: static("", nil), ok: 202, allow: everyone},
-	"GET /api/v1/audit":         {setup: static("/api/v1/audit", nil), ok: 200},
-	"GET /api/v1/audit/verify":  {setup: static("/api/v1/audit/verify", nil), ok: 200},
-	"POST /api/v1/retention":    {setup: static("/api/v1/retention", map[string]int{"keep": 1000}), ok: 200},
+	"GET /api/v1/audit":                      {setup: static("/api/v1/audit", nil), ok: 200},
+	"GET /api/v1/audit/verify":               {setup: static("/api/v1/audit/verify", nil), ok: 200},
+	"POST /api/v1/retention":                 {setup: static("/api/v1/retention", map[string]int{"keep": 1000}), ok: 200},
 
 	// The web UI, called as a browser: anonymous callers are sent to
 	// sign-in (see expect), forbidden ones get the 403 page.
@@ -185,6 +185,10 @@ var routeCases = map[string]routeCase{
 	"GET /runs/{id}/log":        {setup: onUIRun("/log", nil), ok: 200, allow: signedIn},
 	"GET /runs/{id}/log/rows":   {setup: onUIRun("/log/rows?line=0", nil), ok: 200, allow: signedIn},
 	"GET /runs/{id}/log/search": {setup: onUIRun("/log/search?q=row", nil), ok: 200, allow: signedIn},
+	"POST /runs/{id}/rerun":     {setup: onUIRun("/rerun", url.Values{}), ok: 303, allow: runners, location: "/runs/"},
+	// Resuming a finished run is refused after authorisation.
+	"POST /runs/{id}/resume":    {setup: onUIRun("/resume", url.Values{}), ok: 409, allow: runners},
+	"POST /publish":             {setup: static("/publish", url.Values{"runbook": {searchRunbook}}), ok: 303, allow: []string{editor}, location: "/runbooks/"},
 	"GET /runs/{id}/checklist":  {setup: onUIRun("/checklist", nil), ok: 200, allow: signedIn},
 	"GET /runs/{id}/postmortem": {setup: onUIRun("/postmortem", nil), ok: 200, allow: signedIn},
 	"POST /runs/{id}/cancel": {setup: waitFor(backupRunbook, runbook.WaitKindGate, uiRuns, "/cancel", url.Values{"reason": {"matrix"}}),

@@ -77,4 +77,13 @@ func TestStalePanelRace(t *testing.T) {
 	}
 	overview.wait("the answered question to leave 'waiting for me' without a reload", `!document.querySelector('#waiting-region .wait-item') && document.querySelector("#matrix")`)
 	alice.noDialogs()
+
+	// Run again from a step, with the same snapshot and parameters.
+	first := eval[string](alice, `location.pathname`)
+	eval[bool](alice, `document.getElementById("rerun-from").value = "next"; document.getElementById("rerun").click(); true`)
+	alice.wait("the new run", `location.pathname !== `+"`"+`${"`+first+`"}`+"`"+` && document.querySelector('#run-status[data-status="succeeded"]')`)
+	alice.wait("the new run's log", `document.querySelector("#log-lines").innerText.includes("Run finished")`)
+	if log := alice.text("#log-lines"); strings.Contains(log, "▶ flaky started") || !strings.Contains(log, "▶ next started") {
+		t.Errorf("the run from step next ran something else:\n%s", log)
+	}
 }

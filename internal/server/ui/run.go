@@ -31,6 +31,7 @@ type runView struct {
 	PanelError string
 	Stderr     []string // the last stderr lines of the failed step a question is about
 	Since      int64    // Unix ms the run started, while it runs (the page ticks from it)
+	FromSteps  []string // the document's steps, to run again from
 }
 
 type stepView struct {
@@ -152,6 +153,7 @@ func (h *handlers) viewRun(p *auth.Principal, run runbook.Run, state *runbook.Ru
 	}
 	for i := range docSteps {
 		ds := &docSteps[i]
+		v.FromSteps = append(v.FromSteps, ds.ID)
 		seen[ds.ID] = true
 		add(ds, state.Step(ds.ID))
 	}

@@ -53,6 +53,7 @@ func Register(s *server.Server) {
 	h.registerRunbook()
 	h.registerRun()
 	h.registerRuns()
+	h.registerRunActions()
 	h.registerLive()
 	h.registerLogView()
 	h.registerReports()
