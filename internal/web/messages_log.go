@@ -38,6 +38,7 @@ var logCatalogue = map[string]map[string]string{
 		"run_again":      "Run again", "rerun_from": "Run again with the same snapshot and parameters, from", "first_step": "the first step",
 		"resume_run": "Resume", "resume_interrupted_step": "The interrupted step", "resume_default": "as its idempotence allows",
 		"publish_current": "Publish the current content", "published": "Published.",
+		"onfail_abort": "abort", "onfail_continue": "continue", "onfail_rollback": "roll back", "onfail_ask": "ask the operator",
 		"last_stderr": "The step's last lines on stderr:",
 	},
 	"zh": {
@@ -74,6 +75,7 @@ var logCatalogue = map[string]map[string]string{
 		"run_again":      "再次执行", "rerun_from": "用相同的快照和参数再次执行，从", "first_step": "第一步",
 		"resume_run": "继续执行", "resume_interrupted_step": "被中断的步骤", "resume_default": "按其幂等性处理",
 		"publish_current": "发布当前内容", "published": "已发布。",
+		"onfail_abort": "中止", "onfail_continue": "继续", "onfail_rollback": "回滚", "onfail_ask": "询问操作员",
 		"last_stderr": "该步骤最后输出到 stderr 的内容：",
 	},
 }

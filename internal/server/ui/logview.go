@@ -320,6 +320,7 @@ type jsonRow struct {
 	X string       `json:"x,omitempty"` // text without colour
 	S []logSegment `json:"s,omitempty"` // coloured text
 	C string       `json:"c,omitempty"` // a marker's class: ok, bad, wait, info
+	D string       `json:"d,omitempty"` // a marker's detail as recorded (a reason, an error), in its own language
 	P bool         `json:"p,omitempty"` // an unfinished line
 }
 
@@ -378,7 +379,7 @@ func writeJSON(w http.ResponseWriter, v any) error {
 func (p *page) jsonRow(r logRow, fanout map[string]bool) jsonRow {
 	j := jsonRow{K: string(r.kind), T: r.at.UnixMilli(), P: r.partial}
 	if r.kind == 'm' {
-		j.X, j.C = p.markerText(r.marker, fanout)
+		j.X, j.C, j.D = p.markerWords(r.marker, fanout)
 		return j
 	}
 	if fanout[r.phase+"/"+r.step] {
@@ -391,17 +392,32 @@ func (p *page) jsonRow(r logRow, fanout map[string]bool) jsonRow {
 	return j
 }
 
-// markerText is an event in words of the page's language, and its class.
+// markerText is an event in words of the page's language, with its
+// detail, and its class.
 func (p *page) markerText(ev *runbook.Event, fanout map[string]bool) (string, string) {
+	words, class, detail := p.markerWords(ev, fanout)
+	if detail != "" {
+		words += ": " + detail
+	}
+	return words, class
+}
+
+// markerWords is markerText with the detail apart: the words are the
+// page's language, the detail is what was recorded (a reason, an error).
+func (p *page) markerWords(ev *runbook.Event, fanout map[string]bool) (words, class, detail string) {
+	words, class = p.markerBase(ev, fanout)
+	switch ev.Type {
+	case runbook.EventStepStarted, runbook.EventRunFinished, runbook.EventRollbackFinish, runbook.EventGuardBreached:
+	default:
+		detail = ev.Text
+	}
+	return words, class, detail
+}
+
+func (p *page) markerBase(ev *runbook.Event, fanout map[string]bool) (string, string) {
 	where := ev.Step
 	if ev.Host != "" && fanout[ev.Data["phase"]+"/"+ev.Step] {
 		where += " @ " + ev.Host
-	}
-	with := func(s, text string) string {
-		if text == "" {
-			return s
-		}
-		return s + ": " + text
 	}
 	switch ev.Type {
 	case runbook.EventStepStarted:
@@ -420,39 +436,39 @@ func (p *page) markerText(ev *runbook.Event, fanout map[string]bool) (string, st
 		if ms, err := strconv.ParseFloat(ev.Data["duration_ms"], 64); err == nil {
 			s += " " + p.T("log_took", formatDuration(time.Duration(ms*float64(time.Millisecond))))
 		}
-		return with(s, ev.Text), statusClass(status)
+		return s, statusClass(status)
 	case runbook.EventStepVerified:
 		kind := p.T("check_" + ev.Data["kind"])
 		if ev.Data["result"] == "pass" {
-			return with(p.T("log_check_pass", where, kind), ev.Text), "ok"
+			return p.T("log_check_pass", where, kind), "ok"
 		}
-		return with(p.T("log_check_fail", where, kind), ev.Text), "bad"
+		return p.T("log_check_fail", where, kind), "bad"
 	case runbook.EventStepSkipped:
-		return with(p.T("log_step_skipped", where), ev.Text), "info"
+		return p.T("log_step_skipped", where), "info"
 	case runbook.EventGateWaiting:
-		return with(p.T("log_gate_waiting", where), ev.Text), "wait"
+		return p.T("log_gate_waiting", where), "wait"
 	case runbook.EventManualWaiting:
-		return with(p.T("log_manual_waiting", where), ev.Text), "wait"
+		return p.T("log_manual_waiting", where), "wait"
 	case runbook.EventAskWaiting:
-		return with(p.T("log_ask_waiting", where), ev.Text), "wait"
+		return p.T("log_ask_waiting", where), "wait"
 	case runbook.EventGateDecided:
-		return with(p.T("log_gate_decided", ev.Actor, p.T("decision_"+ev.Data["decision"]), where), ev.Text), "info"
+		return p.T("log_gate_decided", ev.Actor, p.T("decision_"+ev.Data["decision"]), where), "info"
 	case runbook.EventManualDone:
-		return with(p.T("log_manual_done", ev.Actor, where), ev.Text), "info"
+		return p.T("log_manual_done", ev.Actor, where), "info"
 	case runbook.EventAskAnswered:
-		return with(p.T("log_ask_answered", ev.Actor, p.T("choice_"+ev.Data["choice"]), where), ev.Text), "info"
+		return p.T("log_ask_answered", ev.Actor, p.T("choice_"+ev.Data["choice"]), where), "info"
 	case runbook.EventRunFinished:
 		return p.T("log_run_finished", p.StatusLabel(ev.Data["status"])), statusClass(ev.Data["status"])
 	case runbook.EventRunCancelled:
-		return with(p.T("log_run_cancelled", ev.Actor), ev.Text), "bad"
+		return p.T("log_run_cancelled", ev.Actor), "bad"
 	case runbook.EventRollbackStart:
-		return with(p.T("log_rollback_started"), ev.Text), "bad"
+		return p.T("log_rollback_started"), "bad"
 	case runbook.EventRollbackFinish:
 		return p.T("log_rollback_finished", p.StatusLabel(ev.Data["status"])), statusClass(ev.Data["status"])
 	case runbook.EventGuardBreached:
 		return p.T("log_guard_breached", ev.Data["guard"], ev.Data["value"], ev.Data["threshold"]), "bad"
 	case runbook.EventAnomaly:
-		return with(p.T("log_anomaly", ev.Actor), ev.Text), "info"
+		return p.T("log_anomaly", ev.Actor), "info"
 	}
 	return string(ev.Type), "info"
 }

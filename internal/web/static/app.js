@@ -220,6 +220,15 @@
     } else {
       this.text(el, r.x || "", "");
     }
+    if (r.d) {
+      // What was recorded (a reason, an error) is not translated: say so.
+      this.text(el, ": ", "");
+      var d = document.createElement("span");
+      d.className = "detail";
+      d.lang = "en";
+      el.appendChild(d);
+      this.text(d, r.d, "");
+    }
     return el;
   };
 
