@@ -2,6 +2,8 @@ package ui_test
 
 import (
 	"strings"
+
+	"github.com/chromedp/chromedp"
 	"testing"
 	"time"
 )
@@ -38,6 +40,25 @@ func TestStalePanelRace(t *testing.T) {
 		t.Error("stdout in the stderr tail")
 	}
 	alice.shot("guided-failure")
+	// On a 390 px phone: the header is one row, and the question comes first.
+	if err := chromedp.Do(alice.ctx, chromedp.EmulateViewport(390, 844)); err != nil {
+		t.Fatal(err)
+	}
+	alice.go_(eval[string](alice, `location.pathname`))
+	alice.wait("the question on a phone", `window.htmx && document.querySelector("#wait-ask #choice-skip")`)
+	if h := eval[float64](alice, `document.querySelector("header.top").getBoundingClientRect().height`); h > 60 {
+		t.Errorf("the header is %.0f px high at 390 px: more than one row", h)
+	}
+	if y := eval[float64](alice, `document.querySelector("#wait-ask").getBoundingClientRect().top`); y > 400 {
+		t.Errorf("the question starts %.0f px down at 390 px, below the first screenful's middle", y)
+	}
+	if w := eval[float64](alice, `document.documentElement.scrollWidth`); w > 392 {
+		t.Errorf("the run page is %.0f px wide at 390 px: it scrolls sideways", w)
+	}
+	alice.shot("run-mobile")
+	if err := chromedp.Do(alice.ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
+		t.Fatal(err)
+	}
 	// "Waiting for me" lists the question, and drops it live once answered.
 	overview := newTab(t, root, ts.url)
 	overview.login("alice")
