@@ -380,6 +380,8 @@ func (p *page) jsonRow(r logRow, fanout map[string]bool) jsonRow {
 	j := jsonRow{K: string(r.kind), T: r.at.UnixMilli(), P: r.partial}
 	if r.kind == 'm' {
 		j.X, j.C, j.D = p.markerWords(r.marker, fanout)
+		// A row is one line: a reason written over several shows its breaks.
+		j.X, j.D = strings.ReplaceAll(j.X, "\n", " ↵ "), strings.ReplaceAll(j.D, "\n", " ↵ ")
 		return j
 	}
 	if fanout[r.phase+"/"+r.step] {

@@ -88,7 +88,6 @@ func TestLogViewer(t *testing.T) {
 	if n := eval[int](alice, rows+`.children.length`); n > 120 {
 		t.Errorf("%d rows in the DOM for a 900 px page: the viewer is not virtualised", n)
 	}
-	alice.shot("log-viewer")
 
 	// Fault: lines dropped (the page once trimmed whole chunks). Scroll
 	// to the top, the middle and a random line: each is there.

@@ -39,7 +39,6 @@ func TestStalePanelRace(t *testing.T) {
 	if strings.Contains(alice.text("#stderr-tail"), "checking the replica") {
 		t.Error("stdout in the stderr tail")
 	}
-	alice.shot("guided-failure")
 	// On a 390 px phone: the header is one row, and the question comes first.
 	if err := chromedp.Do(alice.ctx, chromedp.EmulateViewport(390, 844)); err != nil {
 		t.Fatal(err)
@@ -55,7 +54,6 @@ func TestStalePanelRace(t *testing.T) {
 	if w := eval[float64](alice, `document.documentElement.scrollWidth`); w > 392 {
 		t.Errorf("the run page is %.0f px wide at 390 px: it scrolls sideways", w)
 	}
-	alice.shot("run-mobile")
 	if err := chromedp.Do(alice.ctx, chromedp.EmulateViewport(1280, 900)); err != nil {
 		t.Fatal(err)
 	}
