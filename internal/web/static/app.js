@@ -134,6 +134,7 @@
   // live: the stream says the log now has lines rows.
   Viewer.prototype.grew = function (m) {
     if (m.seq < this.seq) return;
+    if (m.seq === this.seq && m.lines <= this.total) { this.finished = this.finished || m.finished; return; } // nothing new
     var before = this.total;
     this.total = Math.max(this.total, m.lines);
     this.finished = this.finished || m.finished;
