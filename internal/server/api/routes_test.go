@@ -193,6 +193,10 @@ var routeCases = map[string]routeCase{
 	"GET /runs/{id}/log":        {setup: onUIRun("/log", nil), ok: 200, allow: signedIn, status: otherProject},
 	"GET /runs/{id}/log/rows":   {setup: onUIRun("/log/rows?line=0", nil), ok: 200, allow: signedIn, status: otherProject},
 	"GET /runs/{id}/log/search": {setup: onUIRun("/log/search?q=row", nil), ok: 200, allow: signedIn, status: otherProject},
+	"POST /runs/{id}/rerun":     {setup: onUIRun("/rerun", url.Values{}), ok: 303, allow: runners, location: "/runs/"},
+	// Resuming a finished run is refused after authorisation.
+	"POST /runs/{id}/resume":    {setup: onUIRun("/resume", url.Values{}), ok: 409, allow: runners},
+	"POST /publish":             {setup: static("/publish", url.Values{"runbook": {searchRunbook}}), ok: 303, allow: []string{editor}, location: "/runbooks/"},
 	"GET /runs/{id}/checklist":  {setup: onUIRun("/checklist", nil), ok: 200, allow: signedIn, status: otherProject},
 	"GET /runs/{id}/postmortem": {setup: onUIRun("/postmortem", nil), ok: 200, allow: signedIn, status: otherProject},
 	"POST /runs/{id}/cancel": {setup: waitFor(backupRunbook, runbook.WaitKindGate, uiRuns, "/cancel", url.Values{"reason": {"matrix"}}),

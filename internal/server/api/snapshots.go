@@ -5,7 +5,6 @@ import (
 
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/server"
-	"github.com/opsbook/opsbook/internal/store"
 )
 
 func (h *handlers) registerSnapshots() {
@@ -33,31 +32,8 @@ func (h *handlers) publish(w http.ResponseWriter, r *http.Request) error {
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
-	e, ok := h.s.Catalog().Get(req.Runbook)
-	if !ok {
-		return server.Errorf(http.StatusNotFound, "not_found", "runbook %s is not in the workspace", req.Runbook)
-	}
-	if req.Content != "" && req.Content != e.Content {
-		return server.Errorf(http.StatusConflict, "changed", "runbook %s is now %s, not %s: it changed since you looked; review it again", e.Path, e.Content, req.Content)
-	}
-	if len(e.Diagnostics) > 0 {
-		for _, d := range e.Diagnostics {
-			if d.Severity == "error" {
-				return server.BadRequest("runbook %s has errors; fix them before publishing: %s", e.Path, d)
-			}
-		}
-	}
-	p := principal(r)
-	sn := e.Documents().Snapshot(e.Content, p.Name)
-	st := h.s.Store()
-	if err := st.PutSnapshot(r.Context(), sn); err != nil {
-		return err
-	}
-	pub := store.Publication{Runbook: e.Path, Hash: e.Content, PublishedBy: p.Name, PublishedAt: h.s.Now()}
-	if err := st.Publish(r.Context(), pub); err != nil {
-		return err
-	}
-	if err := h.s.AuditRequest(r, "snapshot.publish", "runbook/"+e.Path, map[string]string{"snapshot": e.Content}); err != nil {
+	pub, err := h.s.Publish(r, principal(r), req.Runbook, req.Content)
+	if err != nil {
 		return err
 	}
 	server.WriteJSON(w, http.StatusCreated, pub)

@@ -1,6 +1,7 @@
 package ui
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -36,6 +37,16 @@ func (h *handlers) adminPage(r *http.Request, title, sub string, data any) *page
 }
 
 func (h *handlers) adminUsers(w http.ResponseWriter, r *http.Request) error {
+	return h.usersPage(w, r, http.StatusOK, userForm{})
+}
+
+// userForm is the new-user form as the admin filled it in: a refused
+// form comes back with its fields (but the password) and the reason.
+type userForm struct {
+	Name, Display, Team, Error string
+}
+
+func (h *handlers) usersPage(w http.ResponseWriter, r *http.Request, status int, form userForm) error {
 	users, err := h.s.Store().ListUsers(r.Context())
 	if err != nil {
 		return err
@@ -44,10 +55,11 @@ func (h *handlers) adminUsers(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return h.render(w, http.StatusOK, "admin_users", h.adminPage(r, "admin_users", "users", struct {
+	return h.render(w, status, "admin_users", h.adminPage(r, "admin_users", "users", struct {
 		Users []store.User
 		Teams []store.Team
-	}{users, teams}))
+		Form  userForm
+	}{users, teams, form}))
 }
 
 func (h *handlers) createUser(w http.ResponseWriter, r *http.Request) error {
@@ -57,6 +69,10 @@ func (h *handlers) createUser(w http.ResponseWriter, r *http.Request) error {
 		spec.Teams = []string{team}
 	}
 	if _, err := h.s.CreateUser(r, spec); err != nil {
+		var e *server.Error
+		if errors.As(err, &e) && e.Status < 500 && e.Status != http.StatusForbidden {
+			return h.usersPage(w, r, e.Status, userForm{Name: spec.Name, Display: spec.Display, Team: r.PostFormValue("team"), Error: e.Message})
+		}
 		return err
 	}
 	http.Redirect(w, r, "/admin/users?flash=saved", http.StatusSeeOther)

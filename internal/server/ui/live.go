@@ -5,20 +5,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"github.com/opsbook/opsbook/internal/auth"
-	"github.com/opsbook/opsbook/internal/runbook"
 )
 
 func (h *handlers) registerLive() {
 	h.s.Handle("GET /runs/{id}/live", auth.Need(auth.RunbookView, h.scopeRun), "UI: a run's log size, timeline and panel as server-sent events", h.live)
 	h.s.Handle("GET /runs/{id}/log", auth.Need(auth.RunbookView, h.scopeRun), "UI: a run's whole log as text, with step markers, times and streams", h.logText)
 }
-
-// liveBatch is how many events the stream reads at a time.
-const liveBatch = 500
 
 // live streams the run page's updates as server-sent events for the htmx
 // SSE extension: "log" tells the log viewer how many rows the log has now
@@ -36,71 +31,34 @@ func (h *handlers) live(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	after := int64(0)
-	if v := r.Header.Get("Last-Event-ID"); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err == nil && n > 0 {
-			after = n
-		}
-	}
-	state := runbook.NewRunState(run.ID)
-	if after > 0 {
-		for ev, err := range st.AllEvents(ctx, run.ID, 0) {
-			if err != nil {
-				return err
-			}
-			if ev.Seq > after {
-				break
-			}
-			state.Apply(ev)
-		}
-	}
 	es := h.s.StreamRun(w, r, run)
 	defer es.Close()
 
 	docSteps := h.snapshotSteps(ctx, run) // a snapshot never changes
 	pg := h.newPage(r, run.Title, "overview", nil)
-	lastPanel, lastLines := "", -1
-	first := true
+	lastPanel, lastTimeline, lastLines, lastSeq := "", "", -1, int64(-1)
 	for {
-		evs, err := st.Events(ctx, run.ID, after, liveBatch)
-		if err != nil {
-			return nil // the client reconnects
-		}
-		changed := first
-		for _, ev := range evs {
-			state.Apply(ev)
-			after = ev.Seq
-			if ev.Type != runbook.EventStepOutput {
-				changed = true
-			}
-		}
-		first = false
-		if len(evs) == liveBatch {
-			continue // catch up before telling
-		}
 		finished := false
 		if cur, err := st.GetRun(ctx, run.ID); err == nil {
 			run = cur
-			if last, err := st.LastSeq(ctx, run.ID); err == nil && run.Status.Finished() && last <= after {
-				finished, changed = true, true
-			}
 		}
-		if x, err := h.logIndex(ctx, run.ID); err == nil {
-			lines, seq := x.total(), x.seq
-			x.mu.Unlock()
-			if lines != lastLines || finished {
-				lastLines = lines
-				sse(w, "log", after, fmt.Sprintf(`{"lines":%d,"seq":%d,"finished":%v}`, lines, seq, finished))
-			}
+		// The log index reads each event once for every viewer of the run.
+		v, lines, seq, err := h.liveView(ctx, p, run, docSteps)
+		if err != nil {
+			return nil // the client reconnects
 		}
-		if changed {
-			v := h.viewRun(p, run, state, docSteps)
+		if last, err := st.LastSeq(ctx, run.ID); err == nil && run.Status.Finished() && last <= seq {
+			finished = true
+		}
+		if lines != lastLines || seq != lastSeq || finished {
+			lastLines, lastSeq = lines, seq
+			sse(w, "log", seq, fmt.Sprintf(`{"lines":%d,"seq":%d,"finished":%v}`, lines, seq, finished))
 			pg.Data = v
-			if s, err := h.fragment("run", "timeline", pg); err == nil {
+			if s, err := h.fragment("run", "timeline", pg); err == nil && s != lastTimeline {
+				lastTimeline = s
 				sse(w, "timeline", 0, s)
 			}
-			sig := panelSignature(v)
-			if sig != lastPanel {
+			if sig := panelSignature(v); sig != lastPanel {
 				lastPanel = sig
 				if s, err := h.fragment("run", "panel", pg); err == nil {
 					sse(w, "panel", 0, s)

@@ -33,6 +33,11 @@ const (
 // logPage is a run of consecutive events that makes whole rows.
 type logPage struct {
 	firstSeq, lastSeq int64 // lastSeq 0: the open page at the end of the log
+	// A page may start and end inside an output event, just after a line
+	// end: the first event's text from firstOff, the last one's up to
+	// lastOff (0: all of it). Output events are up to 64 KiB, thousands
+	// of lines, and a line is often cut between two of them.
+	firstOff, lastOff int
 	firstLine, rows   int
 	forced            bool // closed inside a line, which it ended
 }
@@ -59,15 +64,32 @@ type logIndex struct {
 	fanout   map[string]bool // phase/step of steps spread over hosts
 	split    logSplitter
 	used     time.Time
+	// The run's state, kept up to date with the same reading of the log,
+	// so the run page and its stream do not read the log again; and the
+	// last lines each step wrote to stderr, for the guided-failure panel.
+	state  *runbook.RunState
+	stderr map[string][]string // phase/step → last stderrTail lines
 }
 
-func newLogIndex() *logIndex {
-	x := &logIndex{fanout: map[string]bool{}}
+// stderrTail is how many of a failed step's last stderr lines the panel shows.
+const stderrTail = 10
+
+func newLogIndex(runID string) *logIndex {
+	x := &logIndex{fanout: map[string]bool{}, state: runbook.NewRunState(runID), stderr: map[string][]string{}}
 	x.split.emit = x.counted
 	return x
 }
 
 func (x *logIndex) counted(r logRow) {
+	if r.kind == 'e' {
+		key := r.phase + "/" + r.step
+		plain, _ := parseANSI(r.text)
+		tail := append(x.stderr[key], plain)
+		if len(tail) > stderrTail {
+			tail = append(tail[:0:0], tail[len(tail)-stderrTail:]...)
+		}
+		x.stderr[key] = tail
+	}
 	if r.kind == 'm' && r.marker.Type == runbook.EventStepStarted {
 		if n := len(x.sections); n == 0 || x.sections[n-1].Step != r.step || x.sections[n-1].Phase != r.phase {
 			x.sections = append(x.sections, logSection{Step: r.step, Phase: r.phase, Line: x.rows})
@@ -85,6 +107,7 @@ func (x *logIndex) total() int {
 }
 
 func (x *logIndex) feed(ev *runbook.Event) {
+	x.state.Apply(*ev)
 	key := ev.Data["phase"] + "/" + ev.Step
 	switch ev.Type {
 	case runbook.EventStepStarted:
@@ -104,13 +127,66 @@ func (x *logIndex) feed(ev *runbook.Event) {
 			}
 		}
 	}
+	if ev.Type == runbook.EventStepOutput {
+		x.feedOutput(ev)
+		return
+	}
+	x.feedPart(ev, 0, 0)
+}
+
+// feedOutput feeds an output event, closing a page inside it after the
+// line end that completes the page's rows.
+func (x *logIndex) feedOutput(ev *runbook.Event) {
+	for off := 0; ; {
+		if x.cur.firstSeq == 0 {
+			x.cur = logPage{firstSeq: ev.Seq, firstOff: off, firstLine: x.rows}
+			x.curBytes = 0
+		}
+		rest := ev.Text[off:]
+		need := pageRows - (x.rows - x.cur.firstLine)
+		cut := -1
+		for i, n := 0, 0; ; {
+			j := strings.IndexByte(rest[i:], '\n')
+			if j < 0 {
+				break
+			}
+			i += j + 1
+			if n++; n >= need {
+				cut = i
+				break
+			}
+		}
+		if cut < 0 || off+cut == len(ev.Text) {
+			x.feedPart(ev, off, len(ev.Text))
+			return
+		}
+		x.feedPart(ev, off, off+cut)
+		if x.split.open == "" && x.rows-x.cur.firstLine >= pageRows {
+			x.cur.lastOff = off + cut
+			x.closePage(false)
+		}
+		off += cut
+	}
+}
+
+// feedPart feeds ev with only its text[from:to] (all of a marker).
+func (x *logIndex) feedPart(ev *runbook.Event, from, to int) {
 	if x.cur.firstSeq == 0 {
-		x.cur = logPage{firstSeq: ev.Seq, firstLine: x.rows}
+		x.cur = logPage{firstSeq: ev.Seq, firstOff: from, firstLine: x.rows}
 		x.curBytes = 0
 	}
-	x.split.feed(ev)
+	part := ev
+	if ev.Type == runbook.EventStepOutput && (from > 0 || to < len(ev.Text)) {
+		p := *ev
+		p.Text = ev.Text[from:to]
+		part = &p
+	}
+	x.split.feed(part)
 	x.seq = ev.Seq
-	x.curBytes += len(ev.Text)
+	x.curBytes += len(part.Text)
+	if to < len(ev.Text) && ev.Type == runbook.EventStepOutput {
+		return // the caller closes the page inside the event
+	}
 	switch {
 	case x.split.open == "" && x.rows-x.cur.firstLine >= pageRows:
 		x.closePage(false)
@@ -181,7 +257,7 @@ func (h *handlers) logIndex(ctx context.Context, runID string) (*logIndex, error
 			}
 			delete(c.m, oldest)
 		}
-		x = newLogIndex()
+		x = newLogIndex(runID)
 		c.m[runID] = x
 	}
 	x.used = time.Now()
@@ -210,8 +286,15 @@ func readRows(ctx context.Context, st *store.Store, runID string, pg logPage, up
 			return err
 		}
 		for i := range evs {
-			s.feed(&evs[i])
-			after = evs[i].Seq
+			ev := &evs[i]
+			if ev.Seq == pg.lastSeq && pg.lastOff > 0 {
+				ev.Text = ev.Text[:pg.lastOff]
+			}
+			if ev.Seq == pg.firstSeq && pg.firstOff > 0 {
+				ev.Text = ev.Text[min(pg.firstOff, len(ev.Text)):]
+			}
+			s.feed(ev)
+			after = ev.Seq
 		}
 		if len(evs) == 0 {
 			break
@@ -237,6 +320,7 @@ type jsonRow struct {
 	X string       `json:"x,omitempty"` // text without colour
 	S []logSegment `json:"s,omitempty"` // coloured text
 	C string       `json:"c,omitempty"` // a marker's class: ok, bad, wait, info
+	D string       `json:"d,omitempty"` // a marker's detail as recorded (a reason, an error), in its own language
 	P bool         `json:"p,omitempty"` // an unfinished line
 }
 
@@ -295,7 +379,9 @@ func writeJSON(w http.ResponseWriter, v any) error {
 func (p *page) jsonRow(r logRow, fanout map[string]bool) jsonRow {
 	j := jsonRow{K: string(r.kind), T: r.at.UnixMilli(), P: r.partial}
 	if r.kind == 'm' {
-		j.X, j.C = p.markerText(r.marker, fanout)
+		j.X, j.C, j.D = p.markerWords(r.marker, fanout)
+		// A row is one line: a reason written over several shows its breaks.
+		j.X, j.D = strings.ReplaceAll(j.X, "\n", " ↵ "), strings.ReplaceAll(j.D, "\n", " ↵ ")
 		return j
 	}
 	if fanout[r.phase+"/"+r.step] {
@@ -308,17 +394,32 @@ func (p *page) jsonRow(r logRow, fanout map[string]bool) jsonRow {
 	return j
 }
 
-// markerText is an event in words of the page's language, and its class.
+// markerText is an event in words of the page's language, with its
+// detail, and its class.
 func (p *page) markerText(ev *runbook.Event, fanout map[string]bool) (string, string) {
+	words, class, detail := p.markerWords(ev, fanout)
+	if detail != "" {
+		words += ": " + detail
+	}
+	return words, class
+}
+
+// markerWords is markerText with the detail apart: the words are the
+// page's language, the detail is what was recorded (a reason, an error).
+func (p *page) markerWords(ev *runbook.Event, fanout map[string]bool) (words, class, detail string) {
+	words, class = p.markerBase(ev, fanout)
+	switch ev.Type {
+	case runbook.EventStepStarted, runbook.EventRunFinished, runbook.EventRollbackFinish, runbook.EventGuardBreached:
+	default:
+		detail = ev.Text
+	}
+	return words, class, detail
+}
+
+func (p *page) markerBase(ev *runbook.Event, fanout map[string]bool) (string, string) {
 	where := ev.Step
 	if ev.Host != "" && fanout[ev.Data["phase"]+"/"+ev.Step] {
 		where += " @ " + ev.Host
-	}
-	with := func(s, text string) string {
-		if text == "" {
-			return s
-		}
-		return s + ": " + text
 	}
 	switch ev.Type {
 	case runbook.EventStepStarted:
@@ -337,39 +438,39 @@ func (p *page) markerText(ev *runbook.Event, fanout map[string]bool) (string, st
 		if ms, err := strconv.ParseFloat(ev.Data["duration_ms"], 64); err == nil {
 			s += " " + p.T("log_took", formatDuration(time.Duration(ms*float64(time.Millisecond))))
 		}
-		return with(s, ev.Text), statusClass(status)
+		return s, statusClass(status)
 	case runbook.EventStepVerified:
 		kind := p.T("check_" + ev.Data["kind"])
 		if ev.Data["result"] == "pass" {
-			return with(p.T("log_check_pass", where, kind), ev.Text), "ok"
+			return p.T("log_check_pass", where, kind), "ok"
 		}
-		return with(p.T("log_check_fail", where, kind), ev.Text), "bad"
+		return p.T("log_check_fail", where, kind), "bad"
 	case runbook.EventStepSkipped:
-		return with(p.T("log_step_skipped", where), ev.Text), "info"
+		return p.T("log_step_skipped", where), "info"
 	case runbook.EventGateWaiting:
-		return with(p.T("log_gate_waiting", where), ev.Text), "wait"
+		return p.T("log_gate_waiting", where), "wait"
 	case runbook.EventManualWaiting:
-		return with(p.T("log_manual_waiting", where), ev.Text), "wait"
+		return p.T("log_manual_waiting", where), "wait"
 	case runbook.EventAskWaiting:
-		return with(p.T("log_ask_waiting", where), ev.Text), "wait"
+		return p.T("log_ask_waiting", where), "wait"
 	case runbook.EventGateDecided:
-		return with(p.T("log_gate_decided", ev.Actor, p.T("decision_"+ev.Data["decision"]), where), ev.Text), "info"
+		return p.T("log_gate_decided", ev.Actor, p.T("decision_"+ev.Data["decision"]), where), "info"
 	case runbook.EventManualDone:
-		return with(p.T("log_manual_done", ev.Actor, where), ev.Text), "info"
+		return p.T("log_manual_done", ev.Actor, where), "info"
 	case runbook.EventAskAnswered:
-		return with(p.T("log_ask_answered", ev.Actor, p.T("choice_"+ev.Data["choice"]), where), ev.Text), "info"
+		return p.T("log_ask_answered", ev.Actor, p.T("choice_"+ev.Data["choice"]), where), "info"
 	case runbook.EventRunFinished:
 		return p.T("log_run_finished", p.StatusLabel(ev.Data["status"])), statusClass(ev.Data["status"])
 	case runbook.EventRunCancelled:
-		return with(p.T("log_run_cancelled", ev.Actor), ev.Text), "bad"
+		return p.T("log_run_cancelled", ev.Actor), "bad"
 	case runbook.EventRollbackStart:
-		return with(p.T("log_rollback_started"), ev.Text), "bad"
+		return p.T("log_rollback_started"), "bad"
 	case runbook.EventRollbackFinish:
 		return p.T("log_rollback_finished", p.StatusLabel(ev.Data["status"])), statusClass(ev.Data["status"])
 	case runbook.EventGuardBreached:
 		return p.T("log_guard_breached", ev.Data["guard"], ev.Data["value"], ev.Data["threshold"]), "bad"
 	case runbook.EventAnomaly:
-		return with(p.T("log_anomaly", ev.Actor), ev.Text), "info"
+		return p.T("log_anomaly", ev.Actor), "info"
 	}
 	return string(ev.Type), "info"
 }

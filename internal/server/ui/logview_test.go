@@ -160,7 +160,7 @@ func TestLogPagesLoseNothing(t *testing.T) {
 	st, runID := testLog(t, evs)
 	want := split(evs)
 
-	x := newLogIndex()
+	x := newLogIndex(runID)
 	if err := x.extend(context.Background(), st, runID); err != nil {
 		t.Fatal(err)
 	}
@@ -225,13 +225,13 @@ func BenchmarkLogRows(b *testing.B) {
 	ctx := context.Background()
 	b.Run("index", func(b *testing.B) {
 		for range b.N {
-			x := newLogIndex()
+			x := newLogIndex(runID)
 			if err := x.extend(ctx, st, runID); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-	x := newLogIndex()
+	x := newLogIndex(runID)
 	if err := x.extend(ctx, st, runID); err != nil {
 		b.Fatal(err)
 	}

@@ -38,6 +38,7 @@ type overviewCell struct {
 
 type waitingGate struct {
 	Run  runbook.Run
+	Kind string // gate, manual or ask
 	Step string
 	Age  string
 }
@@ -98,9 +99,10 @@ func (h *handlers) overview(w http.ResponseWriter, r *http.Request) error {
 	return h.render(w, http.StatusOK, "overview", h.newPage(r, "nav_overview", "overview", d))
 }
 
-// gatesFor lists the runs waiting at a gate that p may decide.
+// gatesFor lists the runs waiting for p: at a gate p may decide, or at a
+// manual step or a guided-failure question p may answer (RunbookRun).
 func (h *handlers) gatesFor(r *http.Request, p *auth.Principal, now time.Time) ([]waitingGate, error) {
-	if !p.CanSomewhere(auth.RunbookApprove) {
+	if !p.CanSomewhere(auth.RunbookApprove) && !p.CanSomewhere(auth.RunbookRun) {
 		return nil, nil
 	}
 	ctx := r.Context()
@@ -110,21 +112,33 @@ func (h *handlers) gatesFor(r *http.Request, p *auth.Principal, now time.Time) (
 	}
 	var out []waitingGate
 	for _, run := range runs {
-		if !p.Can(auth.RunbookApprove, auth.Scope{Project: h.s.Catalog().ProjectOf(run.Runbook), Environment: run.Environment}) {
-			continue
-		}
-		st, err := h.s.Engine().State(ctx, run.ID)
+		scope := auth.Scope{Project: h.s.Catalog().ProjectOf(run.Runbook), Environment: run.Environment}
+		x, err := h.logIndex(ctx, run.ID) // the state, without reading the log again
 		if err != nil {
 			return nil, err
 		}
-		wt := st.Waiting
-		if wt == nil || wt.Kind != runbook.WaitKindGate || slices.ContainsFunc(wt.Approvals, func(d runbook.Decision) bool { return d.Actor == p.Name }) {
+		var wt runbook.Waiting
+		if x.state.Waiting != nil {
+			wt = *x.state.Waiting
+			wt.Approvals = slices.Clone(wt.Approvals)
+		}
+		x.mu.Unlock()
+		switch wt.Kind {
+		case runbook.WaitKindGate:
+			if !p.Can(auth.RunbookApprove, scope) || slices.ContainsFunc(wt.Approvals, func(d runbook.Decision) bool { return d.Actor == p.Name }) {
+				continue
+			}
+			if !h.s.MayDecideGate(p, run, &wt) {
+				continue
+			}
+		case runbook.WaitKindManual, runbook.WaitKindAsk:
+			if !p.Can(auth.RunbookRun, scope) {
+				continue
+			}
+		default:
 			continue
 		}
-		if !h.s.MayDecideGate(p, run, wt) {
-			continue
-		}
-		out = append(out, waitingGate{Run: run, Step: wt.Step, Age: age(now, wt.Since)})
+		out = append(out, waitingGate{Run: run, Kind: wt.Kind, Step: wt.Step, Age: age(now, wt.Since)})
 	}
 	return out, nil
 }

@@ -3,6 +3,7 @@ package ui
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/opsbook/opsbook/internal/auth"
@@ -28,6 +29,9 @@ type runView struct {
 	CanRun     bool
 	CanApprove bool
 	PanelError string
+	Stderr     []string // the last stderr lines of the failed step a question is about
+	Since      int64    // Unix ms the run started, while it runs (the page ticks from it)
+	FromSteps  []string // the document's steps, to run again from
 }
 
 type stepView struct {
@@ -36,6 +40,7 @@ type stepView struct {
 	Attempts                                      int
 	Checks                                        []runbook.Check
 	Decisions                                     []runbook.Decision
+	Since                                         int64      // Unix ms a running step started, for the page to tick
 	Over                                          bool       // took over 1.5× its estimate
 	Hosts                                         []hostView // a fan-out step's hosts, in inventory order
 }
@@ -87,7 +92,9 @@ func (h *handlers) viewRun(p *auth.Principal, run runbook.Run, state *runbook.Ru
 	now := h.s.Now()
 	v := &runView{Run: run, State: state, Finished: state.Status.Finished() || run.Status.Finished()}
 	if v.Finished && !state.Status.Finished() {
-		state.Status = run.Status // the index knows before a partial log does
+		cp := *state
+		cp.Status = run.Status // the index knows before a partial log does
+		v.State = &cp
 	}
 	scope := auth.Scope{Project: h.s.Catalog().ProjectOf(run.Runbook), Environment: run.Environment}
 	v.CanRun = p.Can(auth.RunbookRun, scope)
@@ -100,6 +107,9 @@ func (h *handlers) viewRun(p *auth.Principal, run runbook.Run, state *runbook.Ru
 			end = now
 		}
 		v.Elapsed = formatDuration(end.Sub(state.StartedAt))
+		if !v.Finished {
+			v.Since = state.StartedAt.UnixMilli()
+		}
 	}
 	seen := map[string]bool{}
 	add := func(ds *runbook.Step, st *runbook.StepState) {
@@ -121,6 +131,9 @@ func (h *handlers) viewRun(p *auth.Principal, run runbook.Run, state *runbook.Ru
 			}
 			if !st.StartedAt.IsZero() {
 				sv.Started = st.StartedAt.Local().Format("15:04:05")
+				if st.Status == runbook.StepRunning && !v.Finished {
+					sv.Since = st.StartedAt.UnixMilli()
+				}
 			}
 			if st.Fanout || len(st.Hosts) > 1 {
 				for _, hs := range st.Hosts {
@@ -140,6 +153,7 @@ func (h *handlers) viewRun(p *auth.Principal, run runbook.Run, state *runbook.Ru
 	}
 	for i := range docSteps {
 		ds := &docSteps[i]
+		v.FromSteps = append(v.FromSteps, ds.ID)
 		seen[ds.ID] = true
 		add(ds, state.Step(ds.ID))
 	}
@@ -158,8 +172,49 @@ func (h *handlers) viewRun(p *auth.Principal, run runbook.Run, state *runbook.Ru
 	return v
 }
 
+// liveView lays out the run from its log index, which has read the log
+// already (a million-line log is not read again for each page and
+// stream), and detaches what the page shows from the index's state; it
+// also returns the log's size and last sequence number.
+func (h *handlers) liveView(ctx context.Context, p *auth.Principal, run runbook.Run, docSteps []runbook.Step) (*runView, int, int64, error) {
+	x, err := h.logIndex(ctx, run.ID)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer x.mu.Unlock()
+	v := h.viewRun(p, run, x.state, docSteps)
+	cp := *v.State
+	cp.Steps, cp.Decisions, cp.Anomalies, cp.Breaches, cp.Outputs = nil, nil, nil, nil, nil
+	if w := cp.Waiting; w != nil {
+		wc := *w
+		wc.Approvals, wc.Options, wc.Roles = slices.Clone(w.Approvals), slices.Clone(w.Options), slices.Clone(w.Roles)
+		cp.Waiting = &wc
+		if w.Kind == runbook.WaitKindAsk && w.Step != "" {
+			v.Stderr = slices.Clone(x.stderr[w.Phase+"/"+w.Step])
+		}
+	}
+	if rb := cp.Rollback; rb != nil {
+		rc := *rb
+		rc.Steps = nil
+		cp.Rollback = &rc
+	}
+	v.State = &cp
+	return v, x.total(), x.seq, nil
+}
+
+// runViewFor is the run page's view of the run named by the request.
+func (h *handlers) runViewFor(r *http.Request) (*runView, error) {
+	ctx := r.Context()
+	run, err := h.s.Store().GetRun(ctx, r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	v, _, _, err := h.liveView(ctx, principal(r), run, h.snapshotSteps(ctx, run))
+	return v, err
+}
+
 func (h *handlers) runPage(w http.ResponseWriter, r *http.Request) error {
-	v, err := h.loadRun(r.Context(), principal(r), r.PathValue("id"))
+	v, err := h.runViewFor(r)
 	if err != nil {
 		return err
 	}
@@ -168,7 +223,7 @@ func (h *handlers) runPage(w http.ResponseWriter, r *http.Request) error {
 
 // panel answers an htmx action with the run's action panel as it is now.
 func (h *handlers) panel(w http.ResponseWriter, r *http.Request, status int, actionErr error) error {
-	v, err := h.loadRun(r.Context(), principal(r), r.PathValue("id"))
+	v, err := h.runViewFor(r)
 	if err != nil {
 		return err
 	}

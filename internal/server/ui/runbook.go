@@ -32,6 +32,7 @@ type runbookData struct {
 	Diagnostics []runbook.Diagnostic
 	Form        *runForm
 	Runs        []runRow // the latest runs the user may view
+	CanPublish  bool     // RunbookEdit, and the current content is not the published one
 }
 
 // runForm is the Run form generated from the typed parameters.
@@ -78,6 +79,7 @@ func (h *handlers) runbookPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	d.Review = h.reviewOf(e.Path)
 	d.Form = h.newRunForm(principal(r), e, nil)
+	d.CanPublish = principal(r).Can(auth.RunbookEdit, auth.Scope{Project: e.Project}) && (d.Published == nil || d.Published.Hash != e.Content)
 	runs, _, err := h.visibleRuns(r, principal(r), store.RunFilter{Runbook: e.Path}, 10)
 	if err != nil {
 		return err

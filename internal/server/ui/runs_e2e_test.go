@@ -9,6 +9,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/runbook"
 )
 
@@ -40,7 +41,6 @@ func TestRunsList(t *testing.T) {
 	if first := eval[string](alice, `document.querySelector("table.runs tbody tr").dataset.run`); first != failed.ID {
 		t.Errorf("first row %s, want the newest run %s", first, failed.ID)
 	}
-	alice.shot("runs")
 	// Every run reached once through the pages.
 	seen := map[string]bool{}
 	for page := 0; page < 5; page++ {
@@ -114,6 +114,20 @@ func TestErrorPages(t *testing.T) {
 	api, err := chromedp.Run(alice.ctx, chromedp.Evaluate[string](`fetch("/api/v1/nothing").then(async r => r.status + " " + (await r.text()))`, chromedp.EvalAwaitPromise))
 	if err != nil || !strings.HasPrefix(api, "404 ") || !strings.Contains(api, `"not_found"`) {
 		t.Errorf("GET /api/v1/nothing: %.200s (%v), want a JSON 404", api, err)
+	}
+
+	// A refused new-user form keeps what was typed (but the password).
+	ts.user(t, "root", auth.Admin)
+	root1 := newTab(t, root, ts.url)
+	root1.login("root")
+	root1.go_("/admin/users")
+	root1.wait("the new-user form", `document.getElementById("u-name")`)
+	eval[bool](root1, `document.getElementById("u-name").value = "dora"; document.getElementById("u-display").value = "Dora the DBA";
+		document.getElementById("u-team").value = "bob"; document.getElementById("u-password").value = "short";
+		document.getElementById("u-password").form.submit(); true`)
+	root1.wait("the refusal", `document.getElementById("user-error")`)
+	if got := eval[string](root1, `[document.getElementById("u-name").value, document.getElementById("u-display").value, document.getElementById("u-team").value, document.getElementById("u-password").value].join("|")`); got != "dora|Dora the DBA|bob|" {
+		t.Errorf("the refused form came back as %q, want its fields kept (but the password)", got)
 	}
 
 	// No grants at all: the overview refuses; the way out is not the overview.

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io/fs"
 	"net/http"
 	"net/url"
 	"strings"
@@ -39,13 +38,16 @@ func Register(s *server.Server) {
 	}
 	h := &handlers{s: s, views: views}
 	s.SetErrorPage(h.errorPage)
-	static := http.FileServerFS(web.Static())
-	s.Handle("GET /static/{file...}", auth.Public(), "UI static assets (CSS, htmx)", func(w http.ResponseWriter, r *http.Request) error {
-		if _, err := fs.Stat(web.Static(), r.PathValue("file")); err != nil {
+	static, err := loadStatic()
+	if err != nil {
+		panic(fmt.Sprintf("ui: %v", err))
+	}
+	s.Handle("GET /static/{file...}", auth.Public(), "UI static assets (CSS, htmx), gzipped and with ETags", func(w http.ResponseWriter, r *http.Request) error {
+		f, ok := static[r.PathValue("file")]
+		if !ok {
 			return server.Errorf(http.StatusNotFound, "not_found", "no such asset")
 		}
-		w.Header().Set("Cache-Control", "public, max-age=3600")
-		http.StripPrefix("/static/", static).ServeHTTP(w, r)
+		serveStatic(w, r, f)
 		return nil
 	})
 	h.registerLogin()
@@ -53,6 +55,7 @@ func Register(s *server.Server) {
 	h.registerRunbook()
 	h.registerRun()
 	h.registerRuns()
+	h.registerRunActions()
 	h.registerLive()
 	h.registerLogView()
 	h.registerReports()

@@ -134,6 +134,7 @@
   // live: the stream says the log now has lines rows.
   Viewer.prototype.grew = function (m) {
     if (m.seq < this.seq) return;
+    if (m.seq === this.seq && m.lines <= this.total) { this.finished = this.finished || m.finished; return; } // nothing new
     var before = this.total;
     this.total = Math.max(this.total, m.lines);
     this.finished = this.finished || m.finished;
@@ -219,6 +220,15 @@
       for (var i = 0; i < r.s.length; i++) this.text(el, r.s[i][0], CLASS_OK.test(r.s[i][1]) ? r.s[i][1] : "");
     } else {
       this.text(el, r.x || "", "");
+    }
+    if (r.d) {
+      // What was recorded (a reason, an error) is not translated: say so.
+      this.text(el, ": ", "");
+      var d = document.createElement("span");
+      d.className = "detail";
+      d.lang = "en";
+      el.appendChild(d);
+      this.text(d, r.d, "");
     }
     return el;
   };
@@ -352,6 +362,12 @@
   document.addEventListener("htmx:beforeSwap", function (e) {
     var t = e.detail.target;
     if (t && t.id === "panel" && e.detail.xhr && stale(e.detail.xhr.responseText)) e.detail.shouldSwap = false;
+  });
+
+  // The overview's poller asks for the page as it is addressed now (the
+  // filters push their query into the address).
+  document.addEventListener("htmx:configRequest", function (e) {
+    if (e.detail.elt && e.detail.elt.id === "overview-poll") e.detail.path = location.pathname + location.search;
   });
 
   // ---- Durations tick in the browser --------------------------------
