@@ -97,6 +97,7 @@ Start with:
 		newVersionCmd(e),
 		newLintCmd(e),
 		newServeCmd(e),
+		newHealthcheckCmd(e),
 		newAuditCmd(e),
 		newLoginCmd(e),
 		newInitCmd(e),
