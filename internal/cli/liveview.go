@@ -40,6 +40,8 @@ type liveModel struct {
 
 	failedTail map[string][]string // the last output lines of each step that failed, by label
 
+	ensured [2]int // steps of the state (main, rollback) already checked to be listed
+
 	prompt []string // the question being asked: its lines, the last one is where the answer is typed
 	notice string   // why the last answer was refused, or other news for the operator
 }
@@ -91,15 +93,25 @@ func (m *liveModel) apply(ev runbook.Event) {
 		m.addOutput(ev.Text)
 	}
 	// Steps the document does not list (a remote run without the document,
-	// or a document changed since) are shown as they appear.
-	for _, st := range m.state.Steps {
-		m.ensureStep(st.ID, runbook.PhaseMain)
-	}
+	// or a document changed since) are shown as they appear. The state only
+	// ever appends steps: those looked at before need no second look.
+	m.ensured[0] = m.ensureSteps(m.state.Steps, m.ensured[0], runbook.PhaseMain)
 	if m.state.Rollback != nil {
-		for _, st := range m.state.Rollback.Steps {
-			m.ensureStep(st.ID, runbook.PhaseRollback)
-		}
+		m.ensured[1] = m.ensureSteps(m.state.Rollback.Steps, m.ensured[1], runbook.PhaseRollback)
 	}
+}
+
+// ensureSteps lists the steps of states from index done on and returns how
+// many have been looked at. A state replaced by a shorter one (the prior
+// state of a resumed run) is looked at again from the start.
+func (m *liveModel) ensureSteps(states []*runbook.StepState, done int, phase string) int {
+	if done > len(states) {
+		done = 0
+	}
+	for _, st := range states[done:] {
+		m.ensureStep(st.ID, phase)
+	}
+	return len(states)
 }
 
 func (m *liveModel) ensureStep(id, phase string) {
@@ -112,29 +124,56 @@ func (m *liveModel) ensureStep(id, phase string) {
 }
 
 func (m *liveModel) addOutput(text string) {
+	// Only the last maxTailLines complete lines of text can stay in the
+	// tail: the lines before them are skipped, not split (a chunk of `yes`
+	// holds thousands), and the unfinished line they continued with them.
+	if skip := lastLinesStart(text, maxTailLines); skip > 0 {
+		m.partial, text = "", text[skip:]
+	}
 	for text != "" {
 		line, rest, complete := strings.Cut(text, "\n")
 		text = rest
-		m.partial += line
-		if len(m.partial) > maxViewLine {
-			m.partial = m.partial[len(m.partial)-maxViewLine:]
+		if len(line) >= maxViewLine {
+			m.partial = line[len(line)-maxViewLine:]
+		} else {
+			m.partial += line
+			if len(m.partial) > maxViewLine {
+				m.partial = m.partial[len(m.partial)-maxViewLine:]
+			}
 		}
 		if complete {
 			m.tail = append(m.tail, sanitizeLine(m.partial))
 			m.partial = ""
-			if len(m.tail) > maxTailLines {
+			// Trimmed in bulk: copying the last lines down for every
+			// new line would cost maxTailLines copies per line.
+			if len(m.tail) >= 2*maxTailLines {
 				m.tail = append(m.tail[:0], m.tail[len(m.tail)-maxTailLines:]...)
 			}
 		}
 	}
 }
 
+// lastLinesStart is the offset in text of the first of its last n lines
+// that end in a newline, or 0 when it has no more than n of them.
+func lastLinesStart(text string, n int) int {
+	end := len(text)
+	for range n + 1 {
+		i := strings.LastIndexByte(text[:end], '\n')
+		if i < 0 {
+			return 0
+		}
+		end = i
+	}
+	return end + 1
+}
+
 // tailLines are the output lines to show, the unfinished one last.
 func (m *liveModel) tailLines() []string {
+	tail := m.tail[max(len(m.tail)-maxTailLines, 0):]
 	if m.partial == "" {
-		return m.tail
+		return tail
 	}
-	return append(m.tail[:len(m.tail):len(m.tail)], sanitizeLine(m.partial))
+	return append(tail[:len(tail):len(tail)], sanitizeLine(m.partial))
 }
 
 // shown are the steps to list: the rollback document's only once it runs.

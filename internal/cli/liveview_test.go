@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"bytes"
 	"flag"
 	"fmt"
+	"github.com/opsbook/opsbook/internal/engine"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -235,8 +238,11 @@ func TestLiveModelBoundsTail(t *testing.T) {
 		m.apply(runbook.Event{Seq: int64(i + 2), Type: runbook.EventStepOutput, Step: "backup", Time: t0, Text: fmt.Sprintf("line %d\n", i)})
 	}
 	m.apply(runbook.Event{Seq: 2000, Type: runbook.EventStepOutput, Step: "backup", Time: t0, Text: strings.Repeat("x", 3*maxViewLine)})
-	if len(m.tail) != maxTailLines || m.tail[len(m.tail)-1] != "line 999" {
-		t.Errorf("tail holds %d lines ending %q; want %d ending with line 999", len(m.tail), m.tail[len(m.tail)-1], maxTailLines)
+	if len(m.tail) >= 2*maxTailLines {
+		t.Errorf("the model holds %d lines; want fewer than %d", len(m.tail), 2*maxTailLines)
+	}
+	if tail := m.tailLines(); len(tail) != maxTailLines+1 || tail[len(tail)-2] != "line 999" {
+		t.Errorf("the view shows %d lines, the complete ones ending %q; want %d and the unfinished one, ending with line 999", len(tail), tail[len(tail)-2], maxTailLines)
 	}
 	if len(m.partial) > maxViewLine {
 		t.Errorf("an endless line is held whole: %d bytes", len(m.partial))
@@ -256,5 +262,90 @@ func golden(t *testing.T, path, got string) {
 	}
 	if got != string(want) {
 		t.Errorf("%s differs (run with -update to accept):\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+// A chunk of many short lines (`yes`) only has its last lines looked at;
+// the view must show the same tail as when the same output arrives a
+// line, or a few bytes, at a time: the skipped lines, and the unfinished
+// line they continued, must not leak in, nor a line go missing.
+func TestLiveModelChunkedOutputSameTail(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("head-of-first-line ")
+	for i := range 3 * maxTailLines {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	b.WriteString("unfinished")
+	out := b.String()
+	feed := func(sizes ...int) []string {
+		m := newLiveModel("r", liveDoc(), nil)
+		m.apply(runbook.Event{Seq: 1, Type: runbook.EventStepStarted, Step: "backup", Time: t0})
+		m.apply(runbook.Event{Seq: 2, Type: runbook.EventStepOutput, Step: "backup", Time: t0, Text: "earlier partial, "})
+		seq, rest := int64(3), out
+		for i := 0; rest != ""; i++ {
+			n := min(sizes[i%len(sizes)], len(rest))
+			m.apply(runbook.Event{Seq: seq, Type: runbook.EventStepOutput, Step: "backup", Time: t0, Text: rest[:n]})
+			seq, rest = seq+1, rest[n:]
+		}
+		return m.tailLines()
+	}
+	want := feed(1, 2, 3) // a few bytes at a time: no line is ever skipped
+	if len(want) != maxTailLines+1 || want[0] != fmt.Sprintf("line %d", 2*maxTailLines) || want[maxTailLines] != "unfinished" {
+		t.Fatalf("byte-wise feeding shows %d lines from %q to %q", len(want), want[0], want[len(want)-1])
+	}
+	for _, sizes := range [][]int{{len(out)}, {4096}, {len(out) / 2}, {len(out) - 5}, {7, 5000}} {
+		if got := feed(sizes...); !reflect.DeepEqual(got, want) {
+			t.Errorf("chunks of %v: the view shows %d lines from %q to %q; want %d from %q", sizes, len(got), got[0], got[len(got)-1], len(want), want[0])
+		}
+	}
+	// Fewer lines than the tail holds: the first one continues the
+	// unfinished line before the chunk.
+	m := newLiveModel("r", liveDoc(), nil)
+	m.apply(runbook.Event{Seq: 1, Type: runbook.EventStepStarted, Step: "backup", Time: t0})
+	m.apply(runbook.Event{Seq: 2, Type: runbook.EventStepOutput, Step: "backup", Time: t0, Text: "a"})
+	m.apply(runbook.Event{Seq: 3, Type: runbook.EventStepOutput, Step: "backup", Time: t0, Text: "b\nc\nd"})
+	if got := m.tailLines(); !reflect.DeepEqual(got, []string{"ab", "c", "d"}) {
+		t.Errorf("tail = %q, want [ab c d]", got)
+	}
+}
+
+// countingWriter counts Write calls.
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	return w.Buffer.Write(p)
+}
+
+// The text view writes the lines of one output event in one call: a
+// write per line (a system call each on a terminal or pipe) made a step
+// printing short lines record at a few MB/s. The lines are those of the
+// line-by-line view, unfinished ones and over-long ones included.
+func TestRunViewWritesAChunkAtOnce(t *testing.T) {
+	w := &countingWriter{}
+	v := newRunView(w, "text", &engine.Plan{Document: liveDoc()})
+	var text strings.Builder
+	var want strings.Builder
+	for i := range 1000 {
+		fmt.Fprintf(&text, "y%d\n", i)
+		fmt.Fprintf(&want, "[backup] y%d\n", i)
+	}
+	text.WriteString("unfinished ")
+	v.event(runbook.Event{Type: runbook.EventStepOutput, Step: "backup", Stream: "stdout", Text: text.String()})
+	if w.writes != 1 || w.String() != want.String() {
+		t.Fatalf("%d writes of %d bytes; want 1 write of the 1000 lines", w.writes, w.Len())
+	}
+	long := strings.Repeat("x", maxViewLine)
+	v.event(runbook.Event{Type: runbook.EventStepOutput, Step: "backup", Stream: "stdout", Text: "end\n" + long + "\n" + long[:10]})
+	want.WriteString("[backup] unfinished end\n[backup] " + long + "\n")
+	if w.writes != 2 || w.String() != want.String() {
+		t.Fatalf("%d writes; output ends %q", w.writes, w.String()[max(w.Len()-80, 0):])
+	}
+	v.flush()
+	if want.WriteString("[backup] " + long[:10] + "\n"); w.String() != want.String() {
+		t.Fatalf("after flush, output ends %q", w.String()[max(w.Len()-80, 0):])
 	}
 }

@@ -115,6 +115,10 @@ type localRun struct {
 // terminal view and records it in the task's lifecycle: `opsbook run`
 // without --server, and the run that `opsbook rehearse` rehearses.
 func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Plan, rel string, params []string, o localRun) (runbook.RunStatus, error) {
+	// Who runs it comes from `git config`, a process of its own: it runs
+	// while the run is admitted and the store opened instead of before.
+	actorC := make(chan string, 1)
+	go func() { actorC <- lifecycle.Actor(ws.Dir) }()
 	var err error
 	if p.Params, err = collectParams(e, p.Document.Front.Params, params, nil); err != nil {
 		return "", err
@@ -131,7 +135,6 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 			return "", err
 		}
 	}
-	actor := lifecycle.Actor(ws.Dir)
 	if tr != nil && tr.Snapshot() != "" {
 		p.Snapshot = tr.Snapshot()
 	}
@@ -145,11 +148,16 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 		return "", err
 	}
 	defer closeSSH()
+	actor := <-actorC
 	run, err := eng.Start(ctx, p, engine.StartOptions{Actor: actor, From: o.from, Emergency: o.emergency})
 	if err != nil {
 		var pe *engine.ParamsError
 		if errors.As(err, &pe) {
 			return "", badInput("%v", err)
+		}
+		var ge *engine.GuardError
+		if errors.As(err, &ge) {
+			return "", &ExitError{Code: ExitRefused, Err: err}
 		}
 		return "", err
 	}
@@ -251,6 +259,16 @@ type runView struct {
 	json    bool
 	titles  map[string]string
 	partial map[string]*bytes.Buffer // per step and stream: an unfinished line
+	out     []byte                   // the lines of one output event, written at once
+}
+
+// appendLine appends "[label] line\n" to out.
+func appendLine(out []byte, label string, line []byte) []byte {
+	out = append(out, '[')
+	out = append(out, label...)
+	out = append(out, "] "...)
+	out = append(out, line...)
+	return append(out, '\n')
 }
 
 func newRunView(w io.Writer, output string, p *engine.Plan) *runView {
@@ -297,6 +315,9 @@ func (v *runView) event(ev runbook.Event) {
 			buf = &bytes.Buffer{}
 			v.partial[key] = buf
 		}
+		// The lines of a chunk are written in one call: a write per line
+		// (a chunk of `yes` holds thousands) would cost a system call each.
+		out := v.out[:0]
 		text := ev.Text
 		for text != "" {
 			line, rest, complete := strings.Cut(text, "\n")
@@ -305,9 +326,16 @@ func (v *runView) event(ev runbook.Event) {
 			// A line longer than maxViewLine is shown in pieces, so one
 			// endless line cannot grow the view's memory.
 			if complete || buf.Len() >= maxViewLine {
-				fmt.Fprintf(v.w, "[%s] %s\n", label, buf.Bytes())
+				out = appendLine(out, label, buf.Bytes())
 				buf.Reset()
 			}
+		}
+		if len(out) > 0 {
+			v.w.Write(out)
+		}
+		v.out = out[:0]
+		if cap(v.out) > 1<<20 {
+			v.out = nil // a chunk of very short lines under a long label need not be kept
 		}
 		return
 	}
@@ -398,6 +426,9 @@ func describeEvent(ev runbook.Event, titles map[string]string) string {
 	case runbook.EventAnomaly:
 		return fmt.Sprintf("!! note by %s: %s", ev.Actor, ev.Text)
 	case runbook.EventGuardBreached:
+		if ev.Step != "" {
+			return fmt.Sprintf("!! guard breached during [%s]: %s (%s)", label, ev.Text, d["action"])
+		}
 		return fmt.Sprintf("!! guard breached: %s (%s)", ev.Text, d["action"])
 	case runbook.EventRollbackStart:
 		return "== rolling back: " + ev.Text

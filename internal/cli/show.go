@@ -129,6 +129,9 @@ func writeRunLog(e *env, output string, run runbook.Run, titles map[string]strin
 		printHostRows(tw, s, now)
 	}
 	tw.Flush()
+	for _, b := range state.Breaches {
+		fmt.Fprintf(e.stdout, "Guard %s breached (%s, threshold %s) during step %s: %s\n", b.Guard, b.Value, b.Threshold, orText(b.Step, "-"), b.Action)
+	}
 	if state.Status == runbook.RunInterrupted {
 		fmt.Fprintf(e.stdout, "\nThe run's process died; continue it with `opsbook resume %s`.\n", run.ID)
 	}

@@ -146,7 +146,8 @@ func loadPlan(e *env, ws *workspace.Workspace, abs, rel, envName string) (*engin
 		return nil, badInput("%s may run in %s only, not in %s (front matter environments:)", rel, strings.Join(doc.Front.Environments, ", "), envName)
 	}
 	p := &engine.Plan{Document: doc, Workspace: ws.Dir, Runbook: rel, Environment: envName,
-		Hosts: environment.Hosts, Variables: environment.Variables, Called: map[string]*runbook.Document{}}
+		Hosts: environment.Hosts, Variables: environment.Variables, Called: map[string]*runbook.Document{},
+		Protected: environment.Protected, PrometheusURL: environment.Prometheus}
 	if name, ok := strings.CutPrefix(rel, workspace.ActiveDir+"/"); ok {
 		p.Task, _, _ = strings.Cut(name, "/")
 	}

@@ -5,6 +5,7 @@ import (
 	htmltemplate "html/template"
 	"io"
 	"strings"
+	"sync"
 	texttemplate "text/template"
 
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -13,10 +14,16 @@ import (
 //go:embed templates/*.tmpl
 var templateFS embed.FS
 
+// The templates are parsed on first use, not at start-up: every command of
+// the binary would pay for them, `opsbook run` included.
 var (
-	mdTemplates = texttemplate.Must(texttemplate.New("").Funcs(texttemplate.FuncMap{"cell": cell}).
+	mdTemplates = sync.OnceValue(func() *texttemplate.Template {
+		return texttemplate.Must(texttemplate.New("").Funcs(texttemplate.FuncMap{"cell": cell}).
 			ParseFS(templateFS, "templates/*.md.tmpl"))
-	htmlTemplates = htmltemplate.Must(htmltemplate.New("").ParseFS(templateFS, "templates/*.html.tmpl"))
+	})
+	htmlTemplates = sync.OnceValue(func() *htmltemplate.Template {
+		return htmltemplate.Must(htmltemplate.New("").ParseFS(templateFS, "templates/*.html.tmpl"))
+	})
 )
 
 // ChecklistView is everything the checklist templates show.
@@ -34,7 +41,8 @@ type ChecklistView struct {
 	ItemTimes []string // Items[i]'s tick time, formatted
 	Approved  []string
 	Rows      []Row
-	Rollback  []Row // rollback-document steps that ran
+	Rollback  []Row    // rollback-document steps that ran
+	Breaches  []string // guard breaches, each with its time and step
 }
 
 // Checklist builds the checklist's view of in.
@@ -59,6 +67,9 @@ func Checklist(in Input) ChecklistView {
 	if !st.FinishedAt.IsZero() {
 		v.Actual = formatDuration(st.FinishedAt.Sub(st.StartedAt))
 	}
+	for _, b := range st.Breaches {
+		v.Breaches = append(v.Breaches, breachLine(b, in.stamp(b.Time), in.Lang))
+	}
 	if st.Rollback != nil {
 		for i, s := range st.Rollback.Steps {
 			r := Row{N: i + 1, ID: s.ID, Title: s.ID}
@@ -71,13 +82,13 @@ func Checklist(in Input) ChecklistView {
 
 // WriteChecklistMarkdown writes the checklist as Markdown.
 func WriteChecklistMarkdown(w io.Writer, in Input) error {
-	return mdTemplates.ExecuteTemplate(w, "checklist.md.tmpl", Checklist(in))
+	return mdTemplates().ExecuteTemplate(w, "checklist.md.tmpl", Checklist(in))
 }
 
 // WriteChecklistHTML writes the checklist as a standalone HTML page that
 // prints on A4.
 func WriteChecklistHTML(w io.Writer, in Input) error {
-	return htmlTemplates.ExecuteTemplate(w, "checklist.html.tmpl", Checklist(in))
+	return htmlTemplates().ExecuteTemplate(w, "checklist.html.tmpl", Checklist(in))
 }
 
 func formatEstimate(doc *runbook.Document) string {

@@ -235,6 +235,7 @@ func (s *Service) plan(ctx context.Context, rel string, docs Documents, envName 
 	p := &engine.Plan{
 		Document: docs.Runbook, Rollback: docs.Rollback, Called: docs.Called, Workspace: ws.Dir, Runbook: rel, Environment: envName,
 		Hosts: env.Hosts, Variables: vars, Secrets: secrets, Params: params,
+		Protected: env.Protected, PrometheusURL: env.Prometheus,
 	}
 	if name, ok := strings.CutPrefix(rel, workspace.ActiveDir+"/"); ok {
 		p.Task, _, _ = strings.Cut(name, "/")

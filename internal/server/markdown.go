@@ -5,6 +5,7 @@ import (
 	"html"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/microcosm-cc/bluemonday"
 	"github.com/yuin/goldmark"
@@ -14,19 +15,24 @@ import (
 	"github.com/yuin/goldmark/util"
 )
 
+// The renderer and the sanitiser are built on first use, not at start-up:
+// every command of the binary (a plain `opsbook run` too) would pay for
+// them.
 var (
-	markdownRenderer = goldmark.New(
-		goldmark.WithExtensions(extension.GFM),
-		goldmark.WithRendererOptions(renderer.WithNodeRenderers(util.Prioritized(&fenceRenderer{}, 100))),
-	)
+	markdownRenderer = sync.OnceValue(func() goldmark.Markdown {
+		return goldmark.New(
+			goldmark.WithExtensions(extension.GFM),
+			goldmark.WithRendererOptions(renderer.WithNodeRenderers(util.Prioritized(&fenceRenderer{}, 100))),
+		)
+	})
 	// htmlPolicy is the sanitiser every rendered document passes through:
 	// user-generated content rules, plus the highlighter's classes.
-	htmlPolicy = func() *bluemonday.Policy {
+	htmlPolicy = sync.OnceValue(func() *bluemonday.Policy {
 		p := bluemonday.UGCPolicy()
 		p.AllowAttrs("class").Matching(regexp.MustCompile(`^(hl-[a-z]|language-[A-Za-z0-9_+-]+|fence)$`)).OnElements("span", "code", "pre")
 		p.AllowAttrs("data-info").Matching(regexp.MustCompile(`^[^<>"]*$`)).OnElements("pre")
 		return p
-	}()
+	})
 )
 
 // RenderMarkdown renders a document (without its front matter) as GFM with
@@ -35,10 +41,10 @@ var (
 func RenderMarkdown(src []byte) string {
 	body := stripFrontMatter(src)
 	var buf bytes.Buffer
-	if err := markdownRenderer.Convert(body, &buf); err != nil {
-		return htmlPolicy.Sanitize("<pre>" + html.EscapeString(string(body)) + "</pre>")
+	if err := markdownRenderer().Convert(body, &buf); err != nil {
+		return htmlPolicy().Sanitize("<pre>" + html.EscapeString(string(body)) + "</pre>")
 	}
-	return string(htmlPolicy.SanitizeBytes(buf.Bytes()))
+	return string(htmlPolicy().SanitizeBytes(buf.Bytes()))
 }
 
 // stripFrontMatter drops the front matter by the parser's rule

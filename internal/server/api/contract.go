@@ -106,10 +106,11 @@ var Contracts = map[string]Contract{
 	"POST /api/v1/apikeys":        {Request: apitypes.CreateAPIKeyRequest{}, Responses: created(createdAPIKey{})},
 	"DELETE /api/v1/apikeys/{id}": {Responses: noContent},
 
-	"GET /api/v1/triggers":           {Responses: ok(Page[store.Trigger]{})},
-	"POST /api/v1/triggers":          {Request: server.TriggerSpec{}, Responses: created(createdTrigger{})},
-	"DELETE /api/v1/triggers/{name}": {Responses: noContent},
-	"POST /api/v1/hooks/{name}":      {Request: webhookBody{}, Responses: map[int]any{202: runbook.Run{}}},
+	"GET /api/v1/triggers":                   {Responses: ok(Page[store.Trigger]{})},
+	"POST /api/v1/triggers":                  {Request: server.TriggerSpec{}, Responses: created(createdTrigger{})},
+	"DELETE /api/v1/triggers/{name}":         {Responses: noContent},
+	"POST /api/v1/hooks/{name}":              {Request: webhookBody{}, Responses: map[int]any{202: runbook.Run{}}},
+	"POST /api/v1/hooks/{name}/alertmanager": {Request: server.AlertmanagerPayload{}, Responses: map[int]any{202: server.AlertOutcome{}}},
 
 	"GET /api/v1/audit": {Query: []Param{{Name: "actor"}, {Name: "action"}, {Name: "target"}, cursor, limit},
 		Responses: ok(Page[audit.Entry]{})},
