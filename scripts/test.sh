@@ -6,11 +6,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Tests that need a real component (PostgreSQL, sshd, Chromium, tmux) skip
+# when it is missing on a developer's machine, but fail when CI is set: here
+# a missing component is a failure, never a silent green.
+export CI=true
+
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server openssh-client)
 command -v pgrep >/dev/null 2>&1 || need+=(procps) # sshexec tests look for leftover remote processes
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v tmux >/dev/null 2>&1 || need+=(tmux) # internal/cli drives the live view in a real pseudo-terminal
+command -v git >/dev/null 2>&1 || need+=(git) # workspace archive tests commit with git
+command -v python3 >/dev/null 2>&1 || need+=(python3) # executor tests run a python3 step
 # internal/labs runs the library's runbooks for real: nginx with an openssl CA, curl.
 command -v nginx >/dev/null 2>&1 || need+=(nginx)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
@@ -34,6 +41,20 @@ if [ -n "$unformatted" ]; then
 	echo "$unformatted" >&2
 	exit 1
 fi
+# go.mod and go.sum must be what `go mod tidy` makes of the code (-e: the
+# module proxy here is a partial mirror; a module it lacks is not an error).
+tidy=$(mktemp -d)
+cp go.mod go.sum "$tidy/"
+go mod tidy -e
+if ! cmp -s go.mod "$tidy/go.mod" || ! cmp -s go.sum "$tidy/go.sum"; then
+	echo "test.sh: go mod tidy changes go.mod/go.sum; run go mod tidy -e and commit:" >&2
+	diff -u "$tidy/go.mod" go.mod >&2 || true
+	diff -u "$tidy/go.sum" go.sum >&2 || true
+	cp "$tidy/go.mod" "$tidy/go.sum" .
+	exit 1
+fi
+rm -rf "$tidy"
 go vet ./...
-go build -o /dev/null ./cmd/opsbook
+# The documented build: one static binary, no cgo.
+CGO_ENABLED=0 go build -o /dev/null ./cmd/opsbook
 go test -count=1 -timeout 15m ./...

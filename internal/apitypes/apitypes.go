@@ -61,6 +61,10 @@ type RunDetail struct {
 	runbook.Run
 	Project string            `json:"project"`
 	State   *runbook.RunState `json:"state"`
+	// StepTitles maps each step's label (its id; rollback/<id> for the
+	// rollback document's steps) to its heading in the documents the run
+	// froze, for clients that show steps by title.
+	StepTitles map[string]string `json:"step_titles,omitempty"`
 }
 
 // EventPage is a page of a run's events (GET /api/v1/runs/{id}/events).

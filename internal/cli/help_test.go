@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -90,6 +91,36 @@ func TestOutputAndFileFlags(t *testing.T) {
 			code := Main(context.Background(), append([]string{"-C", ws}, c.args...), nil, &out, &errb)
 			if code != c.code || !strings.Contains(out.String(), c.stdout) || !strings.Contains(errb.String(), c.stderr) {
 				t.Errorf("exit %d (want %d)\nstdout: %s\nstderr: %s\nwant stdout ∋ %q, stderr ∋ %q", code, c.code, out.String(), errb.String(), c.stdout, c.stderr)
+			}
+		})
+	}
+}
+
+// TestNotFoundMessages: what was asked for is named once, with the
+// nearest thing that exists. Fault: `run ops/runbooks/nope.md` said
+// "no ops/active/ops/runbooks/nope.md/ops/runbooks/nope.md-runbook.md".
+func TestNotFoundMessages(t *testing.T) {
+	ws := t.TempDir()
+	copyTree(t, filepath.Join("..", "..", "examples", "workspace"), ws)
+	cases := []struct {
+		args    []string
+		want    string
+		notWant string
+	}{
+		{[]string{"run", "ops/runbooks/nope.md", "--env", "dev"}, "no runbook file ops/runbooks/nope.md (standing runbooks are in ops/runbooks/", "ops/active/ops"},
+		{[]string{"run", "ops/runbooks/demo-backup-restor.md", "--env", "dev"}, "did you mean ops/runbooks/demo-backup-restore.md?", ""},
+		{[]string{"run", "demo-backup-restore", "--env", "dev"}, "no task demo-backup-restore under ops/active/ and no file of that name; did you mean ops/runbooks/demo-backup-restore.md?", ""},
+		{[]string{"run", "ops/runbooks", "--env", "dev"}, "ops/runbooks is a directory", ""},
+		{[]string{"run", "ops/runbooks/demo-backup-restore.md", "--env", "prod"}, `unknown environment "prod"; opsbook.yaml declares dev, staging, production (did you mean "production"?)`, ""},
+		{[]string{"status", "2026-03-10-postgres-upgrade-v12-to-v16"}, "did you mean 2026-03-10-postgres-upgrade-v12-to-v15?", ""},
+		{[]string{"new", " "}, "the description is empty", "system"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := Main(context.Background(), append([]string{"-C", ws}, c.args...), strings.NewReader(""), &out, &errb)
+			if code != ExitBadInput || !strings.Contains(errb.String(), c.want) || (c.notWant != "" && strings.Contains(errb.String(), c.notWant)) {
+				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, errb.String(), ExitBadInput, c.want)
 			}
 		})
 	}

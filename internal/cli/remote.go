@@ -194,8 +194,13 @@ func showRemote(ctx context.Context, e *env, c *client.Client, id, output string
 	if err != nil {
 		return err
 	}
-	doc := localDocument(e, d.Runbook)
-	return writeRunLog(e, output, d.Run, stepTitles(doc, nil), "",
+	// The server names the steps of the documents the run froze; a local
+	// copy of the runbook only fills in what it does not.
+	titles := stepTitles(localDocument(e, d.Runbook), nil)
+	for label, title := range d.StepTitles {
+		titles[label] = title
+	}
+	return writeRunLog(e, output, d.Run, titles, "",
 		func(fn func(runbook.Event) error) error { return c.AllEvents(ctx, d.ID, fn) },
 		func() bool { return d.Status == runbook.RunInterrupted })
 }

@@ -92,6 +92,11 @@ func TestRemoteRunShowRuns(t *testing.T) {
 		!strings.Contains(out.String(), "Status: succeeded") {
 		t.Fatalf("show: %v\n%s", err, out.String())
 	}
+	// Step titles come from the server (the run's snapshot), not from a
+	// local copy of the runbook: this test's directory has none.
+	if !strings.Contains(out.String(), "-> [dump] Dump") || !strings.Contains(out.String(), "go — Go or no-go") {
+		t.Errorf("show of a server run lacks the step titles:\n%s", out.String())
+	}
 }
 
 // TestRemoteResumeFailedOnly: the server offers no --failed-only, so the

@@ -98,6 +98,7 @@ Start with:
 		newLintCmd(e),
 		newServeCmd(e),
 		newAdminCmd(e),
+		newHealthcheckCmd(e),
 		newAuditCmd(e),
 		newLoginCmd(e),
 		newInitCmd(e),

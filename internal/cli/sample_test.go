@@ -63,7 +63,7 @@ func TestSampleWorkspaceDemoRuns(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo run exit %d:\n%s", code, out)
 	}
-	for _, want := range []string{"restore verified: 3 files match the source", "go by ", "run succeeded"} {
+	for _, want := range []string{"restore verified: 3 files match the snapshot archived", "go by ", "run succeeded"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo run output lacks %q:\n%s", want, out)
 		}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -108,8 +109,16 @@ executing runs, and leaves the rest to be resumed on the next start.`,
 				return fmt.Errorf("create the first administrator: %w", err)
 			}
 			log.Info("serving", "workspace", ws.Dir, "store", st.Dialect(), "master_key", keySource)
+			if exe, err := os.Executable(); err == nil && startedByGoRun(exe) {
+				// `go run` does not pass a kill of itself on to the server
+				// it built: stop when it goes, so the port is freed.
+				var stop context.CancelFunc
+				ctx, stop = context.WithCancel(ctx)
+				defer stop()
+				go stopWhenParentExits(ctx, stop, time.Second, func() { log.Info("go run exited; stopping") })
+			}
 			return srv.Serve(ctx, ln, func(a net.Addr) {
-				fmt.Fprintf(e.stdout, "opsbook serving %s on http://%s\n", ws.Dir, a)
+				fmt.Fprintf(e.stdout, "opsbook serving %s on http://%s (pid %d: stop it with Ctrl-C or kill %d)\n", ws.Dir, a, os.Getpid(), os.Getpid())
 				if user != "" && password != "" {
 					fmt.Fprintf(e.stdout, "\nFirst start: created user %q with password\n\n    %s\n\nIt is shown only this once. Open http://%s/ in a browser and sign in, or point the CLI at it\nwith: eval \"$(opsbook login --server http://%s --user %s)\" (creates an API key).\n\n", user, password, a, a, user)
 				} else if user != "" {
@@ -134,6 +143,33 @@ executing runs, and leaves the rest to be resumed on the next start.`,
 	cmd.Flags().StringVar(&oidcFlags.GroupsClaim, "oidc-groups-claim", "", "ID-token claim listing the user's groups: at each sign-in the user joins the existing teams of those names and leaves the others")
 	cmd.Flags().BoolVar(&trustProxy, "trust-proxy", false, "take the client address from X-Forwarded-For (only behind a reverse proxy you control)")
 	return cmd
+}
+
+// startedByGoRun reports whether exe is a binary `go run` built: it lives
+// in the go command's temporary build directory.
+func startedByGoRun(exe string) bool {
+	return strings.Contains(filepath.ToSlash(exe), "/go-build")
+}
+
+// stopWhenParentExits calls stop once the process's parent is gone (the
+// process is re-parented, so its parent pid changes), checking every
+// interval. Portable: no prctl(PR_SET_PDEATHSIG), which is Linux only.
+func stopWhenParentExits(ctx context.Context, stop context.CancelFunc, interval time.Duration, say func()) {
+	parent := os.Getppid()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if os.Getppid() != parent {
+				say()
+				stop()
+				return
+			}
+		}
+	}
 }
 
 // serveWorkspace finds the workspace to serve: --workspace, else the

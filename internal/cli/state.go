@@ -114,6 +114,12 @@ func newRunEngine(st *store.Store, ws *workspace.Workspace, p *engine.Plan) (*en
 // the path relative to the workspace.
 func runbookPath(ws *workspace.Workspace, arg string) (abs, rel string, err error) {
 	fi, err := os.Stat(arg)
+	if err != nil && !filepath.IsAbs(arg) {
+		// Not under the current directory: relative to the workspace (-C).
+		if wfi, werr := os.Stat(ws.Path(arg)); werr == nil {
+			arg, fi, err = ws.Path(arg), wfi, nil
+		}
+	}
 	if err == nil && !fi.IsDir() {
 		abs, _ = filepath.Abs(arg)
 		return abs, ws.Rel(abs), nil

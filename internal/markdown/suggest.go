@@ -1,5 +1,7 @@
 package markdown
 
+import "strings"
+
 // Suggest returns the candidate closest to word by edit distance when it is
 // close enough to be a likely typo, else "". Used for "did you mean" hints.
 func Suggest(word string, candidates []string) string {
@@ -12,6 +14,17 @@ func Suggest(word string, candidates []string) string {
 		d := levenshtein(word, c)
 		if d <= limit && (best == "" || d < bestDist) {
 			best, bestDist = c, d
+		}
+	}
+	if best == "" && len(word) >= 3 {
+		// An abbreviation: "prod" for "production", when only one fits.
+		for _, c := range candidates {
+			if strings.HasPrefix(c, word) {
+				if best != "" {
+					return ""
+				}
+				best = c
+			}
 		}
 	}
 	return best

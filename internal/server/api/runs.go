@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/opsbook/opsbook/internal/apitypes"
 	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/markdown"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/server"
 	"github.com/opsbook/opsbook/internal/store"
@@ -80,6 +82,29 @@ func (h *handlers) startRun(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// stepTitles are the headings of the steps of the documents the run froze
+// (its snapshot), by label; nil when the snapshot cannot be read.
+func (h *handlers) stepTitles(ctx context.Context, run runbook.Run) map[string]string {
+	sn, err := h.s.Store().GetSnapshot(ctx, run.Snapshot)
+	if err != nil {
+		return nil
+	}
+	titles := map[string]string{}
+	if doc, _ := markdown.Parse(sn.Runbook, sn.Source); doc != nil {
+		for _, s := range doc.Steps {
+			titles[s.ID] = s.Title
+		}
+	}
+	if sn.RollbackPath != "" {
+		if doc, _ := markdown.Parse(sn.RollbackPath, sn.RollbackSource); doc != nil {
+			for _, s := range doc.Steps {
+				titles["rollback/"+s.ID] = s.Title
+			}
+		}
+	}
+	return titles
+}
+
 func (h *handlers) getRun(w http.ResponseWriter, r *http.Request) error {
 	run, err := h.s.Store().GetRun(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -89,7 +114,8 @@ func (h *handlers) getRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	server.WriteJSON(w, http.StatusOK, apitypes.RunDetail{Run: run, Project: h.s.Catalog().ProjectOf(run.Runbook), State: state})
+	server.WriteJSON(w, http.StatusOK, apitypes.RunDetail{Run: run, Project: h.s.Catalog().ProjectOf(run.Runbook), State: state,
+		StepTitles: h.stepTitles(r.Context(), run)})
 	return nil
 }
 
