@@ -169,13 +169,14 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	defer unlock()
 	// Each SQLite connection has its own page cache (2 MiB by default), so
 	// the pools are bounded; there is one writer at a time anyway.
-	db, err := openSQLitePool(ctx, abs, "FULL", 16)
+	db, err := openSQLitePool(ctx, abs, "FULL", 16, true)
 	if err != nil {
 		return nil, err
 	}
 	// The append connection opens at FULL too: should database/sql ever
-	// replace it, a fresh connection errs on the durable side.
-	appendDB, err := openSQLitePool(ctx, abs, "FULL", 1)
+	// replace it, a fresh connection errs on the durable side. It connects
+	// on the first append: most commands append nothing.
+	appendDB, err := openSQLitePool(ctx, abs, "FULL", 1, false)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -183,7 +184,9 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	return &Store{db: db, appendDB: appendDB, appendSync: "FULL", dialect: DialectSQLite, path: abs}, nil
 }
 
-func openSQLitePool(ctx context.Context, path, synchronous string, conns int) (*sql.DB, error) {
+// openSQLitePool opens a pool; with ping it connects at once (the first
+// connection switches a fresh file to WAL), else on first use.
+func openSQLitePool(ctx context.Context, path, synchronous string, conns int, ping bool) (*sql.DB, error) {
 	q := "_txlock=immediate" // writers take the lock up front: no deadlock on read-then-write
 	for _, p := range sqlitePragmas {
 		q += "&_pragma=" + p
@@ -195,6 +198,9 @@ func openSQLitePool(ctx context.Context, path, synchronous string, conns int) (*
 	}
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
+	if !ping {
+		return db, nil
+	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
