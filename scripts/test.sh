@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine: installs what the tests need
-# (OpenSSH server, Chromium, PostgreSQL), then vets and tests every package. Tests start
-# their own throwaway PostgreSQL, sshd and Chromium on loopback and stop them.
+# (OpenSSH server, Chromium, PostgreSQL, nginx), then vets and tests every package. Tests start
+# their own throwaway PostgreSQL, sshd, nginx and Chromium on loopback and stop them
+# (internal/labs runs the built-in library's runbooks against them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,10 @@ need=()
 command -v pgrep >/dev/null 2>&1 || need+=(procps) # sshexec tests look for leftover remote processes
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v tmux >/dev/null 2>&1 || need+=(tmux) # internal/cli drives the live view in a real pseudo-terminal
+# internal/labs runs the library's runbooks for real: nginx with an openssl CA, curl.
+command -v nginx >/dev/null 2>&1 || need+=(nginx)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 # internal/store/pgtest runs initdb/postgres from PATH or /usr/lib/postgresql/*/bin.
 command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then

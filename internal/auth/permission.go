@@ -34,8 +34,8 @@ func ParsePermission(s string) (Permission, error) {
 // projects, empty Environments all environments.
 type Grant struct {
 	ID           int64      `json:"id"`
-	Team         string     `json:"team"`
-	Permission   Permission `json:"permission"`
+	Team         string     `json:"team" api:"required"`
+	Permission   Permission `json:"permission" api:"required"`
 	Projects     []string   `json:"projects"`
 	Environments []string   `json:"environments"`
 }

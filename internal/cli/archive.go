@@ -32,9 +32,6 @@ completed is refused unless --force is given.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			ws, err := findWorkspace(e)
 			if err != nil {
 				return badInput("%v", err)
@@ -50,11 +47,11 @@ completed is refused unless --force is given.`,
 					results = append(results, res)
 				}
 			}
-			if output == "json" {
+			if output != "text" {
 				if results == nil {
 					results = []*workspace.ArchiveResult{}
 				}
-				if encErr := writeJSON(e.stdout, results); encErr != nil {
+				if encErr := writeData(e.stdout, output, results); encErr != nil {
 					return encErr
 				}
 			} else {
@@ -83,6 +80,6 @@ completed is refused unless --force is given.`,
 	cmd.Flags().BoolVar(&due, "due", false, "archive every task completed more than 30 days ago")
 	cmd.Flags().BoolVar(&force, "force", false, "archive a task that is not completed")
 	cmd.Flags().BoolVar(&noGit, "no-git", false, "move the files without git mv even inside a repository")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd, &output, "text", "json", "yaml")
 	return cmd
 }

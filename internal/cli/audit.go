@@ -14,6 +14,8 @@ func newAuditCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Check the server's hash-chained audit log",
+		Example: `  opsbook audit verify --server https://ops.example.com
+  opsbook audit verify --db postgres://opsbook@db/opsbook -o json`,
 	}
 	cmd.AddCommand(newAuditVerifyCmd(e))
 	return cmd
@@ -37,9 +39,6 @@ workspace's .opsbook/server.db).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			var v client.AuditVerification
 			c, err := client.FromEnv(serverURL)
 			if err != nil {
@@ -68,11 +67,11 @@ workspace's .opsbook/server.db).`,
 				}
 				v = client.AuditVerification{OK: rep.Problem == nil, Checked: rep.Checked, Head: rep.Head}
 				if rep.Problem != nil {
-					v.Problem = &client.AuditProblem{Seq: rep.Problem.Seq, Reason: rep.Problem.Reason}
+					v.Problem = rep.Problem
 				}
 			}
-			if output == "json" {
-				if err := writeJSON(e.stdout, v); err != nil {
+			if output != "text" {
+				if err := writeData(e.stdout, output, v); err != nil {
 					return err
 				}
 			} else if v.OK {
@@ -86,6 +85,6 @@ workspace's .opsbook/server.db).`,
 	}
 	cmd.Flags().StringVar(&serverURL, "server", "", "server URL (default $OPSBOOK_SERVER)")
 	cmd.Flags().StringVar(&db, "db", "", "check this database directly: SQLite path or postgres://… URL")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd, &output, "text", "json", "yaml")
 	return cmd
 }

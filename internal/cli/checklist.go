@@ -25,7 +25,7 @@ import (
 func newChecklistCmd(e *env) *cobra.Command {
 	var runID, format, out, tz, db string
 	cmd := &cobra.Command{
-		Use:   "checklist TASK [--run ID] --format md|html [-o FILE]",
+		Use:   "checklist TASK [--run ID] [-o md|html] [-f FILE]",
 		Short: "Print a task's checklist, blank or filled in from a run",
 		Long: `Print the task's checklist in its language (en or zh): the pre-execution items
 with who ticked them and when, and the step table — planned estimate, actual
@@ -33,19 +33,16 @@ start and end, duration, result, verification result, decision and who took it,
 per-host results — with the sign-off column left blank for ink.
 
 Without --run the checklist is blank, to print before the run and fill by hand.
---format html writes a standalone page that prints on one A4 page for a runbook
+-o html writes a standalone page that prints on one A4 page for a runbook
 of a dozen steps (print it from a browser, or with
 chromium --headless --print-to-pdf=checklist.pdf checklist.html).
 
 The run is read from the workspace's local run stores (.opsbook/*.db) unless
 --db names one (a SQLite file or a postgres:// URL).`,
-		Example: `  opsbook checklist 2025-03-01-postgres-upgrade-12-to-15 --format html -o checklist.html
-  opsbook checklist 2025-03-01-postgres-upgrade-12-to-15 --run r-01HX… --format md`,
+		Example: `  opsbook checklist 2025-03-01-postgres-upgrade-12-to-15 -o html -f checklist.html
+  opsbook checklist 2025-03-01-postgres-upgrade-12-to-15 --run r-01HX… -o md`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "md" && format != "html" {
-				return badInput("--format must be md or html, not %q", format)
-			}
 			in, cleanup, err := reportInput(cmd.Context(), e, args[0], runID, db, tz)
 			if err != nil {
 				return err
@@ -64,8 +61,13 @@ The run is read from the workspace's local run stores (.opsbook/*.db) unless
 		},
 	}
 	cmd.Flags().StringVar(&runID, "run", "", "fill the checklist from this run (id or unique prefix)")
-	cmd.Flags().StringVar(&format, "format", "md", "md or html")
-	cmd.Flags().StringVarP(&out, "out", "o", "", "write to FILE instead of standard output")
+	formats := outputFlag(cmd, &format, "md", "html")
+	fileFlag(cmd, &out, "write to FILE instead of standard output")
+	// The flags before the one convention (-o/--output is the format, -f/--file the file).
+	cmd.Flags().Var(formats, "format", "output format (old name of --output)")
+	renamedFlag(e, cmd, "format", "-o/--output")
+	cmd.Flags().StringVar(&out, "out", "", "old name of --file")
+	renamedFlag(e, cmd, "out", "-f/--file")
 	cmd.Flags().StringVar(&tz, "tz", "", "time zone of the times shown (IANA name; default: the local one)")
 	cmd.Flags().StringVar(&db, "db", "", "run store to read the run from (default: the workspace's .opsbook/*.db)")
 	return cmd

@@ -33,15 +33,12 @@ upgrade, CDN switchover, TLS rotation) into ops/runbooks/.`,
 			} else if e.workspace != "" {
 				dir = e.workspace
 			}
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			res, err := workspace.Init(dir, workspace.InitOptions{Lang: lang, WithLibrary: withLibrary})
 			if err != nil {
 				return badInput("init: %v", err)
 			}
-			if output == "json" {
-				return writeJSON(e.stdout, res)
+			if output != "text" {
+				return writeData(e.stdout, output, res)
 			}
 			for _, f := range res.Created {
 				fmt.Fprintf(e.stdout, "created  %s\n", f)
@@ -59,6 +56,6 @@ upgrade, CDN switchover, TLS rotation) into ops/runbooks/.`,
 	}
 	cmd.Flags().StringVar(&lang, "lang", "en", "language of generated documents: en or zh")
 	cmd.Flags().BoolVar(&withLibrary, "with-library", false, "copy the built-in runbook library into ops/runbooks/")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd, &output, "text", "json", "yaml")
 	return cmd
 }

@@ -297,7 +297,7 @@ func TestLifecycleScenario(t *testing.T) {
 	}
 
 	t.Run("checklist and postmortem with real times", func(t *testing.T) {
-		code, md, errOut := runCLI(t, "", "checklist", task, "--run", prod.ID, "--format", "md", "--tz", "UTC")
+		code, md, errOut := runCLI(t, "", "checklist", task, "--run", prod.ID, "-o", "md", "--tz", "UTC")
 		if code != ExitOK {
 			t.Fatalf("checklist = %d %s", code, errOut)
 		}

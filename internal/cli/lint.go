@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -17,6 +18,7 @@ import (
 func newLintCmd(e *env) *cobra.Command {
 	var (
 		format  string
+		file    string
 		noShell bool
 		vars    []string
 	)
@@ -36,14 +38,9 @@ Exit status: 0 when there are no errors (warnings allowed), 1 when there is
 at least one error, 2 on bad usage.`,
 		Example: `  opsbook lint
   opsbook lint ops/active/2025-05-01-pg-upgrade/
-  opsbook lint --format sarif > opsbook.sarif   # for GitHub code scanning
-  opsbook lint --format json runbook.md | jq '.diagnostics[] | select(.severity == "error")'`,
+  opsbook lint -o sarif -f opsbook.sarif     # for GitHub code scanning
+  opsbook lint -o json runbook.md | jq '.diagnostics[] | select(.severity == "error")'`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			switch format {
-			case "text", "json", "sarif":
-			default:
-				return badInput("--format must be text, json or sarif, not %q", format)
-			}
 			opts := lint.Options{Shell: !noShell, KnownVars: vars}
 			base := "."
 			ws, wsErr := findWorkspace(e)
@@ -83,16 +80,20 @@ at least one error, 2 on bad usage.`,
 			if err != nil {
 				return badInput("%v", err)
 			}
+			var report bytes.Buffer
 			switch format {
 			case "json":
-				err = lint.WriteJSON(e.stdout, diags)
+				err = lint.WriteJSON(&report, diags)
 			case "sarif":
-				err = lint.WriteSARIF(e.stdout, diags, base, Version)
+				err = lint.WriteSARIF(&report, diags, base, Version)
 			default:
-				err = lint.WriteText(e.stdout, diags)
-				if err == nil {
-					printSummary(e, diags)
-				}
+				err = lint.WriteText(&report, diags)
+			}
+			if err == nil {
+				err = writeOutput(e.stdout, file, report.Bytes(), true)
+			}
+			if err == nil && format == "text" {
+				printSummary(e, diags)
 			}
 			if err != nil {
 				return fmt.Errorf("write lint report: %w", err)
@@ -103,7 +104,10 @@ at least one error, 2 on bad usage.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&format, "format", "f", "text", "output format: text, json or sarif (SARIF 2.1.0)")
+	formats := outputFlag(cmd, &format, "text", "json", "sarif") // sarif: SARIF 2.1.0, for code scanning
+	fileFlag(cmd, &file, "write the report to FILE instead of standard output")
+	cmd.Flags().Var(formats, "format", "output format (old name of --output)")
+	renamedFlag(e, cmd, "format", "-o/--output")
 	cmd.Flags().BoolVar(&noShell, "no-shell", false, "skip the bash -n / sh -n syntax check of command blocks")
 	cmd.Flags().StringArrayVar(&vars, "var", nil, "a variable name commands may use besides params and outputs (repeatable)")
 	return cmd

@@ -49,7 +49,7 @@ func TestLintExitStatus(t *testing.T) {
 		{"warnings only", []string{"lint", "warn.md"}, 0, "warn.md:9:1: warning: this verify block is not inside a step", "0 error(s), 1 warning(s)"},
 		{"errors", []string{"lint", "bad.md"}, 1, "bad.md:5:1: error: a checklist needs the section \"## Execution steps\" (执行步骤)", "2 error(s)"},
 		{"missing path", []string{"lint", "nope.md"}, 2, "", "no such file"},
-		{"bad format", []string{"lint", "--format", "xml", "ok.md"}, 2, "", "--format must be text, json or sarif"},
+		{"bad format", []string{"lint", "-o", "xml", "ok.md"}, 2, "", "must be text, json or sarif"},
 		{"no ops dir", []string{"lint"}, 2, "", "no ops directory"},
 	}
 	for _, tt := range tests {
@@ -76,7 +76,7 @@ func TestLintDefaultsToWorkspaceOps(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "ops/runbooks/bad.md"), "---\nkind: checklist\n---\n")
 	sub := filepath.Join(dir, "ops/runbooks")
 
-	code, stdout, stderr := runCLI(t, sub, "lint", "--format", "json")
+	code, stdout, stderr := runCLI(t, sub, "lint", "-o", "json")
 	if code != 1 {
 		t.Fatalf("exit %d, want 1 (stderr %q)", code, stderr)
 	}
@@ -100,7 +100,7 @@ func TestLintDefaultsToWorkspaceOps(t *testing.T) {
 		}
 	}
 
-	code, stdout, _ = runCLI(t, sub, "lint", "--format", "sarif")
+	code, stdout, _ = runCLI(t, sub, "lint", "-o", "sarif")
 	if code != 1 || !strings.Contains(stdout, `"uri": "ops/runbooks/bad.md"`) || !strings.Contains(stdout, `"version": "2.1.0"`) {
 		t.Errorf("sarif output (exit %d) lacks a workspace-relative URI:\n%s", code, stdout)
 	}

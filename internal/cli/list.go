@@ -14,6 +14,8 @@ func newListCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List planned-operation tasks with their lifecycle state",
+		Example: `  opsbook list
+  opsbook list --archived -o yaml`,
 		Long: `List the tasks in ops/active/ (or, with --archived, ops/archive/) with their
 date, system, operation, lifecycle state, age, and "archive overdue" for tasks
 completed more than 30 days ago (archive them with opsbook archive --due).`,
@@ -27,15 +29,11 @@ completed more than 30 days ago (archive them with opsbook archive --due).`,
 			if err != nil {
 				return err
 			}
-			switch output {
-			case "json":
+			if output != "text" {
 				if tasks == nil {
-					return writeJSON(e.stdout, []any{})
+					return writeData(e.stdout, output, []any{})
 				}
-				return writeJSON(e.stdout, tasks)
-			case "table", "text", "":
-			default:
-				return badInput("--output must be table or json, not %q", output)
+				return writeData(e.stdout, output, tasks)
 			}
 			if len(tasks) == 0 {
 				where := "ops/active/"
@@ -58,6 +56,6 @@ completed more than 30 days ago (archive them with opsbook archive --due).`,
 		},
 	}
 	cmd.Flags().BoolVar(&archived, "archived", false, "list archived tasks instead of active ones")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	outputFlag(cmd, &output, "text", "json", "yaml").aliases = map[string]string{"table": "text"} // "table" was its old name
 	return cmd
 }

@@ -25,8 +25,12 @@ and operation are recognised in English and Chinese (postgres/PostgreSQL/pg,
 mysql, redis, kafka, kubernetes/k8s, cdn, dns, nginx, tls/证书, 数据库 …;
 upgrade/升级, migration/迁移, switchover/切换, failover/故障转移, backup/备份,
 restore/恢复, rotation/轮换, scale-out/扩容 …). Versions become v12-to-v15, and a
-version-to-version migration of one system is named an upgrade. Pass --system,
---operation or --slug when a part cannot be derived.
+version-to-version migration of one system is named an upgrade. A description
+never fails: when it names no system opsbook knows, the most specific name in
+it is the system ("fail over orders-db to the DR site" → orders-db, "the legacy
+ftp server" → ftp), and what was chosen is said; --system, --operation and
+--slug override any part. A description in Chinese gives Chinese documents
+unless --lang says otherwise.
 
 When the built-in library has a runbook for the system and operation, the task
 starts from it (real commands, checks and a rollback plan that undoes them);
@@ -34,12 +38,13 @@ otherwise from the skeleton, whose <<FILL: …>> placeholders opsbook lint repor
 as errors until they are written, so a skeleton cannot run by accident.
 Templates in ops/templates/ override the built-in ones.`,
 		Example: `  opsbook new "database migration from PostgreSQL 12 to 15"
-  opsbook new "Kubernetes 集群升级到 1.28" --lang zh
+  opsbook new "Kubernetes 集群升级到 1.28"
+  opsbook new "fail over orders-db to the DR site"
   opsbook new "数据库备份" --slug orders-nightly --dry-run`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
+			if strings.TrimSpace(args[0]) == "" {
+				return badInput("the description is empty: say in a few words what the operation does, e.g. opsbook new \"postgres 12 to 15 upgrade\"")
 			}
 			ws, err := findWorkspace(e)
 			if err != nil {
@@ -58,8 +63,8 @@ Templates in ops/templates/ override the built-in ones.`,
 			if err != nil {
 				return badInput("%v", err)
 			}
-			if output == "json" {
-				return writeJSON(e.stdout, res)
+			if output != "text" {
+				return writeData(e.stdout, output, res)
 			}
 			verb := "created"
 			if res.DryRun {
@@ -67,6 +72,9 @@ Templates in ops/templates/ override the built-in ones.`,
 			}
 			fmt.Fprintf(e.stdout, "%s task %s\n", verb, res.Task)
 			fmt.Fprintf(e.stdout, "  system %s, operation %s, language %s\n", res.Name.System, res.Name.Operation, res.Lang)
+			for _, g := range res.Name.Guessed {
+				fmt.Fprintf(e.stdout, "  chosen: %s\n", g)
+			}
 			fmt.Fprintf(e.stdout, "  from: %s\n", res.Reason)
 			for _, o := range res.Overrode {
 				fmt.Fprintf(e.stdout, "  template override: %s\n", o)
@@ -93,6 +101,6 @@ Templates in ops/templates/ override the built-in ones.`,
 	f.StringVar(&lang, "lang", "", "language of the documents: en or zh (default: the workspace's lang)")
 	f.StringVar(&library, "library", "", "library runbook to start from, or generic for the skeleton (default: best match)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the name and files without writing anything")
-	f.StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd, &output, "text", "json", "yaml")
 	return cmd
 }

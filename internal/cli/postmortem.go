@@ -14,7 +14,7 @@ func newPostmortemCmd(e *env) *cobra.Command {
 	var runID, out, tz, db string
 	var force bool
 	cmd := &cobra.Command{
-		Use:   "postmortem TASK --run ID [-o FILE]",
+		Use:   "postmortem TASK --run ID [-f FILE]",
 		Short: "Write a task's postmortem, pre-filled from a run",
 		Long: `Write <task>-postmortem.md in the task's folder (or -o FILE, "-" for standard
 output), in the task's language, pre-filled from the run's event log:
@@ -63,7 +63,9 @@ never replaced unless --force.`,
 		},
 	}
 	cmd.Flags().StringVar(&runID, "run", "", "the run to write up (id or unique prefix)")
-	cmd.Flags().StringVarP(&out, "out", "o", "", "file to write (default: <task>-postmortem.md in the task's folder; - for standard output)")
+	fileFlag(cmd, &out, "file to write (default: <task>-postmortem.md in the task's folder; - for standard output)")
+	cmd.Flags().StringVar(&out, "out", "", "old name of --file")
+	renamedFlag(e, cmd, "out", "-f/--file")
 	cmd.Flags().StringVar(&tz, "tz", "", "time zone of the times shown (IANA name; default: the local one)")
 	cmd.Flags().StringVar(&db, "db", "", "run store to read the run from (default: the workspace's .opsbook/*.db)")
 	cmd.Flags().BoolVar(&force, "force", false, "replace an existing postmortem")

@@ -53,9 +53,6 @@ rehearsal failed, a mutant survived, or a mutant could not reach its step;
   opsbook rehearse 2026-03-01-postgres-upgrade-v13-to-v15 --env staging --mutate --yes`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			if envName == "" {
 				return badInput("--env is required: name a non-protected environment to rehearse in")
 			}
@@ -119,7 +116,7 @@ rehearsal failed, a mutant survived, or a mutant could not reach its step;
 	f.StringArrayVarP(&params, "param", "p", nil, "parameter NAME=VALUE (repeatable; not for secrets: use OPSBOOK_PARAM_NAME)")
 	f.BoolVarP(&yes, "yes", "y", false, "approve gates and confirm manual steps as yourself with reason \"--yes\" (mutants always do)")
 	f.BoolVar(&mutate, "mutate", false, "after the rehearsal, run one mutant per checked step with its action replaced by a no-op and report every check that still passes")
-	f.StringVarP(&output, "output", "o", "text", "output format: text, or json (the rehearsal's events on stderr, the mutation report on stdout)")
+	outputFlag(cmd, &output, "text", "json") // json: the rehearsal's events on stderr, the mutation report on stdout
 	return cmd
 }
 

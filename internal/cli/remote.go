@@ -40,8 +40,8 @@ func runsRemote(ctx context.Context, e *env, c *client.Client, f client.RunFilte
 	if err != nil {
 		return err
 	}
-	if output == "json" {
-		return writeJSON(e.stdout, map[string]any{"runs": runs, "next_cursor": next})
+	if output != "text" {
+		return writeData(e.stdout, output, map[string]any{"runs": runs, "next_cursor": next})
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "RUN\tSTATUS\tENVIRONMENT\tRUNBOOK\tBY\tSTARTED")

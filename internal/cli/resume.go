@@ -29,9 +29,6 @@ the same run: a run still held by a live process is refused.`,
   opsbook resume 01HV3 --failed-only   # re-run the hosts a fan-out step failed on`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			switch answer {
 			case "", runbook.ChoiceRetry, runbook.ChoiceSkip, runbook.ChoiceAbort:
 			default:
@@ -88,7 +85,7 @@ the same run: a run still held by a live process is refused.`,
 			return err
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd, &output, "text", "json")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "approve gates and confirm manual steps as yourself with reason \"--yes\"")
 	cmd.Flags().BoolVar(&failedOnly, "failed-only", false, "reopen a failed run and re-run only the hosts its failed fan-out step did not succeed on (failed or never started), then go on")
 	cmd.Flags().StringVar(&answer, "answer", "", "what to do with an interrupted step that is not idempotent: retry, skip or abort")

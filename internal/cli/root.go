@@ -89,7 +89,9 @@ Start with:
   opsbook run FILE --env staging  execute a runbook`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       Version,
 	}
+	root.SetVersionTemplate(versionLine() + "\n")
 	root.PersistentFlags().StringVarP(&e.workspace, "workspace", "C", "", "workspace directory (default: the nearest parent with opsbook.yaml, else the current directory)")
 	root.AddCommand(
 		newVersionCmd(e),
@@ -113,5 +115,6 @@ Start with:
 		newResumeCmd(e),
 		newNoteCmd(e),
 	)
+	registerCompletions(e, root)
 	return root
 }

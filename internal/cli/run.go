@@ -55,9 +55,6 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
   OPSBOOK_PARAM_TOKEN=… opsbook run rotate.md --env dev --yes --output json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			if envName == "" {
 				return badInput("--env is required: name the environment to run in (see environments: in opsbook.yaml)")
 			}
@@ -101,7 +98,7 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 	f.BoolVar(&dryRun, "dry-run", false, "print the plan (steps, targets, commands, checks, guards, estimates, rollback) and execute nothing")
 	f.BoolVarP(&yes, "yes", "y", false, "approve gates and confirm manual steps as yourself with reason \"--yes\"")
 	f.StringVar(&from, "from", "", "start at this step id; earlier steps are recorded as skipped")
-	f.StringVarP(&output, "output", "o", "text", "output format: text (live, line-oriented) or json (one event per line)")
+	outputFlag(cmd, &output, "text", "json") // text: live, line-oriented; json: one event per line
 	f.StringVar(&emergency, "emergency", "", "reason for an emergency run outside the lifecycle gates (change: emergency tasks only)")
 	addServerFlag(cmd, &server)
 	return cmd
@@ -159,6 +156,10 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 		var pe *engine.ParamsError
 		if errors.As(err, &pe) {
 			return "", badInput("%v", err)
+		}
+		var ge *engine.GuardError
+		if errors.As(err, &ge) {
+			return "", &ExitError{Code: ExitRefused, Err: err}
 		}
 		return "", err
 	}
@@ -427,6 +428,9 @@ func describeEvent(ev runbook.Event, titles map[string]string) string {
 	case runbook.EventAnomaly:
 		return fmt.Sprintf("!! note by %s: %s", ev.Actor, ev.Text)
 	case runbook.EventGuardBreached:
+		if ev.Step != "" {
+			return fmt.Sprintf("!! guard breached during [%s]: %s (%s)", label, ev.Text, d["action"])
+		}
 		return fmt.Sprintf("!! guard breached: %s (%s)", ev.Text, d["action"])
 	case runbook.EventRollbackStart:
 		return "== rolling back: " + ev.Text

@@ -19,14 +19,14 @@ func newRunsCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "runs",
 		Short: "List the runs recorded in this workspace, newest first",
+		Example: `  opsbook runs
+  opsbook runs --env production -n 10 -o json
+  opsbook runs --server http://127.0.0.1:8080     # the server's runs`,
 		Long: `Runs lists the runs of the workspace's run store, newest first. A run that
 claims to be running but whose process died (its lease is not held by a live
 process) is shown as interrupted: continue it with ` + "`opsbook resume RUN`" + `.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			ctx := cmd.Context()
 			if c, err := remoteClient(server); err != nil {
 				return badInput("%v", err)
@@ -53,8 +53,8 @@ process) is shown as interrupted: continue it with ` + "`opsbook resume RUN`" + 
 					}
 				}
 			}
-			if output == "json" {
-				return writeJSON(e.stdout, runs)
+			if output != "text" {
+				return writeData(e.stdout, output, runs)
 			}
 			if len(runs) == 0 {
 				fmt.Fprintln(e.stderr, "no runs yet; start one with `opsbook run FILE --env NAME`")
@@ -77,7 +77,7 @@ process) is shown as interrupted: continue it with ` + "`opsbook resume RUN`" + 
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd, &output, "text", "json", "yaml")
 	cmd.Flags().StringVarP(&envName, "env", "e", "", "only runs in this environment")
 	cmd.Flags().IntVarP(&limit, "limit", "n", 50, "at most this many runs")
 	addServerFlag(cmd, &server)

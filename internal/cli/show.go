@@ -19,15 +19,14 @@ func newShowCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "show RUN",
 		Short: "Show a run's full log, step by step, from its recorded events",
+		Example: `  opsbook show r-01HX…                 # a run id, or a unique prefix of one
+  opsbook show r-01HX… -o json | jq .status`,
 		Long: `Show prints everything recorded about a run: each event in order (steps,
 their output, checks, retries, decisions and who took them, notes, guard
 breaches, rollback) and then a summary per step. RUN may be an id prefix.
 With --output json it prints the events, one per line, then the derived state.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			ctx := cmd.Context()
 			if c, err := remoteClient(server); err != nil {
 				return badInput("%v", err)
@@ -61,7 +60,7 @@ With --output json it prints the events, one per line, then the derived state.`,
 			})
 		},
 	}
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd, &output, "text", "json")
 	addServerFlag(cmd, &server)
 	return cmd
 }
@@ -130,6 +129,9 @@ func writeRunLog(e *env, output string, run runbook.Run, titles map[string]strin
 		printHostRows(tw, s, now)
 	}
 	tw.Flush()
+	for _, b := range state.Breaches {
+		fmt.Fprintf(e.stdout, "Guard %s breached (%s, threshold %s) during step %s: %s\n", b.Guard, b.Value, b.Threshold, orText(b.Step, "-"), b.Action)
+	}
 	if state.Status == runbook.RunInterrupted {
 		fmt.Fprintf(e.stdout, "\nThe run's process died; continue it with `opsbook resume %s`.\n", run.ID)
 	}

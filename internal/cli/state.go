@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -47,14 +46,6 @@ func openWorkspaceState(ctx context.Context, e *env) (*workspace.Workspace, *sto
 		return nil, nil, err
 	}
 	return ws, st, nil
-}
-
-// checkOutput refuses an --output value the command does not support.
-func checkOutput(output string, allowed ...string) error {
-	if slices.Contains(allowed, output) {
-		return nil
-	}
-	return badInput("--output must be %s, not %q", strings.Join(allowed, " or "), output)
 }
 
 // writeJSON is --output json: v indented, as every command prints it.
@@ -97,15 +88,28 @@ func newRunEngine(st *store.Store, ws *workspace.Workspace, p *engine.Plan) (*en
 // (ops/active/<task>/<task>-runbook.md). It returns the absolute path and
 // the path relative to the workspace.
 func runbookPath(ws *workspace.Workspace, arg string) (abs, rel string, err error) {
-	if fi, err := os.Stat(arg); err == nil && !fi.IsDir() {
+	fi, err := os.Stat(arg)
+	if err == nil && !fi.IsDir() {
 		abs, _ = filepath.Abs(arg)
 		return abs, ws.Rel(abs), nil
+	}
+	if err == nil {
+		return "", "", badInput("%s is a directory: give a runbook file in it, or a task name (`opsbook list` shows the tasks)", arg)
+	}
+	if strings.ContainsAny(arg, `/\`) || strings.HasSuffix(arg, ".md") {
+		// A path: it names a file, never a task.
+		return "", "", badInput("no runbook file %s%s (standing runbooks are in %s/runbooks/, tasks' in %s/)", arg,
+			suggestion(arg, runbookFiles(ws)), workspace.OpsDir, workspace.ActiveDir)
 	}
 	taskFile := filepath.Join(workspace.ActiveDir, arg, arg+"-runbook.md")
 	if _, err := os.Stat(ws.Path(taskFile)); err == nil {
 		return ws.Path(taskFile), filepath.ToSlash(taskFile), nil
 	}
-	return "", "", badInput("%s is neither a runbook file nor a task under %s/ (no %s); `opsbook list` shows the tasks", arg, workspace.ActiveDir, taskFile)
+	hint := suggestion(arg, append(taskNames(ws), runbookFiles(ws)...))
+	if hint == "" {
+		hint = "; `opsbook list` shows the tasks"
+	}
+	return "", "", badInput("no task %s under %s/ and no file of that name%s", arg, workspace.ActiveDir, hint)
 }
 
 // parseDoc parses a document and fails with every error diagnostic.
@@ -142,7 +146,8 @@ func loadPlan(e *env, ws *workspace.Workspace, abs, rel, envName string) (*engin
 		return nil, badInput("%s may run in %s only, not in %s (front matter environments:)", rel, strings.Join(doc.Front.Environments, ", "), envName)
 	}
 	p := &engine.Plan{Document: doc, Workspace: ws.Dir, Runbook: rel, Environment: envName,
-		Hosts: environment.Hosts, Variables: environment.Variables, Called: map[string]*runbook.Document{}}
+		Hosts: environment.Hosts, Variables: environment.Variables, Called: map[string]*runbook.Document{},
+		Protected: environment.Protected, PrometheusURL: environment.Prometheus}
 	if name, ok := strings.CutPrefix(rel, workspace.ActiveDir+"/"); ok {
 		p.Task, _, _ = strings.Cut(name, "/")
 	}

@@ -41,9 +41,6 @@ prints the same list. --env defaults to the first protected environment.`,
   opsbook status 2025-03-01-postgres-upgrade-12-to-15 --env production --output json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output, "text", "json"); err != nil {
-				return err
-			}
 			ws, t, err := loadTask(e, args[0])
 			if err != nil {
 				return err
@@ -59,15 +56,15 @@ prints the same list. --env defaults to the first protected environment.`,
 			if err != nil {
 				return badInput("%v", err)
 			}
-			if output == "json" {
-				return writeJSON(e.stdout, rep)
+			if output != "text" {
+				return writeData(e.stdout, output, rep)
 			}
 			rep.WriteText(e.stdout)
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&envName, "env", "", "environment whose gates to report (default: the first protected one)")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	outputFlag(cmd, &output, "text", "json", "yaml")
 	return cmd
 }
 

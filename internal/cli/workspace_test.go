@@ -39,9 +39,11 @@ func TestInitNewListArchive(t *testing.T) {
 	if code != ExitBadInput || !strings.Contains(errOut, "already exists") {
 		t.Errorf("repeated new = %d %s", code, errOut)
 	}
-	code, _, errOut = runCLI(t, "", "new", "数据库备份")
-	if code != ExitBadInput || !strings.Contains(errOut, "pass --slug") {
-		t.Errorf("underivable name = %d %s", code, errOut)
+	// A description never fails: what cannot be derived is chosen and said.
+	code, out, errOut = runCLI(t, "", "new", "fail over orders-db to the DR site", "--date", "2025-03-01", "--dry-run")
+	if code != ExitOK || !strings.Contains(out, "task 2025-03-01-orders-db-failover-to-dr") ||
+		!strings.Contains(out, `chosen: system "orders-db" is the most specific name in the description; pass --system to choose another`) {
+		t.Errorf("new without a known system = %d\n%s%s", code, out, errOut)
 	}
 
 	code, out, _ = runCLI(t, "", "new", "Redis 集群扩容", "--lang", "zh", "--date", "2025-03-02", "--dry-run", "-o", "json")

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opsbook/opsbook/internal/apitypes"
 	"github.com/opsbook/opsbook/internal/runbook"
 )
 
@@ -118,15 +119,14 @@ func decodeError(resp *http.Response) error {
 	return &Error{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
 }
 
-// StartRequest starts a run (see POST /api/v1/runs).
-type StartRequest struct {
-	Runbook     string            `json:"runbook"`
-	Environment string            `json:"environment"`
-	Params      map[string]string `json:"params,omitempty"`
-	Snapshot    string            `json:"snapshot,omitempty"` // published | current | a hash; empty lets the server choose
-	From        string            `json:"from,omitempty"`
-	Emergency   string            `json:"emergency,omitempty"`
-}
+// The request and answer bodies are the server's own types (apitypes),
+// named here for the client's callers.
+type (
+	StartRequest      = apitypes.StartRequest
+	RunDetail         = apitypes.RunDetail
+	EventPage         = apitypes.EventPage
+	AuditVerification = apitypes.AuditVerification
+)
 
 // StartRun starts a run.
 func (c *Client) StartRun(ctx context.Context, req StartRequest) (runbook.Run, error) {
@@ -161,19 +161,9 @@ func (c *Client) ListRuns(ctx context.Context, f RunFilter) ([]runbook.Run, stri
 	for _, s := range f.Status {
 		q.Add("status", string(s))
 	}
-	var page struct {
-		Items      []runbook.Run `json:"items"`
-		NextCursor string        `json:"next_cursor"`
-	}
+	var page apitypes.Page[runbook.Run]
 	err := c.do(ctx, "GET", "/api/v1/runs?"+q.Encode(), nil, &page)
 	return page.Items, page.NextCursor, err
-}
-
-// RunDetail is a run with its state derived from the event log.
-type RunDetail struct {
-	runbook.Run
-	Project string            `json:"project"`
-	State   *runbook.RunState `json:"state"`
 }
 
 // GetRun returns a run by id (or unambiguous id prefix).
@@ -181,14 +171,6 @@ func (c *Client) GetRun(ctx context.Context, id string) (RunDetail, error) {
 	var d RunDetail
 	err := c.do(ctx, "GET", "/api/v1/runs/"+url.PathEscape(id), nil, &d)
 	return d, err
-}
-
-// EventPage is a page of a run's events.
-type EventPage struct {
-	Events []runbook.Event   `json:"events"`
-	Next   int64             `json:"next_after"`
-	Status runbook.RunStatus `json:"status"`
-	More   bool              `json:"more"`
 }
 
 // Events returns events of a run after seq.
@@ -296,7 +278,7 @@ func (c *Client) streamOnce(ctx context.Context, id string, after int64, fn func
 // Gate decides the gate a run waits at: decision "go" or "no-go".
 func (c *Client) Gate(ctx context.Context, id, decision, reason string) (runbook.Event, error) {
 	var ev runbook.Event
-	err := c.do(ctx, "POST", "/api/v1/runs/"+url.PathEscape(id)+"/gate", map[string]string{"decision": decision, "reason": reason}, &ev)
+	err := c.do(ctx, "POST", "/api/v1/runs/"+url.PathEscape(id)+"/gate", apitypes.GateRequest{Decision: decision, Reason: reason}, &ev)
 	return ev, err
 }
 
@@ -304,32 +286,18 @@ func (c *Client) Gate(ctx context.Context, id, decision, reason string) (runbook
 // question (kind "ask", choice retry|skip|abort|rollback).
 func (c *Client) Answer(ctx context.Context, id, kind, choice, reason string) (runbook.Event, error) {
 	var ev runbook.Event
-	err := c.do(ctx, "POST", "/api/v1/runs/"+url.PathEscape(id)+"/answer", map[string]string{"kind": kind, "choice": choice, "reason": reason}, &ev)
+	err := c.do(ctx, "POST", "/api/v1/runs/"+url.PathEscape(id)+"/answer", apitypes.AnswerRequest{Kind: kind, Choice: choice, Reason: reason}, &ev)
 	return ev, err
 }
 
 // Cancel cancels a run.
 func (c *Client) Cancel(ctx context.Context, id, reason string) error {
-	return c.do(ctx, "POST", "/api/v1/runs/"+url.PathEscape(id)+"/cancel", map[string]string{"reason": reason}, nil)
+	return c.do(ctx, "POST", "/api/v1/runs/"+url.PathEscape(id)+"/cancel", apitypes.ReasonRequest{Reason: reason}, nil)
 }
 
 // Resume resumes an interrupted run; retryInterrupted is "", retry, skip or abort.
 func (c *Client) Resume(ctx context.Context, id, retryInterrupted string) error {
-	return c.do(ctx, "POST", "/api/v1/runs/"+url.PathEscape(id)+"/resume", map[string]string{"retry_interrupted": retryInterrupted}, nil)
-}
-
-// AuditProblem is the first bad entry of the audit log.
-type AuditProblem struct {
-	Seq    int64  `json:"seq"`
-	Reason string `json:"reason"`
-}
-
-// AuditVerification is the outcome of verifying the audit log.
-type AuditVerification struct {
-	OK      bool          `json:"ok"`
-	Checked int64         `json:"checked"`
-	Head    int64         `json:"head"`
-	Problem *AuditProblem `json:"problem,omitempty"`
+	return c.do(ctx, "POST", "/api/v1/runs/"+url.PathEscape(id)+"/resume", apitypes.ResumeRequest{RetryInterrupted: retryInterrupted}, nil)
 }
 
 // VerifyAudit asks the server to check the audit log's chain (Admin).
@@ -346,10 +314,8 @@ func Login(ctx context.Context, base, name, password, keyName string) (string, e
 	if err != nil {
 		return "", err
 	}
-	var login struct {
-		CSRF string `json:"csrf_token"`
-	}
-	req, _ := http.NewRequestWithContext(ctx, "POST", c.base+"/api/v1/login", jsonBody(map[string]string{"name": name, "password": password}))
+	var login apitypes.LoginResponse
+	req, _ := http.NewRequestWithContext(ctx, "POST", c.base+"/api/v1/login", jsonBody(apitypes.LoginRequest{Name: name, Password: password}))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.hc.Do(req)
 	if err != nil {
@@ -371,9 +337,9 @@ func Login(ctx context.Context, base, name, password, keyName string) (string, e
 	if session == nil {
 		return "", errors.New("the server set no session cookie")
 	}
-	req, _ = http.NewRequestWithContext(ctx, "POST", c.base+"/api/v1/apikeys", jsonBody(map[string]string{"name": keyName}))
+	req, _ = http.NewRequestWithContext(ctx, "POST", c.base+"/api/v1/apikeys", jsonBody(apitypes.CreateAPIKeyRequest{Name: keyName}))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-CSRF-Token", login.CSRF)
+	req.Header.Set("X-CSRF-Token", login.CSRFToken)
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
 	req.AddCookie(session)
 	resp2, err := c.hc.Do(req)
@@ -384,9 +350,7 @@ func Login(ctx context.Context, base, name, password, keyName string) (string, e
 	if resp2.StatusCode != http.StatusCreated {
 		return "", decodeError(resp2)
 	}
-	var key struct {
-		Key string `json:"key"`
-	}
+	var key apitypes.APIKeySecret // the rest of the answer is the key's metadata
 	if err := json.NewDecoder(resp2.Body).Decode(&key); err != nil {
 		return "", fmt.Errorf("API key answer: %w", err)
 	}

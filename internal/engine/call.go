@@ -79,7 +79,7 @@ func (r *runner) runSubSteps(ctx context.Context, phase string, doc *runbook.Doc
 		if ctx.Err() != nil {
 			return phaseResult{outcome: outcomeCancelled}
 		}
-		if res := r.runStep(ctx, phase, doc, &doc.Steps[i]); res.outcome != outcomeDone {
+		if res := r.runGuarded(ctx, phase, doc, &doc.Steps[i]); res.outcome != outcomeDone {
 			return res
 		}
 	}

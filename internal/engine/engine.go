@@ -64,7 +64,8 @@ type Config struct {
 	// MaxBackoff caps the exponential backoff between retries; default 5 m.
 	MaxBackoff time.Duration
 	// PrometheusURL is the base URL guards query (…/api/v1/query); default
-	// $OPSBOOK_PROMETHEUS_URL. HTTPClient defaults to one with a 10 s timeout.
+	// $OPSBOOK_PROMETHEUS_URL. When set it overrides the environment's
+	// (Plan.PrometheusURL). HTTPClient defaults to one with a 10 s timeout.
 	PrometheusURL string
 	HTTPClient    *http.Client
 }
@@ -130,6 +131,12 @@ type Plan struct {
 	// Start and Resume validate them with runbook.ResolveParams.
 	Params   map[string]string
 	Snapshot string // snapshot.Of(...).String()
+	// Protected is the environment's protected flag: there a run whose
+	// guards cannot be evaluated is refused before it starts.
+	Protected bool
+	// PrometheusURL is the environment's prometheus: base URL for guards;
+	// Config.PrometheusURL overrides it.
+	PrometheusURL string
 }
 
 // documents are the plan's runbook, its rollback plan and the runbooks it
@@ -161,6 +168,9 @@ type StartOptions struct {
 func (e *Engine) Start(ctx context.Context, p *Plan, o StartOptions) (runbook.Run, error) {
 	params, err := e.checkPlan(p)
 	if err != nil {
+		return runbook.Run{}, err
+	}
+	if err := e.checkGuards(ctx, p); err != nil {
 		return runbook.Run{}, err
 	}
 	if o.From != "" && !slices.ContainsFunc(p.Document.Steps, func(s runbook.Step) bool { return s.ID == o.From }) {
@@ -203,6 +213,13 @@ func (e *Engine) checkPlan(p *Plan) (map[string]string, error) {
 	params, err := runbook.ResolveParams(p.Document.Front.Params, p.Params)
 	if err != nil {
 		return nil, &ParamsError{Err: err}
+	}
+	if p.Rollback != nil {
+		// A rollback that could not start must be found now, before
+		// anything it would undo has run.
+		if err := runbook.CheckRollbackParams(p.Document, p.Rollback, params); err != nil {
+			return nil, &ParamsError{Err: err}
+		}
 	}
 	seen := map[string]bool{}
 	for _, s := range p.Document.Steps {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -343,6 +344,50 @@ func TestGates(t *testing.T) {
 			status, s := h.run(p, StartOptions{}, ExecOptions{Decider: tt.decider})
 			if status != tt.want || h.read("order") != tt.ran {
 				t.Fatalf("status %s order %q, want %s %q; steps %s", status, h.read("order"), tt.want, tt.ran, statuses(s))
+			}
+		})
+	}
+}
+
+// Fault class: a No-Go after the run changed something, in a runbook with
+// a rollback plan. The documents promise "No-Go runs the rollback plan";
+// the engine only failed the run and left the change in place.
+func TestNoGoAfterAChangeRollsBack(t *testing.T) {
+	change := step("Change", "sh {id=change}", "echo change >> order")
+	gate := func(attrs string) string { return "### Go\n\n```gate" + attrs + "\nGo when green.\n```\n\n" }
+	tests := []struct {
+		name     string
+		steps    string
+		rollback bool
+		want     runbook.RunStatus
+		ran      string
+	}{
+		{"No-Go after a change rolls back", change + gate(""), true, runbook.RunRolledBack, "change\nundo\n"},
+		{"the gate says abort", change + gate(" {on_fail=abort}"), true, runbook.RunFailed, "change\n"},
+		{"nothing changed yet", gate("") + change, true, runbook.RunFailed, ""},
+		{"no rollback document", change + gate(""), false, runbook.RunFailed, "change\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			front := ""
+			if tt.rollback {
+				front = "rollback: undo.md\n"
+			}
+			p := h.plan(h.doc("rb.md", front, tt.steps), nil)
+			if tt.rollback {
+				p.Rollback = h.doc("undo.md", "kind: rollback\ntitle: Undo\n", step("Undo", "sh {id=undo}", "echo undo >> order"))
+			}
+			var events []runbook.EventType
+			status, s := h.run(p, StartOptions{}, ExecOptions{Decider: answer("no-go"), Observe: func(ev runbook.Event) { events = append(events, ev.Type) }})
+			if status != tt.want || h.read("order") != tt.ran {
+				t.Fatalf("status %s order %q, want %s %q", status, h.read("order"), tt.want, tt.ran)
+			}
+			if tt.want == runbook.RunRolledBack {
+				if status.ExitCode() != 3 || !slices.Contains(events, runbook.EventRollbackStart) || !slices.Contains(events, runbook.EventRollbackFinish) ||
+					!strings.Contains(s.Rollback.Reason, "No-Go at gate go") {
+					t.Fatalf("exit %d events %v rollback %+v", status.ExitCode(), events, s.Rollback)
+				}
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -51,10 +52,10 @@ func (r *runner) startGuards(ctx context.Context) *guardMonitor {
 	}
 	gctx, cancel := context.WithCancel(ctx)
 	g := &guardMonitor{ch: make(chan breach, len(guards)), cancel: cancel}
-	base := r.e.cfg.PrometheusURL
+	base := r.e.prometheusURL(r.plan)
 	if base == "" {
 		r.append(context.WithoutCancel(ctx), runbook.Event{Type: runbook.EventAnomaly, Actor: "opsbook",
-			Text: "the runbook has guards but no Prometheus URL is configured (set OPSBOOK_PROMETHEUS_URL); guards are not checked"})
+			Text: "the runbook has guards but no Prometheus URL is configured (set prometheus: on environment " + r.plan.Environment + " in opsbook.yaml, or OPSBOOK_PROMETHEUS_URL); guards are not checked"})
 		cancel()
 		return nil
 	}
@@ -189,18 +190,29 @@ func (r *runner) guardCheckpoint(ctx context.Context, phase string, step *runboo
 // onBreach records a breach and rolls back or asks the operator whether to
 // continue, abort or roll back.
 func (r *runner) onBreach(ctx context.Context, phase string, step *runbook.Step, b breach) (phaseResult, bool) {
-	wctx := context.WithoutCancel(ctx)
-	action := b.guard.OnBreach
-	if action == "" {
-		action = "pause"
-	}
-	text := fmt.Sprintf("guard %s: %s is %g (threshold %s %g)", b.guard.Name, b.guard.Query, b.value, b.guard.Op, b.guard.Threshold)
-	r.append(wctx, runbook.Event{Type: runbook.EventGuardBreached, Step: step.ID, Text: text, Data: map[string]string{
-		"guard": b.guard.Name, "value": strconv.FormatFloat(b.value, 'g', -1, 64),
-		"threshold": b.guard.Op + " " + strconv.FormatFloat(b.guard.Threshold, 'g', -1, 64), "action": action}})
+	text, action := r.recordBreach(ctx, step, b)
 	if phase != runbook.PhaseMain {
 		return phaseResult{}, false // already rolling back
 	}
+	return r.actOnBreach(ctx, phase, text, action, b)
+}
+
+// recordBreach appends the guard.breached event and returns its text and
+// the action the guard asks for.
+func (r *runner) recordBreach(ctx context.Context, step *runbook.Step, b breach) (text, action string) {
+	action = b.guard.OnBreach
+	if action == "" {
+		action = "pause"
+	}
+	text = fmt.Sprintf("guard %s: %s is %g (threshold %s %g)", b.guard.Name, b.guard.Query, b.value, b.guard.Op, b.guard.Threshold)
+	r.append(context.WithoutCancel(ctx), runbook.Event{Type: runbook.EventGuardBreached, Step: step.ID, Text: text, Data: map[string]string{
+		"guard": b.guard.Name, "value": strconv.FormatFloat(b.value, 'g', -1, 64),
+		"threshold": b.guard.Op + " " + strconv.FormatFloat(b.guard.Threshold, 'g', -1, 64), "action": action}})
+	return text, action
+}
+
+// actOnBreach rolls back (on_breach: rollback) or asks the operator.
+func (r *runner) actOnBreach(ctx context.Context, phase, text, action string, b breach) (phaseResult, bool) {
 	if action == "rollback" {
 		return phaseResult{outcome: outcomeRollback, reason: text + " (on_breach=rollback)"}, true
 	}
@@ -220,4 +232,123 @@ func (r *runner) onBreach(ctx context.Context, phase string, step *runbook.Step,
 		return phaseResult{outcome: outcomeRollback, reason: text + "; " + d.Actor + " chose to roll back"}, true
 	}
 	return phaseResult{outcome: outcomeFailed, reason: text + "; " + d.Actor + " chose to abort"}, true
+}
+
+// guardStop is the cause of a step context cancelled by a guard with
+// on_breach: rollback.
+type guardStop struct{ text string }
+
+func (g *guardStop) Error() string { return "stopped: " + g.text + " (on_breach=rollback)" }
+
+// stopText describes why ctx was cancelled, for the failed step's record.
+func stopText(ctx context.Context) string {
+	var g *guardStop
+	if errors.As(context.Cause(ctx), &g) {
+		return g.Error()
+	}
+	return "cancelled"
+}
+
+// runGuarded runs one step of the main phase while watching the guards:
+// a breach is recorded the moment it is reported, with the step it
+// happened during; on_breach: rollback cancels the step (its process
+// group is killed) and rolls back; pause lets the step end and then asks
+// the operator before anything else runs. Gate and manual steps, which
+// wait for people, handle breaches in their wait; a call step's own steps
+// are watched one by one.
+func (r *runner) runGuarded(ctx context.Context, phase string, doc *runbook.Document, step *runbook.Step) phaseResult {
+	if phase != runbook.PhaseMain || r.guards == nil || step.Gate != nil || step.Manual != nil || step.Call != nil {
+		return r.runStep(ctx, phase, doc, step)
+	}
+	sctx, stopStep := context.WithCancelCause(ctx)
+	defer stopStep(nil)
+	type seen struct {
+		b            breach
+		text, action string
+	}
+	var pauses []seen
+	var stopped *seen
+	done := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-done:
+				return
+			case b := <-r.guards.breaches():
+				text, action := r.recordBreach(ctx, step, b)
+				if action == "rollback" {
+					if stopped == nil {
+						stopped = &seen{b, text, action}
+						stopStep(&guardStop{text: text})
+					}
+					continue
+				}
+				pauses = append(pauses, seen{b, text, action})
+			}
+		}
+	}()
+	res := r.runStep(sctx, phase, doc, step)
+	close(done)
+	<-watched
+	if ctx.Err() != nil {
+		return res // the run itself was cancelled
+	}
+	if stopped != nil {
+		res, _ := r.actOnBreach(ctx, phase, stopped.text, stopped.action, stopped.b)
+		return res
+	}
+	if res.outcome != outcomeDone {
+		return res
+	}
+	for _, p := range pauses {
+		if res, stop := r.actOnBreach(ctx, phase, p.text, p.action, p.b); stop {
+			return res
+		}
+	}
+	return res
+}
+
+// checkGuards evaluates every guard once before a run in a protected
+// environment starts: a guard that cannot be evaluated there (no
+// Prometheus URL, an HTTP error, no series) refuses the start, since the
+// run would go on unwatched.
+func (e *Engine) checkGuards(ctx context.Context, p *Plan) error {
+	guards := p.Document.Front.Guards
+	if len(guards) == 0 || !p.Protected {
+		return nil
+	}
+	base := e.prometheusURL(p)
+	if base == "" {
+		return &GuardError{Err: fmt.Errorf("the runbook has %d guard(s) but environment %s has no Prometheus URL: set prometheus: on the environment in opsbook.yaml (or OPSBOOK_PROMETHEUS_URL); a protected environment does not run unwatched", len(guards), p.Environment)}
+	}
+	var errs []error
+	for _, g := range guards {
+		if _, err := queryPrometheus(ctx, e.cfg.HTTPClient, base, g.Query); err != nil {
+			errs = append(errs, fmt.Errorf("guard %s cannot be evaluated: %w", g.Name, err))
+		}
+	}
+	if len(errs) > 0 {
+		return &GuardError{Err: fmt.Errorf("environment %s is protected and a run there does not start unwatched: %w", p.Environment, errors.Join(errs...))}
+	}
+	return nil
+}
+
+// GuardError is a run refused because its guards cannot be evaluated in a
+// protected environment. Like a ParamsError it is found before anything
+// runs.
+type GuardError struct{ Err error }
+
+func (e *GuardError) Error() string { return e.Err.Error() }
+func (e *GuardError) Unwrap() error { return e.Err }
+
+// prometheusURL is where the plan's guards are queried: the engine's
+// configured URL ($OPSBOOK_PROMETHEUS_URL by default), which overrides the
+// environment's prometheus: setting.
+func (e *Engine) prometheusURL(p *Plan) string {
+	if e.cfg.PrometheusURL != "" {
+		return e.cfg.PrometheusURL
+	}
+	return p.PrometheusURL
 }

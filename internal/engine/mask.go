@@ -5,8 +5,9 @@ import (
 )
 
 // newMasker masks the plan's secret parameters and secret variables;
-// secrets met later (a called runbook's secret parameters) are added to it.
-// Everything the engine records or hands to an observer passes through it.
+// secrets met later (a called runbook's or the rollback document's secret
+// parameters) are added to it. Everything the engine records or hands to an
+// observer passes through it.
 func newMasker(p *Plan, params map[string]string) *mask.Masker {
 	m := mask.New()
 	for _, d := range p.Document.Front.Params {

@@ -21,10 +21,14 @@ type runner struct {
 	run    runbook.Run
 	plan   *Plan
 	params map[string]string // resolved, secrets included
-	opts   ExecOptions
-	lease  *store.Lease
-	mask   *mask.Masker
-	local  executor.Executor // runs the steps on the local host
+	// rollbackParams are the rollback document's parameters, resolved by
+	// its own declarations when the rollback starts (runbook.RollbackParams);
+	// its steps see them over the runbook's.
+	rollbackParams map[string]string
+	opts           ExecOptions
+	lease          *store.Lease
+	mask           *mask.Masker
+	local          executor.Executor // runs the steps on the local host
 
 	// appendMu serialises writes so that events are applied to state and
 	// shown to the observer in Seq order.
@@ -271,6 +275,26 @@ func (r *runner) rollback(ctx, wctx context.Context, reason string) runbook.RunS
 			Text: "rollback requested (" + reason + ") but the runbook names no rollback document in its front matter"})
 		return runbook.RunFailed
 	}
+	supplied := maps.Clone(r.params)
+	maps.Copy(supplied, r.outputs)
+	params, err := runbook.RollbackParams(doc, supplied)
+	if err != nil {
+		// Only a value a step should have published can be missing here:
+		// the rest was checked before the run started.
+		evs := []runbook.Event{{Type: runbook.EventRollbackFinish, Text: "the rollback cannot start: " + err.Error(),
+			Data: map[string]string{"status": string(runbook.StepFailed)}}}
+		if r.state.Rollback == nil || r.state.Rollback.StartedAt.IsZero() {
+			evs = append([]runbook.Event{{Type: runbook.EventRollbackStart, Text: reason, Data: map[string]string{"document": doc.Path}}}, evs...)
+		}
+		r.append(wctx, evs...)
+		return runbook.RunRolledBack
+	}
+	for _, p := range doc.Front.Params {
+		if p.SecretParam() {
+			r.mask.Add(params[p.Name])
+		}
+	}
+	r.rollbackParams = params
 	if r.state.Rollback == nil || r.state.Rollback.StartedAt.IsZero() {
 		if err := r.append(wctx, runbook.Event{Type: runbook.EventRollbackStart, Text: reason,
 			Data: map[string]string{"document": doc.Path}}); err != nil {
@@ -358,6 +382,9 @@ func (r *runner) env(step *runbook.Step, phase string, attempt int, host string,
 	maps.Copy(env, r.plan.Variables)
 	maps.Copy(env, r.plan.Secrets)
 	maps.Copy(env, r.params)
+	if phase == runbook.PhaseRollback {
+		maps.Copy(env, r.rollbackParams)
+	}
 	maps.Copy(env, r.outputs)
 	maps.Copy(env, r.callParams)
 	maps.Copy(env, extra)

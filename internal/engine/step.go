@@ -69,8 +69,15 @@ func (r *runner) runPhase(ctx context.Context, phase string, doc *runbook.Docume
 		if res, stop := r.guardCheckpoint(ctx, phase, step); stop {
 			return res
 		}
-		res := r.runStep(ctx, phase, doc, step)
+		res := r.runGuarded(ctx, phase, doc, step)
 		if res.outcome != outcomeDone {
+			return res
+		}
+	}
+	if n := len(doc.Steps); n > 0 {
+		// A breach reported after the last step began is not dropped: the
+		// run does not succeed before it is handled.
+		if res, stop := r.guardCheckpoint(ctx, phase, &doc.Steps[n-1]); stop {
 			return res
 		}
 	}
@@ -158,6 +165,7 @@ func (r *runner) afterRecordedFailure(step *runbook.Step, phase string, info ste
 			break
 		}
 		if d.Kind == runbook.WaitKindGate && d.Choice == runbook.DecisionNoGo {
+			policy = r.noGoPolicy(phase, step)
 			break
 		}
 	}
@@ -202,7 +210,7 @@ func (r *runner) execStep(ctx context.Context, phase string, doc *runbook.Docume
 			return phaseResult{outcome: outcomeFailed, reason: res.err.Error()}
 		}
 		if ctx.Err() != nil {
-			r.append(wctx, r.finishEvent(phase, step, res, "cancelled"))
+			r.append(wctx, r.finishEvent(phase, step, res, stopText(ctx)))
 			return phaseResult{outcome: outcomeCancelled}
 		}
 		// attempt counts from 1; retries counts the extra attempts.
@@ -216,7 +224,7 @@ func (r *runner) execStep(ctx context.Context, phase string, doc *runbook.Docume
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				r.append(wctx, r.finishEvent(phase, step, res, "cancelled during backoff"))
+				r.append(wctx, r.finishEvent(phase, step, res, stopText(ctx)+" during backoff"))
 				return phaseResult{outcome: outcomeCancelled}
 			case <-t.C:
 			}
@@ -370,10 +378,34 @@ func (r *runner) gateDecided(ctx context.Context, phase string, step *runbook.St
 	reason := fmt.Sprintf("No-Go at gate %s by %s: %s", step.ID, d.Actor, d.Reason)
 	r.append(wctx, r.stepEvent(runbook.EventStepFinished, phase, step, "", 0, withText(reason),
 		withData("status", string(runbook.StepFailed))))
-	if step.OnFail == runbook.OnFailRollback && phase == runbook.PhaseMain {
+	if r.noGoPolicy(phase, step) == runbook.OnFailRollback {
 		return phaseResult{outcome: outcomeRollback, reason: reason}
 	}
 	return phaseResult{outcome: outcomeFailed, reason: reason}
+}
+
+// noGoPolicy is what a No-Go at a gate does, by one rule: the gate's own
+// on_fail when it has one; else, in a runbook with a rollback document,
+// roll back when a step before the gate has run a command (something may
+// have changed); else abort. A rollback plan's own gates never roll back.
+func (r *runner) noGoPolicy(phase string, step *runbook.Step) runbook.OnFail {
+	if phase != runbook.PhaseMain {
+		return runbook.OnFailAbort
+	}
+	if step.OnFail != "" {
+		return step.OnFail
+	}
+	if r.plan.Rollback == nil {
+		return runbook.OnFailAbort
+	}
+	r.appendMu.Lock()
+	defer r.appendMu.Unlock()
+	for _, st := range r.state.Steps {
+		if st.Phase != runbook.PhaseRollback && st.ID != step.ID && st.Attempts > 0 {
+			return runbook.OnFailRollback
+		}
+	}
+	return runbook.OnFailAbort
 }
 
 func (r *runner) runManual(ctx context.Context, phase string, step *runbook.Step, resolved bool) phaseResult {

@@ -41,7 +41,8 @@ type ChecklistView struct {
 	ItemTimes []string // Items[i]'s tick time, formatted
 	Approved  []string
 	Rows      []Row
-	Rollback  []Row // rollback-document steps that ran
+	Rollback  []Row    // rollback-document steps that ran
+	Breaches  []string // guard breaches, each with its time and step
 }
 
 // Checklist builds the checklist's view of in.
@@ -65,6 +66,9 @@ func Checklist(in Input) ChecklistView {
 	v.RunHeader = in.header(st, l)
 	if !st.FinishedAt.IsZero() {
 		v.Actual = formatDuration(st.FinishedAt.Sub(st.StartedAt))
+	}
+	for _, b := range st.Breaches {
+		v.Breaches = append(v.Breaches, breachLine(b, in.stamp(b.Time), in.Lang))
 	}
 	if st.Rollback != nil {
 		for i, s := range st.Rollback.Steps {

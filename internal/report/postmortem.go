@@ -211,10 +211,17 @@ func (in *Input) timeline() []TimelineEntry {
 		case runbook.EventGuardBreached:
 			text = fmt.Sprintf(word("**Guard %s breached**: %s (threshold %s) → %s", "**监控守卫 %s 越限**：%s（阈值 %s）→ %s"),
 				ev.Data["guard"], ev.Data["value"], ev.Data["threshold"], ev.Data["action"])
+			if step != "" {
+				text += word(", during step `", "，步骤 `") + step + "`"
+			}
 		case runbook.EventRollbackStart:
 			text = word("**Rollback started**", "**开始回滚**") + reason(ev.Text)
 		case runbook.EventRollbackFinish:
 			text = word("Rollback finished: ", "回滚结束：") + orElse(labels(in.Lang)[ev.Data["status"]], ev.Data["status"])
+		case runbook.EventAlertFired:
+			text = word("**Alert fired**: ", "**告警触发**：") + ev.Text
+		case runbook.EventAlertResolved:
+			text = word("**Alert resolved**: ", "**告警恢复**：") + ev.Text
 		case runbook.EventNotified:
 			text = fmt.Sprintf(word("Notified %s: %s", "已通知 %s：%s"), ev.Data["channel"], ev.Text)
 		default:
@@ -288,7 +295,7 @@ func (in *Input) deviations(st *runbook.RunState) []string {
 		}
 	}
 	for _, b := range st.Breaches {
-		out = append(out, fmt.Sprintf(word("Guard %s breached (%s, threshold %s): %s", "监控守卫 %s 越限（%s，阈值 %s）：%s"), b.Guard, b.Value, b.Threshold, b.Action))
+		out = append(out, breachLine(b, "", in.Lang))
 	}
 	if st.Rollback != nil {
 		out = append(out, word("The rollback document ran", "执行了回滚方案")+reason(st.Rollback.Reason))
@@ -324,4 +331,24 @@ func fills(lang string) map[string]string {
 		"root":    "for every problem above, the cause behind the cause",
 		"actions": "action, owner, due date",
 	}
+}
+
+// breachLine describes a guard breach for the checklist and the
+// postmortem's deviations: which guard, its value, during which step, and
+// what it did. at is the breach's time, or "".
+func breachLine(b runbook.Breach, at, lang string) string {
+	word := func(en, zh string) string {
+		if lang == "zh" {
+			return zh
+		}
+		return en
+	}
+	s := fmt.Sprintf(word("Guard %s breached (%s, threshold %s): %s", "监控守卫 %s 越限（%s，阈值 %s）：%s"), b.Guard, b.Value, b.Threshold, b.Action)
+	if b.Step != "" {
+		s += fmt.Sprintf(word(", during step `%s`", "，步骤 `%s`"), b.Step)
+	}
+	if at != "" {
+		s += " — " + at
+	}
+	return s
 }

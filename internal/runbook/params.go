@@ -162,3 +162,72 @@ func EnvName(param string) string {
 
 // SecretParam reports whether p's value must be masked and never stored.
 func (p Param) SecretParam() bool { return p.Secret || p.Type == ParamSecret }
+
+// RollbackParams resolves a rollback document's parameters exactly as a
+// runbook's are resolved (defaults, types, required, allowed values). The
+// values given are those of supplied — the runbook's resolved parameters
+// and the outputs its steps published — under the names the rollback
+// declares; the rollback's own defaults fill the others. The error names
+// the rollback document.
+func RollbackParams(rollback *Document, supplied map[string]string) (map[string]string, error) {
+	given := map[string]string{}
+	for _, p := range rollback.Front.Params {
+		if v, ok := supplied[p.Name]; ok {
+			given[p.Name] = v
+		}
+	}
+	out, err := ResolveParams(rollback.Front.Params, given)
+	if err != nil {
+		return nil, fmt.Errorf("rollback document %s: %w", rollback.Path, err)
+	}
+	return out, nil
+}
+
+// MissingRollbackParams lists the parameters of the rollback document that
+// a run of doc cannot be sure to supply: required, without a default, and
+// neither declared by doc (as required, or with a default) nor published
+// by one of its steps (outputs=) under the same name. Lint reports them;
+// CheckRollbackParams refuses a run with them before anything runs.
+func MissingRollbackParams(doc, rollback *Document) []Param {
+	supplied := map[string]bool{}
+	for _, p := range doc.Front.Params {
+		if p.Required || p.HasDefault {
+			supplied[p.Name] = true
+		}
+	}
+	for _, s := range doc.Steps {
+		for _, name := range s.Outputs {
+			supplied[name] = true
+		}
+	}
+	var missing []Param
+	for _, p := range rollback.Front.Params {
+		if p.Required && !p.HasDefault && !supplied[p.Name] {
+			missing = append(missing, p)
+		}
+	}
+	return missing
+}
+
+// CheckRollbackParams is what can be known of the rollback's parameters
+// before a run of doc starts: none is missing (MissingRollbackParams), and
+// the runbook's values it will receive (params, its resolved parameter
+// values) pass the rollback's own declarations. Values published by steps
+// are checked when the rollback starts (RollbackParams).
+func CheckRollbackParams(doc, rollback *Document, params map[string]string) error {
+	var errs []error
+	for _, p := range MissingRollbackParams(doc, rollback) {
+		errs = append(errs, &ParamError{p.Name, fmt.Sprintf("required %s value is missing: the runbook declares no parameter %s that is required or has a default, and no step publishes it (outputs=%s)", p.Type, p.Name, p.Name)})
+	}
+	for _, p := range rollback.Front.Params {
+		if v, ok := params[p.Name]; ok {
+			if _, err := CheckParam(p, v); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("rollback document %s: %w", rollback.Path, errors.Join(errs...))
+	}
+	return nil
+}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/opsbook/opsbook/internal/apitypes"
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/engine"
 	"github.com/opsbook/opsbook/internal/lifecycle/gates"
@@ -18,21 +19,9 @@ import (
 	"github.com/opsbook/opsbook/internal/workspace"
 )
 
-// StartRequest is what POST /api/v1/runs asks for.
-type StartRequest struct {
-	Runbook     string            `json:"runbook"`
-	Environment string            `json:"environment"`
-	Params      map[string]string `json:"params,omitempty"`
-	// Snapshot picks the content: "published" (the default for callers
-	// without RunbookEdit, and the only choice for them), "current" (the
-	// workspace as it is now) or a snapshot hash.
-	Snapshot string `json:"snapshot,omitempty"`
-	From     string `json:"from,omitempty"`
-	// Emergency is the reason for an emergency run: it waives a task's
-	// change window and freeze gates, for runbooks with change: emergency
-	// only, and is recorded on the run and in the task's lifecycle file.
-	Emergency string `json:"emergency,omitempty"`
-}
+// StartRequest is what POST /api/v1/runs asks for; the type lives in
+// apitypes so the CLI's client sends the very struct the server reads.
+type StartRequest = apitypes.StartRequest
 
 // Start validates and records a run, then queues it. The principal's
 // RunbookRun in the runbook's project and the environment has been checked
@@ -246,6 +235,7 @@ func (s *Service) plan(ctx context.Context, rel string, docs Documents, envName 
 	p := &engine.Plan{
 		Document: docs.Runbook, Rollback: docs.Rollback, Called: docs.Called, Workspace: ws.Dir, Runbook: rel, Environment: envName,
 		Hosts: env.Hosts, Variables: vars, Secrets: secrets, Params: params,
+		Protected: env.Protected, PrometheusURL: env.Prometheus,
 	}
 	if name, ok := strings.CutPrefix(rel, workspace.ActiveDir+"/"); ok {
 		p.Task, _, _ = strings.Cut(name, "/")

@@ -12,7 +12,7 @@ import (
 // UserSpec is what an administrator asks for when creating a user or a
 // service identity, through the API or the web form.
 type UserSpec struct {
-	Name     string   `json:"name"`
+	Name     string   `json:"name" api:"required"`
 	Display  string   `json:"display,omitempty"`
 	Password string   `json:"password,omitempty"`
 	Service  bool     `json:"service,omitempty"`

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
+	"sync/atomic"
 
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/engine"
@@ -33,6 +35,7 @@ func statusOf(err error) *Error {
 	var paramsErr *engine.ParamsError
 	var paramErr *runbook.ParamError
 	var unfinished *engine.UnfinishedError
+	var guardErr *engine.GuardError
 	var lostOutputs *engine.LostOutputsError
 	var ambiguous *store.AmbiguousIDError
 	if e := webhookStatus(err); e != nil {
@@ -49,6 +52,8 @@ func statusOf(err error) *Error {
 		return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: err.Error()}
 	case errors.As(err, &paramsErr), errors.As(err, &paramErr):
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_params", Message: err.Error()}
+	case errors.As(err, &guardErr):
+		return &Error{Status: http.StatusConflict, Code: "guards_unavailable", Message: err.Error()}
 	case errors.As(err, &unfinished):
 		return &Error{Status: http.StatusBadRequest, Code: "unfinished_runbook", Message: err.Error()}
 	case errors.As(err, &lostOutputs):
@@ -99,11 +104,37 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // MaxBody is the largest request body the API reads.
 const MaxBody = 1 << 20
 
+// decodeObserver, when set, learns which Go type each route decodes; the
+// OpenAPI test compares it with the route's contract (internal/server/api).
+var decodeObserver atomic.Pointer[func(pattern string, t reflect.Type)]
+
+// ObserveDecoding makes DecodeJSON call fn with the route pattern and the
+// type of every body it decodes. For tests; nil stops.
+func ObserveDecoding(fn func(pattern string, t reflect.Type)) {
+	if fn == nil {
+		decodeObserver.Store(nil)
+		return
+	}
+	decodeObserver.Store(&fn)
+}
+
 // DecodeJSON reads a JSON request body into v, refusing unknown fields and
 // trailing data, so a typo in a field name is an error rather than ignored.
-func DecodeJSON(r *http.Request, v any) error {
+func DecodeJSON(r *http.Request, v any) error { return decodeJSON(r, v, true) }
+
+// DecodeForeignJSON is DecodeJSON for a body another system defines
+// (Alertmanager's webhook): fields it adds in a later version are ignored
+// rather than refused, so an upgrade of the sender does not stop alerts.
+func DecodeForeignJSON(r *http.Request, v any) error { return decodeJSON(r, v, false) }
+
+func decodeJSON(r *http.Request, v any, strict bool) error {
+	if fn := decodeObserver.Load(); fn != nil {
+		(*fn)(r.Pattern, reflect.TypeOf(v).Elem())
+	}
 	dec := json.NewDecoder(io.LimitReader(r.Body, MaxBody))
-	dec.DisallowUnknownFields()
+	if strict {
+		dec.DisallowUnknownFields()
+	}
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) {
 			return BadRequest("the request needs a JSON body")

@@ -107,8 +107,45 @@ func (s *Server) withLogging(next http.Handler) http.Handler {
 		if p != nil {
 			*r = *r.WithContext(auth.WithPrincipal(r.Context(), p))
 		}
+		if _, pattern := s.mux.Handler(r); pattern == "" {
+			// No route: the mux would answer in plain English text. Its 404
+			// and 405 go through WriteError instead, so a browser gets the
+			// page in its language with a way out, and an API client JSON.
+			uw := &unroutedWriter{ResponseWriter: sw}
+			next.ServeHTTP(uw, r)
+			switch uw.status {
+			case http.StatusNotFound:
+				s.WriteError(sw, r, Errorf(http.StatusNotFound, "not_found", "nothing is at %s", r.URL.Path))
+			case http.StatusMethodNotAllowed:
+				s.WriteError(sw, r, Errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed on %s (allowed: %s)",
+					r.Method, r.URL.Path, sw.Header().Get("Allow")))
+			}
+			return
+		}
 		next.ServeHTTP(sw, r)
 	})
+}
+
+// unroutedWriter swallows the mux's own 404 and 405 answers (see
+// withLogging) and passes anything else, such as a redirect, through.
+type unroutedWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (u *unroutedWriter) WriteHeader(code int) {
+	if code == http.StatusNotFound || code == http.StatusMethodNotAllowed {
+		u.status = code
+		return
+	}
+	u.ResponseWriter.WriteHeader(code)
+}
+
+func (u *unroutedWriter) Write(b []byte) (int, error) {
+	if u.status != 0 {
+		return len(b), nil
+	}
+	return u.ResponseWriter.Write(b)
 }
 
 // authenticate finds who makes the request: an API key in the
@@ -117,6 +154,13 @@ func (s *Server) withLogging(next http.Handler) http.Handler {
 // revoked key learns it instead of silently acting as anonymous.
 func (s *Server) authenticate(r *http.Request) (*auth.Principal, error) {
 	ctx := r.Context()
+	if strings.HasPrefix(r.URL.Path, HooksPath) {
+		// A trigger's hook authenticates its sender itself, as the trigger's
+		// service identity: by HMAC signature, or by the bearer token
+		// Alertmanager sends, which is the trigger's secret and not an API
+		// key. Nobody acts there as a user.
+		return nil, nil
+	}
 	if h := r.Header.Get("Authorization"); h != "" {
 		token, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok || !auth.IsAPIKey(token) {

@@ -2,8 +2,6 @@ package server
 
 import (
 	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -12,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opsbook/opsbook/internal/notify"
 	"github.com/opsbook/opsbook/internal/store"
 )
 
@@ -21,21 +20,19 @@ const (
 	WebhookWindow = 5 * time.Minute
 	// SignatureHeader carries "t=<unix seconds>,v1=<hex HMAC-SHA256>" over
 	// "<t>.<body>" with the trigger's secret.
-	SignatureHeader = "X-Opsbook-Signature"
+	SignatureHeader = notify.SignatureHeader
 )
+
+// HooksPath is where webhook triggers are fired: POST HooksPath + name.
+const HooksPath = "/api/v1/hooks/"
 
 // TriggerSecretAAD binds a sealed webhook secret to its trigger.
 func TriggerSecretAAD(name string) []byte { return []byte("trigger/" + name) }
 
-// SignWebhook returns the signature header value for body at time t.
-func SignWebhook(secret string, t time.Time, body []byte) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(ts))
-	mac.Write([]byte{'.'})
-	mac.Write(body)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
-}
+// SignWebhook returns the signature header value for body at time t: the
+// scheme of outgoing notifications too (notify.Sign), so one receiver
+// library serves both directions.
+func SignWebhook(secret string, t time.Time, body []byte) string { return notify.Sign(secret, t, body) }
 
 // ErrBadSignature is a webhook whose signature does not check.
 var ErrBadSignature = errors.New("webhook signature refused")

@@ -12,15 +12,20 @@ import (
 // TriggerSpec is what an administrator asks for when creating a trigger,
 // through the API or the web form.
 type TriggerSpec struct {
-	Name        string            `json:"name"`
-	Kind        string            `json:"kind"` // schedule | webhook
-	Runbook     string            `json:"runbook"`
-	Environment string            `json:"environment"`
+	Name        string            `json:"name" api:"required"`
+	Kind        string            `json:"kind" api:"required"` // schedule | webhook
+	Runbook     string            `json:"runbook" api:"required"`
+	Environment string            `json:"environment" api:"required"`
 	Params      map[string]string `json:"params,omitempty"`
 	Schedule    string            `json:"schedule,omitempty"` // cron, 5 fields
 	Timezone    string            `json:"timezone,omitempty"`
 	CatchUp     bool              `json:"catch_up,omitempty"`
-	ServiceUser string            `json:"service_user"` // name of a service identity
+	ServiceUser string            `json:"service_user" api:"required"` // name of a service identity
+	// Format "alertmanager" makes a webhook trigger a Prometheus
+	// Alertmanager receiver (see alerts.go); Match and AlertParams apply.
+	Format      string            `json:"format,omitempty"`
+	Match       map[string]string `json:"match,omitempty"`
+	AlertParams map[string]string `json:"alert_params,omitempty"`
 }
 
 // CreateTrigger checks a trigger, stores it and audits it. A webhook
@@ -46,7 +51,10 @@ func (s *Server) CreateTrigger(r *http.Request, spec TriggerSpec, createdBy stri
 	}
 	t := store.Trigger{Name: spec.Name, Kind: spec.Kind, Runbook: spec.Runbook, Environment: spec.Environment, Params: spec.Params,
 		Schedule: spec.Schedule, Timezone: spec.Timezone, CatchUp: spec.CatchUp, ServiceUser: svc.ID, Enabled: true,
-		CreatedBy: createdBy, CreatedAt: s.Now()}
+		CreatedBy: createdBy, CreatedAt: s.Now(), Format: spec.Format, Match: spec.Match, AlertParams: spec.AlertParams}
+	if err := s.checkAlertSpec(spec); err != nil {
+		return store.Trigger{}, "", err
+	}
 	var secret string
 	switch spec.Kind {
 	case store.TriggerSchedule:

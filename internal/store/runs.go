@@ -32,6 +32,10 @@ type RunFilter struct {
 	Environment string
 	Task        string
 	Status      []runbook.RunStatus // any of these
+	Runbooks    []string            // any of these (a project's runbooks); with Runbook, both must hold
+	CreatedBy   string              // who started the run
+	Since       time.Time           // created at or after
+	Until       time.Time           // created before
 	Limit       int                 // page size; DefaultRunLimit when 0, at most MaxRunLimit
 	Before      string              // cursor: only runs older than this run id (the last id of the previous page)
 }
@@ -169,6 +173,22 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]runbook.Run, error
 			in = append(in, arg(string(st)))
 		}
 		where = append(where, "status IN ("+strings.Join(in, ", ")+")")
+	}
+	if len(f.Runbooks) > 0 {
+		var in []string
+		for _, rb := range f.Runbooks {
+			in = append(in, arg(rb))
+		}
+		where = append(where, "runbook IN ("+strings.Join(in, ", ")+")")
+	}
+	if f.CreatedBy != "" {
+		where = append(where, "created_by = "+arg(f.CreatedBy))
+	}
+	if !f.Since.IsZero() {
+		where = append(where, "created_at >= "+arg(micros(f.Since)))
+	}
+	if !f.Until.IsZero() {
+		where = append(where, "created_at < "+arg(micros(f.Until)))
 	}
 	if f.Before != "" {
 		var createdAt int64

@@ -153,6 +153,7 @@ func TestListRuns(t *testing.T) {
 				Environment: envs[i%3],
 				Status:      statuses[(i/2)%3],
 				Task:        map[bool]string{true: "task-1"}[i < 5],
+				CreatedBy:   []string{"alice", "bob"}[i%5/4],
 				CreatedAt:   base.Add(time.Duration(i/4) * time.Minute), // ties in created_at are broken by id
 			})
 			all = append([]runbook.Run{r}, all...)
@@ -191,6 +192,16 @@ func TestListRuns(t *testing.T) {
 			{"before", store.RunFilter{Before: all[10].ID, Limit: 5}, ids(all[11:16])},
 			{"before the oldest", store.RunFilter{Before: all[29].ID}, []string{}},
 			{"nothing matches", store.RunFilter{Runbook: "c.md"}, []string{}},
+			{"runbooks of a project", store.RunFilter{Runbooks: []string{"a.md", "c.md"}}, filter(func(r runbook.Run) bool { return r.Runbook == "a.md" })},
+			{"who", store.RunFilter{CreatedBy: "bob"}, filter(func(r runbook.Run) bool { return r.CreatedBy == "bob" })},
+			{"date range", store.RunFilter{Since: base.Add(2 * time.Minute), Until: base.Add(4 * time.Minute)},
+				filter(func(r runbook.Run) bool {
+					return !r.CreatedAt.Before(base.Add(2*time.Minute)) && r.CreatedAt.Before(base.Add(4*time.Minute))
+				})},
+			{"who, status and date", store.RunFilter{CreatedBy: "alice", Status: []runbook.RunStatus{runbook.RunFailed}, Since: base.Add(3 * time.Minute)},
+				filter(func(r runbook.Run) bool {
+					return r.CreatedBy == "alice" && r.Status == runbook.RunFailed && !r.CreatedAt.Before(base.Add(3*time.Minute))
+				})},
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {

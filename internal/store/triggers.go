@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/opsbook/opsbook/internal/runbook"
 )
 
 // Trigger kinds.
@@ -27,6 +29,12 @@ type Trigger struct {
 	Timezone    string            `json:"timezone,omitempty"`
 	CatchUp     bool              `json:"catch_up"`
 	Secret      string            `json:"-"` // webhook HMAC key, sealed
+	// Format of a webhook's body: "" (opsbook's signed {"params":…}) or
+	// "alertmanager" (Prometheus Alertmanager's webhook payload, with a
+	// bearer token); Match and AlertParams apply to the latter.
+	Format      string            `json:"format,omitempty"`
+	Match       map[string]string `json:"match,omitempty"`        // alert labels that must be equal
+	AlertParams map[string]string `json:"alert_params,omitempty"` // parameter → labels.NAME | annotations.NAME
 	ServiceUser int64             `json:"service_user_id"`
 	Enabled     bool              `json:"enabled"`
 	LastFiredAt time.Time         `json:"last_fired_at,omitzero"`
@@ -35,7 +43,7 @@ type Trigger struct {
 }
 
 const triggerColumns = `id, name, kind, runbook, environment, params, schedule, timezone, catch_up, secret,
-	service_user, enabled, last_fired_at, created_by, created_at`
+	service_user, enabled, last_fired_at, created_by, created_at, format, alert_match, alert_params`
 
 // CreateTrigger stores a trigger and sets t.ID.
 func (s *Store) CreateTrigger(ctx context.Context, t *Trigger) error {
@@ -47,11 +55,19 @@ func (s *Store) CreateTrigger(ctx context.Context, t *Trigger) error {
 	if err != nil {
 		return fmt.Errorf("create trigger %s: %w", t.Name, err)
 	}
+	match, err := encodeMap(t.Match)
+	if err != nil {
+		return fmt.Errorf("create trigger %s: %w", t.Name, err)
+	}
+	alertParams, err := encodeMap(t.AlertParams)
+	if err != nil {
+		return fmt.Errorf("create trigger %s: %w", t.Name, err)
+	}
 	err = s.db.QueryRowContext(ctx, `INSERT INTO triggers (name, kind, runbook, environment, params, schedule, timezone,
-		catch_up, secret, service_user, enabled, created_by, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
+		catch_up, secret, service_user, enabled, created_by, created_at, format, alert_match, alert_params)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id`,
 		t.Name, t.Kind, t.Runbook, t.Environment, params, t.Schedule, t.Timezone, t.CatchUp, t.Secret,
-		t.ServiceUser, t.Enabled, t.CreatedBy, micros(t.CreatedAt)).Scan(&t.ID)
+		t.ServiceUser, t.Enabled, t.CreatedBy, micros(t.CreatedAt), t.Format, match, alertParams).Scan(&t.ID)
 	if err != nil {
 		return fmt.Errorf("create trigger %s: %w", t.Name, mapError(err))
 	}
@@ -112,11 +128,11 @@ func (s *Store) MarkTriggerFired(ctx context.Context, id int64, at time.Time) (b
 
 func scanTrigger(row rowScanner) (Trigger, error) {
 	var t Trigger
-	var params string
+	var params, match, alertParams string
 	var fired sql.NullInt64
 	var created int64
 	err := row.Scan(&t.ID, &t.Name, &t.Kind, &t.Runbook, &t.Environment, &params, &t.Schedule, &t.Timezone, &t.CatchUp,
-		&t.Secret, &t.ServiceUser, &t.Enabled, &fired, &t.CreatedBy, &created)
+		&t.Secret, &t.ServiceUser, &t.Enabled, &fired, &t.CreatedBy, &created, &t.Format, &match, &alertParams)
 	if err != nil {
 		return Trigger{}, err
 	}
@@ -127,5 +143,100 @@ func scanTrigger(row rowScanner) (Trigger, error) {
 	if t.Params, err = decodeMap(params); err != nil {
 		return Trigger{}, fmt.Errorf("trigger %s params: %w", t.Name, err)
 	}
+	if t.Match, err = decodeMap(match); err != nil {
+		return Trigger{}, fmt.Errorf("trigger %s match: %w", t.Name, err)
+	}
+	if t.AlertParams, err = decodeMap(alertParams); err != nil {
+		return Trigger{}, fmt.Errorf("trigger %s alert_params: %w", t.Name, err)
+	}
 	return t, nil
+}
+
+// ClaimAlert records that a firing alert (trigger, fingerprint) is about
+// to start a run, unless a run it started is still active: then it counts
+// the repeat and returns that run's id with claimed false. An active row
+// whose run has finished (or whose start never completed within a minute)
+// is retired first, so the next firing starts a new run. Concurrent
+// claimants on any node get one winner (the partial unique index).
+func (s *Store) ClaimAlert(ctx context.Context, trigger, fingerprint string, now time.Time) (claimed bool, activeRun string, err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return false, "", fmt.Errorf("claim alert: %w", mapError(err))
+	}
+	defer tx.Rollback()
+	var runID string
+	var firedAt int64
+	err = tx.QueryRowContext(ctx, `SELECT run_id, fired_at FROM alert_runs WHERE trigger_name = $1 AND fingerprint = $2 AND active = 1`,
+		trigger, fingerprint).Scan(&runID, &firedAt)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return false, "", fmt.Errorf("claim alert: %w", mapError(err))
+	default:
+		live := runID == "" && now.Sub(fromMicros(firedAt)) < time.Minute
+		if runID != "" {
+			var status string
+			serr := tx.QueryRowContext(ctx, `SELECT status FROM runs WHERE id = $1`, runID).Scan(&status)
+			live = serr == nil && !runbook.RunStatus(status).Finished()
+		}
+		if live {
+			if _, err := tx.ExecContext(ctx, `UPDATE alert_runs SET repeats = repeats + 1 WHERE trigger_name = $1 AND fingerprint = $2 AND active = 1`,
+				trigger, fingerprint); err != nil {
+				return false, "", fmt.Errorf("claim alert: %w", mapError(err))
+			}
+			return false, runID, mapError(tx.Commit())
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE alert_runs SET active = 0 WHERE trigger_name = $1 AND fingerprint = $2 AND active = 1`,
+			trigger, fingerprint); err != nil {
+			return false, "", fmt.Errorf("claim alert: %w", mapError(err))
+		}
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO alert_runs (trigger_name, fingerprint, fired_at) VALUES ($1, $2, $3)
+		ON CONFLICT DO NOTHING`, trigger, fingerprint, micros(now))
+	if err != nil {
+		return false, "", fmt.Errorf("claim alert: %w", mapError(err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return false, "", mapError(tx.Commit()) // another node claimed it this instant
+	}
+	return true, "", mapError(tx.Commit())
+}
+
+// SetAlertRun names the run a claimed alert started; ReleaseAlert drops a
+// claim whose run could not start, so the next notification tries again.
+func (s *Store) SetAlertRun(ctx context.Context, trigger, fingerprint, runID string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE alert_runs SET run_id = $3 WHERE trigger_name = $1 AND fingerprint = $2 AND active = 1`,
+		trigger, fingerprint, runID)
+	if err != nil {
+		return fmt.Errorf("record alert run: %w", mapError(err))
+	}
+	return nil
+}
+
+// ReleaseAlert drops an active claim that started no run.
+func (s *Store) ReleaseAlert(ctx context.Context, trigger, fingerprint string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM alert_runs WHERE trigger_name = $1 AND fingerprint = $2 AND active = 1 AND run_id = ''`,
+		trigger, fingerprint)
+	if err != nil {
+		return fmt.Errorf("release alert: %w", mapError(err))
+	}
+	return nil
+}
+
+// ResolveAlert records that a firing alert resolved and returns the run it
+// had started ("" when none, or when already recorded). The row stays
+// active until that run finishes: an alert that flaps while its run still
+// works does not start a second one.
+func (s *Store) ResolveAlert(ctx context.Context, trigger, fingerprint string, now time.Time) (string, error) {
+	var runID string
+	err := s.db.QueryRowContext(ctx, `UPDATE alert_runs SET resolved_at = $3
+		WHERE trigger_name = $1 AND fingerprint = $2 AND active = 1 AND resolved_at IS NULL RETURNING run_id`,
+		trigger, fingerprint, micros(now)).Scan(&runID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("resolve alert: %w", mapError(err))
+	}
+	return runID, nil
 }

@@ -59,7 +59,7 @@ func TestViewsParse(t *testing.T) {
 func stubFuncs() template.FuncMap {
 	stub := func(...any) string { return "" }
 	m := template.FuncMap{}
-	for _, n := range []string{"join", "inc", "dur", "short", "ago", "when", "stepKind"} {
+	for _, n := range []string{"join", "inc", "dur", "short", "ago", "when", "stepKind", "targetLink"} {
 		m[n] = stub
 	}
 	return m

@@ -35,6 +35,9 @@ type Environment struct {
 	// KnownHosts is an extra known_hosts file, relative to the workspace
 	// (e.g. ops/known_hosts), checked besides the user's own.
 	KnownHosts string `json:"known_hosts,omitempty"`
+	// Prometheus is the base URL (http://host:9090) runbook guards query
+	// in this environment; $OPSBOOK_PROMETHEUS_URL overrides it.
+	Prometheus string `json:"prometheus,omitempty"`
 	// Variables are non-secret values given to every command as env vars.
 	Variables map[string]string `json:"variables,omitempty"`
 	// Reviewers is how many distinct people must approve a task's snapshot

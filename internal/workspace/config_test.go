@@ -32,6 +32,7 @@ environments:
     known_hosts: ops/known_hosts
   - name: production
     protected: true
+    prometheus: http://prometheus.prod:9090
     windows:
       - days: [tue-thu]
         start: "22:00"
@@ -60,6 +61,9 @@ func TestParseConfig(t *testing.T) {
 	dev, staging, prod := cfg.Environments[0], cfg.Environments[1], cfg.Environments[2]
 	if dev.Protected || dev.Reviewers != 0 || dev.Rehearsal {
 		t.Errorf("dev gates = %+v", dev)
+	}
+	if prod.Prometheus != "http://prometheus.prod:9090" || dev.Prometheus != "" {
+		t.Errorf("prometheus = %q / %q", prod.Prometheus, dev.Prometheus)
 	}
 	if !prod.Protected || prod.Reviewers != 2 || !prod.Rehearsal {
 		t.Errorf("production defaults: protected=%v reviewers=%d rehearsal=%v, want true 2 true", prod.Protected, prod.Reviewers, prod.Rehearsal)
@@ -119,6 +123,8 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad lang", "lang: fr\n", []string{`opsbook.yaml:1:7: error: lang must be en or zh, not "fr"`}},
 		{"bad bool", "environments:\n  - name: prod\n    protected: yes please\n",
 			[]string{`opsbook.yaml:3:16: error: protected must be true or false`}},
+		{"bad prometheus URL", "environments:\n  - name: prod\n    prometheus: prometheus:9090\n",
+			[]string{`opsbook.yaml:3:17: error: prometheus "prometheus:9090" is not an http(s) URL`}},
 		{"bad reviewers", "environments:\n  - name: prod\n    reviewers: many\n",
 			[]string{`opsbook.yaml:3:16: error: reviewers must be a whole number from 0 to 10`}},
 		{"env without name", "environments:\n  - protected: true\n",

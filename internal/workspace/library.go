@@ -68,7 +68,7 @@ func MatchLibrary(n TaskName) LibraryMatch {
 	bestScore := -1
 	for i := range Library {
 		e := &Library[i]
-		if !containsStr(e.Systems, n.System) || !containsStr(e.Operations, n.Operation) {
+		if !containsStr(e.Systems, n.System) && (n.Kind == "" || !containsStr(e.Systems, n.Kind)) || !containsStr(e.Operations, n.Operation) {
 			continue
 		}
 		score := 0

@@ -2,6 +2,7 @@ package workspace
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -278,7 +279,7 @@ func (d *decoder) project(n *yaml.Node) Project {
 	return p
 }
 
-var environmentKeys = []string{"name", "protected", "hosts", "known_hosts", "variables",
+var environmentKeys = []string{"name", "protected", "hosts", "known_hosts", "variables", "prometheus",
 	"reviewers", "rehearsal", "windows", "freezes"}
 
 var envVarRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -308,6 +309,11 @@ func (d *decoder) environment(n *yaml.Node) Environment {
 			e.KnownHosts = d.str(v, "known_hosts")
 			if filepath.IsAbs(e.KnownHosts) || strings.HasPrefix(filepath.Clean(e.KnownHosts), "..") {
 				d.errorf(v, "config-path", "known_hosts %q must be a path inside the workspace, e.g. ops/known_hosts", e.KnownHosts)
+			}
+		case "prometheus":
+			e.Prometheus = d.str(v, "prometheus")
+			if u, err := url.Parse(e.Prometheus); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				d.errorf(v, "config-prometheus", "prometheus %q is not an http(s) URL; write the server's base URL, e.g. http://prometheus:9090", e.Prometheus)
 			}
 		case "variables":
 			e.Variables = d.stringMap(v, "variables")

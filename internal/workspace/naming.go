@@ -19,6 +19,12 @@ type TaskName struct {
 	// Words are the recognised words the name was derived from, for the
 	// library match (e.g. "dr", "test", "pii").
 	Words []string `json:"-"`
+	// Kind is the recognised system a named system is one of ("db" for
+	// orders-db), for the library match; empty when System is recognised.
+	Kind string `json:"-"`
+	// Guessed says, for each part not recognised in the description nor
+	// given by a flag, what was chosen and how to choose otherwise.
+	Guessed []string `json:"guessed,omitempty"`
 }
 
 func (n TaskName) String() string {
@@ -382,6 +388,15 @@ func DeriveName(desc string, opts NameOptions) (TaskName, error) {
 	}
 
 	sysIdx := chooseSystem(toks, opIdx)
+	if opts.System == "" && sysIdx < 0 {
+		// No system opsbook knows: the most specific name in the
+		// description is the system ("orders-db", "ftp server").
+		if i, kind := nameAsSystem(toks, opIdx); i >= 0 {
+			toks[i] = token{kind: tkSystem, text: toks[i].text, raw: toks[i].raw}
+			sysIdx, n.Kind = i, kind
+			n.Guessed = append(n.Guessed, fmt.Sprintf("system %q is the most specific name in the description; pass --system to choose another", toks[i].text))
+		}
+	}
 	if opts.System != "" {
 		n.System = strings.ToLower(opts.System)
 		sysIdx = -1
@@ -406,18 +421,19 @@ func DeriveName(desc string, opts NameOptions) (TaskName, error) {
 		n.Slug = strings.Join(parts, "-")
 	}
 
-	var missing []string
+	// A description never fails: what cannot be derived is chosen, and
+	// said.
 	if n.System == "" {
-		missing = append(missing, "the system (pass --system, e.g. --system postgres)")
+		n.System = "ops"
+		n.Guessed = append(n.Guessed, `system "ops": the description names none; pass --system, e.g. --system postgres`)
 	}
 	if n.Operation == "" {
-		missing = append(missing, "the operation (pass --operation, e.g. --operation upgrade)")
+		n.Operation = "change"
+		n.Guessed = append(n.Guessed, `operation "change": the description names none opsbook knows; pass --operation, e.g. --operation upgrade`)
 	}
 	if n.Slug == "" {
-		missing = append(missing, "a short description in ASCII (pass --slug, e.g. --slug primary-dc)")
-	}
-	if len(missing) > 0 {
-		return n, fmt.Errorf("cannot derive %s from %q", strings.Join(missing, " or "), desc)
+		n.Slug = n.System
+		n.Guessed = append(n.Guessed, fmt.Sprintf("short description %q: nothing else in the description is ASCII; pass --slug, e.g. --slug primary-dc", n.Slug))
 	}
 	for _, p := range []struct{ flag, v string }{{"--system", n.System}, {"--operation", n.Operation}, {"--slug", n.Slug}} {
 		if !slugPartRe.MatchString(p.v) {
@@ -425,6 +441,43 @@ func DeriveName(desc string, opts NameOptions) (TaskName, error) {
 		}
 	}
 	return n, nil
+}
+
+// nameAsSystem picks, when the description names no system opsbook knows,
+// the most specific name in it: a word one of whose parts is a known
+// system ("orders-db", "pg-main"), else a word before a filler noun ("the
+// legacy ftp server"), else the first word after the operation (its
+// object), else the first word. kind is the known system inside the name.
+func nameAsSystem(toks []token, opIdx int) (int, string) {
+	word := func(i int) bool {
+		return toks[i].kind == tkWord && slugPartRe.MatchString(toks[i].text) && !isDigits(toks[i].text)
+	}
+	for i := range toks {
+		if !word(i) {
+			continue
+		}
+		for _, part := range strings.FieldsFunc(toks[i].text, func(r rune) bool { return r == '-' || r == '_' || r == '.' }) {
+			if t := classifyBare(part); t.kind == tkSystem {
+				return i, t.text
+			}
+		}
+	}
+	for i := 0; i+1 < len(toks); i++ {
+		if word(i) && toks[i+1].kind == tkFiller {
+			return i, ""
+		}
+	}
+	for i := opIdx + 1; opIdx >= 0 && i < len(toks); i++ {
+		if word(i) {
+			return i, ""
+		}
+	}
+	for i := range toks {
+		if word(i) {
+			return i, ""
+		}
+	}
+	return -1, ""
 }
 
 // chooseSystem picks the specific system nearest to the operation (the

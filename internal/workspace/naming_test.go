@@ -87,11 +87,16 @@ func TestDeriveNameFlags(t *testing.T) {
 		want    string
 		wantErr string
 	}{
-		{"数据库备份", NameOptions{}, "", "pass --slug"},
+		{"数据库备份", NameOptions{}, "db-backup-db", ""},
 		{"数据库备份", NameOptions{Slug: "orders-nightly"}, "db-backup-orders-nightly", ""},
-		{"重启 nginx", NameOptions{}, "", "pass --slug"},
-		{"something vague", NameOptions{}, "", "the system (pass --system, e.g. --system postgres) or the operation (pass --operation"},
-		{"patch kernel on web servers", NameOptions{}, "", "pass --system"},
+		{"重启 nginx", NameOptions{}, "nginx-restart-nginx", ""},
+		{"something vague", NameOptions{}, "something-change-vague", ""},
+		{"patch kernel on web servers", NameOptions{}, "web-patch-kernel", ""},
+		{"fail over orders-db to the DR site", NameOptions{}, "orders-db-failover-to-dr", ""},
+		{"fail over orders-db to the DR site", NameOptions{System: "postgres"}, "postgres-failover-orders-db-to-dr", ""},
+		{"decommission the legacy ftp server", NameOptions{}, "ftp-decommission-legacy", ""},
+		{"restart the app", NameOptions{}, "app-restart-app", ""},
+		{"做点什么", NameOptions{}, "ops-change-ops", ""},
 		{"patch kernel on web servers", NameOptions{System: "linux"}, "linux-patch-kernel-web", ""},
 		{"deploy payments service v2.3.1", NameOptions{System: "payments"}, "payments-deploy-v2.3.1", ""},
 		{"postgres thing", NameOptions{Operation: "vacuum"}, "postgres-vacuum-thing", ""},
@@ -133,5 +138,25 @@ func TestParseTaskName(t *testing.T) {
 	}
 	if _, err := ParseTaskName("postgres-upgrade"); err == nil {
 		t.Error("a name without a date parsed")
+	}
+}
+
+// A description that names no system opsbook knows takes the most specific
+// name in it as the system, says so, and still finds the library runbook
+// for the kind of system the name contains.
+func TestDeriveNameSaysWhatItGuessed(t *testing.T) {
+	n, err := DeriveName("fail over orders-db to the DR site", NameOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n.System != "orders-db" || len(n.Guessed) != 1 || !strings.Contains(n.Guessed[0], `system "orders-db" is the most specific name`) {
+		t.Errorf("system %q, guessed %q", n.System, n.Guessed)
+	}
+	if m := MatchLibrary(n); m.Name() != "postgres-dr-failover" {
+		t.Errorf("library %s, want postgres-dr-failover (orders-db is a db)", m.Name())
+	}
+	n, err = DeriveName("fail over orders-db to the DR site", NameOptions{System: "mysql"})
+	if err != nil || n.System != "mysql" || len(n.Guessed) != 0 {
+		t.Errorf("--system must override and guess nothing: %+v %v", n, err)
 	}
 }

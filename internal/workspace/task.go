@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/opsbook/opsbook/internal/lifecycle"
 	"github.com/opsbook/opsbook/internal/markdown"
@@ -48,6 +49,9 @@ func (w *Workspace) NewTask(opts NewOptions) (*NewResult, error) {
 		return nil, err
 	}
 	lang := opts.Lang
+	if lang == "" && containsHan(opts.Description) {
+		lang = "zh" // a Chinese description asks for Chinese documents
+	}
 	if lang == "" {
 		lang = w.Config.Lang
 	}
@@ -250,4 +254,14 @@ func syncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// containsHan reports whether s has a Chinese character.
+func containsHan(s string) bool {
+	for _, r := range s {
+		if unicode.Is(unicode.Han, r) {
+			return true
+		}
+	}
+	return false
 }

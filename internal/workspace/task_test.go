@@ -175,12 +175,22 @@ func TestNewTaskTemplateOverride(t *testing.T) {
 }
 
 func TestNewTaskNameErrors(t *testing.T) {
-	w := newWorkspace(t, "zh")
-	_, err := w.NewTask(NewOptions{Description: "数据库备份", Name: NameOptions{Date: day}})
-	if err == nil || !strings.Contains(err.Error(), "--slug") {
-		t.Errorf("err = %v, want a request for --slug", err)
+	// A description never fails: a Chinese one with no ASCII words gets a
+	// short description chosen for it (and said), and Chinese documents
+	// even in an English workspace.
+	w := newWorkspace(t, "en")
+	res, err := w.NewTask(NewOptions{Description: "数据库备份", Name: NameOptions{Date: day}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	res, err := w.NewTask(NewOptions{Description: "数据库备份", Name: NameOptions{Date: day, Slug: "orders"}, Actor: "x"})
+	if res.Task != "2025-03-01-db-backup-db" || res.Lang != "zh" || len(res.Name.Guessed) != 1 || !strings.Contains(res.Name.Guessed[0], "--slug") {
+		t.Errorf("got %s in %s, guessed %q", res.Task, res.Lang, res.Name.Guessed)
+	}
+	if res, err := w.NewTask(NewOptions{Description: "扩容 Kafka 集群", Name: NameOptions{Date: day}, Lang: "en"}); err != nil || res.Lang != "en" {
+		t.Errorf("--lang en must win over the description's language: %+v %v", res, err)
+	}
+	w = newWorkspace(t, "zh")
+	res, err = w.NewTask(NewOptions{Description: "数据库备份", Name: NameOptions{Date: day, Slug: "orders"}, Actor: "x"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,18 @@ func (w *Workspace) Task(name string, now time.Time) (Task, error) {
 	name = strings.TrimSuffix(filepath.Base(filepath.Clean(name)), "/")
 	rel, ok := w.taskDir(name)
 	if !ok {
-		return Task{}, fmt.Errorf("no task %s under %s or %s; `opsbook list` shows the tasks", name, ActiveDir, ArchiveDir)
+		var names []string
+		for _, archived := range []bool{false, true} {
+			ts, _ := w.Tasks(archived, now)
+			for _, t := range ts {
+				names = append(names, t.Name)
+			}
+		}
+		hint := "; `opsbook list` shows the tasks"
+		if s := suggest(name, names); s != "" {
+			hint = fmt.Sprintf("; did you mean %s?", s)
+		}
+		return Task{}, fmt.Errorf("no task %s under %s or %s%s", name, ActiveDir, ArchiveDir, hint)
 	}
 	return w.loadTask(w.Path(rel), now)
 }

@@ -132,7 +132,7 @@ func (h *handlers) listTeams(w http.ResponseWriter, r *http.Request) error {
 }
 
 type createTeamRequest struct {
-	Name string `json:"name"`
+	Name string `json:"name" api:"required"`
 }
 
 func (h *handlers) createTeam(w http.ResponseWriter, r *http.Request) error {

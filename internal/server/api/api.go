@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/opsbook/opsbook/internal/apitypes"
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/server"
 )
@@ -33,11 +34,8 @@ func Register(s *server.Server) {
 	s.Handle("GET /api/v1/openapi.json", auth.Public(), "This API's OpenAPI 3 document", h.openAPI)
 }
 
-// Page is a page of a list with the cursor of the next one ("" at the end).
-type Page[T any] struct {
-	Items      []T    `json:"items"`
-	NextCursor string `json:"next_cursor,omitempty"`
-}
+// Page is a page of a list (apitypes.Page, named here for the handlers).
+type Page[T any] = apitypes.Page[T]
 
 // limitParam reads ?limit= (default def, at most max).
 func limitParam(r *http.Request, def, max int) (int, error) {

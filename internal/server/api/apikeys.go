@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/opsbook/opsbook/internal/apitypes"
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/server"
 	"github.com/opsbook/opsbook/internal/store"
@@ -33,21 +34,14 @@ func (h *handlers) listAPIKeys(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type createAPIKeyRequest struct {
-	Name string `json:"name"`
-	// User, for administrators: whose key it is (e.g. a service identity).
-	User string `json:"user,omitempty"`
-	// ExpiresIn is a Go duration ("720h"); empty means no expiry.
-	ExpiresIn string `json:"expires_in,omitempty"`
-}
-
+// createdAPIKey is the answer of POST /api/v1/apikeys.
 type createdAPIKey struct {
 	store.APIKey
-	Key string `json:"key"` // shown this once; only its hash is stored
+	apitypes.APIKeySecret
 }
 
 func (h *handlers) createAPIKey(w http.ResponseWriter, r *http.Request) error {
-	var req createAPIKeyRequest
+	var req apitypes.CreateAPIKeyRequest
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
@@ -75,7 +69,7 @@ func (h *handlers) createAPIKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	server.WriteJSON(w, http.StatusCreated, createdAPIKey{APIKey: k, Key: key})
+	server.WriteJSON(w, http.StatusCreated, createdAPIKey{APIKey: k, APIKeySecret: apitypes.APIKeySecret{Key: key}})
 	return nil
 }
 

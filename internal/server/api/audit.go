@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/opsbook/opsbook/internal/apitypes"
 	"github.com/opsbook/opsbook/internal/audit"
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/server"
@@ -41,23 +42,22 @@ func (h *handlers) listAudit(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// VerifyResult is the answer of GET /api/v1/audit/verify.
-type VerifyResult struct {
-	OK bool `json:"ok"`
-	store.AuditReport
-}
-
 func (h *handlers) verifyAudit(w http.ResponseWriter, r *http.Request) error {
 	rep, err := h.s.Store().VerifyAudit(r.Context())
 	if err != nil {
 		return err
 	}
-	server.WriteJSON(w, http.StatusOK, VerifyResult{OK: rep.Problem == nil, AuditReport: rep})
+	server.WriteJSON(w, http.StatusOK, apitypes.AuditVerification{OK: rep.Problem == nil, Checked: rep.Checked, Head: rep.Head, Problem: rep.Problem})
 	return nil
 }
 
 type retentionRequest struct {
-	Keep int `json:"keep"`
+	Keep int `json:"keep" api:"required"` // finished runs to keep per runbook and environment, at least 1
+}
+
+// retentionResult is the answer of POST /api/v1/retention.
+type retentionResult struct {
+	Deleted int `json:"deleted"` // runs deleted
 }
 
 func (h *handlers) applyRetention(w http.ResponseWriter, r *http.Request) error {
@@ -75,6 +75,6 @@ func (h *handlers) applyRetention(w http.ResponseWriter, r *http.Request) error 
 	if err := h.s.AuditRequest(r, "retention.apply", "runs", map[string]string{"keep": strconv.Itoa(req.Keep), "deleted": strconv.Itoa(n)}); err != nil {
 		return err
 	}
-	server.WriteJSON(w, http.StatusOK, map[string]int{"deleted": n})
+	server.WriteJSON(w, http.StatusOK, retentionResult{Deleted: n})
 	return nil
 }

@@ -154,6 +154,11 @@ func (h *handlers) getRunbook(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// syncResult is the answer of POST /api/v1/workspace/sync.
+type syncResult struct {
+	Runbooks int `json:"runbooks"` // runbooks in the workspace now
+}
+
 func (h *handlers) syncWorkspace(w http.ResponseWriter, r *http.Request) error {
 	if err := h.s.Catalog().Sync(); err != nil {
 		return server.Errorf(http.StatusUnprocessableEntity, "workspace_invalid", "%v", err)
@@ -161,6 +166,6 @@ func (h *handlers) syncWorkspace(w http.ResponseWriter, r *http.Request) error {
 	if err := h.s.AuditRequest(r, "workspace.sync", "workspace", nil); err != nil {
 		return err
 	}
-	server.WriteJSON(w, http.StatusOK, map[string]int{"runbooks": len(h.s.Catalog().List())})
+	server.WriteJSON(w, http.StatusOK, syncResult{Runbooks: len(h.s.Catalog().List())})
 	return nil
 }

@@ -41,6 +41,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	server.ObserveDecoding(observeDecoding)
 	os.Exit(pgtest.Run(m))
 }
 
@@ -216,18 +217,27 @@ func (h *harness) do(role, method, path string, body any) response {
 func (h *harness) doWith(c credential, method, path string, body any) response {
 	h.t.Helper()
 	var rd io.Reader
+	var reqBody []byte
 	switch b := body.(type) {
 	case nil:
 	case string:
 		rd = strings.NewReader(b)
+		reqBody = []byte(b)
 	default:
 		buf, err := json.Marshal(b)
 		if err != nil {
 			h.t.Fatal(err)
 		}
 		rd = bytes.NewReader(buf)
+		reqBody = buf
 	}
-	return h.send(http.DefaultClient, c, method, path, rd, "application/json", "")
+	r := h.send(http.DefaultClient, c, method, path, rd, "application/json", "")
+	if strings.HasPrefix(path, "/api/") {
+		for _, p := range contracts().check(method, path, reqBody, r) {
+			h.t.Error(p)
+		}
+	}
+	return r
 }
 
 // browserClient leaves redirects to the caller: the matrix checks where a

@@ -155,9 +155,11 @@ var routeCases = map[string]routeCase{
 	}, ok: 204},
 	// Public: the signature authenticates the caller, whoever else they are.
 	"POST /api/v1/hooks/{name}": {setup: static("", nil), ok: 202, allow: everyone},
-	"GET /api/v1/audit":         {setup: static("/api/v1/audit", nil), ok: 200},
-	"GET /api/v1/audit/verify":  {setup: static("/api/v1/audit/verify", nil), ok: 200},
-	"POST /api/v1/retention":    {setup: static("/api/v1/retention", map[string]int{"keep": 1000}), ok: 200},
+	// Authenticated by the alertmanager trigger's bearer token, whoever calls.
+	"POST /api/v1/hooks/{name}/alertmanager": {setup: static("", nil), ok: 202, allow: everyone},
+	"GET /api/v1/audit":                      {setup: static("/api/v1/audit", nil), ok: 200},
+	"GET /api/v1/audit/verify":               {setup: static("/api/v1/audit/verify", nil), ok: 200},
+	"POST /api/v1/retention":                 {setup: static("/api/v1/retention", map[string]int{"keep": 1000}), ok: 200},
 
 	// The web UI, called as a browser: anonymous callers are sent to
 	// sign-in (see expect), forbidden ones get the 403 page.
@@ -177,6 +179,7 @@ var routeCases = map[string]routeCase{
 	"GET /runbooks/{path...}":  {setup: static("/runbooks/"+backupRunbook, nil), ok: 200, allow: signedIn},
 	"POST /runs": {setup: static("/runs", url.Values{"runbook": {searchRunbook}, "environment": {"staging"}}),
 		ok: 303, allow: runners, location: "/runs/"},
+	"GET /runs":                 {setup: static("/runs?status=succeeded", nil), ok: 200, allow: signedIn},
 	"GET /runs/{id}":            {setup: onUIRun("", nil), ok: 200, allow: signedIn},
 	"GET /runs/{id}/live":       {setup: onUIRun("/live", nil), ok: 200, allow: signedIn},
 	"GET /runs/{id}/log":        {setup: onUIRun("/log", nil), ok: 200, allow: signedIn},
@@ -421,6 +424,13 @@ func TestRoutePermissions(t *testing.T) {
 					cred := h.creds[role]
 					if c.as != nil {
 						cred = c.as(h, role)
+					}
+					if key == "POST /api/v1/hooks/{name}/alertmanager" {
+						r := h.alertmanagerHook(h.unique("am"))
+						if r.status != want {
+							t.Errorf("alertmanager hook as %s: status %d, want %d\n%s", role, r.status, want, r.body)
+						}
+						return
 					}
 					if key == "POST /api/v1/hooks/{name}" {
 						r := h.signedHook(cred, h.webhookTrigger(h.unique("hook"), searchRunbook), []byte(`{}`))

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/opsbook/opsbook/internal/apitypes"
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/server"
@@ -61,7 +62,7 @@ func (h *handlers) listRuns(w http.ResponseWriter, r *http.Request) error {
 		}
 		f.Before = runs[len(runs)-1].ID
 	}
-	server.WriteJSON(w, http.StatusOK, Page[runbook.Run]{Items: out, NextCursor: next})
+	server.WriteJSON(w, http.StatusOK, apitypes.Page[runbook.Run]{Items: out, NextCursor: next})
 	return nil
 }
 
@@ -79,12 +80,6 @@ func (h *handlers) startRun(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type runDetail struct {
-	runbook.Run
-	Project string            `json:"project"`
-	State   *runbook.RunState `json:"state"`
-}
-
 func (h *handlers) getRun(w http.ResponseWriter, r *http.Request) error {
 	run, err := h.s.Store().GetRun(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -94,16 +89,8 @@ func (h *handlers) getRun(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	server.WriteJSON(w, http.StatusOK, runDetail{Run: run, Project: h.s.Catalog().ProjectOf(run.Runbook), State: state})
+	server.WriteJSON(w, http.StatusOK, apitypes.RunDetail{Run: run, Project: h.s.Catalog().ProjectOf(run.Runbook), State: state})
 	return nil
-}
-
-// EventPage is a page of a run's events.
-type EventPage struct {
-	Events []runbook.Event   `json:"events"`
-	Next   int64             `json:"next_after"` // pass as ?after= for the next page
-	Status runbook.RunStatus `json:"status"`
-	More   bool              `json:"more"` // a full page: more events may follow at once
 }
 
 func afterParam(r *http.Request) (int64, error) {
@@ -138,7 +125,7 @@ func (h *handlers) listEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	page := EventPage{Events: evs, Next: after, Status: run.Status, More: len(evs) == limit}
+	page := apitypes.EventPage{Events: evs, Next: after, Status: run.Status, More: len(evs) == limit}
 	if len(evs) > 0 {
 		page.Next = evs[len(evs)-1].Seq
 	}
@@ -197,12 +184,8 @@ func (h *handlers) streamEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-type reasonRequest struct {
-	Reason string `json:"reason"`
-}
-
 func (h *handlers) cancelRun(w http.ResponseWriter, r *http.Request) error {
-	var req reasonRequest
+	var req apitypes.ReasonRequest
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
@@ -217,14 +200,8 @@ func (h *handlers) cancelRun(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type resumeRequest struct {
-	// RetryInterrupted answers the question about an interrupted step that
-	// is not idempotent: retry, skip or abort; empty asks (the run waits).
-	RetryInterrupted string `json:"retry_interrupted,omitempty"`
-}
-
 func (h *handlers) resumeRun(w http.ResponseWriter, r *http.Request) error {
-	var req resumeRequest
+	var req apitypes.ResumeRequest
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
@@ -247,13 +224,8 @@ func (h *handlers) resumeRun(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type gateRequest struct {
-	Decision string `json:"decision"` // go | no-go
-	Reason   string `json:"reason"`
-}
-
 func (h *handlers) decideGate(w http.ResponseWriter, r *http.Request) error {
-	var req gateRequest
+	var req apitypes.GateRequest
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
@@ -269,14 +241,8 @@ func (h *handlers) decideGate(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type answerRequest struct {
-	Kind   string `json:"kind"`   // manual | ask
-	Choice string `json:"choice"` // manual: confirmed (or empty); ask: one of the offered options
-	Reason string `json:"reason,omitempty"`
-}
-
 func (h *handlers) answer(w http.ResponseWriter, r *http.Request) error {
-	var req answerRequest
+	var req apitypes.AnswerRequest
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
@@ -292,12 +258,8 @@ func (h *handlers) answer(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type noteRequest struct {
-	Text string `json:"text"`
-}
-
 func (h *handlers) noteRun(w http.ResponseWriter, r *http.Request) error {
-	var req noteRequest
+	var req apitypes.NoteRequest
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"net/http"
 
+	"github.com/opsbook/opsbook/internal/apitypes"
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/server"
 )
@@ -13,13 +14,19 @@ func (h *handlers) registerSession() {
 	h.s.Handle("GET /api/v1/session", auth.SignedIn(), "Who is signed in, their grants and the session's CSRF token", h.session)
 }
 
-type loginRequest struct {
-	Name     string `json:"name"`
-	Password string `json:"password"`
+// sessionView is the answer of GET /api/v1/session.
+type sessionView struct {
+	User      string             `json:"user"`
+	Service   bool               `json:"service"`
+	Via       auth.PrincipalKind `json:"via"` // session | apikey
+	Teams     []string           `json:"teams"`
+	Grants    []auth.Grant       `json:"grants"`
+	Admin     bool               `json:"admin"`
+	CSRFToken string             `json:"csrf_token"` // "" unless signed in with a session; API keys need none
 }
 
 func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
-	var req loginRequest
+	var req apitypes.LoginRequest
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
@@ -27,7 +34,7 @@ func (h *handlers) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	server.WriteJSON(w, http.StatusOK, map[string]any{"user": u.Name, "csrf_token": sess.CSRF, "expires_at": sess.ExpiresAt})
+	server.WriteJSON(w, http.StatusOK, apitypes.LoginResponse{User: u.Name, CSRFToken: sess.CSRF, ExpiresAt: sess.ExpiresAt})
 	return nil
 }
 
@@ -41,9 +48,9 @@ func (h *handlers) logout(w http.ResponseWriter, r *http.Request) error {
 
 func (h *handlers) session(w http.ResponseWriter, r *http.Request) error {
 	p := principal(r)
-	server.WriteJSON(w, http.StatusOK, map[string]any{
-		"user": p.Name, "service": p.Service, "via": p.Via, "teams": p.Teams, "grants": p.Grants,
-		"admin": p.IsAdmin(), "csrf_token": p.CSRFToken,
+	server.WriteJSON(w, http.StatusOK, sessionView{
+		User: p.Name, Service: p.Service, Via: p.Via, Teams: p.Teams, Grants: p.Grants,
+		Admin: p.IsAdmin(), CSRFToken: p.CSRFToken,
 	})
 	return nil
 }

@@ -22,7 +22,7 @@ func (h *handlers) scopeSnapshot(r *http.Request) (auth.Scope, error) {
 }
 
 type publishRequest struct {
-	Runbook string `json:"runbook"`
+	Runbook string `json:"runbook" api:"required"`
 	// Content, when set, must equal the runbook's current content hash, so
 	// a reviewer publishes exactly what they reviewed.
 	Content string `json:"content,omitempty"`

@@ -17,6 +17,8 @@ func (h *handlers) registerTriggers() {
 	// The webhook authenticates itself with its HMAC signature; the
 	// trigger's service identity's permissions then apply.
 	h.s.Handle("POST /api/v1/hooks/{name}", auth.Public(), "Fire a webhook trigger (signed: X-Opsbook-Signature)", h.webhook)
+	// Alertmanager authenticates with the trigger's secret as a bearer token.
+	h.s.Handle("POST /api/v1/hooks/{name}/alertmanager", auth.Public(), "Receive Prometheus Alertmanager's webhook for an alertmanager trigger (Authorization: Bearer <trigger secret>)", h.alertmanager)
 }
 
 func (h *handlers) listTriggers(w http.ResponseWriter, r *http.Request) error {
@@ -69,6 +71,9 @@ func (h *handlers) webhook(w http.ResponseWriter, r *http.Request) error {
 		// Unknown and non-webhook triggers look the same to an unsigned caller.
 		return server.Errorf(http.StatusNotFound, "not_found", "no webhook trigger %q", r.PathValue("name"))
 	}
+	if t.Format == server.FormatAlertmanager {
+		return server.Errorf(http.StatusNotFound, "not_found", "trigger %q receives Alertmanager's webhook at %s%s/alertmanager", t.Name, server.HooksPath, t.Name)
+	}
 	if err := h.s.VerifyWebhook(t, r.Header.Get(server.SignatureHeader), body); err != nil {
 		h.s.Audit(ctx, "anonymous", h.s.RemoteAddr(r), "trigger.refused", "trigger/"+t.Name, map[string]string{"reason": err.Error()})
 		return err
@@ -84,5 +89,29 @@ func (h *handlers) webhook(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	server.WriteJSON(w, http.StatusAccepted, run)
+	return nil
+}
+
+// alertmanager receives Prometheus Alertmanager's webhook payload for an
+// alertmanager trigger, authenticated by the trigger's secret as a bearer
+// token.
+func (h *handlers) alertmanager(w http.ResponseWriter, r *http.Request) error {
+	ctx := r.Context()
+	t, err := h.s.Store().GetTrigger(ctx, r.PathValue("name"))
+	if err != nil || t.Kind != store.TriggerWebhook || t.Format != server.FormatAlertmanager || !t.Enabled {
+		return server.Errorf(http.StatusNotFound, "not_found", "no alertmanager trigger %q", r.PathValue("name"))
+	}
+	if err := h.s.VerifyAlertmanager(t, r.Header.Get("Authorization")); err != nil {
+		h.s.Audit(ctx, "anonymous", h.s.RemoteAddr(r), "trigger.refused", "trigger/"+t.Name, map[string]string{"reason": err.Error()})
+		return err
+	}
+	var p server.AlertmanagerPayload
+	if err := server.DecodeForeignJSON(r, &p); err != nil {
+	}
+	out, err := h.s.ReceiveAlerts(ctx, t, p, h.s.RemoteAddr(r))
+	if err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusAccepted, out)
 	return nil
 }

@@ -105,14 +105,14 @@ func TestLiveLogFlood(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	type figures struct {
-		Done          float64   `json:"done"`
-		Start         float64   `json:"start"`
-		Gaps          []float64 `json:"gaps"`
-		Clicks        []float64 `json:"clicks"`
-		Heap          float64   `json:"heap"`
-		Nodes         int       `json:"nodes"`
-		Shown         int
-		Total         string `json:"total"`
+		Done   float64   `json:"done"`
+		Start  float64   `json:"start"`
+		Gaps   []float64 `json:"gaps"`
+		Clicks []float64 `json:"clicks"`
+		Heap   float64   `json:"heap"`
+		Nodes  int       `json:"nodes"`
+		Shown  int
+		Total  string `json:"total"`
 	}
 	f := eval[figures](alice, `(function(){ var pr = window.__flood, l = document.getElementById("log-lines");
 		return {done: pr.done, start: pr.start, gaps: pr.gaps, clicks: pr.clicks,

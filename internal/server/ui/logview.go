@@ -203,14 +203,19 @@ func readRows(ctx context.Context, st *store.Store, runID string, pg logPage, up
 	if last == 0 {
 		last = upTo
 	}
-	for ev, err := range st.AllEvents(ctx, runID, pg.firstSeq-1) {
+	// Read exactly the page's events: a page of a huge log is a few of them.
+	for after := pg.firstSeq - 1; after < last; {
+		evs, err := st.Events(ctx, runID, after, int(min(last-after, store.MaxEventLimit)))
 		if err != nil {
 			return err
 		}
-		if ev.Seq > last {
+		for i := range evs {
+			s.feed(&evs[i])
+			after = evs[i].Seq
+		}
+		if len(evs) == 0 {
 			break
 		}
-		s.feed(&ev)
 	}
 	if s.open != "" {
 		s.partial.partial = pg.lastSeq == 0

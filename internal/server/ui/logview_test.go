@@ -88,7 +88,7 @@ func TestLogInterleaving(t *testing.T) {
 }
 
 // testLog stores a run whose log is evs in a fresh SQLite store.
-func testLog(t *testing.T, evs []runbook.Event) (*store.Store, string) {
+func testLog(t testing.TB, evs []runbook.Event) (*store.Store, string) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "log.db"))
@@ -203,5 +203,49 @@ func TestLogPagesLoseNothing(t *testing.T) {
 	}
 	if x.sections[1].Line != 50002 {
 		t.Errorf("the mixed step starts at row %d, want 50002", x.sections[1].Line)
+	}
+}
+
+// BenchmarkLogRows measures the server's half of opening a run of a
+// million lines (64 KiB output events, as the engine records them):
+// building the log's index, and reading the first and the last page.
+func BenchmarkLogRows(b *testing.B) {
+	var text strings.Builder
+	for i := 1; i <= 1000000; i++ {
+		fmt.Fprintf(&text, "many line %d\n", i)
+	}
+	var evs []runbook.Event
+	at := time.Now()
+	for rest := text.String(); rest != ""; {
+		n := min(len(rest), 64<<10)
+		evs = append(evs, runbook.Event{Type: runbook.EventStepOutput, Step: "many", Stream: "stdout", Text: rest[:n], Time: at})
+		rest = rest[n:]
+	}
+	st, runID := testLog(b, evs)
+	ctx := context.Background()
+	b.Run("index", func(b *testing.B) {
+		for range b.N {
+			x := newLogIndex()
+			if err := x.extend(ctx, st, runID); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	x := newLogIndex()
+	if err := x.extend(ctx, st, runID); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		line int
+	}{{"first page", 0}, {"last page", -1}, {"middle page", 500000}} {
+		b.Run(c.name, func(b *testing.B) {
+			for range b.N {
+				n := 0
+				if err := readRows(ctx, st, runID, x.page(c.line), x.seq, func(logRow) { n++ }); err != nil || n == 0 {
+					b.Fatal(n, err)
+				}
+			}
+		})
 	}
 }

@@ -31,6 +31,7 @@ type runbookData struct {
 	Review      *lifecycle.Summary
 	Diagnostics []runbook.Diagnostic
 	Form        *runForm
+	Runs        []runRow // the latest runs the user may view
 }
 
 // runForm is the Run form generated from the typed parameters.
@@ -77,6 +78,11 @@ func (h *handlers) runbookPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	d.Review = h.reviewOf(e.Path)
 	d.Form = h.newRunForm(principal(r), e, nil)
+	runs, _, err := h.visibleRuns(r, principal(r), store.RunFilter{Runbook: e.Path}, 10)
+	if err != nil {
+		return err
+	}
+	d.Runs = h.runRows(runs)
 	return h.render(w, http.StatusOK, "runbook", h.newPage(r, e.Title, "overview", d))
 }
 

@@ -7,6 +7,7 @@ package ui
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -18,6 +19,7 @@ import (
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/server"
+	"github.com/opsbook/opsbook/internal/store"
 	"github.com/opsbook/opsbook/internal/web"
 )
 
@@ -50,6 +52,7 @@ func Register(s *server.Server) {
 	h.registerOverview()
 	h.registerRunbook()
 	h.registerRun()
+	h.registerRuns()
 	h.registerLive()
 	h.registerLogView()
 	h.registerReports()
@@ -76,7 +79,34 @@ var funcs = template.FuncMap{
 		}
 		return t.Local().Format("2006-01-02 15:04:05")
 	},
-	"stepKind": stepKind,
+	"stepKind":   stepKind,
+	"targetLink": targetLink,
+}
+
+// targetLink is the page of an audit entry's target ("run/r-…",
+// "user/alice", …); "" when it has none.
+func targetLink(target string) string {
+	kind, name, ok := strings.Cut(target, "/")
+	if !ok || name == "" {
+		return ""
+	}
+	switch kind {
+	case "run":
+		return "/runs/" + url.PathEscape(name)
+	case "runbook":
+		return "/runbooks/" + name
+	case "user":
+		return "/admin/users"
+	case "team":
+		return "/admin/teams"
+	case "trigger":
+		return "/admin/triggers"
+	case "variable":
+		return "/admin/variables"
+	case "task":
+		return "/board"
+	}
+	return ""
 }
 
 // contentSecurityPolicy forbids every script but our own files: a
@@ -205,10 +235,8 @@ func (h *handlers) errorPage(w http.ResponseWriter, r *http.Request, e *server.E
 		http.Redirect(w, r, target, http.StatusSeeOther)
 		return true
 	}
-	p := h.newPage(r, "error", "", struct {
-		Status  int
-		Message string
-	}{e.Status, e.Message})
+	p := h.newPage(r, "error", "", nil)
+	p.Data = h.errorView(r, p, e)
 	if isHTMX(r) {
 		// Shown in the page's flash region whatever element asked.
 		header(w)
@@ -222,6 +250,49 @@ func (h *handlers) errorPage(w http.ResponseWriter, r *http.Request, e *server.E
 		h.s.Logger().Error("render error page", "err", err)
 	}
 	return true
+}
+
+// errorData is what the error page shows: a headline and advice in the
+// user's language, the server's message (English, marked so), and links
+// out that lead somewhere else than the refused page.
+type errorData struct {
+	Status         int
+	Headline, Hint string
+	Message        string
+	Links          []errorLink
+	SignOut        bool
+}
+
+type errorLink struct{ Href, Text string }
+
+func (h *handlers) errorView(r *http.Request, p *page, e *server.Error) errorData {
+	d := errorData{Status: e.Status, Message: e.Message, Headline: p.T("error"), Hint: ""}
+	switch e.Status {
+	case http.StatusNotFound:
+		d.Headline, d.Hint = p.T("err_not_found"), p.T("err_not_found_hint")
+	case http.StatusMethodNotAllowed:
+		d.Headline, d.Hint = p.T("err_method"), p.T("err_method_hint")
+	case http.StatusForbidden:
+		d.Headline, d.Hint = p.T("err_forbidden"), p.T("err_forbidden_hint")
+	case http.StatusBadRequest:
+		d.Headline, d.Hint = p.T("err_bad_request"), p.T("err_bad_request_hint")
+	}
+	if strings.HasPrefix(r.URL.Path, "/runs/") && r.URL.Path != "/runs/" {
+		d.Links = append(d.Links, errorLink{"/runs", p.T("err_all_runs")})
+	}
+	u := p.User
+	switch {
+	case u == nil:
+		d.Links = append(d.Links, errorLink{"/login", p.T("sign_in")})
+	case u.CanSomewhere(auth.RunbookView) && !(e.Status == http.StatusForbidden && r.URL.Path == "/"):
+		d.Links = append(d.Links, errorLink{"/", p.T("back_to_overview")})
+	default:
+		// Nothing to view anywhere: the overview would refuse again.
+		d.Hint = p.T("err_no_grants")
+		d.Links = append(d.Links, errorLink{"/account/apikeys", p.T("my_api_keys")})
+		d.SignOut = true
+	}
+	return d
 }
 
 // language is the UI language: the lang cookie, else the browser's
@@ -245,6 +316,10 @@ const langCookie = "opsbook_lang"
 // scopeRun is the project and environment of the run named by {id}.
 func (h *handlers) scopeRun(r *http.Request) (auth.Scope, error) {
 	run, err := h.s.Store().GetRun(r.Context(), r.PathValue("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		// The store's message points at the CLI; a browser user gets the runs list.
+		return auth.Scope{}, server.Errorf(http.StatusNotFound, "not_found", "no run has the id %s", r.PathValue("id"))
+	}
 	if err != nil {
 		return auth.Scope{}, err
 	}

@@ -42,6 +42,8 @@ const EnvDSN = "OPSBOOK_TEST_POSTGRES"
 // Cluster is a running throwaway PostgreSQL.
 type Cluster struct {
 	dir    string // temporary directory: data/, the socket, the log
+	bin    string // directory of postgres, pg_basebackup …
+	cred   *syscall.Credential
 	port   int
 	cmd    *exec.Cmd
 	exited chan struct{}
@@ -188,6 +190,7 @@ func Start() (*Cluster, error) {
 	for range 3 {
 		c, err := startPostgres(postgres, dir, data, cred)
 		if err == nil {
+			c.bin, c.cred = bin, cred
 			return c, nil
 		}
 		lastErr = err
@@ -304,6 +307,61 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Port is the loopback TCP port the cluster listens on.
+func (c *Cluster) Port() int { return c.port }
+
+// DataDir is the cluster's data directory (owned by the postgres user when
+// the tests run as root).
+func (c *Cluster) DataDir() string { return filepath.Join(c.dir, "data") }
+
+// Admin is the URL of the cluster's postgres database as the superuser
+// postgres.
+func (c *Cluster) Admin() string { return c.admin }
+
+// Bin is the directory of the server's programs (postgres, pg_ctl,
+// pg_basebackup).
+func (c *Cluster) Bin() string { return c.bin }
+
+// StartReplica makes a streaming replica of c with pg_basebackup -R (the
+// primary's defaults allow replication connections from loopback) and
+// starts it on its own free port. Stop it when done.
+func (c *Cluster) StartReplica() (*Cluster, error) {
+	dir, err := os.MkdirTemp("", dirPattern)
+	if err != nil {
+		return nil, fmt.Errorf("start replica: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("start replica: %w", err)
+	}
+	if c.cred != nil {
+		if err := os.Chown(dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+			os.RemoveAll(dir)
+			return nil, fmt.Errorf("start replica: %w", err)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	cmd := exec.Command(filepath.Join(c.bin, "pg_basebackup"), "-h", "127.0.0.1", "-p", strconv.Itoa(c.port), "-U", "postgres",
+		"-D", data, "-R", "-X", "stream", "--no-sync")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("pg_basebackup: %w\n%s", err, out)
+	}
+	var lastErr error
+	for range 3 {
+		r, err := startPostgres(filepath.Join(c.bin, "postgres"), dir, data, c.cred)
+		if err == nil {
+			r.bin, r.cred = c.bin, c.cred
+			return r, nil
+		}
+		lastErr = err
+	}
+	os.RemoveAll(dir)
+	return nil, lastErr
 }
 
 // FlushedDataDir returns the data directory of this test binary's shared

@@ -1,0 +1,280 @@
+// Package labs runs the built-in library's runbooks for real: each test
+// starts its own throwaway systems on loopback (PostgreSQL clusters, nginx,
+// an sshd the runbook's targets log in to), generates a task with
+// `opsbook new` exactly as a user would, fills in only opsbook.yaml and the
+// parameters, runs it with the opsbook binary, and then checks
+// independently (psql, openssl, curl) that the operation really happened.
+// Named faults then break what a step claims to check, and each must make
+// the run fail — and roll back where the runbook says so.
+package labs
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/executor/sshexec/sshdtest"
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/store/pgtest"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// opsbookBinary builds the real binary once per test process.
+func opsbookBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "opsbook-labs-bin-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "opsbook")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/opsbook/opsbook/cmd/opsbook").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// requireTools skips the lab on a developer's machine without the tools,
+// and fails it under CI=true (scripts/test.sh installs them).
+func requireTools(t *testing.T, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("%s is not installed; CI=true requires the labs (scripts/test.sh installs it)", tool)
+			}
+			t.Skipf("%s is not installed; skipping the lab (set CI=true to make this a failure)", tool)
+		}
+	}
+	if _, err := os.Stat(sshdtest.SSHDPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed; CI=true requires the labs", sshdtest.SSHDPath)
+		}
+		t.Skipf("%s is not installed; skipping the lab", sshdtest.SSHDPath)
+	}
+}
+
+// lab is a workspace whose staging environment has one host, a real sshd
+// on loopback tagged with the roles the library's targets select. Commands
+// the runbook runs there find the fault wrappers first on PATH.
+type lab struct {
+	t      *testing.T
+	dir    string   // the workspace
+	env    []string // for the opsbook binary: HOME with the client key
+	faults string   // wrapper scripts; "active" names the injected fault
+	host   sshdtest.Server
+}
+
+const stdPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// newLab starts the sshd and writes the workspace. roles are the values of
+// the host's role tag the runbook's targets select (one host plays them
+// all: a lab is one machine).
+func newLab(t *testing.T, roles ...string) *lab {
+	t.Helper()
+	l := &lab{t: t, dir: t.TempDir(), faults: t.TempDir()}
+	must(t, os.Chmod(l.faults, 0o755))
+	c, err := sshdtest.Launch(t.TempDir(), 1, sshdtest.Config{Extra: []string{
+		"SetEnv SHLVL=1 PATH=" + filepath.Join(l.faults, "bin") + ":" + stdPath}})
+	if err != nil {
+		t.Fatalf("start sshd: %v", err)
+	}
+	t.Cleanup(c.Stop)
+	l.host = c.Servers[0]
+	must(t, os.MkdirAll(filepath.Join(l.faults, "bin"), 0o755))
+
+	home := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(home, ".ssh"), 0o700))
+	key, err := os.ReadFile(sshdtest.ClientKey(l.host))
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), key, 0o600))
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "SSH_AUTH_SOCK=") && !strings.HasPrefix(kv, "OPSBOOK_") {
+			l.env = append(l.env, kv)
+		}
+	}
+	l.env = append(l.env, "HOME="+home)
+
+	l.opsbook(0, "init")
+	must(t, os.WriteFile(filepath.Join(l.dir, "ops", "known_hosts"), []byte(l.host.KnownHostsLine()+"\n"), 0o600))
+	var tags []string
+	for i, r := range roles {
+		key := "role"
+		if i > 0 {
+			key = fmt.Sprintf("role%d", i+1)
+		}
+		tags = append(tags, key+": "+r)
+	}
+	h := l.host.Host
+	cfg := fmt.Sprintf(`name: lab
+lang: en
+projects:
+  - name: lab
+    runbooks: ["ops/runbooks/*.md", "ops/active/**/*-runbook.md"]
+environments:
+  - name: staging
+    known_hosts: ops/known_hosts
+    hosts:
+      - {name: lab1, address: %s, port: %d, user: %s, tags: {%s}}
+  - name: production
+    protected: true
+`, h.Address, h.Port, h.User, strings.Join(tags, ", "))
+	must(t, os.WriteFile(filepath.Join(l.dir, "opsbook.yaml"), []byte(cfg), 0o644))
+	return l
+}
+
+// opsbook runs the binary in the workspace; want is the exit status the
+// caller expects (-1: any).
+func (l *lab) opsbook(want int, args ...string) string {
+	l.t.Helper()
+	cmd := exec.Command(opsbookBinary(l.t), args...)
+	cmd.Dir, cmd.Env = l.dir, l.env
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		l.t.Fatalf("opsbook %v: %v", args, err)
+	}
+	if want >= 0 && code != want {
+		l.t.Fatalf("opsbook %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, out)
+	}
+	return string(out)
+}
+
+// newTask generates a task from a description, as a user would, and
+// checks it came from the expected library runbook.
+func (l *lab) newTask(description, library string) string {
+	l.t.Helper()
+	var res struct {
+		Task    string `json:"task"`
+		Library string `json:"library"`
+	}
+	out := l.opsbook(0, "new", description, "-o", "json")
+	must(l.t, json.Unmarshal([]byte(out), &res))
+	if res.Library != library {
+		l.t.Fatalf("opsbook new %q chose %q, want the library's %s:\n%s", description, res.Library, library, out)
+	}
+	return res.Task
+}
+
+// run runs a task in staging with gates approved and returns the output
+// and the finished run.
+func (l *lab) run(want int, task string, params ...string) (string, runbook.Run) {
+	l.t.Helper()
+	args := []string{"run", task, "--env", "staging", "--yes"}
+	for _, p := range params {
+		args = append(args, "--param", p)
+	}
+	out := l.opsbook(want, args...)
+	var runs []runbook.Run
+	must(l.t, json.Unmarshal([]byte(l.opsbook(0, "runs", "-o", "json")), &runs))
+	if len(runs) == 0 {
+		l.t.Fatalf("no run recorded:\n%s", out)
+	}
+	return out, runs[0]
+}
+
+// inject makes the fault wrappers act; "" removes the fault.
+func (l *lab) inject(fault string) {
+	l.t.Helper()
+	must(l.t, os.WriteFile(filepath.Join(l.faults, "active"), []byte(fault+"\n"), 0o644))
+}
+
+// wrap installs a wrapper of a command on the lab host's PATH: body runs
+// with the real command's path in $real, the injected fault's name in
+// $fault (read from the file $active), and must run "$real" "$@" itself.
+func (l *lab) wrap(command, body string) {
+	l.t.Helper()
+	real, err := exec.LookPath(command)
+	must(l.t, err)
+	active := filepath.Join(l.faults, "active")
+	script := fmt.Sprintf("#!/bin/bash\nreal=%s\nactive=%s\nfault=$(cat \"$active\" 2>/dev/null || true)\n%s\n", real, active, body)
+	must(l.t, os.WriteFile(filepath.Join(l.faults, "bin", command), []byte(script), 0o755))
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sh runs a shell command for an independent check and returns its
+// trimmed output.
+func sh(t *testing.T, command string) string {
+	t.Helper()
+	out, err := exec.Command("bash", "-c", "set -eo pipefail\n"+command).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", command, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+var execCommand = exec.Command
+
+// waitFor polls cond for up to 30 seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// session is a client connected to a database and idle, as a tester's
+// forgotten psql is.
+type session struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+func startSession(t *testing.T, c *pgtest.Cluster, db string) *session {
+	t.Helper()
+	cmd := exec.Command("psql", "-h", "127.0.0.1", "-p", fmt.Sprint(c.Port()), "-U", "postgres", "-d", db, "-Xq")
+	in, err := cmd.StdinPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	s := &session{cmd: cmd, stdin: in}
+	t.Cleanup(s.stop)
+	waitFor(t, "the session to connect", func() bool {
+		out, _ := psqlErr(c, "postgres", fmt.Sprintf("select count(*) from pg_stat_activity where datname = '%s' and pid <> pg_backend_pid()", db))
+		return out != "0"
+	})
+	return s
+}
+
+func (s *session) stop() {
+	s.stdin.Close()
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
+}
