@@ -146,7 +146,7 @@ type localRun struct {
 // without --server, and the run that `opsbook rehearse` rehearses.
 func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Plan, rel string, params []string, o localRun) (runbook.RunStatus, error) {
 	// Who runs it comes from `git config`, a process of its own: it runs
-	// while the run is admitted and the store opened instead of before.
+	// while the parameters are collected and the run is admitted.
 	actorC := make(chan string, 1)
 	go func() { actorC <- lifecycle.Actor(ws.Dir) }()
 	var err error
@@ -168,6 +168,9 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 	if err := refuseLocalProtectedGates(p); err != nil {
 		return "", err
 	}
+	// Received before the store is opened: from the moment its file is
+	// there until the run is recorded stays as short as it was.
+	actor := <-actorC
 	if tr != nil && tr.Snapshot() != "" {
 		p.Snapshot = tr.Snapshot()
 	}
@@ -181,7 +184,6 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 		return "", err
 	}
 	defer closeSSH()
-	actor := <-actorC
 	run, err := eng.Start(ctx, p, engine.StartOptions{Actor: actor, From: o.from, Emergency: o.emergency})
 	if err != nil {
 		var pe *engine.ParamsError

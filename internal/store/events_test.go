@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"sync"
@@ -341,4 +342,90 @@ func TestAppendSurvivesKill(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Two processes appending to one run on one SQLite file: nothing in
+// memory orders them, only the database's write lock, which every append
+// takes before it reads the last seq. A seq read outside that lock would
+// be handed out twice and the second commit would fail on the key.
+func TestAppendEventsTwoProcessesSQLite(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "opsbook.db")
+	var stores [2]*store.Store
+	for i := range stores {
+		s, err := store.Open(ctx, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	run := mustCreate(t, stores[0], runbook.Run{})
+	const writers, appends = 4, 25
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*writers)
+	for _, s := range stores {
+		for range writers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range appends {
+					if _, err := s.AppendEvents(ctx, run.ID, runbook.Event{Type: runbook.EventStepStarted, Step: "a"},
+						runbook.Event{Type: runbook.EventStepFinished, Step: "a"}); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := 0
+	for ev, err := range stores[1].AllEvents(ctx, run.ID, 0) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen++; ev.Seq != int64(seen) {
+			t.Fatalf("event %d has seq %d: not dense", seen, ev.Seq)
+		}
+	}
+	if want := 2 * writers * appends * 2; seen != want {
+		t.Fatalf("%d events, want %d", seen, want)
+	}
+	if last, err := stores[0].LastSeq(ctx, run.ID); err != nil || last != int64(seen) {
+		t.Errorf("LastSeq = %d, %v; want %d", last, err, seen)
+	}
+}
+
+// A run whose runs.last_seq is ahead of its events (a writer that bumps
+// it, as PostgreSQL's appends and earlier versions do, was there) goes on
+// after it: no seq is handed out twice.
+func TestAppendEventsHonoursLastSeqAhead(t *testing.T) {
+	storetest.ForEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		run := mustCreate(t, s, runbook.Run{})
+		if _, err := s.AppendEvents(ctx, run.ID, runbook.Event{Type: runbook.EventRunStarted}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.ExecForTest(s, ctx, `UPDATE runs SET last_seq = 7 WHERE id = $1`, run.ID); err != nil {
+			t.Fatal(err)
+		}
+		stored, err := s.AppendEvents(ctx, run.ID, runbook.Event{Type: runbook.EventStepStarted, Step: "a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stored[0].Seq != 8 {
+			t.Errorf("seq %d after last_seq 7, want 8", stored[0].Seq)
+		}
+		if last, err := s.LastSeq(ctx, run.ID); err != nil || last != 8 {
+			t.Errorf("LastSeq = %d, %v; want 8", last, err)
+		}
+		if _, err := s.AppendEvents(ctx, "no-such-run", runbook.Event{Type: runbook.EventStepStarted}); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("append to an unknown run: %v, want ErrNotFound", err)
+		}
+	})
 }

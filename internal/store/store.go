@@ -207,13 +207,14 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	defer unlock()
 	// Each SQLite connection has its own page cache (2 MiB by default), so
 	// the pools are bounded; there is one writer at a time anyway.
-	db, err := openSQLitePool(ctx, abs, "FULL", 16)
+	db, err := openSQLitePool(ctx, abs, "FULL", 16, true)
 	if err != nil {
 		return nil, err
 	}
 	// The append connection opens at FULL too: should database/sql ever
-	// replace it, a fresh connection errs on the durable side.
-	appendDB, err := openSQLitePool(ctx, abs, "FULL", 1)
+	// replace it, a fresh connection errs on the durable side. It connects
+	// on the first append: most commands append nothing.
+	appendDB, err := openSQLitePool(ctx, abs, "FULL", 1, false)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -221,7 +222,9 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	return &Store{db: db, appendDB: appendDB, appendSync: "FULL", dialect: DialectSQLite, path: abs}, nil
 }
 
-func openSQLitePool(ctx context.Context, path, synchronous string, conns int) (*sql.DB, error) {
+// openSQLitePool opens a pool; with ping it connects at once (the first
+// connection switches a fresh file to WAL), else on first use.
+func openSQLitePool(ctx context.Context, path, synchronous string, conns int, ping bool) (*sql.DB, error) {
 	q := "_txlock=immediate" // writers take the lock up front: no deadlock on read-then-write
 	for _, p := range sqlitePragmas {
 		q += "&_pragma=" + p
@@ -233,6 +236,9 @@ func openSQLitePool(ctx context.Context, path, synchronous string, conns int) (*
 	}
 	db.SetMaxOpenConns(conns)
 	db.SetMaxIdleConns(conns)
+	if !ping {
+		return db, nil
+	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
@@ -265,6 +271,39 @@ func (s *Store) migrate(ctx context.Context) error {
 		defer unlock()
 	}
 	p, err := goose.NewProvider(gooseDialect, s.db, dir, opts...)
+	if err != nil {
+		return fmt.Errorf("migrate store: %w", err)
+	}
+	if s.dialect == DialectSQLite {
+		return s.migrateSQLite(ctx, p, dir)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("migrate store: %w", err)
+	}
+	return nil
+}
+
+// migrateSQLite applies pending migrations through a connection of their
+// own at synchronous=NORMAL: a fresh store takes a dozen transactions, and
+// an fsync each made creating it the slowest part of a first run. It is as
+// safe: a killed process loses no commit in WAL mode, a power loss at most
+// the last migrations, which the next Open applies again, and the first
+// fsynced commit after them (a run's first event) makes them durable too,
+// since it syncs the whole WAL.
+func (s *Store) migrateSQLite(ctx context.Context, p *goose.Provider, dir fs.FS) error {
+	pending, err := p.HasPending(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate store: %w", err)
+	}
+	if !pending {
+		return nil
+	}
+	db, err := openSQLitePool(ctx, s.path, "NORMAL", 1, false)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	p, err = goose.NewProvider(goose.DialectSQLite3, db, dir)
 	if err != nil {
 		return fmt.Errorf("migrate store: %w", err)
 	}
