@@ -136,7 +136,7 @@ func (e *Engine) checkWatch(ctx context.Context, node string, w store.Watch, now
 			evs = append(evs, runbook.Event{Type: runbook.EventGuardBreached, Text: text, Data: map[string]string{
 				"guard": g.Guard.Name, "value": strconv.FormatFloat(v, 'g', -1, 64),
 				"threshold": g.Guard.Op + " " + strconv.FormatFloat(g.Guard.Threshold, 'g', -1, 64),
-				"action": action, "watch": "true"}})
+				"action":    action, "watch": "true"}})
 		}
 		g.Breached = now
 	}
