@@ -229,6 +229,13 @@ func (r *runner) drive(parent context.Context, resume bool) (runbook.RunStatus, 
 			return "", err
 		}
 	}
+	if final == runbook.RunSucceeded {
+		if err := r.startWatch(wctx); err != nil {
+			// The operation succeeded; a watch that could not start is an
+			// anomaly on the record, not a failure of the run.
+			r.append(wctx, runbook.Event{Type: runbook.EventAnomaly, Actor: "opsbook", Text: "the watch after the run did not start: " + err.Error()})
+		}
+	}
 	if err := r.append(wctx, runbook.Event{Type: runbook.EventRunFinished, Data: map[string]string{"status": string(final)}}); err != nil {
 		return r.endUnrecorded(wctx, err)
 	}

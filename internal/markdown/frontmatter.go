@@ -15,11 +15,14 @@ import (
 	"github.com/opsbook/opsbook/internal/runbook"
 )
 
+// MaxWatch is the longest watch after a run a runbook may ask for.
+const MaxWatch = 14 * 24 * time.Hour
+
 // FrontMatterKeys lists the keys a front matter may have. Keys starting
 // with "x-" are extensions that opsbook ignores.
 var FrontMatterKeys = []string{
 	"kind", "title", "system", "operation", "owner", "change", "environments",
-	"estimate", "rollback", "lang", "tags", "params", "targets", "guards",
+	"estimate", "rollback", "lang", "tags", "params", "targets", "guards", "watch",
 }
 
 var (
@@ -144,6 +147,13 @@ func (p *parser) parseFrontMatter(closeLine int) {
 			p.targets(v)
 		case "guards":
 			p.guards(v)
+		case "watch":
+			if s, ok := p.scalar(v, key); ok && s != "" {
+				fm.Watch = p.duration(s, p.yamlPos(v), "watch")
+				if fm.Watch > MaxWatch {
+					p.errorf(p.yamlPos(v), "bad-watch", "watch %s is longer than %s; watch for at most %s and plan a follow-up review", s, MaxWatch, MaxWatch)
+				}
+			}
 		default:
 			if strings.HasPrefix(key, "x-") {
 				continue

@@ -62,23 +62,26 @@ type Document struct {
 
 // FrontMatter is the YAML block at the top of a document.
 type FrontMatter struct {
-	Present      bool           `json:"present"`
-	Pos          Pos            `json:"pos"` // the opening "---"
-	Kind         Kind           `json:"kind"`
-	Title        string         `json:"title"`
-	System       string         `json:"system"`
-	Operation    string         `json:"operation"`
-	Owner        string         `json:"owner"`
-	Change       ChangeType     `json:"change"`
-	Environments []string       `json:"environments"`
-	Estimate     time.Duration  `json:"estimate"`
-	Rollback     string         `json:"rollback"` // path relative to the document
-	Lang         string         `json:"lang"`
-	Tags         []string       `json:"tags"`
-	Params       []Param        `json:"params"`
-	Targets      []Target       `json:"targets"`
-	Guards       []Guard        `json:"guards"`
-	Keys         map[string]Pos `json:"-"` // position of every top-level key, for diagnostics
+	Present      bool          `json:"present"`
+	Pos          Pos           `json:"pos"` // the opening "---"
+	Kind         Kind          `json:"kind"`
+	Title        string        `json:"title"`
+	System       string        `json:"system"`
+	Operation    string        `json:"operation"`
+	Owner        string        `json:"owner"`
+	Change       ChangeType    `json:"change"`
+	Environments []string      `json:"environments"`
+	Estimate     time.Duration `json:"estimate"`
+	Rollback     string        `json:"rollback"` // path relative to the document
+	Lang         string        `json:"lang"`
+	Tags         []string      `json:"tags"`
+	Params       []Param       `json:"params"`
+	Targets      []Target      `json:"targets"`
+	Guards       []Guard       `json:"guards"`
+	// Watch keeps the guards evaluated for this long after the run succeeds
+	// (the watch after the operation); 0: no watch.
+	Watch time.Duration  `json:"watch,omitempty"`
+	Keys  map[string]Pos `json:"-"` // position of every top-level key, for diagnostics
 }
 
 // ParamType is the declared type of a parameter.

@@ -106,6 +106,9 @@ const (
 	// EventNotified records a notification delivered about the run, so the
 	// postmortem's timeline shows who was told what, and when.
 	EventNotified EventType = "notification.sent" // Data: channel, kind, about (seq of the event it tells of); Text: the message's subject
+	// The watch after a successful run: guards keep being evaluated.
+	EventWatchStarted  EventType = "watch.started"  // Data: until (RFC 3339), guards (names)
+	EventWatchFinished EventType = "watch.finished" // Data: breaches (count); Text: how it ended
 	// Alerts (Prometheus Alertmanager) that started the run or resolved.
 	EventAlertFired    EventType = "alert.fired"    // Data: fingerprint, labels (JSON), source; Text: alertname: summary
 	EventAlertResolved EventType = "alert.resolved" // Data: fingerprint, labels (JSON), source; Text: alertname: summary

@@ -69,6 +69,7 @@ type RunState struct {
 	Decisions []Decision  `json:"decisions,omitempty"`
 	Anomalies []Note      `json:"anomalies,omitempty"`
 	Breaches  []Breach    `json:"breaches,omitempty"`
+	Watch     *Watch      `json:"watch,omitempty"` // the watch after a successful run
 	Resumes   []Note      `json:"resumes,omitempty"`
 	Interrupt []Note      `json:"interruptions,omitempty"`
 	Cancelled *Note       `json:"cancelled,omitempty"`
@@ -79,6 +80,24 @@ type RunState struct {
 }
 
 type stepIndex map[string]*StepState
+
+// Watch is the watch after a successful run: its guards are evaluated
+// until Until; breaches during it are in RunState.Breaches with Watch set.
+type Watch struct {
+	Until    time.Time `json:"until"`
+	Guards   []string  `json:"guards,omitempty"`
+	Breaches int       `json:"breaches"`
+	Finished bool      `json:"finished"`
+	Ended    string    `json:"ended,omitempty"` // how it ended, in words
+}
+
+// Left is how long the watch still runs at now (0 when over).
+func (w *Watch) Left(now time.Time) time.Duration {
+	if w == nil || w.Finished || !now.Before(w.Until) {
+		return 0
+	}
+	return w.Until.Sub(now)
+}
 
 // Rollback is the rollback phase of a run.
 type Rollback struct {
@@ -220,6 +239,7 @@ type Breach struct {
 	Action    string    `json:"action"` // pause | rollback
 	Step      string    `json:"step,omitempty"`
 	Text      string    `json:"text,omitempty"`
+	Watch     bool      `json:"watch,omitempty"` // during the watch after the run succeeded
 }
 
 // Waiting is an open question the run cannot proceed without.
@@ -558,7 +578,22 @@ func (s *RunState) Apply(ev Event) {
 	case EventGuardBreached:
 		s.Breaches = append(s.Breaches, Breach{Seq: ev.Seq, Time: ev.Time, Guard: ev.Data["guard"],
 			Value: ev.Data["value"], Threshold: ev.Data["threshold"], Action: ev.Data["action"],
-			Step: ev.Step, Text: ev.Text})
+			Step: ev.Step, Text: ev.Text, Watch: ev.Data["watch"] == "true"})
+		if s.Watch != nil && ev.Data["watch"] == "true" {
+			s.Watch.Breaches++
+		}
+
+	case EventWatchStarted:
+		until, _ := time.Parse(time.RFC3339, ev.Data["until"])
+		s.Watch = &Watch{Until: until}
+		if g := ev.Data["guards"]; g != "" {
+			s.Watch.Guards = strings.Split(g, ",")
+		}
+
+	case EventWatchFinished:
+		if s.Watch != nil {
+			s.Watch.Finished, s.Watch.Ended = true, ev.Text
+		}
 
 	case EventRollbackStart:
 		if s.Rollback == nil {
@@ -577,6 +612,9 @@ func (s *RunState) Apply(ev Event) {
 		}
 		s.Rollback.Status = StepStatus(ev.Data["status"])
 		s.Rollback.FinishedAt = ev.Time
+
+	case EventNotified, EventAlertFired, EventAlertResolved:
+		// Told in the timeline (internal/report); no state of their own.
 
 	default:
 		if !slices.Contains(s.Unknown, ev.Type) {

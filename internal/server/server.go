@@ -192,6 +192,28 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// watchAfterRuns carries on the watches after successful runs (front
+// matter watch:), whichever node or CLI ran them: every interval it
+// checks the watches that are due (engine.WatchRound; a lease in the store
+// gives each to one node at a time).
+func (s *Server) watchAfterRuns(ctx context.Context, every time.Duration) {
+	node := fmt.Sprintf("watch-%d-%d", os.Getpid(), time.Now().UnixNano())
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := s.engine.WatchRound(ctx, node); err != nil && ctx.Err() == nil {
+			s.log.Warn("watch after runs", "err", err)
+		} else if n > 0 {
+			s.notifier.Wake() // a breach is news
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 func (s *Server) newNotifier(base string) *notify.Dispatcher {
 	return notify.New(notify.Config{Store: s.store, Workspace: s.catalog.Workspace, BaseURL: base, Logger: s.log})
 }
@@ -291,6 +313,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(net.Addr
 		s.notifier = s.newNotifier("http://" + ln.Addr().String())
 	}
 	go s.notifier.Run(ctx)
+	go s.watchAfterRuns(ctx, 5*time.Second)
 	go s.runs.RunScheduler(ctx, s.cfg.SchedulerInterval)
 	watch := s.cfg.WatchInterval
 	if watch <= 0 {
