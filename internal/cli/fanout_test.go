@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/opsbook/opsbook/internal/testbin"
 	"net"
 	"os"
 	"os/exec"
@@ -65,7 +66,7 @@ const fanoutRunbook = "---\nkind: runbook\ntitle: Rolling deploy\ntargets:\n  we
 
 func opsbook(t *testing.T, dir string, env []string, args ...string) (string, int) {
 	t.Helper()
-	cmd := exec.Command(opsbookBinary(t), args...)
+	cmd := exec.Command(testbin.Opsbook(t), args...)
 	cmd.Dir, cmd.Env = dir, env
 	out, err := cmd.CombinedOutput()
 	code := 0

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"github.com/opsbook/opsbook/internal/testbin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,7 +124,7 @@ echo finished
 // operator would; the region is redrawn in place (it never reaches the
 // scrollback) and the secret never reaches the screen.
 func TestLiveViewInTerminal(t *testing.T) {
-	bin := opsbookBinary(t)
+	bin := testbin.Opsbook(t)
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, "opsbook.yaml"), []byte("name: live\nenvironments:\n  - name: dev\n"), 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "deploy.md"), []byte(liveRunbook), 0o644))
@@ -194,7 +195,7 @@ func TestLiveViewInTerminal(t *testing.T) {
 // TestLiveViewOffWithoutCursor: TERM=dumb in a terminal keeps the
 // line-oriented output.
 func TestLiveViewOffWithoutCursor(t *testing.T) {
-	bin := opsbookBinary(t)
+	bin := testbin.Opsbook(t)
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, "opsbook.yaml"), []byte("name: live\nenvironments:\n  - name: dev\n"), 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "hello.md"), []byte("---\nkind: runbook\ntitle: Hello\n---\n\n# Hello\n\n## Steps\n\n### Greet\n\n```sh {id=greet}\necho hello there\n```\n"), 0o644))
@@ -213,7 +214,7 @@ func TestLiveViewOffWithoutCursor(t *testing.T) {
 // TestLiveViewResize: on SIGWINCH the region is redrawn to the new width,
 // once, with nothing of the old frames left on the screen.
 func TestLiveViewResize(t *testing.T) {
-	bin := opsbookBinary(t)
+	bin := testbin.Opsbook(t)
 	dir := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dir, "opsbook.yaml"), []byte("name: live\nenvironments:\n  - name: dev\n"), 0o644))
 	must(t, os.WriteFile(filepath.Join(dir, "slow.md"), []byte("---\nkind: runbook\ntitle: A slow runbook with a rather long title\n---\n\n# Slow\n\n## Steps\n\n"+

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/opsbook/opsbook/internal/testbin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,7 +40,7 @@ func liveGroupMembers(pgid int) []string {
 // resumes: the left-over process group is stopped before the step runs
 // again, and that is recorded.
 func TestOrphanStoppedOnResume(t *testing.T) {
-	bin := opsbookBinary(t)
+	bin := testbin.Opsbook(t)
 	// opsbook killed with SIGKILL cannot remove its executor's temp dir:
 	// keep those inside the test's own directory.
 	t.Setenv("TMPDIR", t.TempDir())

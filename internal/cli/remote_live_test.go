@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/opsbook/opsbook/internal/testbin"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -85,7 +86,7 @@ func TestRemoteCommandsThroughFlags(t *testing.T) {
 // TestRemoteLiveViewInTerminal: a server run in a terminal has the same
 // live view as a local one, and the gate is decided by typing.
 func TestRemoteLiveViewInTerminal(t *testing.T) {
-	bin := opsbookBinary(t)
+	bin := testbin.Opsbook(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	url, key := testServer(t, ctx)

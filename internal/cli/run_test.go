@@ -4,12 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/opsbook/opsbook/internal/testbin"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,33 +17,6 @@ import (
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/store"
 )
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// opsbookBinary builds the real binary once per test process.
-func opsbookBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "opsbook-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "opsbook")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/opsbook/opsbook/cmd/opsbook").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
 
 const crashSteps = 10
 
@@ -98,7 +71,7 @@ func runLog(t *testing.T, dir, runID string) ([]runbook.Event, *runbook.RunState
 // without running a completed step twice and without losing recorded
 // output.
 func TestKillNineAndResume(t *testing.T) {
-	bin := opsbookBinary(t)
+	bin := testbin.Opsbook(t)
 	// opsbook killed with SIGKILL cannot remove its executor's temp dir:
 	// keep those inside the test's own directory.
 	t.Setenv("TMPDIR", t.TempDir())

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/opsbook/opsbook/internal/testbin"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -38,7 +39,7 @@ func copyTree(t *testing.T, src, dst string) {
 // and compare checksums. A failure means the first thing a new user runs is
 // broken.
 func TestSampleWorkspaceDemoRuns(t *testing.T) {
-	bin := opsbookBinary(t)
+	bin := testbin.Opsbook(t)
 	ws := t.TempDir()
 	copyTree(t, filepath.Join("..", "..", "examples", "workspace"), ws)
 	home := t.TempDir()

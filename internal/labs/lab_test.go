@@ -12,12 +12,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"github.com/opsbook/opsbook/internal/testbin"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,33 +25,6 @@ import (
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/store/pgtest"
 )
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// opsbookBinary builds the real binary once per test process.
-func opsbookBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "opsbook-labs-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "opsbook")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/opsbook/opsbook/cmd/opsbook").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
 
 func TestMain(m *testing.M) {
 	// The labs wait on processes (ssh, psql, nginx) far more than they
@@ -64,9 +37,7 @@ func TestMain(m *testing.M) {
 		flag.Set("test.parallel", "8")
 	}
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
@@ -163,7 +134,7 @@ environments:
 // caller expects (-1: any).
 func (l *lab) opsbook(want int, args ...string) string {
 	l.t.Helper()
-	cmd := exec.Command(opsbookBinary(l.t), args...)
+	cmd := exec.Command(testbin.Opsbook(l.t), args...)
 	cmd.Dir, cmd.Env = l.dir, l.env
 	out, err := cmd.CombinedOutput()
 	code := 0

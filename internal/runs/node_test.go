@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"github.com/opsbook/opsbook/internal/testbin"
 	"net"
 	"net/http"
 	"os"
@@ -25,33 +26,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// opsbookBinary builds the real binary once per test process.
-func opsbookBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "opsbook-bin-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "opsbook")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/opsbook/opsbook/cmd/opsbook").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
 
 // cluster is several real `opsbook serve` nodes on one PostgreSQL
 // database, sharing a workspace, a data directory (the master key) and an
@@ -98,7 +72,7 @@ var testKey = bytes.Repeat([]byte{7}, 32)
 
 func newCluster(t *testing.T, ws string, ttl time.Duration) *cluster {
 	t.Helper()
-	opsbookBinary(t)
+	testbin.Opsbook(t)
 	return &cluster{t: t, dsn: pgtest.DSN(t), ws: ws, data: t.TempDir(), ttl: ttl}
 }
 
@@ -112,7 +86,7 @@ func (c *cluster) start(name string, workers int) *node {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(binPath, "serve", "--addr", addr, "--db", c.dsn, "--data", c.data, "--workspace", c.ws,
+	cmd := exec.Command(testbin.Opsbook(t), "serve", "--addr", addr, "--db", c.dsn, "--data", c.data, "--workspace", c.ws,
 		"--workers", fmt.Sprint(workers), "--lease-ttl", c.ttl.String(), "--grace", "1s", "--node", name)
 	cmd.Env = append(os.Environ(), "OPSBOOK_MASTER_KEY=ha:"+base64.StdEncoding.EncodeToString(testKey))
 	logs := &syncBuffer{}
