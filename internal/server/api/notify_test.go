@@ -103,3 +103,38 @@ func TestNotificationsOfAServerRun(t *testing.T) {
 		}
 	})
 }
+
+// TestWatchShownOnRunPageAndOverview: a runbook with watch: keeps its
+// guards watched after the run succeeds; the run page and the overview
+// say so, with the time left.
+func TestWatchShownOnRunPageAndOverview(t *testing.T) {
+	eachStore(t, func(t *testing.T, dsn string) {
+		prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, `{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1700000000,"0.5"]}]}}`)
+		}))
+		defer prom.Close()
+		t.Setenv("OPSBOOK_PROMETHEUS_URL", prom.URL)
+		ws := t.TempDir()
+		if err := os.CopyFS(ws, os.DirFS("testdata/workspace")); err != nil {
+			t.Fatal(err)
+		}
+		const rb = "ops/runbooks/search-watched.md"
+		doc := "---\nkind: runbook\ntitle: Watched change\nguards:\n  - {name: errors, query: error_rate, threshold: \"> 1\", interval: 1m, on_breach: pause}\nwatch: 24h\n---\n\n# Watched change\n\n## Steps\n\n### Change\n\n```sh {id=change}\ntrue\n```\n"
+		if err := os.WriteFile(filepath.Join(ws, rb), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h := newHarnessWith(t, dsn, func(c *server.Config) { c.Workspace = ws })
+		h.must(http.StatusCreated, admin, "POST", "/api/v1/snapshots", map[string]string{"runbook": rb})
+		run := h.startRun(admin, rb, "staging", nil)
+		d := h.waitRun(run.ID, "finished", finished)
+		if d.Status != runbook.RunSucceeded || d.State.Watch == nil || d.State.Watch.Finished {
+			t.Fatalf("run %s, watch %+v", d.Status, d.State.Watch)
+		}
+		for _, page := range []string{"/runs/" + run.ID, "/"} {
+			r := h.browse(h.creds[admin], "GET", page, nil)
+			if r.status != 200 || !strings.Contains(string(r.body), "watching the guards, left:") || !strings.Contains(string(r.body), "24h0m0s") {
+				t.Errorf("%s does not show the watch (%d)", page, r.status)
+			}
+		}
+	})
+}

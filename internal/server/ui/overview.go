@@ -34,6 +34,7 @@ type overviewCell struct {
 	Visible      bool // the user may view runs of this runbook here
 	Run          *runbook.Run
 	Age          string
+	Watching     string // time left of the watch after the run, if one runs
 }
 
 type waitingGate struct {
@@ -81,6 +82,11 @@ func (h *handlers) overview(w http.ResponseWriter, r *http.Request) error {
 				if len(runs) == 1 {
 					c.Run = &runs[0]
 					c.Age = age(now, runs[0].CreatedAt)
+					if c.Run.Status == runbook.RunSucceeded && e.Doc != nil && e.Doc.Front.Watch > 0 {
+						if w, err := h.s.Store().GetWatch(ctx, c.Run.ID); err == nil && w.Until.After(now) {
+							c.Watching = formatDuration(w.Until.Sub(now).Round(time.Minute))
+						}
+					}
 				}
 			}
 			row.Cells = append(row.Cells, c)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/markdown"
@@ -32,6 +33,7 @@ type runView struct {
 	Stderr     []string // the last stderr lines of the failed step a question is about
 	Since      int64    // Unix ms the run started, while it runs (the page ticks from it)
 	FromSteps  []string // the document's steps, to run again from
+	WatchLeft  string   // the watch after a successful run: how long it still runs
 }
 
 type stepView struct {
@@ -110,6 +112,12 @@ func (h *handlers) viewRun(p *auth.Principal, run runbook.Run, state *runbook.Ru
 		if !v.Finished {
 			v.Since = state.StartedAt.UnixMilli()
 		}
+	}
+	if left := state.Watch.Left(now); left > 0 {
+		if left >= time.Minute {
+			left = left.Round(time.Minute)
+		}
+		v.WatchLeft = formatDuration(left)
 	}
 	seen := map[string]bool{}
 	add := func(ds *runbook.Step, st *runbook.StepState) {
