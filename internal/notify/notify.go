@@ -27,6 +27,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opsbook/opsbook/internal/lifecycle"
+	"github.com/opsbook/opsbook/internal/lifecycle/gates"
 	"github.com/opsbook/opsbook/internal/mask"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/store"
@@ -233,6 +235,11 @@ func (d *Dispatcher) deliver(ctx context.Context, ws *workspace.Workspace, dl st
 		d.cfg.Logger.Warn("notification outcome not recorded", "delivery", dl.ID, "err", ferr)
 		return
 	}
+	if err == nil && ch.Ticks != "" && m.RunID == "" && m.Task != "" && (m.Kind == workspace.NotifyReviewRequired || m.Kind == workspace.NotifyReviewComplete) {
+		if terr := tick(ws, m.Task, ch, m); terr != nil {
+			d.cfg.Logger.Warn("notification sent but the checklist item not ticked", "task", m.Task, "item", ch.Ticks, "err", terr)
+		}
+	}
 	if err == nil && m.RunID != "" {
 		_, aerr := d.cfg.Store.AppendEvents(ctx, m.RunID, runbook.Event{Type: runbook.EventNotified, Text: m.Subject,
 			Data: map[string]string{"channel": dl.Channel, "kind": m.Kind, "about": strconv.FormatInt(dl.Notice.Seq, 10)}})
@@ -301,4 +308,19 @@ func (d *Dispatcher) secrets(c workspace.Channel) *mask.Masker {
 		}
 	}
 	return m
+}
+
+// tick records the channel's checklist item (ticks:) as done in the task's
+// lifecycle record, once: the people the channel reaches were told of the
+// planned operation before it runs.
+func tick(ws *workspace.Workspace, task string, ch workspace.Channel, m Message) error {
+	t, err := gates.Load(ws, task)
+	if err != nil {
+		return err
+	}
+	if _, done := lifecycle.Ticks(t.Records)[ch.Ticks]; done {
+		return nil
+	}
+	return t.Append(lifecycle.Record{Time: time.Now(), Type: lifecycle.Check, Item: ch.Ticks, Actor: "opsbook",
+		Note: fmt.Sprintf("notification delivered to %s: %s", ch.Name, m.Subject)})
 }

@@ -28,6 +28,8 @@ import (
 	"github.com/emersion/go-sasl"
 	gosmtp "github.com/emersion/go-smtp"
 
+	"github.com/opsbook/opsbook/internal/lifecycle"
+	"github.com/opsbook/opsbook/internal/lifecycle/gates"
 	"github.com/opsbook/opsbook/internal/notify"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/store"
@@ -747,5 +749,70 @@ func TestScanTasksAsksForReviewsOnce(t *testing.T) {
 	}
 	if again, err := notify.ScanTasks(ctx, st, ws, now); err != nil || again != 1 {
 		t.Fatalf("after an edit: %d new notices (%v), want 1 for the new snapshot", again, err)
+	}
+}
+
+// TestDeliveredReviewNoticeTicksChecklist: a channel with ticks:
+// teams-notified ticks that item of the task once its review notice is
+// delivered, and not while the receiver is down.
+func TestDeliveredReviewNoticeTicksChecklist(t *testing.T) {
+	st := storetest.Open(t, store.DialectSQLite)
+	dir := t.TempDir()
+	if err := os.CopyFS(dir, os.DirFS("../../examples/workspace")); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := os.ReadFile(filepath.Join(dir, "opsbook.yaml"))
+	cfg = append(cfg, []byte(`notifications:
+  - name: teams
+    type: webhook
+    url_env: HOOK_URL
+    secret_env: HOOK_SECRET
+    events: [review_requested]
+    ticks: teams-notified
+`)...)
+	if err := os.WriteFile(filepath.Join(dir, "opsbook.yaml"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := workspace.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := startReceiver(t)
+	hook.failures = 3 // down for a while
+	env := map[string]string{"HOOK_URL": "http://" + hook.addr + "/", "HOOK_SECRET": hookSecret}
+	d := notify.New(notify.Config{Store: st, Workspace: func() *workspace.Workspace { return ws }, Node: "a",
+		Getenv: func(k string) string { return env[k] }, Backoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond, MaxAttempts: 50})
+	ctx := context.Background()
+	if _, err := notify.ScanTasks(ctx, st, ws, time.Date(2026, 3, 11, 9, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	ticked := func(task string) int {
+		tk, err := gates.Load(ws, task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, r := range tk.Records {
+			if r.Type == lifecycle.Check && r.Item == "teams-notified" && r.Actor == "opsbook" {
+				n++
+			}
+		}
+		return n
+	}
+	tasks, _ := ws.Tasks(false, time.Now())
+	task := tasks[0].Name
+	d.Round(ctx)
+	if ticked(task) != 0 {
+		t.Fatal("ticked while the receiver refused the notification")
+	}
+	for i := 0; i < 50 && ticked(task) == 0; i++ {
+		time.Sleep(20 * time.Millisecond)
+		d.Round(ctx)
+	}
+	for i := 0; i < 5; i++ {
+		d.Round(ctx)
+	}
+	if n := ticked(task); n != 1 {
+		t.Fatalf("teams-notified ticked %d times, want once after delivery", n)
 	}
 }

@@ -62,7 +62,10 @@ type Channel struct {
 	// teams to decide (a gate with roles=); other kinds pass.
 	Teams []string `json:"teams,omitempty"`
 	// Muted channels get nothing (kept in the file, switched off).
-	Muted bool        `json:"muted,omitempty"`
+	Muted bool `json:"muted,omitempty"`
+	// Ticks names a pre-execution checklist item (e.g. teams-notified)
+	// that a delivered review notice of a task ticks in its record.
+	Ticks string      `json:"ticks,omitempty"`
 	Pos   runbook.Pos `json:"-"`
 }
 
@@ -109,7 +112,7 @@ func (c Channel) Wants(kind, project, environment string, roles []string) bool {
 }
 
 var channelKeys = []string{"name", "type", "url", "url_env", "url_file", "secret_env", "secret_file", "to", "from", "smtp",
-	"projects", "environments", "events", "teams", "muted"}
+	"projects", "environments", "events", "teams", "muted", "ticks"}
 
 var smtpKeys = []string{"host", "port", "tls", "user", "password_env", "password_file", "ca_file"}
 
@@ -174,6 +177,11 @@ func (d *decoder) channel(n *yaml.Node) Channel {
 			c.Teams = d.strings(v, "teams")
 		case "muted":
 			c.Muted = d.boolean(v, "muted")
+		case "ticks":
+			c.Ticks = d.str(v, "ticks")
+			if c.Ticks != "" && !nameRe.MatchString(c.Ticks) {
+				d.errorf(v, "config-channel", "ticks %q must be a checklist item id such as teams-notified", c.Ticks)
+			}
 		}
 	})
 	d.entryName(n, "notification channel", c.Name)
