@@ -290,8 +290,7 @@ func (c *Catalog) fingerprint() string {
 
 // watchWorkspace re-reads the workspace whenever its files change
 // (polling: it works the same on every file system and in containers).
-func (s *Server) watchWorkspace(ctx context.Context, interval time.Duration) {
-	last := s.catalog.fingerprint()
+func (s *Server) watchWorkspace(ctx context.Context, last string, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

@@ -302,6 +302,13 @@ func Listen(addr string) (net.Listener, error) {
 func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(net.Addr)) error {
 	hs := &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		BaseContext: func(net.Listener) context.Context { return ctx }}
+	// Set up before anyone is told the address: the workspace as it is now
+	// (a change made just after ready must be seen as a change) and the
+	// notifier's links.
+	workspaceNow := s.catalog.fingerprint()
+	if s.cfg.PublicURL == "" {
+		s.notifier = s.newNotifier("http://" + ln.Addr().String())
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	if ready != nil {
@@ -309,9 +316,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(net.Addr
 	}
 	s.Start(context.WithoutCancel(ctx))
 	go s.housekeeping(ctx)
-	if s.cfg.PublicURL == "" {
-		s.notifier = s.newNotifier("http://" + ln.Addr().String())
-	}
 	go s.notifier.Run(ctx)
 	go s.watchAfterRuns(ctx, 5*time.Second)
 	go s.runs.RunScheduler(ctx, s.cfg.SchedulerInterval)
@@ -319,7 +323,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, ready func(net.Addr
 	if watch <= 0 {
 		watch = 5 * time.Second
 	}
-	go s.watchWorkspace(ctx, watch)
+	go s.watchWorkspace(ctx, workspaceNow, watch)
 	select {
 	case err := <-errc:
 		return err
