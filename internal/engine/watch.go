@@ -93,7 +93,7 @@ func (e *Engine) checkWatch(ctx context.Context, node string, w store.Watch, now
 		return fmt.Errorf("watch of run %s: guards: %w", w.RunID, err)
 	}
 	if !now.Before(w.Until) {
-		return e.endWatch(ctx, w.RunID, "the watch ended", gs)
+		return e.endWatch(ctx, w.RunID, "the watch ended")
 	}
 	base := w.Prometheus
 	if e.cfg.PrometheusURL != "" {
@@ -156,18 +156,12 @@ func (e *Engine) checkWatch(ctx context.Context, node string, w store.Watch, now
 	return e.cfg.Store.UpdateWatch(ctx, node, w)
 }
 
-// endWatch records the end of a run's watch and removes it. StopWatch
-// ends a watch early (an operator's word, or the run rolled back later).
-func (e *Engine) endWatch(ctx context.Context, runID, how string, gs []watchedGuard) error {
+// endWatch records the end of a run's watch and removes it.
+func (e *Engine) endWatch(ctx context.Context, runID, how string) error {
 	ended, err := e.cfg.Store.EndWatch(ctx, runID)
 	if err != nil || !ended {
 		return err
 	}
 	_, err = e.cfg.Store.AppendEvents(ctx, runID, runbook.Event{Type: runbook.EventWatchFinished, Text: how})
 	return err
-}
-
-// StopWatch ends a run's watch before its time, saying why.
-func (e *Engine) StopWatch(ctx context.Context, runID, actor, why string) error {
-	return e.endWatch(ctx, runID, fmt.Sprintf("stopped by %s: %s", actor, why), nil)
 }

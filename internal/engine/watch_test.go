@@ -31,6 +31,17 @@ func (h *harness) watchRounds(runID string, rounds int, each func(i int)) *runbo
 	return s
 }
 
+// watchedPlan is a one-step runbook with one guard (on_breach given) and
+// watch:, its rollback, and the fake Prometheus as the environment's.
+func (h *harness) watchedPlan(prom *promServer, onBreach, watch, action string) *Plan {
+	h.t.Helper()
+	d := h.doc("rb.md", guardFront(onBreach)+"watch: "+watch+"\n", step("Change", "sh {id=change}", action))
+	p := h.plan(d, nil)
+	p.PrometheusURL = prom.URL
+	p.Rollback = h.doc("undo.md", "kind: rollback\ntitle: Undo\n", step("Undo", "sh {id=undo}", "echo undo >> order"))
+	return p
+}
+
 // Fault class: a metric that goes bad hours after a change that
 // "succeeded". With watch:, the guards keep being evaluated after the run
 // succeeds; the breach is recorded once (while it lasts) on the run, which
@@ -39,10 +50,7 @@ func (h *harness) watchRounds(runID string, rounds int, each func(i int)) *runbo
 func TestWatchAfterSuccessRecordsBreachAndNeverRollsBack(t *testing.T) {
 	prom := newPromServer(t, "0.5")
 	h := newHarness(t)
-	d := h.doc("rb.md", guardFront("rollback")+"watch: 2s\n", step("Change", "sh {id=change}", "echo change >> order"))
-	p := h.plan(d, nil)
-	p.PrometheusURL = prom.URL
-	p.Rollback = h.doc("undo.md", "kind: rollback\ntitle: Undo\n", step("Undo", "sh {id=undo}", "echo undo >> order"))
+	p := h.watchedPlan(prom, "rollback", "2s", "echo change >> order")
 	status, s := h.run(p, StartOptions{}, ExecOptions{})
 	if status != runbook.RunSucceeded || s.Watch == nil || s.Watch.Left(time.Now()) <= 0 {
 		t.Fatalf("after the run: %s, watch %+v", status, s.Watch)
@@ -87,10 +95,7 @@ func TestWatchAfterSuccessRecordsBreachAndNeverRollsBack(t *testing.T) {
 func TestWatchRecordsBlindGuards(t *testing.T) {
 	prom := newPromServer(t, "500")
 	h := newHarness(t)
-	d := h.doc("rb.md", guardFront("pause")+"watch: 1s\n", step("Change", "sh {id=change}", "true"))
-	p := h.plan(d, nil)
-	p.PrometheusURL = prom.URL
-	p.Rollback = h.doc("undo.md", "kind: rollback\ntitle: Undo\n", step("Undo", "sh {id=undo}", "true"))
+	p := h.watchedPlan(prom, "pause", "1s", "true")
 	_, s := h.run(p, StartOptions{}, ExecOptions{})
 	s = h.watchRounds(s.RunID, 25, nil)
 	blind := 0
@@ -112,10 +117,7 @@ func TestWatchRecordsBlindGuards(t *testing.T) {
 func TestWatchOneNodeAtATime(t *testing.T) {
 	prom := newPromServer(t, "0.5")
 	h := newHarness(t)
-	d := h.doc("rb.md", guardFront("pause")+"watch: 1s\n", step("Change", "sh {id=change}", "true"))
-	p := h.plan(d, nil)
-	p.PrometheusURL = prom.URL
-	p.Rollback = h.doc("undo.md", "kind: rollback\ntitle: Undo\n", step("Undo", "sh {id=undo}", "true"))
+	p := h.watchedPlan(prom, "pause", "1s", "true")
 	_, s := h.run(p, StartOptions{}, ExecOptions{})
 	prom.set("7") // breached for the whole watch, after the run
 	ctx := context.Background()

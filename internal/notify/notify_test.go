@@ -65,12 +65,17 @@ type receiver struct {
 
 func startReceiver(t *testing.T) *receiver {
 	t.Helper()
-	r := &receiver{}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.addr = l.Addr().String()
+	return serveReceiver(t, l, 0)
+}
+
+// serveReceiver serves a receiver on l that answers 503 to its first
+// failures requests.
+func serveReceiver(t *testing.T, l net.Listener, failures int) *receiver {
+	r := &receiver{addr: l.Addr().String(), failures: failures}
 	r.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
@@ -450,20 +455,7 @@ func TestReceiverDownIsRetriedAndDeliveredOnce(t *testing.T) {
 		if err != nil {
 			t.Skipf("port %s taken by someone else meanwhile: %v", addr, err)
 		}
-		rc := &receiver{failures: 2}
-		rc.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-			body, _ := io.ReadAll(req.Body)
-			rc.mu.Lock()
-			defer rc.mu.Unlock()
-			if rc.failures > 0 {
-				rc.failures--
-				http.Error(w, "restarting", http.StatusServiceUnavailable)
-				return
-			}
-			rc.bodies = append(rc.bodies, body)
-		})}
-		go rc.srv.Serve(l)
-		defer rc.srv.Close()
+		rc := serveReceiver(t, l, 2)
 		ds = s.settle(r.ID, 1)
 		if ds[0].Status != store.DeliverySent {
 			t.Fatalf("after recovery: %+v", ds[0])
