@@ -53,8 +53,12 @@ func TestRunsList(t *testing.T) {
 		if !eval[bool](alice, `!!document.getElementById("runs-older")`) {
 			break
 		}
+		// Wait for the very page the link names, fully parsed: a wait on
+		// "before=" alone passes on the second page while the third is
+		// still loading, and a half-parsed table has fewer rows.
+		next := eval[string](alice, `document.getElementById("runs-older").href`)
 		eval[bool](alice, `document.getElementById("runs-older").click(); true`)
-		alice.wait("the next page", `location.search.includes("before=")`)
+		alice.wait("the next page", fmt.Sprintf(`location.href === %q && document.readyState === "complete"`, next))
 		alice.wait("its rows", rows+`.length > 0`)
 	}
 	if len(seen) != 121 {
