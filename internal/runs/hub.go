@@ -5,11 +5,15 @@ import "sync"
 // hub wakes live-event streams when a run's log grows: in this process
 // (the engine's observer) or, on PostgreSQL, anywhere (the store's
 // notifications, see Service.listen). Streams also poll the store, as a
-// safety net.
+// safety net. A subscription to allRuns hears of every run (the
+// overview).
 type hub struct {
 	mu   sync.Mutex
 	subs map[string]map[chan struct{}]struct{}
 }
+
+// allRuns is the subscription key that every run's news wakes.
+const allRuns = ""
 
 func newHub() *hub { return &hub{subs: map[string]map[chan struct{}]struct{}{}} }
 
@@ -36,10 +40,12 @@ func (h *hub) subscribe(runID string) (<-chan struct{}, func()) {
 func (h *hub) notify(runID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for ch := range h.subs[runID] {
-		select {
-		case ch <- struct{}{}:
-		default:
+	for _, key := range []string{runID, allRuns} {
+		for ch := range h.subs[key] {
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
 		}
 	}
 }

@@ -187,6 +187,10 @@ func (s *Service) Node() string { return s.cfg.Node }
 // this process, and a function to stop listening.
 func (s *Service) Subscribe(runID string) (<-chan struct{}, func()) { return s.hub.subscribe(runID) }
 
+// SubscribeAll is Subscribe for the news of every run (a run queued,
+// its log grown, its end).
+func (s *Service) SubscribeAll() (<-chan struct{}, func()) { return s.hub.subscribe(allRuns) }
+
 // Closed reports whether the service has stopped taking runs.
 func (s *Service) Closed() bool { return s.closed.Load() }
 

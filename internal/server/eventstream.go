@@ -13,14 +13,15 @@ import (
 // comment line: proxies close connections that say nothing.
 const keepAliveAfter = 15 * time.Second
 
-// EventStream is a server-sent-event response that follows one run: the
-// JSON API's event stream and the web UI's live run page both pace
-// themselves with it. Writes go to W; Flush sends them.
+// EventStream is a server-sent-event response that follows one run (the
+// JSON API's event stream and the web UI's live run page) or every run
+// (the overview). Writes go to W; Flush sends them.
 type EventStream struct {
 	W         http.ResponseWriter
 	s         *Server
 	r         *http.Request
-	scope     auth.Scope
+	may       func(*auth.Principal) bool // whether the caller may still follow
+	principal *auth.Principal            // as last authenticated
 	checked   time.Time
 	rc        *http.ResponseController
 	notify    <-chan struct{}
@@ -39,21 +40,41 @@ const recheckEvery = time.Second
 // batch after the first (see Wait) the caller is authenticated again from
 // r's credentials and must still hold RunbookView on the run.
 func (s *Server) StreamRun(w http.ResponseWriter, r *http.Request, run runbook.Run) *EventStream {
-	runID := run.ID
+	scope := auth.Scope{Project: s.Catalog().ProjectOf(run.Runbook), Environment: run.Environment}
+	notify, stop := s.Subscribe(run.ID)
+	return s.stream(w, r, notify, stop, time.Second, func(p *auth.Principal) bool { return p.Can(auth.RunbookView, scope) })
+}
+
+// StreamAll starts an event-stream response that follows every run: it
+// wakes on any run's news, and every pollEvery anyway (runs written by
+// other processes, ages that grow). Before each batch after the first
+// the caller is authenticated again and must still view some runbook;
+// Principal is then the fresh identity, so what the caller may see is
+// decided again for every batch: a grant taken away hides its runs from
+// the next batch on.
+func (s *Server) StreamAll(w http.ResponseWriter, r *http.Request, pollEvery time.Duration) *EventStream {
+	notify, stop := s.SubscribeAll()
+	return s.stream(w, r, notify, stop, pollEvery, func(p *auth.Principal) bool { return p.CanSomewhere(auth.RunbookView) })
+}
+
+func (s *Server) stream(w http.ResponseWriter, r *http.Request, notify <-chan struct{}, stop func(), pollEvery time.Duration, may func(*auth.Principal) bool) *EventStream {
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	notify, stop := s.Subscribe(runID)
 	return &EventStream{
 		W: w, rc: rc, notify: notify, stop: stop, s: s, r: r, checked: time.Now(),
-		scope:     auth.Scope{Project: s.Catalog().ProjectOf(run.Runbook), Environment: run.Environment},
-		poll:      time.NewTicker(time.Second), // events written by other processes
+		may: may, principal: auth.FromContext(r.Context()),
+		poll:      time.NewTicker(pollEvery), // events written by other processes
 		lastWrite: time.Now(),
 	}
 }
+
+// Principal is the caller as last authenticated (at the start, then at
+// most every recheckEvery).
+func (es *EventStream) Principal() *auth.Principal { return es.principal }
 
 // Close ends the subscription.
 func (es *EventStream) Close() {
@@ -93,10 +114,11 @@ func (es *EventStream) allowed() bool {
 	}
 	es.checked = time.Now()
 	p, err := es.s.authenticate(es.r)
-	if err != nil || p == nil || !p.Can(auth.RunbookView, es.scope) {
+	if err != nil || p == nil || !es.may(p) {
 		io.WriteString(es.W, "event: end\ndata: {\"reason\":\"access revoked\"}\n\n")
 		es.Flush()
 		return false
 	}
+	es.principal = p
 	return true
 }

@@ -237,6 +237,9 @@ func (s *Server) Subscribe(runID string) (<-chan struct{}, func()) {
 	return s.runs.Subscribe(runID)
 }
 
+// SubscribeAll is Subscribe for every run's news (the overview).
+func (s *Server) SubscribeAll() (<-chan struct{}, func()) { return s.runs.SubscribeAll() }
+
 // ServeHTTP serves the registered routes through the middleware.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 

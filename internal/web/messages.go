@@ -53,6 +53,7 @@ var catalogue = map[string]map[string]string{
 		"status_failed": "failed", "status_rolled_back": "rolled back", "status_cancelled": "cancelled",
 		"status_interrupted": "interrupted", "status_skipped": "skipped",
 		"choice_retry": "Retry", "choice_skip": "Skip", "choice_abort": "Abort", "choice_rollback": "Roll back", "choice_continue": "Continue",
+		"running_for": "running for",
 	},
 	"zh": {
 		"about": "概况", "action": "操作", "actions": "操作", "active": "启用", "actor": "操作人", "actual": "实际",
@@ -104,6 +105,7 @@ var catalogue = map[string]map[string]string{
 		"status_failed": "失败", "status_rolled_back": "已回滚", "status_cancelled": "已取消",
 		"status_interrupted": "已中断", "status_skipped": "已跳过",
 		"choice_retry": "重试", "choice_skip": "跳过", "choice_abort": "中止", "choice_rollback": "回滚", "choice_continue": "继续",
+		"running_for": "已运行",
 	},
 }
 

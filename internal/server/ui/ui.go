@@ -142,6 +142,14 @@ func (p *page) T(key string, args ...any) string {
 	return m
 }
 
+// With is the page with other data, for a fragment rendered once per
+// item (an overview cell).
+func (p *page) With(data any) *page {
+	c := *p
+	c.Data = data
+	return &c
+}
+
 // Can reports whether the user holds perm somewhere (menus); pages check
 // the precise scope themselves.
 func (p *page) Can(perm string) bool { return p.User.CanSomewhere(auth.Permission(perm)) }

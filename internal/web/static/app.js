@@ -364,12 +364,6 @@
     if (t && t.id === "panel" && e.detail.xhr && stale(e.detail.xhr.responseText)) e.detail.shouldSwap = false;
   });
 
-  // The overview's poller asks for the page as it is addressed now (the
-  // filters push their query into the address).
-  document.addEventListener("htmx:configRequest", function (e) {
-    if (e.detail.elt && e.detail.elt.id === "overview-poll") e.detail.path = location.pathname + location.search;
-  });
-
   // ---- Durations tick in the browser --------------------------------
   // An element with data-since (Unix ms) shows the time since then,
   // unless it has data-until too (then it is fixed).
