@@ -211,6 +211,7 @@ type tab struct {
 	base    string
 	mu      sync.Mutex
 	dialogs []string
+	accept  bool // answer dialogs OK (else Cancel)
 }
 
 func newTab(t testing.TB, root context.Context, base string) *tab {
@@ -219,8 +220,9 @@ func newTab(t testing.TB, root context.Context, base string) *tab {
 		if d, ok := ev.(*page.EventJavascriptDialogOpening); ok {
 			tb.mu.Lock()
 			tb.dialogs = append(tb.dialogs, d.Message)
+			accept := tb.accept
 			tb.mu.Unlock()
-			go chromedp.Call(tb.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
+			go chromedp.Call(tb.ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: accept})
 		}
 	}))
 	t.Cleanup(cancel)

@@ -34,6 +34,9 @@ type runView struct {
 	Since      int64    // Unix ms the run started, while it runs (the page ticks from it)
 	FromSteps  []string // the document's steps, to run again from
 	WatchLeft  string   // the watch after a successful run: how long it still runs
+	// RollbackRun is the Run form of the runbook's rollback document,
+	// filled with this run's parameters (run page only, not the stream).
+	RollbackRun *runbookData
 }
 
 type stepView struct {
@@ -225,6 +228,9 @@ func (h *handlers) runPage(w http.ResponseWriter, r *http.Request) error {
 	v, err := h.runViewFor(r)
 	if err != nil {
 		return err
+	}
+	if e, ok := h.s.Catalog().Get(v.Run.Runbook); ok {
+		v.RollbackRun = h.rollbackForm(principal(r), e, v.Run.Environment, v.Run.Params)
 	}
 	return h.render(w, http.StatusOK, "run", h.newPage(r, v.Run.Title, "overview", v))
 }

@@ -33,6 +33,9 @@ type runbookData struct {
 	Form        *runForm
 	Runs        []runRow // the latest runs the user may view
 	CanPublish  bool     // RunbookEdit, and the current content is not the published one
+	// RollbackRun is the Run form of the runbook's rollback document
+	// ("Run rollback"), when it has one the user may run.
+	RollbackRun *runbookData
 }
 
 // runForm is the Run form generated from the typed parameters.
@@ -47,6 +50,18 @@ type runForm struct {
 	Emergency       bool
 	EmergencyReason string
 	Error           string
+	// Rollback marks the form of a rollback document offered beside the
+	// runbook's own: its element ids are prefixed, and it asks first.
+	Rollback bool
+}
+
+// Prefix is what the form's element ids start with, so two forms fit on
+// one page.
+func (f *runForm) Prefix() string {
+	if f.Rollback {
+		return "rb-"
+	}
+	return ""
 }
 
 type paramField struct {
@@ -85,7 +100,37 @@ func (h *handlers) runbookPage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	d.Runs = h.runRows(runs)
+	d.RollbackRun = h.rollbackForm(principal(r), e, "", nil)
 	return h.render(w, http.StatusOK, "runbook", h.newPage(r, e.Title, "overview", d))
+}
+
+// rollbackForm is the Run form of e's rollback document, to start it as
+// a run of its own: the rollback's parameters (its defaults, its required
+// ones), filled from values under the names the rollback declares, as the
+// engine fills them when a run rolls back (runbook.RollbackParams) —
+// secrets excepted, they are never echoed. Starting it is POST /runs like
+// any run, with the same permission check. nil when e has no rollback or
+// the user may run it nowhere.
+func (h *handlers) rollbackForm(p *auth.Principal, e *server.Entry, env string, values map[string]string) *runbookData {
+	if e == nil || e.Rollback == nil {
+		return nil
+	}
+	rb, ok := h.s.Catalog().Get(e.Rollback.Path)
+	if !ok {
+		return nil
+	}
+	given := map[string]string{}
+	for _, def := range rb.Doc.Front.Params {
+		if v, ok := values[def.Name]; ok && v != "" && !def.SecretParam() {
+			given[def.Name] = v
+		}
+	}
+	f := h.newRunForm(p, rb, given)
+	if f == nil {
+		return nil
+	}
+	f.Rollback, f.Env = true, env
+	return &runbookData{Entry: rb, Form: f}
 }
 
 // reviewOf returns the lifecycle summary of the task a runbook belongs to
@@ -206,6 +251,7 @@ func (h *handlers) startRun(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	f.Env, f.EmergencyReason = env, reason
+	f.Rollback = r.PostFormValue("form") == "rollback"
 	for i := range f.Fields {
 		f.Fields[i].Error = fieldErrs[f.Fields[i].Name]
 		delete(fieldErrs, f.Fields[i].Name)
