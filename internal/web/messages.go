@@ -53,10 +53,10 @@ var catalogue = map[string]map[string]string{
 		"status_failed": "failed", "status_rolled_back": "rolled back", "status_cancelled": "cancelled",
 		"status_interrupted": "interrupted", "status_skipped": "skipped",
 		"choice_retry": "Retry", "choice_skip": "Skip", "choice_abort": "Abort", "choice_rollback": "Roll back", "choice_continue": "Continue",
-		"running_for": "running for",
+		"running_for":  "running for",
 		"run_rollback": "Run rollback", "run_rollback_help": "Start the rollback document as a run of its own, with its parameters:",
 		"confirm_run_rollback": "Start the rollback now? It undoes the change in the environment chosen.",
-		"ptype_string": "text", "ptype_int": "integer", "ptype_bool": "yes/no", "ptype_enum": "one of", "ptype_path": "path", "ptype_secret": "secret",
+		"ptype_string":         "text", "ptype_int": "integer", "ptype_bool": "yes/no", "ptype_enum": "one of", "ptype_path": "path", "ptype_secret": "secret",
 	},
 	"zh": {
 		"about": "概况", "action": "操作", "actions": "操作", "active": "启用", "actor": "操作人", "actual": "实际",
@@ -108,10 +108,10 @@ var catalogue = map[string]map[string]string{
 		"status_failed": "失败", "status_rolled_back": "已回滚", "status_cancelled": "已取消",
 		"status_interrupted": "已中断", "status_skipped": "已跳过",
 		"choice_retry": "重试", "choice_skip": "跳过", "choice_abort": "中止", "choice_rollback": "回滚", "choice_continue": "继续",
-		"running_for": "已运行",
+		"running_for":  "已运行",
 		"run_rollback": "执行回滚", "run_rollback_help": "把回滚文档作为一次独立的执行启动，参数如下：",
 		"confirm_run_rollback": "现在启动回滚吗？它会在所选环境中撤销变更。",
-		"ptype_string": "文本", "ptype_int": "整数", "ptype_bool": "是/否", "ptype_enum": "选项之一", "ptype_path": "路径", "ptype_secret": "密钥",
+		"ptype_string":         "文本", "ptype_int": "整数", "ptype_bool": "是/否", "ptype_enum": "选项之一", "ptype_path": "路径", "ptype_secret": "密钥",
 	},
 }
 

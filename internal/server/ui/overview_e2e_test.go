@@ -204,4 +204,3 @@ func waitStatus(t *testing.T, ts *testServer, id string, want runbook.RunStatus)
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
