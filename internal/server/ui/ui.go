@@ -150,6 +150,27 @@ func (p *page) With(data any) *page {
 	return &c
 }
 
+// StepKind is a step's kind for people: gate, manual step or call in the
+// page's language; a command's language as written (sh, python).
+func (p *page) StepKind(s runbook.Step) template.HTML {
+	switch k := stepKind(s); k {
+	case "gate", "manual", "call":
+		return template.HTML(template.HTMLEscapeString(p.T("stepkind_" + k)))
+	default:
+		return template.HTML("<code>" + template.HTMLEscapeString(k) + "</code>")
+	}
+}
+
+// TaskState is a planned operation's lifecycle state ("in review") in the
+// page's language; a state the catalogue does not know shows as it is.
+func (p *page) TaskState(state string) string {
+	key := "task_state_" + strings.ReplaceAll(state, " ", "_")
+	if _, ok := web.Messages("en")[key]; !ok {
+		return state
+	}
+	return p.T(key)
+}
+
 // Can reports whether the user holds perm somewhere (menus); pages check
 // the precise scope themselves.
 func (p *page) Can(perm string) bool { return p.User.CanSomewhere(auth.Permission(perm)) }
