@@ -143,6 +143,20 @@ func TestVariablesSnapshotsTriggers(t *testing.T) {
 		if p, err := s.Published(ctx, "ops/runbooks/backup.md"); err != nil || p.Hash != "h1" {
 			t.Fatalf("%+v %v", p, err)
 		}
+		// Listed newest first, without sources, only the runbook's own.
+		if err := s.PutSnapshot(ctx, store.Snapshot{Hash: "h3", Runbook: "ops/runbooks/backup.md", Source: []byte("# z"), CreatedBy: "c", CreatedAt: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutSnapshot(ctx, store.Snapshot{Hash: "other", Runbook: "ops/runbooks/other.md", Source: []byte("# o"), CreatedBy: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		sns, err := s.ListSnapshots(ctx, "ops/runbooks/backup.md", 0)
+		if err != nil || len(sns) != 3 || sns[0].Hash != "h3" || sns[0].CreatedBy != "c" || sns[0].Source != nil || sns[0].CreatedAt.IsZero() {
+			t.Fatalf("snapshots of backup.md: %+v %v", sns, err)
+		}
+		if sns, err := s.ListSnapshots(ctx, "ops/runbooks/backup.md", 1); err != nil || len(sns) != 1 || sns[0].Hash != "h3" {
+			t.Fatalf("the newest snapshot of backup.md: %+v %v", sns, err)
+		}
 		svc := &store.User{Name: "svc-nightly", Service: true}
 		if err := s.CreateUser(ctx, svc); err != nil {
 			t.Fatal(err)

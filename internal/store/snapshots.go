@@ -102,6 +102,36 @@ func (s *Store) GetSnapshot(ctx context.Context, hash string) (Snapshot, error) 
 	return sn, nil
 }
 
+// ListSnapshots lists a runbook's stored snapshots, newest first, at most
+// limit (all when limit ≤ 0), without their sources.
+func (s *Store) ListSnapshots(ctx context.Context, runbookPath string, limit int) ([]Snapshot, error) {
+	q := `SELECT hash, runbook, rollback_path, created_by, created_at FROM snapshots WHERE runbook = $1 ORDER BY created_at DESC, hash`
+	args := []any{runbookPath}
+	if limit > 0 {
+		q += ` LIMIT $2`
+		args = append(args, limit)
+	}
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list snapshots of %s: %w", runbookPath, mapError(err))
+	}
+	defer rows.Close()
+	var out []Snapshot
+	for rows.Next() {
+		var sn Snapshot
+		var at int64
+		if err := rows.Scan(&sn.Hash, &sn.Runbook, &sn.RollbackPath, &sn.CreatedBy, &at); err != nil {
+			return nil, fmt.Errorf("list snapshots of %s: %w", runbookPath, mapError(err))
+		}
+		sn.CreatedAt = fromMicros(at)
+		out = append(out, sn)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list snapshots of %s: %w", runbookPath, mapError(err))
+	}
+	return out, nil
+}
+
 // Publish makes hash the published snapshot of its runbook.
 func (s *Store) Publish(ctx context.Context, p Publication) error {
 	if p.PublishedAt.IsZero() {

@@ -36,6 +36,7 @@ type runbookData struct {
 	// RollbackRun is the Run form of the runbook's rollback document
 	// ("Run rollback"), when it has one the user may run.
 	RollbackRun *runbookData
+	Snapshots   []store.Snapshot // the latest stored, newest first
 }
 
 // runForm is the Run form generated from the typed parameters.
@@ -101,6 +102,9 @@ func (h *handlers) runbookPage(w http.ResponseWriter, r *http.Request) error {
 	}
 	d.Runs = h.runRows(runs)
 	d.RollbackRun = h.rollbackForm(principal(r), e, "", nil)
+	if d.Snapshots, err = h.s.Store().ListSnapshots(r.Context(), e.Path, 10); err != nil {
+		return err
+	}
 	return h.render(w, http.StatusOK, "runbook", h.newPage(r, e.Title, "overview", d))
 }
 
