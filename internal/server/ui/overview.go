@@ -147,7 +147,21 @@ func (h *handlers) overviewLive(w http.ResponseWriter, r *http.Request) error {
 	// before a change the stream did not see.
 	sent := map[string]string{} // cell id → what the page shows now
 	lastWaiting := ""
+	var last time.Time
 	for {
+		// A run writing thousands of lines a second wakes the stream as
+		// often; the overview changes far less: one batch per
+		// overviewMinGap at most, whatever the news.
+		if wait := time.Until(last.Add(overviewMinGap)); wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+		}
+		last = time.Now()
 		pg.User = es.Principal()
 		d, err := h.overviewOf(ctx, pg.User, "", "")
 		if err != nil {
@@ -183,6 +197,10 @@ func (h *handlers) overviewLive(w http.ResponseWriter, r *http.Request) error {
 // overviewRefresh is how often the overview's stream looks again without
 // news: runs written by another process, ages that grow.
 const overviewRefresh = 5 * time.Second
+
+// overviewMinGap is the least time between two batches of the overview's
+// stream.
+const overviewMinGap = 500 * time.Millisecond
 
 // gatesFor lists the runs waiting for p: at a gate p may decide, or at a
 // manual step or a guided-failure question p may answer (RunbookRun).

@@ -118,8 +118,10 @@ func TestOverviewLive(t *testing.T) {
 // the overview page would: a user who may view project payments in
 // staging learns nothing of runs in project web, or of payments runs in
 // production, nor of their gates — while a run they may view arrives.
-// Fault: a stream that renders every run (or every waiting gate) without
-// the caller's grants leaks other projects' run ids and titles.
+// Grants taken away mid-stream apply from the next batch on. Faults: a
+// stream that renders every run (or every waiting gate) without the
+// caller's grants leaks other projects' run ids and titles; a stream that
+// keeps the identity it started with keeps showing revoked runs.
 func TestOverviewStreamScoped(t *testing.T) {
 	const secret = "ops/runbooks/web-secret.md"
 	gated := "---\nkind: runbook\ntitle: Top secret web change\n---\n\n# Secret\n\n## Steps\n\n### Gate\n\n```gate {id=go approvers=1}\nGo?\n```\n\n### After\n\n```sh {id=after}\necho done\n```\n"
@@ -127,10 +129,16 @@ func TestOverviewStreamScoped(t *testing.T) {
 	ts.publish(t, secret)
 	ts.user(t, "mallory") // no grants yet
 	ctx := context.Background()
+	var staging []int64 // the grants revoked later
 	for _, perm := range []auth.Permission{auth.RunbookView, auth.RunbookApprove, auth.RunbookRun} {
-		if err := ts.st.CreateGrant(ctx, &auth.Grant{Team: "mallory", Permission: perm, Projects: []string{"payments"}, Environments: []string{"staging"}}); err != nil {
+		g := &auth.Grant{Team: "mallory", Permission: perm, Projects: []string{"payments"}, Environments: []string{"staging"}}
+		if err := ts.st.CreateGrant(ctx, g); err != nil {
 			t.Fatal(err)
 		}
+		staging = append(staging, g.ID)
+	}
+	if err := ts.st.CreateGrant(ctx, &auth.Grant{Team: "mallory", Permission: auth.RunbookView, Projects: []string{"payments"}, Environments: []string{"dev"}}); err != nil {
+		t.Fatal(err)
 	}
 	cookie := ts.signIn(t, "mallory")
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ts.url+"/overview/live", nil)
@@ -167,23 +175,57 @@ func TestOverviewStreamScoped(t *testing.T) {
 	// Visible: a payments run in staging, which waits at its gate too.
 	visible := ts.startAs(t, "alice", backupRunbook, "staging", map[string]string{"ROWS": "1", "TOKEN": "tok-1234"})
 
-	var cellSeen, gateSeen bool
 	var all strings.Builder
-	deadline := time.After(30 * time.Second)
-	for !(cellSeen && gateSeen) {
-		select {
-		case line, ok := <-data:
-			if !ok {
-				t.Fatalf("the stream ended before showing the visible run:\n%s", all.String())
+	// until reads the stream until done says so of the latest event.
+	until := func(what string, done func(event string) bool) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		var event strings.Builder
+		for {
+			select {
+			case line, ok := <-data:
+				if !ok {
+					t.Fatalf("the stream ended before %s:\n%s", what, all.String())
+				}
+				all.WriteString(line + "\n")
+				if line != "" {
+					event.WriteString(line + "\n")
+					continue
+				}
+				if done(event.String()) {
+					return
+				}
+				event.Reset()
+			case <-deadline:
+				t.Fatalf("timed out waiting for %s over the stream:\n%s", what, all.String())
 			}
-			all.WriteString(line + "\n")
-			cellSeen = cellSeen || strings.Contains(line, `data-run="`+visible.ID+`"`) && strings.Contains(line, `data-status="waiting"`)
-			gateSeen = gateSeen || strings.Contains(line, `gate-item" data-kind="gate" data-run="`+visible.ID+`"`)
-		case <-deadline:
-			t.Fatalf("the visible run's cell and gate did not arrive over the stream (cell %v, gate %v):\n%s", cellSeen, gateSeen, all.String())
 		}
 	}
-	for _, leak := range []string{hidden[0].ID, hidden[1].ID, "Top secret", secret} {
+	var cellSeen, gateSeen bool
+	until("the visible run's cell and gate", func(ev string) bool {
+		cellSeen = cellSeen || strings.Contains(ev, `data-run="`+visible.ID+`"`) && strings.Contains(ev, `data-status="waiting"`)
+		gateSeen = gateSeen || strings.Contains(ev, `gate-item" data-kind="gate" data-run="`+visible.ID+`"`)
+		return cellSeen && gateSeen
+	})
+
+	// The staging grants taken away, mid-stream: the gate leaves what
+	// waits, and a later staging run is never shown, while a dev run
+	// (still granted) is.
+	for _, id := range staging {
+		if err := ts.st.DeleteGrant(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	until("the gate to leave 'waiting for me'", func(ev string) bool {
+		return strings.HasPrefix(ev, "event: waiting\n") && !strings.Contains(ev, visible.ID)
+	})
+	hidden = append(hidden, ts.startAs(t, "alice", backupRunbook, "staging", map[string]string{"ROWS": "1", "TOKEN": "tok-1234"}))
+	canary := ts.startAs(t, "alice", backupRunbook, "dev", map[string]string{"ROWS": "1", "TOKEN": "tok-1234"})
+	waitStatus(t, ts, hidden[2].ID, runbook.RunWaiting)
+	until("the dev run, still granted", func(ev string) bool {
+		return strings.Contains(ev, `data-run="`+canary.ID+`"`) && strings.Contains(ev, `data-status="waiting"`)
+	})
+	for _, leak := range []string{hidden[0].ID, hidden[1].ID, hidden[2].ID, "Top secret", secret} {
 		if strings.Contains(all.String(), leak) {
 			t.Errorf("the stream leaked %q to a user who may not view it", leak)
 		}
