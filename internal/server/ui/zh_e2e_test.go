@@ -24,6 +24,11 @@ var zhAllowed = []string{"opsbook", "English", "No-Go", "Go", "RunbookView", "Ru
 	"VariableEdit", "Admin", "stderr", "stdout", "SSH", "API", "YAML", "opsbook.yaml", "OIDC", "Prometheus", "Alertmanager",
 	"Webhook", "webhook", "cron", "lint", "<<FILL:", "HMAC-SHA256", "HMAC", "X-Opsbook-Signature", "Europe/Berlin", "UTC", "PDF", "A4", "run.start"}
 
+const manualRunbook = "ops/runbooks/web-manual.md"
+
+// manualDoc waits for an operator to confirm a manual step.
+const manualDoc = "---\nkind: runbook\ntitle: Manual switch\n---\n\n# Manual\n\n## Steps\n\n### Flip\n\n```manual {id=flip}\nFlip the switch in the console.\n```\n"
+
 // boardTask is a planned operation of the sample workspace, copied into
 // the test workspace so the board has a task to show.
 const boardTaskName = "2026-03-10-postgres-upgrade-v12-to-v15"
@@ -42,19 +47,26 @@ func TestChineseComplete(t *testing.T) {
 		withRunbook(t, noisyRunbook, noisy(30))(c)
 		withRunbook(t, migrateRunbook, migrateDoc)(c)
 		withRunbook(t, migrateRollback, migrateRollbackDoc)(c)
+		withRunbook(t, askRunbook, askDoc)(c)
+		withRunbook(t, manualRunbook, manualDoc)(c)
 		if err := os.CopyFS(filepath.Join(c.Workspace, "ops", "active", boardTaskName), os.DirFS(filepath.Join("..", "..", "..", "examples", "workspace", "ops", "active", boardTaskName))); err != nil {
 			t.Fatal(err)
 		}
 	})
-	for _, rb := range []string{noisyRunbook, migrateRunbook, migrateRollback} {
+	for _, rb := range []string{noisyRunbook, migrateRunbook, migrateRollback, askRunbook, manualRunbook} {
 		ts.publish(t, rb)
 	}
 	ts.user(t, "root", auth.Admin)
+	ts.user(t, "nobody") // no grants at all
 	ctx := context.Background()
 	root := browser(t)
 	run := finishedRun(t, ts, noisyRunbook)
 	gated := ts.startAs(t, "alice", backupRunbook, "staging", map[string]string{"ROWS": "1", "TOKEN": "tok-1234"})
-	waitStatus(t, ts, gated.ID, runbook.RunWaiting)
+	asking := ts.startAs(t, "alice", askRunbook, "dev", nil)
+	manual := ts.startAs(t, "alice", manualRunbook, "dev", nil)
+	for _, r := range []runbook.Run{gated, asking, manual} {
+		waitStatus(t, ts, r.ID, runbook.RunWaiting)
+	}
 	svc := &store.User{Name: "svc-nightly", Service: true}
 	if err := ts.st.CreateUser(ctx, svc); err != nil {
 		t.Fatal(err)
@@ -81,7 +93,7 @@ func TestChineseComplete(t *testing.T) {
 		allowed = append(allowed, e.Tags...)
 	}
 	allowed = append(allowed, ts.srv.Catalog().Workspace().EnvironmentNames()...)
-	allowed = append(allowed, "alice", "bob", "victor", "root", "svc-nightly", "test", "local", "nightly", "REGION", "eu-west-1", "my-laptop", boardTaskName, run.ID, gated.ID)
+	allowed = append(allowed, "alice", "bob", "victor", "root", "nobody", "svc-nightly", "test", "local", "nightly", "REGION", "eu-west-1", "my-laptop", boardTaskName, run.ID, gated.ID, asking.ID, manual.ID)
 	allowed = append(allowed, "exit status") // a failed step's error, as the log recorded it
 	sort.Slice(allowed, func(i, j int) bool { return len(allowed[i]) > len(allowed[j]) })
 
@@ -104,7 +116,9 @@ func TestChineseComplete(t *testing.T) {
 		}
 	}
 	walk("alice", []pg{
-		{"/", `document.querySelector("#matrix td[data-run]")`},
+		{"/", `document.querySelector("#matrix td[data-run]") && document.querySelector('#waiting-region .wait-item[data-kind="ask"]') && document.querySelector('#waiting-region .wait-item[data-kind="manual"]')`},
+		{"/runs/" + asking.ID, `document.querySelector("#wait-ask #choice-skip") && document.querySelector("#stderr-tail")`},
+		{"/runs/" + manual.ID, `document.querySelector("#wait-manual #confirm")`},
 		{"/runs", `document.querySelector("table.runs tr[data-run]")`},
 		{"/runs?status=failed&who=nobody", `document.getElementById("no-runs")`},
 		{"/runbooks/" + noisyRunbook, `document.querySelector("#history-h")`},
@@ -131,6 +145,9 @@ func TestChineseComplete(t *testing.T) {
 		{"/audit", `document.querySelector("main table")`},
 		{"/", `document.querySelector("#matrix") && document.querySelector("#waiting-region .gate-item")`},
 		{"/runs/" + gated.ID, `document.querySelector("#wait-gate #approve")`},
+	})
+	walk("nobody", []pg{
+		{"/", `document.getElementById("error-h") && document.getElementById("logout")`},
 	})
 }
 
@@ -159,7 +176,7 @@ func checkChinese(t *testing.T, tb *tab, allowed []string, path, ready string) {
 		document.querySelectorAll("[placeholder], [aria-label], [title], [data-confirm], input[type=submit][value]").forEach(function (el) {
 			if (el.closest("[hidden]")) return;
 			["placeholder", "aria-label", "title", "data-confirm", "value"].forEach(function (a) {
-				if (el.getAttribute(a) && (a !== "value" || el.type === "submit")) out.push(el.getAttribute(a));
+				if (el.getAttribute(a) && (a !== "value" || el.tagName === "INPUT")) out.push(el.getAttribute(a));
 			});
 		});
 		out.push(document.title);
