@@ -45,10 +45,12 @@ func (ts *testServer) startAs(t testing.TB, name, rel, env string, params map[st
 // stream, without polling and without a reload. A run started in another
 // tab appears in its cell (running, with a ticking duration), the gate it
 // reaches appears in the approver's "waiting for me", and the approval
-// and the run's end reach both. Fault: an overview that only updates on
+// and the run's end reach both; a manual step comes and goes in the
+// runner's. (A guided-failure question: TestStalePanelRace.) Fault: an overview that only updates on
 // reload (or by polling, which the request count catches).
 func TestOverviewLive(t *testing.T) {
-	ts := startServer(t)
+	ts := startServerWith(t, withRunbook(t, manualRunbook, manualDoc))
+	ts.publish(t, manualRunbook)
 	root := browser(t)
 	cell := `document.querySelector('td[data-runbook="ops/runbooks/payments-backup.md"][data-env="staging"]')`
 
@@ -95,6 +97,19 @@ func TestOverviewLive(t *testing.T) {
 	}
 	bob.wait("the approved gate to leave 'waiting for me'", `!document.querySelector("#waiting-region .gate-item")`)
 	alice.wait("the cell to show the run succeeded", cell+`.dataset.status === "succeeded" && !`+cell+`.querySelector(".running")`)
+	// A manual step reaches the runner's "waiting for me", and leaves it
+	// once confirmed (through the API, from another tab).
+	manual := ts.startAs(t, "alice", manualRunbook, "dev", nil)
+	alice.wait("the manual step in 'waiting for me'", `document.querySelector('#waiting-region .wait-item[data-kind="manual"][data-run="`+manual.ID+`"]')`)
+	status, err = chromedp.Run(starter.ctx, chromedp.Evaluate[int](`(async () => {
+		const csrf = JSON.parse(document.body.getAttribute("hx-headers"))["X-CSRF-Token"];
+		return (await fetch("/api/v1/runs/`+manual.ID+`/answer", {method: "POST", headers: {"X-CSRF-Token": csrf, "Content-Type": "application/json"},
+			body: JSON.stringify({kind: "manual", choice: "confirmed"})})).status;
+	})()`, chromedp.EvalAwaitPromise))
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("alice's confirmation through the API: %d %v", status, err)
+	}
+	alice.wait("the confirmed step to leave 'waiting for me'", `!document.querySelector("#waiting-region .wait-item")`)
 	for _, tb := range []*tab{alice, bob} {
 		if !eval[bool](tb, `window.__noReload === true`) {
 			t.Error("the overview reloaded")
