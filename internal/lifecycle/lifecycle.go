@@ -14,7 +14,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strings"
@@ -207,10 +206,8 @@ func Summarize(recs []Record) Summary {
 // Actor names the person at the keyboard: git's user.email in dir, else
 // the OS user name.
 func Actor(dir string) string {
-	cmd := exec.Command("git", "config", "user.email")
-	cmd.Dir = dir
-	if out, err := cmd.Output(); err == nil {
-		if s := strings.TrimSpace(string(out)); s != "" {
+	if s, ok := gitUserEmail(dir); ok {
+		if s = strings.TrimSpace(s); s != "" {
 			return s
 		}
 	}

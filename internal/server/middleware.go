@@ -88,8 +88,8 @@ func (s *Server) withLogging(next http.Handler) http.Handler {
 				status = http.StatusOK
 			}
 			elapsed := time.Since(start)
-			s.metrics.httpRequests.WithLabelValues(r.Method, route, strconv.Itoa(status)).Inc()
-			s.metrics.httpDuration.WithLabelValues(r.Method, route).Observe(elapsed.Seconds())
+			s.metrics.httpRequests.With(r.Method, route, strconv.Itoa(status)).Inc()
+			s.metrics.httpDuration.With(r.Method, route).Observe(elapsed.Seconds())
 			user := ""
 			if p := auth.FromContext(r.Context()); p != nil {
 				user = p.Name

@@ -26,7 +26,6 @@ import (
 	"github.com/opsbook/opsbook/internal/runs"
 	"github.com/opsbook/opsbook/internal/secret"
 	"github.com/opsbook/opsbook/internal/store"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Config configures a Server.
@@ -83,7 +82,7 @@ type Server struct {
 	log     *slog.Logger
 	mux     *http.ServeMux
 	routes  []Route
-	metrics *metrics
+	metrics *serverMetrics
 	runs    *runs.Service
 	// notifier delivers the notifications of opsbook.yaml (see notify).
 	notifier *notify.Dispatcher
@@ -150,9 +149,9 @@ func New(cfg Config) (*Server, error) {
 	s.runs, err = runs.New(runs.Config{Store: cfg.Store, Engine: cfg.Engine, Keys: cfg.Keys, Catalog: catalog, Logger: cfg.Logger,
 		Audit: s.Audit, Workers: cfg.Workers, LeaseTTL: cfg.LeaseTTL, Node: cfg.Node, Now: cfg.Now,
 		StepFinished: func(status string, d time.Duration) {
-			s.metrics.stepDuration.WithLabelValues(status).Observe(d.Seconds())
+			s.metrics.stepDuration.With(status).Observe(d.Seconds())
 		},
-		RunFinished: func(status runbook.RunStatus) { s.metrics.runsFinished.WithLabelValues(string(status)).Inc() },
+		RunFinished: func(status runbook.RunStatus) { s.metrics.runsFinished.With(string(status)).Inc() },
 	})
 	if err != nil {
 		return nil, err
@@ -184,9 +183,8 @@ func New(cfg Config) (*Server, error) {
 		WriteJSON(w, http.StatusOK, ready)
 		return nil
 	})
-	metricsHandler := promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{})
 	s.Handle("GET /metrics", auth.Public(), "Prometheus metrics", func(w http.ResponseWriter, r *http.Request) error {
-		metricsHandler.ServeHTTP(w, r)
+		s.metrics.registry.ServeHTTP(w, r)
 		return nil
 	})
 	return s, nil
