@@ -263,6 +263,38 @@ func (h *harness) browse(c credential, method, path string, form url.Values) res
 	return h.send(browserClient, c, method, path, rd, "application/x-www-form-urlencoded", "text/html")
 }
 
+// streamStatus is browse for an event stream that never ends: the status
+// and headers of a GET as a browser's EventSource sends it, the body read
+// only when it is not a stream.
+func (h *harness) streamStatus(c credential, path string) response {
+	h.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, h.http.URL+path, nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream, text/html")
+	switch {
+	case c.key != "":
+		req.Header.Set("Authorization", "Bearer "+c.key)
+	case c.cookie != "":
+		req.AddCookie(&http.Cookie{Name: server.SessionCookie, Value: c.cookie})
+	}
+	resp, err := browserClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := response{status: resp.StatusCode, header: resp.Header}
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		if r.body, err = io.ReadAll(resp.Body); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+	return r
+}
+
 // send makes one request with c's credentials; accept, when not empty, is
 // the Accept header.
 func (h *harness) send(client *http.Client, c credential, method, path string, rd io.Reader, contentType, accept string) response {

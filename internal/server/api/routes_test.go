@@ -190,6 +190,8 @@ var routeCases = map[string]routeCase{
 	"GET /runs":                 {setup: static("/runs?status=succeeded", nil), ok: 200, allow: signedIn},
 	"GET /runs/{id}":            {setup: onUIRun("", nil), ok: 200, allow: signedIn, status: otherProject},
 	"GET /runs/{id}/live":       {setup: onUIRun("/live", nil), ok: 200, allow: signedIn, status: otherProject},
+	// The overview's stream never ends: its status is the answer (see streamStatus).
+	"GET /overview/live": {setup: static("/overview/live", nil), ok: 200, allow: signedIn},
 	"GET /runs/{id}/log":        {setup: onUIRun("/log", nil), ok: 200, allow: signedIn, status: otherProject},
 	"GET /runs/{id}/log/rows":   {setup: onUIRun("/log/rows?line=0", nil), ok: 200, allow: signedIn, status: otherProject},
 	"GET /runs/{id}/log/search": {setup: onUIRun("/log/search?q=row", nil), ok: 200, allow: signedIn, status: otherProject},
@@ -452,6 +454,11 @@ func TestRoutePermissions(t *testing.T) {
 						return
 					}
 					var r response
+					if key == "GET /overview/live" {
+						r = h.streamStatus(cred, path)
+						c.check(t, role, rt.Method, path, page, r)
+						return
+					}
 					if page {
 						form, _ := body.(url.Values)
 						r = h.browse(cred, rt.Method, path, form)
