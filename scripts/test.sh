@@ -15,6 +15,8 @@ need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server openssh-client)
 command -v pgrep >/dev/null 2>&1 || need+=(procps) # sshexec tests look for leftover remote processes
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The Chinese UI screenshots (TestScreenshots -screenshots) need a CJK font, or Chromium draws boxes.
+fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-wqy-microhei)
 command -v tmux >/dev/null 2>&1 || need+=(tmux) # internal/cli drives the live view in a real pseudo-terminal
 command -v git >/dev/null 2>&1 || need+=(git) # workspace archive tests commit with git
 command -v python3 >/dev/null 2>&1 || need+=(python3) # executor tests run a python3 step
