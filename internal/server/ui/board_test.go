@@ -11,7 +11,7 @@ import (
 )
 
 // signIn signs name in through the sign-in form and returns its session cookie.
-func (ts *testServer) signIn(t *testing.T, name string) *http.Cookie {
+func (ts *testServer) signIn(t testing.TB, name string) *http.Cookie {
 	t.Helper()
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := client.PostForm(ts.url+"/login", url.Values{"name": {name}, "password": {password}})

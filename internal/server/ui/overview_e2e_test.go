@@ -3,6 +3,7 @@ package ui_test
 import (
 	"bufio"
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -260,4 +261,47 @@ func waitStatus(t *testing.T, ts *testServer, id string, want runbook.RunStatus)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// BenchmarkOverview measures one overview as the page and each batch of
+// its stream compute it (overviewOf: the latest run of every runbook in
+// every environment, and what waits), over the sample workspace's
+// runbooks with 10,000 runs in the store, as an admin who sees every
+// cell. The stream computes it at most every 500 ms per open overview.
+func BenchmarkOverview(b *testing.B) {
+	ts := startServerFrom(b, "../../../examples/workspace", nil, nil)
+	ts.user(b, "root", auth.Admin)
+	ctx := context.Background()
+	envs := ts.srv.Catalog().Workspace().EnvironmentNames()
+	entries := ts.srv.Catalog().List()
+	base := time.Now().Add(-24 * time.Hour)
+	for i := range 10000 {
+		e := entries[i%len(entries)]
+		r := &runbook.Run{Runbook: e.Path, Title: e.Title, Environment: envs[i%len(envs)], Status: runbook.RunSucceeded,
+			CreatedBy: "alice", CreatedAt: base.Add(time.Duration(i) * time.Second)}
+		if err := ts.st.CreateRun(ctx, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cookie := ts.signIn(b, "root")
+	get := func() {
+		req, err := http.NewRequest(http.MethodGet, ts.url+"/", nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		req.AddCookie(cookie)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || n == 0 {
+			b.Fatalf("GET /: %d, %d bytes", resp.StatusCode, n)
+		}
+	}
+	for b.Loop() {
+		get()
+	}
+	b.ReportMetric(float64(len(entries)*len(envs)), "cells")
 }
