@@ -3,6 +3,9 @@ package api_test
 import (
 	"bytes"
 	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -20,14 +23,25 @@ func TestMetricsScrape(t *testing.T) {
 		run := h.startRun(admin, searchRunbook, "staging", nil)
 		status := h.waitRun(run.ID, "finished", finished).Status
 
-		r := h.do(anonymous, "GET", "/metrics", nil)
-		if r.status != 200 {
-			t.Fatalf("GET /metrics: %d", r.status)
-		}
-		p := expfmt.NewTextParser(model.UTF8Validation)
-		fams, err := p.TextToMetricFamilies(bytes.NewReader(r.body))
-		if err != nil {
-			t.Fatalf("Prometheus' parser refuses the scrape: %v\n%s", err, r.body)
+		// The run's status is stored before the run's goroutine counts it
+		// as finished, so scrape until the counter has caught up (a few
+		// milliseconds) rather than judging the first scrape.
+		var r response
+		var fams map[string]*dto.MetricFamily
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			r = h.do(anonymous, "GET", "/metrics", nil)
+			if r.status != 200 {
+				t.Fatalf("GET /metrics: %d", r.status)
+			}
+			p := expfmt.NewTextParser(model.UTF8Validation)
+			var err error
+			fams, err = p.TextToMetricFamilies(bytes.NewReader(r.body))
+			if err != nil {
+				t.Fatalf("Prometheus' parser refuses the scrape: %v\n%s", err, r.body)
+			}
+			if f := fams["opsbook_runs_finished_total"]; (f != nil && f.GetMetric()[0].GetCounter().GetValue() >= 1) || time.Now().After(deadline) {
+				break
+			}
 		}
 		counted := false
 		for _, m := range fams["opsbook_http_requests_total"].GetMetric() {
