@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -141,6 +142,21 @@ func TestLoadKeyring(t *testing.T) {
 		os.Chmod(path, 0o644)
 		if _, err := ReadKeyFile(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
 			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+// FuzzValidKeyID: the hand-written key id check accepts exactly what the
+// regexp it replaced accepted (fault class: a start-up optimisation that
+// widens or narrows what is valid).
+func FuzzValidKeyID(f *testing.F) {
+	re := regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	for _, s := range []string{"", "k1", "prod-2026_a", strings.Repeat("a", 64), strings.Repeat("a", 65), "a b", "ключ", "a\n", "-"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		if got, want := validKeyID(id), re.MatchString(id); got != want {
+			t.Fatalf("validKeyID(%q) = %v, the regexp says %v", id, got, want)
 		}
 	})
 }
