@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,7 +237,7 @@ func (d *Dispatcher) deliver(ctx context.Context, ws *workspace.Workspace, dl st
 		return
 	}
 	if err == nil && ch.Ticks != "" && m.RunID == "" && m.Task != "" && (m.Kind == workspace.NotifyReviewRequired || m.Kind == workspace.NotifyReviewComplete) {
-		if terr := tick(ws, m.Task, ch, m); terr != nil {
+		if terr := tick(ctx, d.cfg.Store, ws, m.Task, ch, m); terr != nil {
 			d.cfg.Logger.Warn("notification sent but the checklist item not ticked", "task", m.Task, "item", ch.Ticks, "err", terr)
 		}
 	}
@@ -310,17 +311,28 @@ func (d *Dispatcher) secrets(c workspace.Channel) *mask.Masker {
 	return m
 }
 
-// tick records the channel's checklist item (ticks:) as done in the task's
-// lifecycle record, once: the people the channel reaches were told of the
-// planned operation before it runs.
-func tick(ws *workspace.Workspace, task string, ch workspace.Channel, m Message) error {
+// tick records the channel's checklist item (ticks:) as done, once: the
+// people the channel reaches were told of the planned operation before it
+// runs. The server did it, so the tick goes into the store as the server's
+// own (verified: it counts in a protected environment) and, for workspaces
+// read without the server, into the task's lifecycle record.
+func tick(ctx context.Context, st *store.Store, ws *workspace.Workspace, task string, ch workspace.Channel, m Message) error {
 	t, err := gates.Load(ws, task)
 	if err != nil {
 		return err
 	}
+	note := fmt.Sprintf("notification delivered to %s: %s", ch.Name, m.Subject)
+	ticks, err := st.ListTaskTicks(ctx, t.Name)
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(ticks, func(tk store.TaskTick) bool { return tk.Item == ch.Ticks && tk.Ticked }) {
+		if err := st.SetTaskTick(ctx, store.TaskTick{Task: t.Name, Item: ch.Ticks, Ticked: true, Actor: "opsbook", Note: note}); err != nil {
+			return err
+		}
+	}
 	if _, done := lifecycle.Ticks(t.Records)[ch.Ticks]; done {
 		return nil
 	}
-	return t.Append(lifecycle.Record{Time: time.Now(), Type: lifecycle.Check, Item: ch.Ticks, Actor: "opsbook",
-		Note: fmt.Sprintf("notification delivered to %s: %s", ch.Name, m.Subject)})
+	return t.Append(lifecycle.Record{Time: time.Now(), Type: lifecycle.Check, Item: ch.Ticks, Actor: "opsbook", Note: note})
 }

@@ -45,7 +45,11 @@ func ScanTasks(ctx context.Context, st *store.Store, ws *workspace.Workspace, no
 		if err != nil || env == "" {
 			continue // a task that does not load is lint's to report, not ours
 		}
-		rep, err := t.Evaluate(env, now, gates.Options{})
+		verified, err := st.VerifiedRecords(ctx, wt.Name)
+		if err != nil {
+			return added, err
+		}
+		rep, err := t.Evaluate(env, now, gates.Options{Verified: &gates.Verified{Records: verified}})
 		if err != nil {
 			continue
 		}

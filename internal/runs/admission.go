@@ -39,7 +39,13 @@ func (s *Service) admitTask(ctx context.Context, rel string, docs Documents, env
 	if err != nil {
 		return nil, err
 	}
-	rep, err := t.Admit(envName, s.now(), gates.Options{Emergency: emergency, StoreRuns: stored})
+	verified, err := s.store.VerifiedRecords(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	// The server is the workspace's server: in a protected environment
+	// only the reviews and ticks of its signed-in users count.
+	rep, err := t.Admit(envName, s.now(), gates.Options{Emergency: emergency, StoreRuns: stored, Verified: &gates.Verified{Records: verified}})
 	var refusal *gates.Refusal
 	if errors.As(err, &refusal) {
 		return nil, Errorf(http.StatusConflict, "gates_unmet", "%v\n%s", err, gateLines(rep))
@@ -123,7 +129,11 @@ func (s *Service) recordedAdmission(rel, runID, envName, emergency string) (*tas
 			continue
 		}
 		t.Snapshot = r.Snapshot
-		rep, err := t.Evaluate(envName, s.now(), gates.Options{Emergency: emergency})
+		verified, err := s.store.VerifiedRecords(context.Background(), name)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := t.Evaluate(envName, s.now(), gates.Options{Emergency: emergency, Verified: &gates.Verified{Records: verified}})
 		if err != nil {
 			return nil, fmt.Errorf("task %s: %w", name, err)
 		}

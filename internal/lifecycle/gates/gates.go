@@ -45,26 +45,43 @@ type Options struct {
 	// StoreRuns are runs of the task from a run store, besides those the
 	// lifecycle file records (runs started elsewhere, e.g. on a server).
 	StoreRuns []runbook.Run
+	// Verified, when not nil, says the workspace has a server, and holds
+	// the reviews and checklist ticks its signed-in users recorded. In a
+	// protected environment only these count: the git-email records of
+	// lifecycle.jsonl name whoever the committer claims to be.
+	Verified *Verified
+}
+
+// Verified are a task's reviews and checklist ticks recorded by
+// authenticated users of a server (store.VerifiedRecords): Review, Check
+// and Uncheck records, oldest first, Actor the user's name.
+type Verified struct {
+	Records []lifecycle.Record
 }
 
 // Report is the state of a task and its gates for one environment.
 type Report struct {
-	Task        string               `json:"task,omitempty"`
-	Runbook     string               `json:"runbook,omitempty"` // a standing runbook's path (AdmitStanding), when Task is empty
-	Dir         string               `json:"dir"`
-	State       string               `json:"state"`
-	Snapshot    string               `json:"snapshot"`
-	Short       string               `json:"snapshot_short"`
-	Author      string               `json:"author,omitempty"`
-	Environment string               `json:"environment"`
-	Protected   bool                 `json:"protected"`
-	RunSnapshot string               `json:"run_snapshot,omitempty"` // what a run in Environment would store
-	Gates       []Gate               `json:"gates"`
-	Reviews     lifecycle.Reviews    `json:"reviews"`
-	Checklist   []Item               `json:"checklist"`
-	Runs        []lifecycle.RunEntry `json:"runs"`
-	Emergency   string               `json:"emergency,omitempty"`
-	Now         time.Time            `json:"now"`
+	Task        string            `json:"task,omitempty"`
+	Runbook     string            `json:"runbook,omitempty"` // a standing runbook's path (AdmitStanding), when Task is empty
+	Dir         string            `json:"dir"`
+	State       string            `json:"state"`
+	Snapshot    string            `json:"snapshot"`
+	Short       string            `json:"snapshot_short"`
+	Author      string            `json:"author,omitempty"`
+	Environment string            `json:"environment"`
+	Protected   bool              `json:"protected"`
+	RunSnapshot string            `json:"run_snapshot,omitempty"` // what a run in Environment would store
+	Gates       []Gate            `json:"gates"`
+	Reviews     lifecycle.Reviews `json:"reviews"`
+	// Verified says Reviews and Checklist are the server's verified
+	// records only (a protected environment of a workspace with a server).
+	Verified bool `json:"verified"`
+	// Unverified are the git-email reviews that Verified leaves uncounted.
+	Unverified *lifecycle.Reviews   `json:"unverified_reviews,omitempty"`
+	Checklist  []Item               `json:"checklist"`
+	Runs       []lifecycle.RunEntry `json:"runs"`
+	Emergency  string               `json:"emergency,omitempty"`
+	Now        time.Time            `json:"now"`
 }
 
 // Item is a pre-execution checklist item and its tick.
@@ -75,6 +92,9 @@ type Item struct {
 	By     string    `json:"by,omitempty"`
 	At     time.Time `json:"at,omitzero"`
 	Note   string    `json:"note,omitempty"`
+	// Verified: ticked by a signed-in user of the server (or the server
+	// itself), not a git-email record.
+	Verified bool `json:"verified"`
 }
 
 // Allowed reports whether every gate lets a run start.
@@ -102,23 +122,43 @@ func (r *Report) Overrides() []string {
 func (t *Task) Evaluate(envName string, now time.Time, o Options) (*Report, error) {
 	rep := &Report{Task: t.Name, Dir: t.Rel, Snapshot: t.Snapshot, Short: snapshot.ShortOf(t.Snapshot),
 		Author: t.Author, Environment: envName, Emergency: o.Emergency, Now: now}
-	rep.Reviews = lifecycle.ReviewsOf(t.Records, t.Snapshot, t.Author)
 	rep.Runs = t.runs(o.StoreRuns)
-	ticks := lifecycle.Ticks(t.Records)
+	var env workspace.Environment
+	if envName != "" {
+		var err error
+		if env, err = t.ws.Environment(envName); err != nil {
+			return nil, err
+		}
+	}
+	recs := t.Records
+	switch {
+	case o.Verified != nil && env.Protected:
+		// Only what signed-in people recorded on the server counts here.
+		recs = o.Verified.Records
+		rep.Verified = true
+		if un := lifecycle.ReviewsOf(t.Records, t.Snapshot, t.Author); len(un.History) > 0 {
+			rep.Unverified = &un
+		}
+	case o.Verified != nil:
+		recs = merge(t.Records, o.Verified.Records)
+	}
+	rep.Reviews = lifecycle.ReviewsOf(recs, t.Snapshot, t.Author)
+	if o.Verified != nil {
+		rep.Reviews.Approvers = slices.DeleteFunc(rep.Reviews.Approvers, func(r lifecycle.Record) bool {
+			return r.Data["verified"] != "" && IsAuthor(r.Actor, t.Author)
+		})
+	}
+	ticks := lifecycle.Ticks(recs)
 	for _, it := range t.Items {
 		i := Item{ID: it.ID, Text: it.Text}
 		if r, ok := ticks[it.ID]; ok {
-			i.Ticked, i.By, i.At, i.Note = true, r.Actor, r.Time, r.Note
+			i.Ticked, i.By, i.At, i.Note, i.Verified = true, r.Actor, r.Time, r.Note, r.Data["verified"] != ""
 		}
 		rep.Checklist = append(rep.Checklist, i)
 	}
 	if envName == "" {
 		rep.State = t.state(rep, nil)
 		return rep, nil
-	}
-	env, err := t.ws.Environment(envName)
-	if err != nil {
-		return nil, err
 	}
 	rep.Protected = env.Protected
 	rep.RunSnapshot = t.RunSnapshot(env)
@@ -135,6 +175,29 @@ func (t *Task) Evaluate(envName string, now time.Time, o Options) (*Report, erro
 	rep.Gates = append(rep.Gates, changeGates(env, now, t.Runbook.Front.Change, o.Emergency)...)
 	rep.State = t.state(rep, &env)
 	return rep, nil
+}
+
+// merge interleaves the lifecycle file's records with the server's by time.
+func merge(file, verified []lifecycle.Record) []lifecycle.Record {
+	out := append(slices.Clip(file), verified...)
+	slices.SortStableFunc(out, func(a, b lifecycle.Record) int { return a.Time.Compare(b.Time) })
+	return out
+}
+
+// IsAuthor reports whether the server user named user is the task's
+// author, as far as it can be known: the created record names the author
+// by git's user.email, so the user whose name is that address, or its part
+// before the @, is taken to be the author (a stricter reading than a
+// coincidence of names deserves, and the safe one).
+func IsAuthor(user, author string) bool {
+	if author == "" || user == "" {
+		return false
+	}
+	if strings.EqualFold(user, author) {
+		return true
+	}
+	local, _, ok := strings.Cut(author, "@")
+	return ok && strings.EqualFold(local, user)
 }
 
 // changeGates are the gates of the change calendar: the environment's
@@ -199,8 +262,14 @@ func (t *Task) reviewsGate(rep *Report, env workspace.Environment) Gate {
 	if len(names) > 0 {
 		g.Detail += " (" + strings.Join(names, ", ") + ")"
 	}
+	if rep.Verified {
+		g.Detail += " by signed-in users of the server"
+	}
 	if n := len(rv.Stale); n > 0 {
 		g.Detail += fmt.Sprintf("; %d stale approval(s) of an earlier snapshot are not counted", n)
+	}
+	if rep.Unverified != nil && len(rep.Unverified.Approvers) > 0 {
+		g.Detail += fmt.Sprintf("; %d unverified git-email approval(s) in lifecycle.jsonl are not counted in a protected environment", len(rep.Unverified.Approvers))
 	}
 	var missing []string
 	if need := env.Reviewers - len(names); need > 0 {
@@ -208,7 +277,12 @@ func (t *Task) reviewsGate(rep *Report, env workspace.Environment) Gate {
 		if t.Author != "" {
 			who = "reviewers other than the author " + t.Author
 		}
-		missing = append(missing, fmt.Sprintf("%d more approval(s) by %s: `opsbook review %s --approve`", need, who, t.Name))
+		how := fmt.Sprintf("`opsbook review %s --approve`", t.Name)
+		if rep.Verified {
+			who = "signed-in " + who
+			how = fmt.Sprintf("`opsbook review %s --approve` with OPSBOOK_SERVER set, or Review on the server's board", t.Name)
+		}
+		missing = append(missing, fmt.Sprintf("%d more approval(s) by %s: %s", need, who, how))
 	}
 	for _, r := range rv.ChangesRequested {
 		s := fmt.Sprintf("%s requested changes", r.Actor)
@@ -278,6 +352,9 @@ func (t *Task) checklistGate(rep *Report) Gate {
 	g.Met = len(open) == 0
 	if !g.Met {
 		g.Missing = fmt.Sprintf("tick %s: `opsbook check %s ITEM [--note …]`", strings.Join(open, ", "), t.Name)
+		if rep.Verified {
+			g.Missing += " with OPSBOOK_SERVER set, or on the server's board (ticks in lifecycle.jsonl are not counted in a protected environment)"
+		}
 	}
 	return g
 }
@@ -432,18 +509,16 @@ func (r *Report) WriteText(w io.Writer) {
 	}
 	r.WriteGates(w)
 	if len(r.Reviews.History) > 0 {
-		fmt.Fprintln(w, "Reviews (unverified: names from git's user.email):")
-		for _, h := range r.Reviews.History {
-			mark := ""
-			if h.Stale {
-				mark = "  [stale: earlier snapshot " + snapshot.ShortOf(h.Snapshot) + "]"
-			}
-			note := ""
-			if h.Note != "" {
-				note = fmt.Sprintf(" %q", h.Note)
-			}
-			fmt.Fprintf(w, "  %s  %-16s %s%s%s\n", h.Time.UTC().Format(time.RFC3339), h.Verdict, h.Actor, note, mark)
+		if r.Verified {
+			fmt.Fprintln(w, "Reviews (verified: signed-in users of the server):")
+		} else {
+			fmt.Fprintln(w, "Reviews (unverified unless marked: names from git's user.email):")
 		}
+		writeReviews(w, r.Reviews)
+	}
+	if r.Unverified != nil {
+		fmt.Fprintf(w, "Unverified reviews (git's user.email; not counted in %s):\n", r.Environment)
+		writeReviews(w, *r.Unverified)
 	}
 	fmt.Fprintln(w, "Pre-execution checklist:")
 	for _, it := range r.Checklist {
@@ -452,7 +527,11 @@ func (r *Report) WriteText(w io.Writer) {
 			if it.Note != "" {
 				note = fmt.Sprintf(" %q", it.Note)
 			}
-			fmt.Fprintf(w, "  [x] %-18s %s at %s%s\n", it.ID, it.By, it.At.UTC().Format(time.RFC3339), note)
+			how := "verified"
+			if !it.Verified {
+				how = "unverified"
+			}
+			fmt.Fprintf(w, "  [x] %-18s %s (%s) at %s%s\n", it.ID, it.By, how, it.At.UTC().Format(time.RFC3339), note)
 		} else {
 			fmt.Fprintf(w, "  [ ] %-18s %s\n", it.ID, it.Text)
 		}
@@ -466,6 +545,24 @@ func (r *Report) WriteText(w io.Writer) {
 			}
 			fmt.Fprintln(w)
 		}
+	}
+}
+
+// writeReviews prints a review history, one review a line.
+func writeReviews(w io.Writer, rv lifecycle.Reviews) {
+	for _, h := range rv.History {
+		mark := ""
+		if h.Data["verified"] != "" {
+			mark = "  [verified]"
+		}
+		if h.Stale {
+			mark += "  [stale: earlier snapshot " + snapshot.ShortOf(h.Snapshot) + "]"
+		}
+		note := ""
+		if h.Note != "" {
+			note = fmt.Sprintf(" %q", h.Note)
+		}
+		fmt.Fprintf(w, "  %s  %-16s %s%s%s\n", h.Time.UTC().Format(time.RFC3339), h.Verdict, h.Actor, note, mark)
 	}
 }
 

@@ -31,6 +31,7 @@ func Register(s *server.Server) {
 	h.registerAPIKeys()
 	h.registerAudit()
 	h.registerTriggers()
+	h.registerTasks()
 	s.Handle("GET /api/v1/openapi.json", auth.Public(), "This API's OpenAPI 3 document", h.openAPI)
 }
 

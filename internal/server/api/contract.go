@@ -89,6 +89,10 @@ var Contracts = map[string]Contract{
 	"POST /api/v1/runs/{id}/answer":       {Request: apitypes.AnswerRequest{}, Responses: ok(runbook.Event{})},
 	"POST /api/v1/runs/{id}/notes":        {Request: apitypes.NoteRequest{}, Responses: created(runbook.Event{})},
 
+	"GET /api/v1/tasks/{task}/reviews":           {Responses: ok(taskReviewsView{})},
+	"POST /api/v1/tasks/{task}/reviews":          {Request: reviewRequest{}, Responses: map[int]any{200: reviewResult{}, 201: reviewResult{}}},
+	"POST /api/v1/tasks/{task}/checklist/{item}": {Request: tickRequest{}, Responses: ok(store.TaskTick{})},
+
 	"GET /api/v1/users":                          {Responses: ok(Page[store.User]{})},
 	"POST /api/v1/users":                         {Request: server.UserSpec{}, Responses: created(store.User{})},
 	"GET /api/v1/users/{name}":                   {Responses: ok(store.User{})},

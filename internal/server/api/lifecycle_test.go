@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/lifecycle"
 	"github.com/opsbook/opsbook/internal/lifecycle/gates"
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -143,7 +144,12 @@ func TestTaskGatesThroughServer(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		msg = refused(start("production", ""), "window not met", "[x] reviews", "[x] rehearsal", "[x] pre-execution checklist", "[ ] change window")
+		// git-email records in lifecycle.jsonl name whoever the committer
+		// claims to be: the server does not count them in production.
+		refused(start("production", ""), "reviews, checklist, window not met", "[ ] reviews", "1 unverified git-email approval(s)", "[x] rehearsal", "[ ] pre-execution checklist")
+		h.must(http.StatusCreated, approver, "POST", "/api/v1/tasks/"+task+"/reviews", map[string]string{"verdict": "approve", "snapshot": gt.Snapshot})
+		h.must(http.StatusOK, editor, "POST", "/api/v1/tasks/"+task+"/checklist/backups-done", map[string]string{"note": "dump restored on stg"})
+		msg = refused(start("production", ""), "window not met", "[x] reviews", "(approver) by signed-in users", "[x] rehearsal", "[x] pre-execution checklist", "[ ] change window")
 
 		// change: emergency with a reason overrides the window, and says so in the record.
 		r := start("production", "payments are down")
@@ -251,4 +257,122 @@ func TestStandingRunbookWindowThroughServer(t *testing.T) {
 	if r := h.do(admin, "POST", "/api/v1/runs", map[string]any{"runbook": "ops/runbooks/normal.md", "environment": "staging", "snapshot": "current"}); r.status != http.StatusCreated {
 		t.Errorf("normal change in an unprotected environment: %d %s, want 201", r.status, r.body)
 	}
+}
+
+// TestTaskReviewsThroughServer: reviews and checklist ticks of a planned
+// operation given through the server count for its protected environment,
+// and the ways around that do not: one person with git's user.email set
+// to two addresses (fault: a self-claimed identity), the same user
+// approving twice (fault: a repeated request), a user without the grant
+// (fault: an ungranted caller), the task's author, a stale snapshot.
+func TestTaskReviewsThroughServer(t *testing.T) {
+	eachStore(t, func(t *testing.T, dsn string) {
+		dir := taskWorkspace(t)
+		// Two reviewers in production for this test.
+		cfg := filepath.Join(dir, "opsbook.yaml")
+		b, err := os.ReadFile(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cfg, []byte(strings.Replace(string(b), "reviewers: 1", "reviewers: 2", 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		h := newHarnessWith(t, dsn, func(c *server.Config) {
+			c.Workspace = dir
+			c.Now = func() time.Time { return time.Date(2026, 3, 7, 2, 0, 0, 0, time.UTC) } // inside the window
+		})
+		ws, err := workspace.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gt, err := gates.Load(ws, task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Mallory approves as two git identities.
+		for _, email := range []string{"mallory@example.com", "m.allory@example.com"} {
+			if err := gt.Append(lifecycle.Record{Type: lifecycle.Review, Actor: email, Verdict: lifecycle.Approve, Snapshot: gt.Snapshot}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		reviews := "/api/v1/tasks/" + task + "/reviews"
+		view := func() (v struct {
+			Snapshot  string
+			Approvers []string
+			Reviews   []struct{ Reviewer, Verdict string }
+			Gates     []gates.Gate
+		}) {
+			h.must(http.StatusOK, viewer, "GET", reviews, nil).json(t, &v)
+			return v
+		}
+		reviewsGate := func() gates.Gate {
+			for _, g := range view().Gates {
+				if g.ID == gates.GateReviews {
+					return g
+				}
+			}
+			t.Fatal("no reviews gate")
+			return gates.Gate{}
+		}
+		if g := reviewsGate(); g.Met || !strings.Contains(g.Detail, "0 of 2") {
+			t.Fatalf("two git-email approvals by one person: %+v, want 0 of 2", g)
+		}
+
+		// A viewer without RunbookApprove cannot review; without RunbookRun cannot tick.
+		if r := h.do(viewer, "POST", reviews, map[string]string{"verdict": "approve"}); r.status != http.StatusForbidden {
+			t.Errorf("viewer reviews: %d %s, want 403", r.status, r.body)
+		}
+		if r := h.do(viewer, "POST", "/api/v1/tasks/"+task+"/checklist/backups-done", map[string]string{}); r.status != http.StatusForbidden {
+			t.Errorf("viewer ticks: %d %s, want 403", r.status, r.body)
+		}
+		// The same user twice counts once.
+		h.must(http.StatusCreated, approver, "POST", reviews, map[string]string{"verdict": "approve"})
+		var again struct{ Replaced bool }
+		h.must(http.StatusOK, approver, "POST", reviews, map[string]string{"verdict": "approve", "comment": "still fine"}).json(t, &again)
+		if !again.Replaced {
+			t.Errorf("a second approval by the same user was not a replacement")
+		}
+		if v := view(); len(v.Reviews) != 1 || len(v.Approvers) != 1 {
+			t.Errorf("after approving twice: %+v, want one review", v)
+		}
+		if g := reviewsGate(); g.Met || !strings.Contains(g.Detail, "1 of 2") {
+			t.Errorf("one user approving twice: %+v, want 1 of 2", g)
+		}
+		// The author (alice@example.com created the task) cannot approve as alice.
+		alice := h.login(h.user("alice", auth.RunbookView, auth.RunbookApprove))
+		if r := h.doWith(alice, "POST", reviews, map[string]string{"verdict": "approve"}); r.status != http.StatusForbidden || !strings.Contains(string(r.body), "author") {
+			t.Errorf("the author approves: %d %s, want 403 naming the author", r.status, r.body)
+		}
+		// Approving another snapshot than the current one is refused.
+		carol := h.login(h.user("carol", auth.RunbookView, auth.RunbookApprove))
+		if r := h.doWith(carol, "POST", reviews, map[string]string{"verdict": "approve", "snapshot": "sha256:old"}); r.status != http.StatusConflict {
+			t.Errorf("stale snapshot: %d %s, want 409", r.status, r.body)
+		}
+		if r := h.doWith(carol, "POST", reviews, map[string]string{"verdict": "request-changes"}); r.status != http.StatusBadRequest {
+			t.Errorf("request-changes without a comment: %d %s, want 400", r.status, r.body)
+		}
+		if r := h.doWith(carol, "POST", reviews, map[string]string{"verdict": "lgtm"}); r.status != http.StatusBadRequest {
+			t.Errorf("verdict lgtm: %d %s, want 400", r.status, r.body)
+		}
+		if r := h.doWith(carol, "POST", reviews, map[string]string{"verdict": "approve"}); r.status != http.StatusCreated {
+			t.Fatalf("carol approves: %d %s", r.status, r.body)
+		}
+		if g := reviewsGate(); !g.Met || !strings.Contains(g.Detail, "2 of 2") {
+			t.Errorf("two signed-in reviewers: %+v, want met", g)
+		}
+		if r := h.do(editor, "POST", "/api/v1/tasks/"+task+"/checklist/no-such-item", map[string]string{}); r.status != http.StatusNotFound || !strings.Contains(string(r.body), "backups-done") {
+			t.Errorf("unknown item: %d %s, want 404 listing the items", r.status, r.body)
+		}
+		if r := h.do(editor, "POST", "/api/v1/tasks/"+task+"/checklist/backups-done", map[string]any{"note": 42}); r.status != http.StatusBadRequest {
+			t.Errorf("bad body: %d %s, want 400", r.status, r.body)
+		}
+		h.must(http.StatusNotFound, viewer, "GET", "/api/v1/tasks/2026-01-01-no-such-task/reviews", nil)
+		h.must(http.StatusBadRequest, viewer, "GET", "/api/v1/tasks/..%2Fetc/reviews", nil)
+
+		var audit struct{ Items []struct{ Actor, Action, Target string } }
+		h.must(http.StatusOK, admin, "GET", "/api/v1/audit?action=task.review", nil).json(t, &audit)
+		if len(audit.Items) != 3 || audit.Items[0].Target != "task/"+task {
+			t.Errorf("audit of task.review: %+v, want 3 entries", audit.Items)
+		}
+	})
 }

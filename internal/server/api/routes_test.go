@@ -116,6 +116,16 @@ var routeCases = map[string]routeCase{
 	"POST /api/v1/runs/{id}/answer": {setup: waitFor(checkRunbook, runbook.WaitKindManual, apiRuns, "/answer", map[string]string{"kind": "manual", "choice": "confirmed"}),
 		ok: 200, allow: runners},
 
+	// The matrix's workspace has no task: a caller the rule lets through
+	// gets 404 for the task; the rest 401/403. TestTaskReviewsThroughServer
+	// reviews and ticks a real task. The task's project is the default one,
+	// which the payments-scoped Admin does not reach.
+	"GET /api/v1/tasks/{task}/reviews": {setup: static("/api/v1/tasks/"+matrixTask+"/reviews", nil), ok: 404, allow: signedIn, status: otherProject},
+	"POST /api/v1/tasks/{task}/reviews": {setup: static("/api/v1/tasks/"+matrixTask+"/reviews", map[string]string{"verdict": "approve"}),
+		ok: 404, allow: []string{approver}, status: otherProject},
+	"POST /api/v1/tasks/{task}/checklist/{item}": {setup: static("/api/v1/tasks/"+matrixTask+"/checklist/backups-done", map[string]any{}),
+		ok: 404, allow: runners, status: otherProject},
+
 	"GET /api/v1/users": {setup: static("/api/v1/users", nil), ok: 200},
 	"POST /api/v1/users": {setup: func(h *harness, _ *fixtures, _ string, _ bool) (string, any) {
 		return "/api/v1/users", map[string]any{"name": h.unique("new"), "password": "a long enough password"}
@@ -248,6 +258,9 @@ var routeCases = map[string]routeCase{
 	"POST /account/apikeys":             {setup: static("/account/apikeys", url.Values{"name": {"matrix"}}), ok: 200, allow: signedIn},
 	"POST /account/apikeys/{id}/revoke": {setup: ownAPIKey("/account/apikeys/", "/revoke"), ok: 303, allow: signedIn, location: "/account/apikeys"},
 }
+
+// matrixTask is a planned operation the matrix's workspace does not have.
+const matrixTask = "2026-03-01-db-upgrade-matrix"
 
 // Where the API and the UI address runs.
 const (

@@ -92,12 +92,16 @@ func (h *handlers) needs(ctx context.Context, ws *workspace.Workspace, t workspa
 	if err != nil {
 		return []string{err.Error()}
 	}
+	verified, err := h.s.Store().VerifiedRecords(ctx, t.Name)
+	if err != nil {
+		return []string{err.Error()}
+	}
 	var out []string
 	for _, env := range ws.Config.Environments {
 		if !env.Protected {
 			continue
 		}
-		rep, err := task.Evaluate(env.Name, h.s.Now(), gates.Options{StoreRuns: runs})
+		rep, err := task.Evaluate(env.Name, h.s.Now(), gates.Options{StoreRuns: runs, Verified: &gates.Verified{Records: verified}})
 		if err != nil {
 			out = append(out, err.Error())
 			continue
