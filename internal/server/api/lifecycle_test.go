@@ -369,7 +369,9 @@ func TestTaskReviewsThroughServer(t *testing.T) {
 		h.must(http.StatusNotFound, viewer, "GET", "/api/v1/tasks/2026-01-01-no-such-task/reviews", nil)
 		h.must(http.StatusBadRequest, viewer, "GET", "/api/v1/tasks/..%2Fetc/reviews", nil)
 
-		var audit struct{ Items []struct{ Actor, Action, Target string } }
+		var audit struct {
+			Items []struct{ Actor, Action, Target string }
+		}
 		h.must(http.StatusOK, admin, "GET", "/api/v1/audit?action=task.review", nil).json(t, &audit)
 		if len(audit.Items) != 3 || audit.Items[0].Target != "task/"+task {
 			t.Errorf("audit of task.review: %+v, want 3 entries", audit.Items)
