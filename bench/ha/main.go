@@ -2,6 +2,9 @@
 // real PostgreSQL (a throwaway cluster, or -dsn): see README.md.
 //
 //	go run ./bench/ha -mode dispatch   # queue: enqueue on one node → claimed on another
+//	go run ./bench/ha -mode takeover   # 3 real nodes, 50 runs, kill -9 of one
+//	go run ./bench/ha -mode ticks      # 3 real nodes, 1,000 ticks, random kill -9 and restart
+//	go run ./bench/ha -mode latency    # SSE on node B of events appended on node A
 package main
 
 import (
@@ -14,6 +17,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,10 +29,22 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "dispatch", "dispatch")
+	mode := flag.String("mode", "dispatch", "dispatch | takeover | ticks | latency")
 	dsn := flag.String("dsn", "", "postgres:// URL of an empty database (default: a throwaway cluster)")
 	n := flag.Int("n", 200, "dispatch: runs per measurement")
+	var tk takeoverConfig
+	flag.IntVar(&tk.runs, "runs", 50, "takeover: concurrent runs")
+	flag.DurationVar(&tk.ttl, "ttl", 4*time.Second, "takeover, ticks: --lease-ttl of the nodes")
+	flag.DurationVar(&tk.slow, "slow", 30*time.Second, "takeover: length of the long steps")
+	var tc ticksConfig
+	flag.IntVar(&tc.ticks, "ticks", 1000, "ticks: ticks in all (spread over -triggers triggers of one tick a second)")
+	flag.IntVar(&tc.triggers, "triggers", 4, "ticks: scheduled triggers (@every 1s; every other one catch_up)")
+	flag.DurationVar(&tc.interval, "scheduler-interval", 200*time.Millisecond, "ticks: --scheduler-interval of the nodes")
+	var lc latencyConfig
+	flag.IntVar(&lc.steps, "steps", 400, "latency: steps per run (each appends started, output, finished)")
+	flag.IntVar(&lc.runs, "latency-runs", 2, "latency: runs executing at once on node A")
 	flag.Parse()
+	tc.ttl = tk.ttl
 	if *dsn == "" {
 		c, err := pgtest.Start()
 		if err != nil {
@@ -41,6 +57,12 @@ func main() {
 	switch *mode {
 	case "dispatch":
 		err = dispatch(*dsn, *n)
+	case "takeover":
+		err = takeover(*dsn, tk)
+	case "ticks":
+		err = ticks(*dsn, tc)
+	case "latency":
+		err = latency(*dsn, lc)
 	default:
 		err = fmt.Errorf("unknown -mode %q", *mode)
 	}
@@ -185,6 +207,39 @@ func dispatch(dsn string, n int) error {
 	report(fmt.Sprintf("opsbook queue, burst (%d runs from 20 goroutines)", n), burst)
 	report("  of which the enqueue (durable insert) itself", enqueue)
 	return nil
+}
+
+// quantiles are p50, p99 and max of d (sorted in place), rounded.
+func quantiles(d []time.Duration) (p50, p99, max time.Duration) {
+	if len(d) == 0 {
+		return 0, 0, 0
+	}
+	slices.Sort(d)
+	r := func(x time.Duration) time.Duration { return x.Round(100 * time.Microsecond) }
+	return r(d[len(d)/2]), r(d[min(len(d)-1, (len(d)*99+99)/100-1)]), r(d[len(d)-1])
+}
+
+// table prints a two-column figures table, the machine's load average
+// first: the machine these figures come from is shared.
+func table(title string, rows [][2]string) {
+	fmt.Printf("\n%s\n\n| | |\n|---|---:|\n", title)
+	for _, r := range rows {
+		fmt.Printf("| %s | %s |\n", r[0], r[1])
+	}
+	fmt.Println()
+}
+
+// loadavg is /proc/loadavg's first three fields.
+func loadavg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func report(name string, d []time.Duration) {

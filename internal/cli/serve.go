@@ -28,7 +28,7 @@ const sampleWorkspace = "examples/workspace"
 func newServeCmd(e *env) *cobra.Command {
 	var addr, db, data, publicURL, node string
 	var workers, keepRuns int
-	var grace, leaseTTL time.Duration
+	var grace, leaseTTL, schedulerInterval time.Duration
 	var trustProxy bool
 	var oidcFlags server.OIDCConfig
 	cmd := &cobra.Command{
@@ -91,7 +91,7 @@ executing runs, and leaves the rest to be resumed on the next start.`,
 			}
 			defer st.Close()
 			srv, err := server.New(server.Config{Store: st, Workspace: ws.Dir, Keys: keys, Logger: log,
-				Workers: workers, LeaseTTL: leaseTTL, Node: node, ShutdownGrace: grace, TrustProxy: trustProxy, KeepRuns: keepRuns, OIDC: oidcCfg,
+				Workers: workers, LeaseTTL: leaseTTL, SchedulerInterval: schedulerInterval, Node: node, ShutdownGrace: grace, TrustProxy: trustProxy, KeepRuns: keepRuns, OIDC: oidcCfg,
 				PublicURL: publicURL})
 			if err != nil {
 				return err
@@ -134,6 +134,7 @@ executing runs, and leaves the rest to be resumed on the next start.`,
 	cmd.Flags().IntVar(&workers, "workers", 64, "runs executed at once on this node (a run waiting at a gate holds none)")
 	cmd.Flags().StringVar(&node, "node", "", "name of this node in run and node leases (default host:pid:start, by which a node on the same host sees at once that a killed one is dead; a name is trusted until its lease expires)")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 15*time.Second, "how long this node's lease lasts unrenewed: with several nodes on one PostgreSQL, a dead node's runs are taken over within 2× it")
+	cmd.Flags().DurationVar(&schedulerInterval, "scheduler-interval", 15*time.Second, "how often this node checks scheduled triggers for due ticks (a tick is on time up to a minute late; shorten it for @every schedules of seconds)")
 	cmd.Flags().IntVar(&keepRuns, "keep-runs", 0, "keep only the newest N finished runs per runbook and environment (0 keeps all); the audit log is never pruned")
 	cmd.Flags().DurationVar(&grace, "grace", 30*time.Second, "on shutdown, how long to wait for executing runs before leaving them to be resumed")
 	cmd.Flags().StringVar(&oidcFlags.Issuer, "oidc-issuer", "", "offer sign-in through this OpenID Connect provider (issuer URL); the client secret comes from OPSBOOK_OIDC_CLIENT_SECRET or OPSBOOK_OIDC_CLIENT_SECRET_FILE")

@@ -21,6 +21,16 @@ var (
 // Opsbook returns the path of the opsbook binary built from this tree.
 func Opsbook(t testing.TB) string {
 	t.Helper()
+	p, err := Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// Build builds the opsbook binary from this tree once per process and
+// returns its path: for programs (benchmarks) that have no testing.TB.
+func Build() (string, error) {
 	once.Do(func() {
 		dir, derr := os.MkdirTemp("", "opsbook-bin-")
 		if derr != nil {
@@ -33,10 +43,7 @@ func Opsbook(t testing.TB) string {
 			err = fmt.Errorf("go build: %v\n%s", berr, out)
 		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return path, err
 }
 
 // Cleanup removes the binary, if one was built; call it from TestMain
