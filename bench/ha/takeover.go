@@ -294,7 +294,7 @@ func takeover(dsn string, cfg takeoverConfig) error {
 		{"executions not in the log", fmt.Sprint(hidden)},
 		{"interrupted idempotent steps re-run", fmt.Sprint(rerunIdem)},
 		{"\"interrupted: re-run?\" answered", fmt.Sprint(asked)},
-		{"runs in place before the kill", readyAfter.Round(time.Millisecond).String()},
+		{"all runs in place (after the last start)", readyAfter.Round(time.Millisecond).String()},
 		{"kill → last run finished", allDone.Round(time.Millisecond).String()},
 	})
 	for _, p := range problems {

@@ -18,7 +18,12 @@ import (
 // on time; older due fires were missed (no server was up).
 const FireGrace = time.Minute
 
-// ParseSchedule parses a 5-field cron expression in a time zone (IANA
+// maxDueTicks bounds the ticks one pass walks through after an outage (a
+// year of an `@every 30s` schedule is about a million).
+const maxDueTicks = 2_000_000
+
+// ParseSchedule parses a 5-field cron expression, or a descriptor
+// (@hourly, @daily, @every 30s; at least a second), in a time zone (IANA
 // name; empty means UTC).
 func ParseSchedule(spec, tz string) (cron.Schedule, error) {
 	if tz == "" {
@@ -43,10 +48,12 @@ func ParseSchedule(spec, tz string) (cron.Schedule, error) {
 // any node; one that dies after leaves a run that a live node queues (see
 // Takeover).
 //
-// A tick more than FireGrace late was missed (no node was up): it is
-// reported (log and audit log) and, when the trigger says catch_up, run
-// once, late; without catch_up it is skipped. Several missed ticks never
-// start more than one run.
+// Every tick noticed within FireGrace is on time and starts its own run,
+// however many one pass finds. A tick more than FireGrace late was missed
+// (no node was up): it is reported (log and audit log) and, when the
+// trigger says catch_up and no tick is on time, run once, late; without
+// catch_up it is skipped. Several missed ticks never start more than one
+// run.
 func (s *Service) FireDueTriggers(ctx context.Context, now time.Time) {
 	triggers, err := s.store.ListTriggers(ctx)
 	if err != nil {
@@ -79,28 +86,41 @@ func (s *Service) fireIfDue(ctx context.Context, t store.Trigger, now time.Time)
 	if last.IsZero() {
 		last = t.CreatedAt
 	}
-	var due []time.Time
-	for n := sched.Next(last); !n.IsZero() && !n.After(now) && len(due) < 10_000; n = sched.Next(n) {
-		due = append(due, n)
+	// Every due tick noticed within FireGrace is on time and starts its own
+	// run — also when one pass finds several (a schedule of seconds, a pass
+	// that came late). Older ticks were missed (no node was up).
+	var onTime []time.Time
+	var missed int
+	var firstMissed, lastMissed time.Time
+	for n, i := sched.Next(last), 0; !n.IsZero() && !n.After(now) && i < maxDueTicks; n, i = sched.Next(n), i+1 {
+		if now.Sub(n) <= FireGrace {
+			onTime = append(onTime, n)
+			continue
+		}
+		missed++
+		if firstMissed.IsZero() {
+			firstMissed = n
+		}
+		lastMissed = n
 	}
-	if len(due) == 0 {
+	if len(onTime) == 0 && missed == 0 {
 		return nil
 	}
-	latest := due[len(due)-1]
-	onTime := now.Sub(latest) <= FireGrace
-	missed := due
-	if onTime {
-		missed = due[:len(due)-1]
+	fire, latest := onTime, lastMissed
+	if len(onTime) > 0 {
+		latest = onTime[len(onTime)-1]
+	} else if t.CatchUp {
+		fire = []time.Time{lastMissed} // once, late, for all the missed ticks
 	}
 	var fireErr error
-	if onTime || t.CatchUp {
-		id := TickRunID(t.ID, latest)
+	for _, tick := range fire {
+		id := TickRunID(t.ID, tick)
 		_, err := s.store.GetRun(ctx, id)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
-			_, fireErr = s.fireTrigger(ctx, t, nil, "", map[string]string{"fire": latest.UTC().Format(time.RFC3339), "late": strconv.FormatBool(!onTime)}, id)
-			if errors.Is(fireErr, store.ErrConflict) {
-				fireErr = nil // another node fired it first
+			_, err = s.fireTrigger(ctx, t, nil, "", map[string]string{"fire": tick.UTC().Format(time.RFC3339), "late": strconv.FormatBool(now.Sub(tick) > FireGrace)}, id)
+			if err != nil && !errors.Is(err, store.ErrConflict) && fireErr == nil { // ErrConflict: another node fired it first
+				fireErr = err
 			}
 		case err != nil:
 			return err // the store is unreachable: the tick stays due
@@ -112,14 +132,14 @@ func (s *Service) fireIfDue(ctx context.Context, t store.Trigger, now time.Time)
 	if err != nil {
 		return err
 	}
-	if !claimed || len(missed) == 0 {
+	if !claimed || missed == 0 {
 		return fireErr
 	}
 	s.log.Warn("scheduled trigger missed fires while no server was up", "trigger", t.Name,
-		"missed", len(missed), "first", missed[0], "last", missed[len(missed)-1], "catch_up", t.CatchUp)
+		"missed", missed, "first", firstMissed, "last", lastMissed, "catch_up", t.CatchUp)
 	if err := s.cfg.Audit(ctx, "system", "", "trigger.missed", "trigger/"+t.Name, map[string]string{
-		"missed": strconv.Itoa(len(missed)), "first": missed[0].UTC().Format(time.RFC3339),
-		"last": missed[len(missed)-1].UTC().Format(time.RFC3339), "catch_up": strconv.FormatBool(t.CatchUp)}); err != nil {
+		"missed": strconv.Itoa(missed), "first": firstMissed.UTC().Format(time.RFC3339),
+		"last": lastMissed.UTC().Format(time.RFC3339), "catch_up": strconv.FormatBool(t.CatchUp)}); err != nil {
 		return err
 	}
 	return fireErr

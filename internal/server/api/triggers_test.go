@@ -14,6 +14,7 @@ import (
 
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/runs"
 	"github.com/opsbook/opsbook/internal/server"
 	"github.com/opsbook/opsbook/internal/store"
 )
@@ -198,6 +199,87 @@ func TestScheduledTrigger(t *testing.T) {
 		if r.CreatedBy != "svc" {
 			t.Errorf("scheduled run by %s", r.CreatedBy)
 		}
+	}
+}
+
+// TestScheduledTriggerSeveralOnTime is the fault "one scheduler pass
+// finds several ticks that are all on time" — a schedule of seconds
+// (`@every 10s`, which the API accepts), or a pass that comes late on a
+// loaded node. Before, only the latest due tick fired and the others were
+// skipped and reported as missed while a node was up: bench/ha -mode ticks
+// lost 44 of 124 ticks with 3 nodes checking every 3 s. Every tick within
+// runs.FireGrace starts its own run; only older ones are missed.
+func TestScheduledTriggerSeveralOnTime(t *testing.T) {
+	h := newHarness(t, filepath.Join(t.TempDir(), "server.db"))
+	h.publishAll()
+	svc := h.serviceUser()
+	ctx := context.Background()
+	created := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var triggers []store.Trigger
+	for _, tr := range []store.Trigger{{Name: "ten-seconds-skip"}, {Name: "ten-seconds-catchup", CatchUp: true}} {
+		tr.Kind, tr.Runbook, tr.Environment, tr.Schedule = store.TriggerSchedule, searchRunbook, "staging", "@every 10s"
+		tr.ServiceUser, tr.Enabled, tr.CreatedBy, tr.CreatedAt = svc.ID, true, "test", created
+		if err := h.st.CreateTrigger(ctx, &tr); err != nil {
+			t.Fatal(err)
+		}
+		triggers = append(triggers, tr)
+	}
+	fired := func() map[string]bool {
+		runs, err := h.st.ListRuns(ctx, store.RunFilter{Runbook: searchRunbook, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := map[string]bool{}
+		for _, r := range runs {
+			ids[r.ID] = true
+		}
+		return ids
+	}
+	// One pass 35 s after creation: the ticks at 10, 20 and 30 s are all
+	// on time.
+	h.srv.FireDueTriggers(ctx, created.Add(35*time.Second))
+	got := fired()
+	for _, tr := range triggers {
+		for _, at := range []time.Duration{10, 20, 30} {
+			if !got[runs.TickRunID(tr.ID, created.Add(at*time.Second))] {
+				t.Errorf("%s: the on-time tick at +%ds started no run", tr.Name, at)
+			}
+		}
+	}
+	if len(got) != 6 {
+		t.Fatalf("%d runs after the first pass, want 6 (3 ticks of 2 triggers)", len(got))
+	}
+	// No pass for 5 minutes: the ticks at 40…270 s are more than a minute
+	// late (missed), those at 280…330 s on time.
+	h.srv.FireDueTriggers(ctx, created.Add(335*time.Second))
+	got = fired()
+	for _, tr := range triggers {
+		for at := 280; at <= 330; at += 10 {
+			if !got[runs.TickRunID(tr.ID, created.Add(time.Duration(at)*time.Second))] {
+				t.Errorf("%s: the on-time tick at +%ds started no run", tr.Name, at)
+			}
+		}
+	}
+	if len(got) != 6+12 {
+		t.Fatalf("%d runs after the second pass, want 18 (no catch-up run: ticks were on time)", len(got))
+	}
+	var audit struct {
+		Items []struct {
+			Target string
+			Detail map[string]string
+		}
+	}
+	h.must(200, admin, "GET", "/api/v1/audit?action=trigger.missed", nil).json(t, &audit)
+	if len(audit.Items) != 2 {
+		t.Fatalf("missed ticks reported %d times, want once per trigger: %+v", len(audit.Items), audit.Items)
+	}
+	for _, e := range audit.Items {
+		if e.Detail["missed"] != "24" {
+			t.Errorf("%s: missed = %s, want 24", e.Target, e.Detail["missed"])
+		}
+	}
+	for id := range got {
+		h.waitRun(id, "finished", finished)
 	}
 }
 
