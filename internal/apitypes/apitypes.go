@@ -11,9 +11,11 @@
 package apitypes
 
 import (
+	"slices"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/audit"
+	"github.com/opsbook/opsbook/internal/lifecycle"
 	"github.com/opsbook/opsbook/internal/runbook"
 )
 
@@ -127,4 +129,113 @@ type AuditVerification struct {
 	Checked int64          `json:"checked"`
 	Head    int64          `json:"head"` // seq of the newest entry as the head row records it
 	Problem *audit.Problem `json:"problem,omitempty"`
+}
+
+// ReviewRequest is the body of POST /api/v1/tasks/{task}/reviews.
+type ReviewRequest struct {
+	// Verdict is approve or request-changes.
+	Verdict string `json:"verdict" api:"required"`
+	// Comment is what the review says; required with request-changes.
+	Comment string `json:"comment,omitempty"`
+	// Snapshot, when set, must be the task's current snapshot: the
+	// reviewer approves exactly what they read.
+	Snapshot string `json:"snapshot,omitempty"`
+}
+
+// TickRequest is the body of POST /api/v1/tasks/{task}/checklist/{item}.
+type TickRequest struct {
+	// Uncheck unticks the item instead.
+	Uncheck bool `json:"uncheck,omitempty"`
+	// Note is the evidence or remark recorded with the tick.
+	Note string `json:"note,omitempty"`
+}
+
+// TaskReview is a review of a planned operation's snapshot by a signed-in
+// user of the server.
+type TaskReview struct {
+	Task     string `json:"task"`
+	Snapshot string `json:"snapshot"`
+	// Reviewer is the user's name.
+	Reviewer string `json:"reviewer"`
+	// Verdict is approve or request-changes.
+	Verdict string    `json:"verdict"`
+	Note    string    `json:"note,omitempty"`
+	At      time.Time `json:"at"`
+}
+
+// TaskTick is the state of a pre-execution checklist item as the server's
+// users (or the server itself, actor "opsbook") left it.
+type TaskTick struct {
+	Task   string    `json:"task"`
+	Item   string    `json:"item"`
+	Ticked bool      `json:"ticked"`
+	Actor  string    `json:"actor"`
+	Note   string    `json:"note,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+// TaskGate is one lifecycle gate of a task and whether it is met.
+type TaskGate struct {
+	ID      string `json:"id"`
+	Title   string `json:"title"`
+	Met     bool   `json:"met"`
+	Detail  string `json:"detail"`
+	Missing string `json:"missing,omitempty"`
+}
+
+// TaskReviews is what the server knows of a task's review (GET
+// /api/v1/tasks/{task}/reviews): the verified reviews and ticks, and the
+// gates a run through the server in Environment is held to.
+type TaskReviews struct {
+	Task string `json:"task"`
+	// Snapshot is the task's current review snapshot; reviews of another
+	// snapshot are stale.
+	Snapshot string `json:"snapshot"`
+	// Author is who created the task (git's user.email in its lifecycle
+	// record); the user of that name, or of its part before the @, may not
+	// approve.
+	Author string `json:"author,omitempty"`
+	// Reviews are the reviews by signed-in users, one per user per snapshot.
+	Reviews []TaskReview `json:"reviews"`
+	// Ticks are the checklist items signed-in users (or the server) ticked
+	// or unticked, one state per item.
+	Ticks []TaskTick `json:"ticks"`
+	// Environment is the protected environment the gates are for (the
+	// workspace's first).
+	Environment string `json:"environment"`
+	// Gates are the task's gates there.
+	Gates []TaskGate `json:"gates"`
+	// Approvers are the signed-in users whose approval of Snapshot counts.
+	Approvers []string `json:"approvers"`
+}
+
+// ReviewResult is the answer of POST /api/v1/tasks/{task}/reviews: 201
+// for a new review, 200 when it replaced the user's earlier one.
+type ReviewResult struct {
+	Review TaskReview `json:"review"`
+	// Replaced says the user's earlier review of this snapshot was
+	// replaced: a person's review counts once.
+	Replaced bool        `json:"replaced"`
+	Task     TaskReviews `json:"task"`
+}
+
+// Records returns the verified reviews and ticks as lifecycle records
+// (Data["verified"] = "server"), oldest first: what gates.Options.Verified
+// wants, so `opsbook status` judges a task as the server does.
+func (v TaskReviews) Records() []lifecycle.Record {
+	verified := map[string]string{"verified": "server"}
+	var recs []lifecycle.Record
+	for _, r := range v.Reviews {
+		recs = append(recs, lifecycle.Record{Time: r.At, Type: lifecycle.Review, Actor: r.Reviewer, Snapshot: r.Snapshot,
+			Verdict: r.Verdict, Note: r.Note, Data: verified})
+	}
+	for _, t := range v.Ticks {
+		typ := lifecycle.Check
+		if !t.Ticked {
+			typ = lifecycle.Uncheck
+		}
+		recs = append(recs, lifecycle.Record{Time: t.At, Type: typ, Actor: t.Actor, Item: t.Item, Note: t.Note, Data: verified})
+	}
+	slices.SortStableFunc(recs, func(a, b lifecycle.Record) int { return a.Time.Compare(b.Time) })
+	return recs
 }

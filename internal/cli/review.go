@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
+	"github.com/opsbook/opsbook/internal/apitypes"
+	"github.com/opsbook/opsbook/internal/client"
 	"github.com/opsbook/opsbook/internal/lifecycle"
 	"github.com/opsbook/opsbook/internal/lifecycle/gates"
 	"github.com/opsbook/opsbook/internal/snapshot"
@@ -12,15 +15,23 @@ import (
 
 func newReviewCmd(e *env) *cobra.Command {
 	var approve, requestChanges bool
-	var comment, as string
+	var comment, as, server string
 	cmd := &cobra.Command{
 		Use:   "review TASK --approve|--request-changes [--comment TEXT]",
 		Short: "Approve a task's current snapshot, or request changes",
-		Long: `Record a review of the task's current snapshot in its lifecycle.jsonl.
+		Long: `Record a review of the task's current snapshot.
 
-The reviewer is who you are: git's user.email in the workspace, else the OS
-user — there is no flag to review as someone else. The task's author (who ran
-opsbook new) cannot approve their own task. A review is bound to the snapshot:
+With a server (--server or OPSBOOK_SERVER, and an API key in OPSBOOK_API_KEY
+from opsbook login) the review goes to the server as the signed-in user: a
+verified review, the only kind a protected environment's gate counts when
+the workspace has a server. It needs RunbookApprove; a second review of the
+same snapshot by the same user replaces the first.
+
+Without a server it is recorded in the task's lifecycle.jsonl, and the
+reviewer is git's user.email in the workspace, else the OS user: an
+unverified review, since anyone can set user.email. There is no flag to
+review as someone else. The task's author (who ran opsbook new) cannot
+approve their own task. A review is bound to the snapshot:
 any later change to the runbook, its rollback, a called runbook, a parameter
 definition or a protected environment's variables makes earlier approvals
 stale (they stay in the history, shown as stale by opsbook status), and the
@@ -46,10 +57,19 @@ same reviewer approves.`,
 			if t.Archived {
 				return badInput("task %s is archived; reviews are for tasks still to run", t.Name)
 			}
-			actor := lifecycle.Actor(ws.Dir)
 			verdict := lifecycle.RequestChanges
 			if approve {
 				verdict = lifecycle.Approve
+			}
+			c, err := remoteClient(server)
+			if err != nil {
+				return badInput("%v", err)
+			}
+			if c != nil {
+				return reviewRemote(cmd.Context(), e, c, t, verdict, comment)
+			}
+			actor := lifecycle.Actor(ws.Dir)
+			if approve {
 				if actor == t.Author {
 					return &ExitError{Code: ExitRefused, Err: fmt.Errorf("%s is the author of task %s and cannot approve it; ask two other people to run opsbook review --approve", actor, t.Name)}
 				}
@@ -89,8 +109,45 @@ same reviewer approves.`,
 	cmd.Flags().BoolVar(&requestChanges, "request-changes", false, "ask for changes (needs --comment)")
 	cmd.Flags().StringVarP(&comment, "comment", "m", "", "what the review says")
 	cmd.Flags().StringVar(&as, "as", "", "not accepted: the reviewer is always the current identity")
+	addServerFlag(cmd, &server)
 	_ = cmd.Flags().MarkHidden("as")
 	return cmd
+}
+
+// reviewRemote records the review on the server as the key's user.
+func reviewRemote(ctx context.Context, e *env, c *client.Client, t *gates.Task, verdict, comment string) error {
+	res, err := c.ReviewTask(ctx, t.Name, apitypes.ReviewRequest{Verdict: verdict, Comment: comment, Snapshot: t.Snapshot})
+	if err != nil {
+		return serverRefusal(err)
+	}
+	word := "approved"
+	if verdict == lifecycle.RequestChanges {
+		word = "requested changes to"
+	}
+	again := ""
+	if res.Replaced {
+		again = "; it replaces your earlier review of this snapshot"
+	}
+	fmt.Fprintf(e.stdout, "%s %s snapshot %s of %s (verified: signed in to %s)%s\n", res.Review.Reviewer, word, shortSnap(t), t.Name, c.Base(), again)
+	for _, g := range res.Task.Gates {
+		if g.ID == gates.GateReviews {
+			fmt.Fprintf(e.stdout, "%s: %s\n", res.Task.Environment, g.Detail)
+		}
+	}
+	return nil
+}
+
+// serverRefusal maps a server's refusal of a lifecycle action: a request
+// the server judged bad (400, 404, 409) is bad input, a refusal of the
+// person (403: no grant, the task's author) exit status 5.
+func serverRefusal(err error) error {
+	switch {
+	case client.IsStatus(err, 400), client.IsStatus(err, 404), client.IsStatus(err, 409):
+		return badInput("%v", err)
+	case client.IsStatus(err, 403):
+		return &ExitError{Code: ExitRefused, Err: err}
+	}
+	return err
 }
 
 func shortSnap(t *gates.Task) string {

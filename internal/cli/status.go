@@ -15,7 +15,7 @@ import (
 )
 
 func newStatusCmd(e *env) *cobra.Command {
-	var envName, output string
+	var envName, output, server string
 	cmd := &cobra.Command{
 		Use:   "status TASK",
 		Short: "Show a task's lifecycle state and the gates between now and a protected run",
@@ -36,7 +36,11 @@ what is missing:
   freeze       not inside a dated change freeze
 
 opsbook run refuses a protected run while a gate is unmet (exit status 5) and
-prints the same list. --env defaults to the first protected environment.`,
+prints the same list. --env defaults to the first protected environment.
+
+With a server (--server or OPSBOOK_SERVER) the reviews and ticks its
+signed-in users gave are read from it and, in a protected environment, are
+the only ones counted; git-email reviews are listed as unverified.`,
 		Example: `  opsbook status 2025-03-01-postgres-upgrade-12-to-15
   opsbook status 2025-03-01-postgres-upgrade-12-to-15 --env production --output json`,
 		Args: cobra.ExactArgs(1),
@@ -52,7 +56,22 @@ prints the same list. --env defaults to the first protected environment.`,
 			if err != nil {
 				return badInput("%v", err)
 			}
-			rep, err := t.Evaluate(envName, now, gates.Options{})
+			var o gates.Options
+			c, err := remoteClient(server)
+			if err != nil {
+				return badInput("%v", err)
+			}
+			if c != nil {
+				// The workspace has a server: judge as it does, with its
+				// verified reviews and ticks (and in a protected
+				// environment, only those).
+				v, err := c.TaskReviews(cmd.Context(), t.Name)
+				if err != nil {
+					return serverRefusal(err)
+				}
+				o.Verified = &gates.Verified{Records: v.Records()}
+			}
+			rep, err := t.Evaluate(envName, now, o)
 			if err != nil {
 				return badInput("%v", err)
 			}
@@ -64,6 +83,7 @@ prints the same list. --env defaults to the first protected environment.`,
 		},
 	}
 	cmd.Flags().StringVar(&envName, "env", "", "environment whose gates to report (default: the first protected one)")
+	addServerFlag(cmd, &server)
 	outputFlag(cmd, &output, "text", "json", "yaml")
 	return cmd
 }

@@ -54,6 +54,9 @@ func FromEnv(server string) (*Client, error) {
 	return New(server, key)
 }
 
+// Base is the server's address.
+func (c *Client) Base() string { return c.base }
+
 // Error is an error answer of the server.
 type Error struct {
 	Status  int
@@ -288,6 +291,28 @@ func (c *Client) Answer(ctx context.Context, id, kind, choice, reason string) (r
 	var ev runbook.Event
 	err := c.do(ctx, "POST", "/api/v1/runs/"+url.PathEscape(id)+"/answer", apitypes.AnswerRequest{Kind: kind, Choice: choice, Reason: reason}, &ev)
 	return ev, err
+}
+
+// TaskReviews returns the server's verified reviews and ticks of a task and
+// its gates in the protected environment.
+func (c *Client) TaskReviews(ctx context.Context, task string) (apitypes.TaskReviews, error) {
+	var v apitypes.TaskReviews
+	err := c.do(ctx, "GET", "/api/v1/tasks/"+url.PathEscape(task)+"/reviews", nil, &v)
+	return v, err
+}
+
+// ReviewTask records the caller's review of a task's snapshot.
+func (c *Client) ReviewTask(ctx context.Context, task string, req apitypes.ReviewRequest) (apitypes.ReviewResult, error) {
+	var v apitypes.ReviewResult
+	err := c.do(ctx, "POST", "/api/v1/tasks/"+url.PathEscape(task)+"/reviews", req, &v)
+	return v, err
+}
+
+// TickTask ticks (or unticks) a task's pre-execution checklist item as the caller.
+func (c *Client) TickTask(ctx context.Context, task, item string, req apitypes.TickRequest) (apitypes.TaskTick, error) {
+	var v apitypes.TaskTick
+	err := c.do(ctx, "POST", "/api/v1/tasks/"+url.PathEscape(task)+"/checklist/"+url.PathEscape(item), req, &v)
+	return v, err
 }
 
 // Cancel cancels a run.

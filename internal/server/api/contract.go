@@ -89,9 +89,9 @@ var Contracts = map[string]Contract{
 	"POST /api/v1/runs/{id}/answer":       {Request: apitypes.AnswerRequest{}, Responses: ok(runbook.Event{})},
 	"POST /api/v1/runs/{id}/notes":        {Request: apitypes.NoteRequest{}, Responses: created(runbook.Event{})},
 
-	"GET /api/v1/tasks/{task}/reviews":           {Responses: ok(taskReviewsView{})},
-	"POST /api/v1/tasks/{task}/reviews":          {Request: reviewRequest{}, Responses: map[int]any{200: reviewResult{}, 201: reviewResult{}}},
-	"POST /api/v1/tasks/{task}/checklist/{item}": {Request: tickRequest{}, Responses: ok(store.TaskTick{})},
+	"GET /api/v1/tasks/{task}/reviews":           {Responses: ok(apitypes.TaskReviews{})},
+	"POST /api/v1/tasks/{task}/reviews":          {Request: apitypes.ReviewRequest{}, Responses: map[int]any{200: apitypes.ReviewResult{}, 201: apitypes.ReviewResult{}}},
+	"POST /api/v1/tasks/{task}/checklist/{item}": {Request: apitypes.TickRequest{}, Responses: ok(apitypes.TaskTick{})},
 
 	"GET /api/v1/users":                          {Responses: ok(Page[store.User]{})},
 	"POST /api/v1/users":                         {Request: server.UserSpec{}, Responses: created(store.User{})},

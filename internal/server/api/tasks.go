@@ -3,8 +3,8 @@ package api
 import (
 	"net/http"
 
+	"github.com/opsbook/opsbook/internal/apitypes"
 	"github.com/opsbook/opsbook/internal/auth"
-	"github.com/opsbook/opsbook/internal/lifecycle/gates"
 	"github.com/opsbook/opsbook/internal/server"
 	"github.com/opsbook/opsbook/internal/store"
 )
@@ -24,51 +24,36 @@ func (h *handlers) scopeTask(r *http.Request) (auth.Scope, error) {
 	return h.s.TaskScope(r.PathValue("task"))
 }
 
-// taskReviewsView is what the server knows of a task's review: the
-// verified reviews and ticks, and the gates a run in Environment is held to.
-type taskReviewsView struct {
-	Task string `json:"task"`
-	// Snapshot is the task's current review snapshot; reviews of another
-	// snapshot are stale.
-	Snapshot string `json:"snapshot"`
-	// Author is who created the task (git's user.email in its lifecycle
-	// record); the user of that name, or of its part before the @, may not
-	// approve.
-	Author string `json:"author,omitempty"`
-	// Reviews are the reviews by signed-in users, one per user per snapshot.
-	Reviews []store.TaskReview `json:"reviews"`
-	// Ticks are the checklist items signed-in users (or the server) ticked
-	// or unticked, one state per item.
-	Ticks []store.TaskTick `json:"ticks"`
-	// Environment is the protected environment the gates are for.
-	Environment string `json:"environment"`
-	// Gates are the task's gates there, as a run through this server would
-	// be held to them.
-	Gates []gates.Gate `json:"gates"`
-	// Approvers are the signed-in users whose approval of Snapshot counts.
-	Approvers []string `json:"approvers"`
-}
-
-func (h *handlers) taskView(r *http.Request, name string) (taskReviewsView, error) {
+func (h *handlers) taskView(r *http.Request, name string) (apitypes.TaskReviews, error) {
 	t, err := h.s.LoadTask(name)
 	if err != nil {
-		return taskReviewsView{}, err
+		return apitypes.TaskReviews{}, err
 	}
 	ctx := r.Context()
-	v := taskReviewsView{Task: t.Name, Snapshot: t.Snapshot, Author: t.Author, Approvers: []string{}, Gates: []gates.Gate{}}
-	if v.Reviews, err = h.s.Store().ListTaskReviews(ctx, t.Name); err != nil {
+	v := apitypes.TaskReviews{Task: t.Name, Snapshot: t.Snapshot, Author: t.Author, Approvers: []string{}, Gates: []apitypes.TaskGate{}}
+	reviews, err := h.s.Store().ListTaskReviews(ctx, t.Name)
+	if err != nil {
 		return v, err
 	}
-	if v.Ticks, err = h.s.Store().ListTaskTicks(ctx, t.Name); err != nil {
+	v.Reviews = make([]apitypes.TaskReview, 0, len(reviews))
+	for _, r := range reviews {
+		v.Reviews = append(v.Reviews, reviewOf(r))
+	}
+	ticks, err := h.s.Store().ListTaskTicks(ctx, t.Name)
+	if err != nil {
 		return v, err
+	}
+	v.Ticks = make([]apitypes.TaskTick, 0, len(ticks))
+	for _, tk := range ticks {
+		v.Ticks = append(v.Ticks, tickOf(tk))
 	}
 	rep, err := h.s.TaskReport(ctx, t, "")
 	if err != nil {
 		return v, err
 	}
 	v.Environment = rep.Environment
-	if rep.Gates != nil {
-		v.Gates = rep.Gates
+	for _, g := range rep.Gates {
+		v.Gates = append(v.Gates, apitypes.TaskGate{ID: g.ID, Title: g.Title, Met: g.Passes(), Detail: g.Detail, Missing: g.Missing})
 	}
 	for _, a := range rep.Reviews.Approvers {
 		if a.Data["verified"] != "" {
@@ -87,27 +72,8 @@ func (h *handlers) taskReviews(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-type reviewRequest struct {
-	// Verdict is approve or request-changes.
-	Verdict string `json:"verdict" api:"required"`
-	// Comment is what the review says; required with request-changes.
-	Comment string `json:"comment,omitempty"`
-	// Snapshot, when set, must be the task's current snapshot: the
-	// reviewer approves exactly what they read.
-	Snapshot string `json:"snapshot,omitempty"`
-}
-
-// reviewResult is the recorded review and where the task stands now.
-type reviewResult struct {
-	Review store.TaskReview `json:"review"`
-	// Replaced says the user's earlier review of this snapshot was replaced
-	// (it counts once).
-	Replaced bool            `json:"replaced"`
-	Task     taskReviewsView `json:"task"`
-}
-
 func (h *handlers) reviewTask(w http.ResponseWriter, r *http.Request) error {
-	var req reviewRequest
+	var req apitypes.ReviewRequest
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
@@ -123,19 +89,12 @@ func (h *handlers) reviewTask(w http.ResponseWriter, r *http.Request) error {
 	if replaced {
 		status = http.StatusOK
 	}
-	server.WriteJSON(w, status, reviewResult{Review: rv, Replaced: replaced, Task: v})
+	server.WriteJSON(w, status, apitypes.ReviewResult{Review: reviewOf(rv), Replaced: replaced, Task: v})
 	return nil
 }
 
-type tickRequest struct {
-	// Uncheck unticks the item instead.
-	Uncheck bool `json:"uncheck,omitempty"`
-	// Note is the evidence or remark recorded with the tick.
-	Note string `json:"note,omitempty"`
-}
-
 func (h *handlers) tickTask(w http.ResponseWriter, r *http.Request) error {
-	var req tickRequest
+	var req apitypes.TickRequest
 	if err := server.DecodeJSON(r, &req); err != nil {
 		return err
 	}
@@ -143,6 +102,14 @@ func (h *handlers) tickTask(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	server.WriteJSON(w, http.StatusOK, tk)
+	server.WriteJSON(w, http.StatusOK, tickOf(tk))
 	return nil
+}
+
+func reviewOf(r store.TaskReview) apitypes.TaskReview {
+	return apitypes.TaskReview{Task: r.Task, Snapshot: r.Snapshot, Reviewer: r.Reviewer, Verdict: r.Verdict, Note: r.Note, At: r.At}
+}
+
+func tickOf(t store.TaskTick) apitypes.TaskTick {
+	return apitypes.TaskTick{Task: t.Task, Item: t.Item, Ticked: t.Ticked, Actor: t.Actor, Note: t.Note, At: t.At}
 }
