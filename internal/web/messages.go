@@ -4,6 +4,10 @@ package web
 // every language (a test checks it, and that every key a view uses is here).
 var catalogue = map[string]map[string]string{
 	"en": {
+		"board_reviews": "Reviews", "board_reviews_verified": "signed-in reviewers only", "review_approve": "Approve",
+		"review_request_changes": "Request changes", "review_comment": "Comment (required to request changes)",
+		"your_verdict": "Your review", "pre_execution": "Pre-execution checklist", "tick": "Tick", "untick": "Untick",
+		"review_recorded": "Review recorded.", "tick_recorded": "Checklist updated.",
 		"about": "About", "action": "Action", "actions": "Actions", "active": "active", "actor": "Actor", "actual": "Actual",
 		"add": "Add", "add_member": "Add a member", "address": "Address",
 		"admin_environments": "Environments & targets", "admin_teams": "Teams & permissions", "admin_triggers": "Triggers",
@@ -65,6 +69,10 @@ var catalogue = map[string]map[string]string{
 		"ptype_string":         "text", "ptype_int": "integer", "ptype_bool": "yes/no", "ptype_enum": "one of", "ptype_path": "path", "ptype_secret": "secret",
 	},
 	"zh": {
+		"board_reviews": "评审", "board_reviews_verified": "仅计已登录的评审人", "review_approve": "批准",
+		"review_request_changes": "要求修改", "review_comment": "评论（要求修改时必填）",
+		"your_verdict": "你的评审", "pre_execution": "执行前检查清单", "tick": "勾选", "untick": "取消勾选",
+		"review_recorded": "评审已记录。", "tick_recorded": "检查清单已更新。",
 		"about": "概况", "action": "操作", "actions": "操作", "active": "启用", "actor": "操作人", "actual": "实际",
 		"add": "添加", "add_member": "添加成员", "address": "地址",
 		"admin_environments": "环境与目标", "admin_teams": "团队与权限", "admin_triggers": "触发器",

@@ -194,7 +194,12 @@ var routeCases = map[string]routeCase{
 	"POST /lang":               {setup: static("/lang", url.Values{"lang": {"zh"}, "next": {"/board"}}), ok: 303, allow: everyone, location: "/board"},
 	"GET /{$}":                 {setup: static("/", nil), ok: 200, allow: signedIn},
 	"GET /board":               {setup: static("/board", nil), ok: 200, allow: signedIn},
-	"GET /runbooks/{path...}":  {setup: static("/runbooks/"+backupRunbook, nil), ok: 200, allow: signedIn},
+	// As the API's task routes: no task in the matrix's workspace, so 404 once through the rule.
+	"POST /board/tasks/{task}/review": {setup: static("/board/tasks/"+matrixTask+"/review", url.Values{"verdict": {"approve"}}),
+		ok: 404, allow: []string{approver}, status: otherProject},
+	"POST /board/tasks/{task}/checklist/{item}": {setup: static("/board/tasks/"+matrixTask+"/checklist/backups-done", url.Values{}),
+		ok: 404, allow: runners, status: otherProject},
+	"GET /runbooks/{path...}": {setup: static("/runbooks/"+backupRunbook, nil), ok: 200, allow: signedIn},
 	"POST /runs": {setup: static("/runs", url.Values{"runbook": {searchRunbook}, "environment": {"staging"}}),
 		ok: 303, allow: runners, location: "/runs/"},
 	"GET /runs":           {setup: static("/runs?status=succeeded", nil), ok: 200, allow: signedIn},

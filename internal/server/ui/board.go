@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"path"
 	"slices"
+	"strings"
 
 	"github.com/opsbook/opsbook/internal/auth"
 	"github.com/opsbook/opsbook/internal/lifecycle/gates"
@@ -15,6 +16,35 @@ import (
 
 func (h *handlers) registerBoard() {
 	h.s.Handle("GET /board", auth.NeedSomewhere(auth.RunbookView), "UI: planned operations by lifecycle state, with what each still needs", h.board)
+	h.s.Handle("POST /board/tasks/{task}/review", auth.Need(auth.RunbookApprove, h.scopeTask),
+		"UI: review a planned operation's current snapshot as the signed-in user", h.reviewTask)
+	h.s.Handle("POST /board/tasks/{task}/checklist/{item}", auth.Need(auth.RunbookRun, h.scopeTask),
+		"UI: tick or untick a planned operation's pre-execution checklist item as the signed-in user", h.tickTask)
+}
+
+// scopeTask is the task's project and the protected environment its
+// reviews and ticks open (server.TaskScope, as for the API).
+func (h *handlers) scopeTask(r *http.Request) (auth.Scope, error) {
+	return h.s.TaskScope(r.PathValue("task"))
+}
+
+func (h *handlers) reviewTask(w http.ResponseWriter, r *http.Request) error {
+	verdict := r.PostFormValue("verdict")
+	_, _, err := h.s.ReviewTask(r, principal(r), r.PathValue("task"), verdict, strings.TrimSpace(r.PostFormValue("comment")), r.PostFormValue("snapshot"))
+	if err != nil {
+		return err
+	}
+	redirect(w, r, "/board?flash=review_recorded#task-"+r.PathValue("task"))
+	return nil
+}
+
+func (h *handlers) tickTask(w http.ResponseWriter, r *http.Request) error {
+	ticked := r.PostFormValue("uncheck") == ""
+	if _, err := h.s.TickTask(r, principal(r), r.PathValue("task"), r.PathValue("item"), ticked, strings.TrimSpace(r.PostFormValue("note"))); err != nil {
+		return err
+	}
+	redirect(w, r, "/board?flash=tick_recorded#task-"+r.PathValue("task"))
+	return nil
 }
 
 // boardStates is the column order; states not listed go last.
@@ -34,6 +64,22 @@ type boardTask struct {
 	Task    workspace.Task
 	Needs   []string
 	Runbook string
+	Review  *boardReview // nil: no protected environment, or the task is done
+}
+
+// boardReview is a task's review and checklist in the protected
+// environment, as the server counts them (verified records only), with
+// what the signed-in user may do about them.
+type boardReview struct {
+	Environment string
+	Snapshot    string
+	Short       string
+	Reviews     string // the reviews gate's detail; "" when none is required
+	Approvers   []string
+	Mine        string // the user's own verdict on the current snapshot, if any
+	Items       []gates.Item
+	CanReview   bool
+	CanTick     bool
 }
 
 func (h *handlers) board(w http.ResponseWriter, r *http.Request) error {
@@ -64,6 +110,7 @@ func (h *handlers) board(w http.ResponseWriter, r *http.Request) error {
 		}
 		if t.Lifecycle.Completed.IsZero() {
 			bt.Needs = h.needs(ctx, ws, t, rb)
+			bt.Review = h.review(r, p, t.Name)
 		}
 		c, ok := cols[t.Lifecycle.State]
 		if !ok {
@@ -113,4 +160,39 @@ func (h *handlers) needs(ctx context.Context, ws *workspace.Workspace, t workspa
 		}
 	}
 	return slices.Clip(out)
+}
+
+// review is what the board shows of a task's verified review and
+// checklist in the workspace's protected environment; nil when there is
+// none or the task cannot be read (needs then says why).
+func (h *handlers) review(r *http.Request, p *auth.Principal, name string) *boardReview {
+	scope, err := h.s.TaskScope(name)
+	if err != nil {
+		return nil
+	}
+	t, err := h.s.LoadTask(name)
+	if err != nil {
+		return nil
+	}
+	rep, err := h.s.TaskReport(r.Context(), t, "")
+	if err != nil || !rep.Protected {
+		return nil
+	}
+	br := &boardReview{Environment: rep.Environment, Snapshot: t.Snapshot, Short: rep.Short, Items: rep.Checklist,
+		CanReview: p.Can(auth.RunbookApprove, scope) && !gates.IsAuthor(p.Name, t.Author) && !p.Service,
+		CanTick:   p.Can(auth.RunbookRun, scope)}
+	for _, g := range rep.Gates {
+		if g.ID == gates.GateReviews {
+			br.Reviews = g.Detail
+		}
+	}
+	for _, a := range rep.Reviews.Approvers {
+		br.Approvers = append(br.Approvers, a.Actor)
+	}
+	for _, e := range rep.Reviews.History {
+		if !e.Stale && e.Actor == p.Name {
+			br.Mine = e.Verdict
+		}
+	}
+	return br
 }
