@@ -239,3 +239,48 @@ func (v TaskReviews) Records() []lifecycle.Record {
 	slices.SortStableFunc(recs, func(a, b lifecycle.Record) int { return a.Time.Compare(b.Time) })
 	return recs
 }
+
+// ReportRequest is the body of POST /api/v1/runs/reported: a run that
+// executes in the caller's own process (`opsbook run --local`) asks the
+// server to keep its record. The server records the caller as who started
+// it, never a name in the request.
+type ReportRequest struct {
+	// ID is the run's id in the reporter's store (r-…); the server's
+	// record keeps it, so registering again after a lost answer is safe.
+	ID          string            `json:"id" api:"required"`
+	Runbook     string            `json:"runbook" api:"required"` // path relative to the workspace
+	Environment string            `json:"environment" api:"required"`
+	Task        string            `json:"task,omitempty"`
+	Params      map[string]string `json:"params,omitempty"` // secret parameters are dropped by the server as well
+	Emergency   string            `json:"emergency,omitempty"`
+	// Snapshot is the reporter's snapshot hash (documents, parameters and
+	// variable values); the server stores the documents under the hash of
+	// their content, which it computes itself.
+	Snapshot       string           `json:"snapshot,omitempty"`
+	Source         string           `json:"source" api:"required"` // the runbook's Markdown as it runs
+	RollbackPath   string           `json:"rollback_path,omitempty"`
+	RollbackSource string           `json:"rollback_source,omitempty"`
+	Called         []ReportedCalled `json:"called,omitempty"`
+	CreatedAt      time.Time        `json:"created_at,omitzero"`
+}
+
+// ReportedCalled is a runbook a call step of a reported run names.
+type ReportedCalled struct {
+	Ref    string `json:"ref" api:"required"`  // as the call block writes it
+	Path   string `json:"path" api:"required"` // relative to the workspace
+	Source string `json:"source" api:"required"`
+}
+
+// ReportEventsRequest is the body of POST /api/v1/runs/{id}/events: events
+// of a reported run in the reporter's order, each with the reporter's own
+// seq (1, 2, 3…). Events the server has already are skipped, so a batch
+// may be sent again; a gap is refused (409) with the seq to send from.
+type ReportEventsRequest struct {
+	Events []runbook.Event `json:"events" api:"required"`
+}
+
+// ReportEventsResponse says how far the server holds a reported run's log.
+type ReportEventsResponse struct {
+	Acked    int64 `json:"acked_seq"` // the reporter's seq of the last event the server holds
+	Appended int   `json:"appended"`  // events of this batch that were new
+}

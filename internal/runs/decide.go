@@ -14,6 +14,9 @@ import (
 // checks a gate needs beyond RunbookApprove: no self-approval in a
 // protected environment, and the gate's roles= teams.
 func (s *Service) DecideGate(ctx context.Context, p *auth.Principal, run runbook.Run, decision, reason string) (runbook.Event, error) {
+	if err := s.refuseReported(ctx, run, "decide"); err != nil {
+		return runbook.Event{}, err
+	}
 	state, err := s.engine.State(ctx, run.ID)
 	if err != nil {
 		return runbook.Event{}, err
@@ -52,6 +55,9 @@ func (s *Service) MayDecideGate(p *auth.Principal, run runbook.Run, w *runbook.W
 func (s *Service) Answer(ctx context.Context, p *auth.Principal, run runbook.Run, kind, choice, reason string) (runbook.Event, error) {
 	if kind != runbook.WaitKindManual && kind != runbook.WaitKindAsk {
 		return runbook.Event{}, BadRequest("kind must be manual or ask, not %q", kind)
+	}
+	if err := s.refuseReported(ctx, run, "answer"); err != nil {
+		return runbook.Event{}, err
 	}
 	state, err := s.engine.State(ctx, run.ID)
 	if err != nil {

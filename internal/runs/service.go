@@ -390,6 +390,9 @@ func (s *Service) enqueue(ctx context.Context, q store.QueuedRun, adm *taskAdmis
 // node (asked through the store's notifications, PostgreSQL), queued, or
 // executing nowhere (pending or interrupted, e.g. left by a dead node).
 func (s *Service) Cancel(ctx context.Context, run runbook.Run, actor, reason string) error {
+	if err := s.refuseReported(ctx, run, "stop"); err != nil {
+		return err
+	}
 	if s.engine.Cancel(run.ID, actor, reason) {
 		return nil
 	}

@@ -256,6 +256,9 @@ func VariableAAD(env, name string) []byte { return []byte("variable/" + env + "/
 // Resume queues an interrupted (or stopped) run to continue, with the
 // documents it started with and its secret parameters unsealed.
 func (s *Service) Resume(ctx context.Context, run runbook.Run, actor, retryInterrupted string) error {
+	if err := s.refuseReported(ctx, run, "resume (`opsbook resume --local "+run.ID+"`)"); err != nil {
+		return err
+	}
 	if run.Status.Finished() {
 		return Errorf(http.StatusConflict, "finished", "run %s is %s; start a new run instead", run.ID, run.Status)
 	}

@@ -29,6 +29,18 @@ const (
 // An unknown run is ErrNotFound; an event without a type, with another
 // run's id or with a stream other than stdout/stderr is ErrInvalid.
 func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.Event) ([]runbook.Event, error) {
+	return s.appendEvents(ctx, runID, evs, nil)
+}
+
+// appendHook runs inside AppendEvents' transaction: before may keep only
+// some of the events (none: nothing is appended) or refuse the batch;
+// after sees the events kept and as stored, and may write more.
+type appendHook struct {
+	before func(ctx context.Context, tx *sql.Tx, evs []runbook.Event) ([]runbook.Event, error)
+	after  func(ctx context.Context, tx *sql.Tx, in, out []runbook.Event) error
+}
+
+func (s *Store) appendEvents(ctx context.Context, runID string, evs []runbook.Event, hook *appendHook) ([]runbook.Event, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
@@ -64,6 +76,15 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 	if resultsOnly && s.dialect == DialectPostgres {
 		if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit TO OFF`); err != nil {
 			return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
+		}
+	}
+
+	if hook != nil {
+		if evs, err = hook.before(ctx, tx, evs); err != nil {
+			return nil, fmt.Errorf("append events to run %s: %w", runID, err)
+		}
+		if len(evs) == 0 {
+			return nil, nil
 		}
 	}
 
@@ -115,6 +136,11 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 			}
 		}
 		out[i] = ev
+	}
+	if hook != nil {
+		if err := hook.after(ctx, tx, evs, out); err != nil {
+			return nil, fmt.Errorf("append events to run %s: %w", runID, err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("append events to run %s: commit: %w", runID, mapError(err))

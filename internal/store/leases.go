@@ -169,7 +169,9 @@ func (s *Store) RunOwnerAlive(ctx context.Context, runID string) (bool, error) {
 func (s *Store) OrphanedRuns(ctx context.Context) ([]runbook.Run, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT `+prefixed("r.", runColumns)+`, l.owner, l.token, l.expires_at
 		FROM runs r LEFT JOIN run_leases l ON l.run_id = r.id
-		WHERE r.status IN ($1, $2) ORDER BY r.created_at DESC, r.id DESC`,
+		WHERE r.status IN ($1, $2)
+		  AND NOT EXISTS (SELECT 1 FROM reported_runs p WHERE p.run_id = r.id) -- executed elsewhere, reported here
+		ORDER BY r.created_at DESC, r.id DESC`,
 		string(runbook.RunRunning), string(runbook.RunWaiting))
 	if err != nil {
 		return nil, fmt.Errorf("find interrupted runs: %w", mapError(err))

@@ -245,6 +245,7 @@ func (s *Store) UnqueuedPendingRuns(ctx context.Context, olderThan time.Time) ([
 	rows, err := s.db.QueryContext(ctx, `SELECT r.id FROM runs r
 		WHERE r.status = 'pending' AND r.created_at < $1
 		  AND NOT EXISTS (SELECT 1 FROM run_queue q WHERE q.run_id = r.id)
+		  AND NOT EXISTS (SELECT 1 FROM reported_runs p WHERE p.run_id = r.id)
 		ORDER BY r.created_at`, micros(olderThan))
 	if err != nil {
 		return nil, fmt.Errorf("find unqueued pending runs: %w", mapError(err))

@@ -88,6 +88,8 @@ var Contracts = map[string]Contract{
 	"POST /api/v1/runs/{id}/gate":         {Request: apitypes.GateRequest{}, Responses: ok(runbook.Event{})},
 	"POST /api/v1/runs/{id}/answer":       {Request: apitypes.AnswerRequest{}, Responses: ok(runbook.Event{})},
 	"POST /api/v1/runs/{id}/notes":        {Request: apitypes.NoteRequest{}, Responses: created(runbook.Event{})},
+	"POST /api/v1/runs/reported":          {Request: apitypes.ReportRequest{}, Responses: created(runbook.Run{})},
+	"POST /api/v1/runs/{id}/events":       {Request: apitypes.ReportEventsRequest{}, Responses: ok(apitypes.ReportEventsResponse{})},
 
 	"GET /api/v1/tasks/{task}/reviews":           {Responses: ok(apitypes.TaskReviews{})},
 	"POST /api/v1/tasks/{task}/reviews":          {Request: apitypes.ReviewRequest{}, Responses: map[int]any{200: apitypes.ReviewResult{}, 201: apitypes.ReviewResult{}}},

@@ -107,6 +107,20 @@ var routeCases = map[string]routeCase{
 	"GET /api/v1/runs/{id}/events":        {setup: onRun("/events", nil), ok: 200, allow: signedIn, status: otherProject},
 	"GET /api/v1/runs/{id}/events/stream": {setup: onRun("/events/stream", nil), ok: 200, allow: signedIn, status: otherProject},
 	"POST /api/v1/runs/{id}/notes":        {setup: onRun("/notes", map[string]string{"text": "odd latency"}), ok: 201, allow: runners},
+	"POST /api/v1/runs/reported": {setup: func(*harness, *fixtures, string, bool) (string, any) {
+		return "/api/v1/runs/reported", reportBody(store.NewRunID())
+	}, ok: 201, allow: runners},
+	// Allowed callers append to a run they reported themselves; the
+	// others are refused by the rule, before the handler.
+	"POST /api/v1/runs/{id}/events": {setup: func(h *harness, f *fixtures, role string, allowed bool) (string, any) {
+		body := map[string]any{"events": []runbook.Event{{Seq: 1, Type: runbook.EventRunStarted, Text: "Matrix"}}}
+		if !allowed {
+			return "/api/v1/runs/" + f.finishedRun + "/events", body
+		}
+		id := store.NewRunID()
+		h.must(http.StatusCreated, role, "POST", "/api/v1/runs/reported", reportBody(id))
+		return "/api/v1/runs/" + id + "/events", body
+	}, ok: 200, allow: runners},
 	// Resuming a finished run is refused after authorisation: 409 shows the rule let the caller through.
 	"POST /api/v1/runs/{id}/resume": {setup: onRun("/resume", map[string]string{}), ok: 409, allow: runners},
 	"POST /api/v1/runs/{id}/cancel": {setup: waitFor(backupRunbook, runbook.WaitKindGate, apiRuns, "/cancel", map[string]string{"reason": "matrix"}),
@@ -505,4 +519,11 @@ func (h *harness) cancelActive() {
 	for _, r := range runs {
 		h.do(admin, "POST", "/api/v1/runs/"+r.ID+"/cancel", map[string]string{"reason": "test over"})
 	}
+}
+
+// reportBody registers a run of the search runbook in staging executing
+// in the caller's process (POST /api/v1/runs/reported).
+func reportBody(id string) map[string]any {
+	return map[string]any{"id": id, "runbook": searchRunbook, "environment": "staging",
+		"source": "---\nkind: runbook\ntitle: Matrix\n---\n\n## Steps\n\n### One\n\n```sh {id=one verify=none reason=test}\necho one\n```\n"}
 }

@@ -27,6 +27,8 @@ func (h *handlers) registerRuns() {
 	h.s.Handle("POST /api/v1/runs/{id}/gate", auth.Need(auth.RunbookApprove, h.scopeRun), "Decide the Go/No-Go gate the run waits at", h.decideGate)
 	h.s.Handle("POST /api/v1/runs/{id}/answer", auth.Need(auth.RunbookRun, h.scopeRun), "Confirm a manual step or answer a guided-failure question", h.answer)
 	h.s.Handle("POST /api/v1/runs/{id}/notes", auth.Need(auth.RunbookRun, h.scopeRun), "Note an anomaly on a run", h.noteRun)
+	h.s.Handle("POST /api/v1/runs/reported", auth.Need(auth.RunbookRun, h.scopeFromBody), "Register a run executing in the caller's own process (opsbook run --local) to keep its record here", h.reportRun)
+	h.s.Handle("POST /api/v1/runs/{id}/events", auth.Need(auth.RunbookRun, h.scopeRun), "Append a batch of a reported run's events (its reporter only; idempotent by the reporter's seq)", h.reportEvents)
 }
 
 func (h *handlers) listRuns(w http.ResponseWriter, r *http.Request) error {
@@ -300,5 +302,36 @@ func (h *handlers) noteRun(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	server.WriteJSON(w, http.StatusCreated, ev)
+	return nil
+}
+
+func (h *handlers) reportRun(w http.ResponseWriter, r *http.Request) error {
+	var req apitypes.ReportRequest
+	if err := server.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	run, err := h.s.Runs().Report(r.Context(), principal(r), req, h.s.RemoteAddr(r))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/v1/runs/"+run.ID)
+	server.WriteJSON(w, http.StatusCreated, run)
+	return nil
+}
+
+func (h *handlers) reportEvents(w http.ResponseWriter, r *http.Request) error {
+	var req apitypes.ReportEventsRequest
+	if err := server.DecodeJSON(r, &req); err != nil {
+		return err
+	}
+	run, err := h.s.Store().GetRun(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	res, err := h.s.Runs().AppendReported(r.Context(), principal(r), run, req.Events)
+	if err != nil {
+		return err
+	}
+	server.WriteJSON(w, http.StatusOK, res)
 	return nil
 }
