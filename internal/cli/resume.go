@@ -12,7 +12,7 @@ import (
 
 func newResumeCmd(e *env) *cobra.Command {
 	var output, answer, server string
-	var yes, failedOnly bool
+	var yes, failedOnly, local bool
 	cmd := &cobra.Command{
 		Use:   "resume RUN",
 		Short: "Continue a run whose process died (or that stopped while waiting)",
@@ -24,11 +24,19 @@ terminal, or with --answer; the same answer takes an open on_fail=ask
 question). The runbook must be unchanged
 (same snapshot); secret parameters are asked for again (OPSBOOK_PARAM_* or
 the prompt), since they are never stored. Two processes can never execute
-the same run: a run still held by a live process is refused.`,
+the same run: a run still held by a live process is refused.
+
+With a server configured, resume asks the server to resume its run;
+--local resumes a run of the local store instead — one started with
+` + "`opsbook run --local`" + ` goes on reporting every event to the server it
+reported to, sending first what the server still lacks. A finished
+reported run is not run again: resume --local only sends the server the
+events it has not received yet.`,
 		Example: `  opsbook runs                      # find the interrupted run
   opsbook resume 01HV3 --yes
   opsbook resume 01HV3 --answer skip
-  opsbook resume 01HV3 --failed-only   # re-run the hosts a fan-out step failed on`,
+  opsbook resume 01HV3 --failed-only   # re-run the hosts a fan-out step failed on
+  opsbook resume 01HV3 --local         # a run started with opsbook run --local`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch answer {
@@ -39,7 +47,7 @@ the same run: a run still held by a live process is refused.`,
 			ctx := cmd.Context()
 			if c, err := remoteClient(server); err != nil {
 				return badInput("%v", err)
-			} else if c != nil {
+			} else if c != nil && !local {
 				if failedOnly {
 					return badInput("--failed-only reopens a failed run of the local store; the server does not offer it: drop --server (and unset OPSBOOK_SERVER) on the machine that ran it, or start a new run")
 				}
@@ -53,6 +61,13 @@ the same run: a run still held by a live process is refused.`,
 			run, err := st.GetRun(ctx, args[0])
 			if err != nil {
 				return badInput("%v", err)
+			}
+			report, err := reportClient(ctx, st, run.ID, server)
+			if err != nil {
+				return badInput("%v", err)
+			}
+			if run.Status.Finished() && !(failedOnly && run.Status == runbook.RunFailed) && report != nil {
+				return flushReport(ctx, e, st, report, ws, run)
 			}
 			if run.Status.Finished() && !(failedOnly && run.Status == runbook.RunFailed) {
 				return badInput("run %s is %s; there is nothing to resume (start a new run with `opsbook run`)", run.ID, run.Status)
@@ -83,7 +98,16 @@ the same run: a run still held by a live process is refused.`,
 				return err
 			}
 			defer closeSSH()
-			_, err = drive(ctx, e, eng, run, p, output, yes, actor, answer, true, func(o *engine.ExecOptions) { o.FailedOnly = failedOnly })
+			more := []func(*engine.ExecOptions){func(o *engine.ExecOptions) { o.FailedOnly = failedOnly }}
+			if report != nil {
+				rep, err := startReporter(ctx, e, st, report, run, p)
+				if err != nil {
+					return err
+				}
+				defer rep.finish(reportWait())
+				more = append(more, rep.observe)
+			}
+			_, err = drive(ctx, e, eng, run, p, output, yes, actor, answer, true, more...)
 			return err
 		},
 	}
@@ -91,6 +115,7 @@ the same run: a run still held by a live process is refused.`,
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "approve gates and confirm manual steps as yourself with reason \"--yes\"")
 	cmd.Flags().BoolVar(&failedOnly, "failed-only", false, "reopen a failed run and re-run only the hosts its failed fan-out step did not succeed on (failed or never started), then go on")
 	cmd.Flags().StringVar(&answer, "answer", "", "what to do with an interrupted step that is not idempotent (or an open on_fail=ask question): retry, skip, abort or rollback")
+	cmd.Flags().BoolVar(&local, "local", false, "with a server configured: resume the run of the local store here (a run of opsbook run --local goes on reporting to the server)")
 	addServerFlag(cmd, &server)
 	return cmd
 }

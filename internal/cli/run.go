@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/opsbook/opsbook/internal/client"
 	"github.com/opsbook/opsbook/internal/engine"
 	"github.com/opsbook/opsbook/internal/lifecycle"
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -26,7 +27,7 @@ func newRunCmd(e *env) *cobra.Command {
 		envName, from, output, emergency string
 		reason, server                   string
 		params                           []string
-		dryRun, yes                      bool
+		dryRun, yes, local               bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run FILE|TASK --env NAME",
@@ -47,11 +48,23 @@ never accepted on the command line.
 Without a terminal, a gate needs --yes (recorded as a Go by you with the
 reason "--yes") or the run fails at the gate.
 
+With a server configured (--server or OPSBOOK_SERVER), the run executes
+on the server by default; --local executes it here, in this process,
+and reports every event to the server, so its overview, runs list, run
+page, audit log and postmortem show the run as if the server had run it.
+The events queue in the local store while the server is unreachable (one
+warning, the run goes on) and are sent, in order and exactly once, when
+it is back; ` + "`opsbook resume --local RUN`" + ` continues a reported run, or sends
+what the server still lacks of a finished one. Gates of a protected
+environment are never decided locally, so such runs are refused with
+--local as without a server.
+
 Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 4 cancelled or interrupted, 5 refused by a lifecycle gate.`,
 		Example: `  opsbook run ops/runbooks/backup.md --env staging --param DB=orders
   opsbook run 2026-03-01-pg-upgrade-15 --env production
   opsbook run backup.md --env staging --dry-run
+  OPSBOOK_SERVER=https://ops.example.com opsbook run backup.md --env staging --local
   OPSBOOK_PARAM_TOKEN=… opsbook run rotate.md --env dev --yes --output json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -63,9 +76,14 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 				return err
 			}
 			ctx := cmd.Context()
-			if c, err := remoteClient(server); err != nil {
+			c, err := remoteClient(server)
+			if err != nil {
 				return badInput("%v", err)
-			} else if c != nil {
+			}
+			if local && c == nil {
+				return badInput("--local reports a run executing here to a server: name it with --server URL or OPSBOOK_SERVER (without a server, opsbook run executes locally anyway)")
+			}
+			if c != nil && !local {
 				if dryRun {
 					return badInput("--dry-run plans from the local workspace: drop --server (and unset OPSBOOK_SERVER) to see the plan")
 				}
@@ -92,7 +110,7 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 				}
 				return printPlan(e.stdout, p, from)
 			}
-			_, err = runLocal(ctx, e, ws, p, rel, params, localRun{from: from, emergency: emergency, output: output, yes: yes})
+			_, err = runLocal(ctx, e, ws, p, rel, params, localRun{from: from, emergency: emergency, output: output, yes: yes, report: c})
 			return err
 		},
 	}
@@ -106,6 +124,7 @@ Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 	f.StringVar(&emergency, "emergency", "", "run as an emergency override of the lifecycle gates (change: emergency tasks only); give the reason with --reason")
 	f.Lookup("emergency").NoOptDefVal = emergencyFromReason
 	f.StringVar(&reason, "reason", "", "why this emergency run overrides the lifecycle gates (with --emergency; recorded on the run)")
+	f.BoolVar(&local, "local", false, "with a server configured: execute here and report every event to the server (default: the server executes the run)")
 	addServerFlag(cmd, &server)
 	return cmd
 }
@@ -138,6 +157,7 @@ func emergencyReason(emergency, reason string) (string, error) {
 type localRun struct {
 	from, emergency, output string
 	yes                     bool
+	report                  *client.Client // the server the run reports to (run --local); nil: none
 }
 
 // runLocal collects the parameters of a loaded plan, admits the run
@@ -201,7 +221,16 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 			return "", err
 		}
 	}
-	status, err := drive(ctx, e, eng, run, p, o.output, o.yes, actor, "", false)
+	var more []func(*engine.ExecOptions)
+	if o.report != nil {
+		rep, err := startReporter(ctx, e, st, o.report, run, p)
+		if err != nil {
+			return "", err
+		}
+		defer rep.finish(reportWait())
+		more = append(more, rep.observe)
+	}
+	status, err := drive(ctx, e, eng, run, p, o.output, o.yes, actor, "", false, more...)
 	if tr != nil {
 		run.Status = status
 		if ferr := tr.Finished(run); ferr != nil && err == nil {

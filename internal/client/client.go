@@ -325,6 +325,26 @@ func (c *Client) Resume(ctx context.Context, id, retryInterrupted string) error 
 	return c.do(ctx, "POST", "/api/v1/runs/"+url.PathEscape(id)+"/resume", apitypes.ResumeRequest{RetryInterrupted: retryInterrupted}, nil)
 }
 
+// Report registers a run executing in this process with the server,
+// which keeps its record (`opsbook run --local`). Registering the same run
+// again returns it as stored.
+func (c *Client) Report(ctx context.Context, req apitypes.ReportRequest) (runbook.Run, error) {
+	var run runbook.Run
+	err := c.do(ctx, "POST", "/api/v1/runs/reported", req, &run)
+	return run, err
+}
+
+// ReportEvents appends a batch of a reported run's events, each with its
+// seq in the local log; the server skips those it has already.
+func (c *Client) ReportEvents(ctx context.Context, id string, evs []runbook.Event) (apitypes.ReportEventsResponse, error) {
+	var res apitypes.ReportEventsResponse
+	err := c.do(ctx, "POST", "/api/v1/runs/"+url.PathEscape(id)+"/events", apitypes.ReportEventsRequest{Events: evs}, &res)
+	return res, err
+}
+
+// Base is the server's URL.
+func (c *Client) Base() string { return c.base }
+
 // VerifyAudit asks the server to check the audit log's chain (Admin).
 func (c *Client) VerifyAudit(ctx context.Context) (AuditVerification, error) {
 	var v AuditVerification

@@ -1,0 +1,311 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/apitypes"
+	"github.com/opsbook/opsbook/internal/client"
+	"github.com/opsbook/opsbook/internal/engine"
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/store"
+	"github.com/opsbook/opsbook/internal/workspace"
+)
+
+// `opsbook run --local` with a server configured executes in this process
+// and reports every event to the server, so the server's overview, runs,
+// run page, audit log and postmortem show the run. The local store is the
+// outbox: the run's own event log is written before each step goes on (as
+// for any local run), and run_reports records how far the server has
+// acknowledged it. A reporter sends what is not acknowledged yet, in
+// order, in batches the server takes exactly once (by seq); a network
+// failure or a server restart only delays it. The run never waits for the
+// server: it warns once and goes on.
+
+// reportBatchBytes bounds one batch's text, well under the server's
+// request limit (1 MiB) even when JSON escapes every byte of output.
+const reportBatchBytes = 128 << 10
+
+// reportRequestTimeout bounds one request to the server.
+const reportRequestTimeout = 15 * time.Second
+
+// reportWait is how long a finished run's process waits for the server to
+// take what is left of the log before it leaves it queued
+// (OPSBOOK_REPORT_WAIT, a Go duration).
+func reportWait() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("OPSBOOK_REPORT_WAIT")); err == nil && d >= 0 {
+		return d
+	}
+	return 10 * time.Second
+}
+
+// reporter sends one local run's events to the server.
+type reporter struct {
+	c        *client.Client
+	st       *store.Store
+	runID    string
+	register apitypes.ReportRequest
+	stderr   io.Writer
+
+	wake   chan struct{}
+	stop   chan struct{} // closed by finish: send what is left, then end
+	done   chan struct{}
+	cancel context.CancelFunc // ends the sending when finish gives up
+
+	mu       sync.Mutex
+	down     bool  // the last attempt failed; warned
+	fatal    error // the server refused the report for good
+	caughtUp bool
+}
+
+// reportRequest is the registration of a local run with the server: its
+// documents as they run, its parameters without secrets.
+func reportRequest(run runbook.Run, p *engine.Plan) apitypes.ReportRequest {
+	req := apitypes.ReportRequest{ID: run.ID, Runbook: run.Runbook, Environment: run.Environment, Task: run.Task,
+		Emergency: run.Emergency, Snapshot: run.Snapshot, Source: string(p.Document.Source), CreatedAt: run.CreatedAt}
+	params := map[string]string{}
+	for k, v := range run.Params {
+		params[k] = v
+	}
+	for _, d := range p.Document.Front.Params {
+		if d.SecretParam() {
+			delete(params, d.Name)
+		}
+	}
+	if len(params) > 0 {
+		req.Params = params
+	}
+	if p.Rollback != nil {
+		req.RollbackPath, req.RollbackSource = p.Rollback.Path, string(p.Rollback.Source)
+	}
+	refs := make([]string, 0, len(p.Called))
+	for ref := range p.Called {
+		refs = append(refs, ref)
+	}
+	sort.Strings(refs)
+	for _, ref := range refs {
+		d := p.Called[ref]
+		req.Called = append(req.Called, apitypes.ReportedCalled{Ref: ref, Path: d.Path, Source: string(d.Source)})
+	}
+	return req
+}
+
+// startReporter records that run reports to c's server (the outbox entry
+// survives this process) and starts sending in the background.
+func startReporter(ctx context.Context, e *env, st *store.Store, c *client.Client, run runbook.Run, p *engine.Plan) (*reporter, error) {
+	if err := st.CreateRunReport(ctx, run.ID, c.Base()); err != nil {
+		return nil, err
+	}
+	r := &reporter{c: c, st: st, runID: run.ID, register: reportRequest(run, p), stderr: e.stderr,
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	// Not the command's context: an interrupted run's last events are
+	// still sent while finish waits.
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r.cancel = cancel
+	go r.loop(lctx)
+	return r, nil
+}
+
+// poke says the run's log grew.
+func (r *reporter) poke() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// observe chains the reporter after the view's observer.
+func (r *reporter) observe(o *engine.ExecOptions) {
+	prev := o.Observe
+	o.Observe = func(ev runbook.Event) {
+		if prev != nil {
+			prev(ev)
+		}
+		r.poke()
+	}
+}
+
+func (r *reporter) loop(ctx context.Context) {
+	defer close(r.done)
+	backoff := 250 * time.Millisecond
+	poll := time.NewTicker(time.Second) // a safety net beside poke
+	defer poll.Stop()
+	for {
+		caughtUp, err := r.send(ctx)
+		r.mu.Lock()
+		r.caughtUp = caughtUp && err == nil
+		r.mu.Unlock()
+		if err != nil && ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			var ce *client.Error
+			if errors.As(err, &ce) && ce.Status < 500 && ce.Status != http.StatusTooManyRequests && ce.Status != http.StatusRequestTimeout {
+				r.mu.Lock()
+				r.fatal = err
+				r.mu.Unlock()
+				fmt.Fprintf(r.stderr, "opsbook: the server refused the record of run %s: %v; the run goes on here and keeps its local record\n", r.runID, err)
+				return
+			}
+			r.mu.Lock()
+			warn := !r.down
+			r.down = true
+			r.mu.Unlock()
+			if warn {
+				fmt.Fprintf(r.stderr, "opsbook: cannot report run %s to %s (%v); the run goes on and its events wait in the local store until the server is back\n", r.runID, r.c.Base(), err)
+			}
+			select {
+			case <-time.After(backoff):
+			case <-r.stop:
+				select {
+				case <-time.After(backoff):
+				case <-ctx.Done():
+					return
+				}
+			}
+			backoff = min(backoff*2, 2*time.Second)
+			continue
+		}
+		r.mu.Lock()
+		if r.down {
+			r.down = false
+			fmt.Fprintf(r.stderr, "opsbook: reporting run %s to %s again\n", r.runID, r.c.Base())
+		}
+		r.mu.Unlock()
+		backoff = 250 * time.Millisecond
+		if !caughtUp {
+			continue
+		}
+		select {
+		case <-r.stop:
+			// The run ended: one more pass picks up its last events.
+			if caughtUp, err := r.send(ctx); err == nil && caughtUp {
+				r.mu.Lock()
+				r.caughtUp = true
+				r.mu.Unlock()
+				return
+			}
+		case <-r.wake:
+		case <-poll.C:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// send registers the run if the server has not yet, then sends what the
+// server has not acknowledged, up to one batch; caughtUp says nothing was
+// left.
+func (r *reporter) send(ctx context.Context) (caughtUp bool, err error) {
+	rep, err := r.st.GetRunReport(ctx, r.runID)
+	if err != nil {
+		return false, err
+	}
+	if !rep.Registered {
+		rctx, cancel := context.WithTimeout(ctx, reportRequestTimeout)
+		_, err := r.c.Report(rctx, r.register)
+		cancel()
+		if err != nil {
+			return false, err
+		}
+		if err := r.st.MarkRunReportRegistered(ctx, r.runID); err != nil {
+			return false, err
+		}
+	}
+	evs, err := r.st.Events(ctx, r.runID, rep.SentSeq, 500)
+	if err != nil {
+		return false, err
+	}
+	if len(evs) == 0 {
+		return true, nil
+	}
+	n, size := 0, 0
+	for n < len(evs) && (n == 0 || size+len(evs[n].Text) <= reportBatchBytes) {
+		size += len(evs[n].Text) + 256
+		n++
+	}
+	rctx, cancel := context.WithTimeout(ctx, reportRequestTimeout)
+	res, err := r.c.ReportEvents(rctx, r.runID, evs[:n])
+	cancel()
+	if err != nil {
+		return false, err
+	}
+	if err := r.st.SetRunReportSent(ctx, r.runID, res.Acked); err != nil {
+		return false, err
+	}
+	return false, nil // caught up is seen by the next pass reading nothing
+}
+
+// finish waits, up to wait, for the server to take the rest of the log,
+// and says what is left when it did not.
+func (r *reporter) finish(wait time.Duration) {
+	close(r.stop)
+	select {
+	case <-r.done:
+	case <-time.After(wait):
+	}
+	r.cancel()
+	<-r.done // the store closes after this
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.caughtUp || r.fatal != nil {
+		return
+	}
+	left := "some events"
+	if rep, err := r.st.GetRunReport(context.Background(), r.runID); err == nil {
+		if last, err := r.st.LastSeq(context.Background(), r.runID); err == nil && last > rep.SentSeq {
+			left = fmt.Sprintf("%d event(s)", last-rep.SentSeq)
+		}
+	}
+	fmt.Fprintf(r.stderr, "opsbook: %s of run %s are not on %s yet; they wait in the local store: send them with `opsbook resume --local %s`\n",
+		left, r.runID, r.c.Base(), r.runID)
+}
+
+// reportClient is the client a local run reports through: the server
+// named by --server or OPSBOOK_SERVER, else the one the run reported to
+// before (its outbox entry), with the key in OPSBOOK_API_KEY; nil when
+// the run reports nowhere.
+func reportClient(ctx context.Context, st *store.Store, runID, server string) (*client.Client, error) {
+	if c, err := remoteClient(server); err != nil || c != nil {
+		return c, err
+	}
+	rep, err := st.GetRunReport(ctx, runID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return remoteClient(rep.Server)
+}
+
+// flushReport is `opsbook resume --local` of a finished reported run:
+// nothing runs again; what the server lacks of its log is sent.
+func flushReport(ctx context.Context, e *env, st *store.Store, c *client.Client, ws *workspace.Workspace, run runbook.Run) error {
+	p, err := loadPlan(&env{stdin: e.stdin, stdout: io.Discard, stderr: io.Discard, workspace: e.workspace}, ws, ws.Path(run.Runbook), run.Runbook, run.Environment)
+	if err != nil {
+		return err
+	}
+	r, err := startReporter(ctx, e, st, c, run, p)
+	if err != nil {
+		return err
+	}
+	r.finish(reportWait())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fatal != nil {
+		return r.fatal
+	}
+	if !r.caughtUp {
+		return &ExitError{Code: ExitInterrupted, Err: fmt.Errorf("run %s is %s; the server %s did not take the rest of its record yet: try again later", run.ID, run.Status, c.Base())}
+	}
+	fmt.Fprintf(e.stderr, "run %s is %s; the server %s has its whole record\n", run.ID, run.Status, c.Base())
+	return nil
+}

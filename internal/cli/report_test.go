@@ -1,0 +1,382 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/auth"
+	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/store"
+	"github.com/opsbook/opsbook/internal/testbin"
+)
+
+// A server and a CLI, both real processes, for `opsbook run --local`'s
+// promises: a run executing on a laptop reaches the server's record
+// completely, exactly once and in order, whatever dies in between.
+
+// slowRunbook has eight steps of output and sleep: long enough to kill
+// something in the middle.
+func slowRunbook() string {
+	var b strings.Builder
+	b.WriteString("---\nkind: runbook\ntitle: Slow change\n---\n\n## Steps\n\n")
+	for i := 1; i <= 8; i++ {
+		fmt.Fprintf(&b, "### Step %d\n\n```sh {id=s%d verify=none reason=test}\nfor i in $(seq 1 25); do echo \"s%d line $i\"; done\nsleep 0.7\n```\n\n", i, i, i)
+	}
+	return b.String()
+}
+
+// reportWorkspace writes a workspace with the slow runbook, a protected
+// production and a runbook with a gate.
+func reportWorkspace(t *testing.T) string {
+	t.Helper()
+	ws := t.TempDir()
+	files := map[string]string{
+		"opsbook.yaml":           "name: laptop\nenvironments:\n  - name: dev\n  - name: production\n    protected: true\n    reviewers: 0\n    rehearsal: false\n",
+		"ops/runbooks/slow.md":   slowRunbook(),
+		"ops/runbooks/gated.md":  "---\nkind: runbook\ntitle: Gated\n---\n\n## Steps\n\n### Go\n\n```gate {id=go}\nGo when ready.\n```\n\n### Do\n\n```sh {id=do verify=none reason=test}\necho done\n```\n",
+		".opsbook/.keep":         "",
+		"ops/runbooks/README.md": "Runbooks.\n",
+	}
+	for name, body := range files {
+		p := filepath.Join(ws, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ws
+}
+
+// serveProc is one real `opsbook serve` on a fixed address and database,
+// so that it can be killed and started again where it was.
+type serveProc struct {
+	t        *testing.T
+	addr, ws string
+	data     string
+	cmd      *exec.Cmd
+	logs     *lockedBuffer
+}
+
+func (s *serveProc) url() string { return "http://" + s.addr }
+
+func (s *serveProc) start() {
+	t := s.t
+	t.Helper()
+	cmd := exec.Command(testbin.Opsbook(t), "serve", "--addr", s.addr, "--data", s.data, "--workspace", s.ws, "--grace", "1s")
+	cmd.Env = append(os.Environ(), "OPSBOOK_MASTER_KEY=t:"+base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{5}, 32)))
+	s.logs = &lockedBuffer{}
+	cmd.Stderr = s.logs
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "opsbook serving") {
+				ready <- true
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("opsbook serve did not start:\n%s", s.logs)
+	}
+	s.cmd = cmd
+}
+
+// kill9 kills the server with SIGKILL and reaps it.
+func (s *serveProc) kill9() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	s.cmd.Wait()
+}
+
+// newServeProc starts a server whose database has two users allowed to
+// run everything, alice and mallory, and returns it with their API keys.
+func newServeProc(t *testing.T, ws string) (s *serveProc, alice, mallory string) {
+	t.Helper()
+	testbin.Opsbook(t)
+	ctx := context.Background()
+	data := t.TempDir()
+	st, err := store.Open(ctx, filepath.Join(data, "server.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateTeam(ctx, "ops"); err != nil {
+		t.Fatal(err)
+	}
+	for _, perm := range []auth.Permission{auth.RunbookView, auth.RunbookRun} {
+		if err := st.CreateGrant(ctx, &auth.Grant{Team: "ops", Permission: perm}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := map[string]string{}
+	for _, name := range []string{"alice", "mallory"} {
+		u := &store.User{Name: name}
+		if err := st.CreateUser(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.AddTeamMember(ctx, "ops", u.ID); err != nil {
+			t.Fatal(err)
+		}
+		keys[name] = auth.NewAPIKey()
+		if err := st.CreateAPIKey(ctx, &store.APIKey{UserID: u.ID, Name: "t", KeyHash: auth.HashToken(keys[name]), Hint: "obk_"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	s = &serveProc{t: t, addr: addr, ws: ws, data: data}
+	s.start()
+	t.Cleanup(func() {
+		if s.cmd != nil && s.cmd.ProcessState == nil {
+			s.kill9()
+		}
+	})
+	return s, keys["alice"], keys["mallory"]
+}
+
+// callAPI calls the server with key; it returns the status and decodes a
+// success into out.
+func callAPI(t *testing.T, base, key, method, path string, body, out any) (int, string) {
+	t.Helper()
+	var rd bytes.Buffer
+	if body != nil {
+		json.NewEncoder(&rd).Encode(body)
+	}
+	req, _ := http.NewRequest(method, base+path, &rd)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(b.Bytes(), out); err != nil {
+			t.Fatalf("%s %s: %v\n%s", method, path, err, b.String())
+		}
+	}
+	return resp.StatusCode, b.String()
+}
+
+// cliProc starts the opsbook CLI as a process in ws.
+func cliProc(t *testing.T, ws, server, key string, args ...string) (*exec.Cmd, *lockedBuffer) {
+	t.Helper()
+	cmd := exec.Command(testbin.Opsbook(t), append([]string{"-C", ws}, args...)...)
+	cmd.Env = append(os.Environ(), "OPSBOOK_SERVER="+server, "OPSBOOK_API_KEY="+key, "OPSBOOK_REPORT_WAIT=60s",
+		"GIT_AUTHOR_NAME=laptop-claims-to-be-root", "GIT_COMMITTER_NAME=laptop-claims-to-be-root")
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			cmd.Wait()
+		}
+	})
+	return cmd, out
+}
+
+// waitFor polls cond every 50 ms for up to d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// serverRun finds the one run of the server, as alice sees it.
+func serverRun(t *testing.T, base, key string) (runbook.Run, bool) {
+	var page struct{ Items []runbook.Run }
+	if code, _ := callAPI(t, base, key, "GET", "/api/v1/runs", nil, &page); code != 200 || len(page.Items) == 0 {
+		return runbook.Run{}, false
+	}
+	return page.Items[0], true
+}
+
+func serverEvents(t *testing.T, base, key, id string) []runbook.Event {
+	t.Helper()
+	var page struct{ Events []runbook.Event }
+	if code, body := callAPI(t, base, key, "GET", "/api/v1/runs/"+id+"/events?limit=10000", nil, &page); code != 200 {
+		t.Fatalf("events of %s: %d %s", id, code, body)
+	}
+	return page.Events
+}
+
+func localEvents(t *testing.T, ws, id string) []runbook.Event {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(ws, ".opsbook", "opsbook.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	evs, err := st.Events(context.Background(), id, 0, store.MaxEventLimit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+// sameRecord fails unless the server holds the local log exactly: every
+// event once, in order, with its actor the authenticated reporter.
+func sameRecord(t *testing.T, local, remote []runbook.Event, reporter string) {
+	t.Helper()
+	if len(remote) != len(local) {
+		t.Fatalf("the server holds %d events, the local log %d", len(remote), len(local))
+	}
+	for i := range local {
+		l, r := local[i], remote[i]
+		if l.Type != r.Type || l.Step != r.Step || l.Host != r.Host || l.Stream != r.Stream || l.Text != r.Text || l.Attempt != r.Attempt || !l.Time.Equal(r.Time) {
+			t.Fatalf("event %d differs:\nlocal  %+v\nserver %+v", i+1, l, r)
+		}
+		if r.Actor != "" && r.Actor != reporter {
+			t.Fatalf("event %d: actor %q on the server, want the authenticated %q", i+1, r.Actor, reporter)
+		}
+	}
+}
+
+// TestRunLocalSurvivesServerKill: fault — the server is killed with
+// SIGKILL in the middle of a reported run and started again. The run goes
+// on without waiting, warns once, and when the server is back every event
+// arrives exactly once and in order; the run is finished on the server,
+// started by the authenticated user, not the name git gives.
+func TestRunLocalSurvivesServerKill(t *testing.T) {
+	ws := reportWorkspace(t)
+	srv, alice, _ := newServeProc(t, ws)
+	cli, out := cliProc(t, ws, srv.url(), alice, "run", "ops/runbooks/slow.md", "--env", "dev", "--local")
+
+	var run runbook.Run
+	waitFor(t, 30*time.Second, "the run's second step on the server", func() bool {
+		r, ok := serverRun(t, srv.url(), alice)
+		if !ok {
+			return false
+		}
+		run = r
+		for _, ev := range serverEvents(t, srv.url(), alice, r.ID) {
+			if ev.Type == runbook.EventStepStarted && ev.Step == "s2" {
+				return true
+			}
+		}
+		return false
+	})
+	srv.kill9()
+	// The run goes on while the server is away.
+	waitFor(t, 30*time.Second, "the warning", func() bool { return strings.Contains(out.String(), "cannot report run") })
+	time.Sleep(1500 * time.Millisecond)
+	srv.start()
+	if err := cli.Wait(); err != nil {
+		t.Fatalf("opsbook run --local: %v\n%s", err, out)
+	}
+	if n := strings.Count(out.String(), "cannot report run"); n != 1 {
+		t.Errorf("warned %d times, want once:\n%s", n, out)
+	}
+	local := localEvents(t, ws, run.ID)
+	sameRecord(t, local, serverEvents(t, srv.url(), alice, run.ID), "alice")
+	var d struct {
+		runbook.Run
+		State *runbook.RunState `json:"state"`
+	}
+	if code, body := callAPI(t, srv.url(), alice, "GET", "/api/v1/runs/"+run.ID, nil, &d); code != 200 {
+		t.Fatalf("run on the server: %d %s", code, body)
+	}
+	if d.Status != runbook.RunSucceeded || d.FinishedAt.IsZero() || d.CreatedBy != "alice" || d.State.StartedBy != "alice" || len(d.State.Steps) != 8 {
+		t.Fatalf("the server's record: status %s, finished %v, created by %q, started by %q, %d steps", d.Status, d.FinishedAt, d.CreatedBy, d.State.StartedBy, len(d.State.Steps))
+	}
+}
+
+// TestRunLocalResumeAfterCLIKill: fault — the CLI is killed with SIGKILL
+// mid-run (events appended on the server whose acknowledgement the CLI
+// may never have recorded); `opsbook resume --local` finishes the run and
+// the server's record is complete, with no event twice. Fault — an
+// attacker with RunbookRun of their own cannot append to, or take over
+// the id of, someone else's reported run, nor report into a server-run.
+func TestRunLocalResumeAfterCLIKill(t *testing.T) {
+	ws := reportWorkspace(t)
+	srv, alice, mallory := newServeProc(t, ws)
+	cli, out := cliProc(t, ws, srv.url(), alice, "run", "ops/runbooks/slow.md", "--env", "dev", "--local")
+	var run runbook.Run
+	waitFor(t, 30*time.Second, "the run's third step on the server", func() bool {
+		r, ok := serverRun(t, srv.url(), alice)
+		if !ok {
+			return false
+		}
+		run = r
+		for _, ev := range serverEvents(t, srv.url(), alice, r.ID) {
+			if ev.Type == runbook.EventStepOutput && ev.Step == "s3" {
+				return true
+			}
+		}
+		return false
+	})
+	syscall.Kill(-cli.Process.Pid, syscall.SIGKILL)
+	cli.Wait()
+
+	// The attacker, allowed to run runbooks but not alice's reporter.
+	forged := map[string]any{"events": []runbook.Event{{Seq: 10000, Type: runbook.EventRunFinished, Data: map[string]string{"status": "failed"}}}}
+	if code, body := callAPI(t, srv.url(), mallory, "POST", "/api/v1/runs/"+run.ID+"/events", forged, nil); code != http.StatusForbidden && code != http.StatusNotFound {
+		t.Fatalf("mallory appended to alice's run: %d %s", code, body)
+	}
+	takeover := map[string]any{"id": run.ID, "runbook": "ops/runbooks/slow.md", "environment": "dev", "source": slowRunbook()}
+	if code, body := callAPI(t, srv.url(), mallory, "POST", "/api/v1/runs/reported", takeover, nil); code != http.StatusConflict {
+		t.Fatalf("mallory re-registered alice's run: %d %s", code, body)
+	}
+	for _, path := range []string{"/cancel", "/resume"} {
+		if code, body := callAPI(t, srv.url(), alice, "POST", "/api/v1/runs/"+run.ID+path, map[string]any{}, nil); code != http.StatusConflict || !strings.Contains(body, "opsbook run --local") {
+			t.Fatalf("POST %s of a reported run: %d %s, want 409 saying where it executes", path, code, body)
+		}
+	}
+
+	res, rout := cliProc(t, ws, srv.url(), alice, "resume", run.ID, "--local", "--answer", "retry", "--yes")
+	if err := res.Wait(); err != nil {
+		t.Fatalf("opsbook resume --local: %v\n%s\n(the run: %s)", err, rout, out)
+	}
+	local := localEvents(t, ws, run.ID)
+	remote := serverEvents(t, srv.url(), alice, run.ID)
+	sameRecord(t, local, remote, "alice")
+	var d runbook.Run
+	callAPI(t, srv.url(), alice, "GET", "/api/v1/runs/"+run.ID, nil, &d)
+	if d.Status != runbook.RunSucceeded {
+		t.Fatalf("the server's record is %s after resume --local:\n%s", d.Status, rout)
+	}
+	// A finished run: resume --local only says the server has it all.
+	again, aout := cliProc(t, ws, srv.url(), alice, "resume", run.ID, "--local")
+	if err := again.Wait(); err != nil || !strings.Contains(aout.String(), "has its whole record") {
+		t.Fatalf("resume --local of a finished reported run: %v\n%s", err, aout)
+	}
+	if n := len(serverEvents(t, srv.url(), alice, run.ID)); n != len(remote) {
+		t.Fatalf("a second resume --local changed the server's record: %d events, was %d", n, len(remote))
+	}
+}
