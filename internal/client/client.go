@@ -342,9 +342,6 @@ func (c *Client) ReportEvents(ctx context.Context, id string, evs []runbook.Even
 	return res, err
 }
 
-// Base is the server's URL.
-func (c *Client) Base() string { return c.base }
-
 // VerifyAudit asks the server to check the audit log's chain (Admin).
 func (c *Client) VerifyAudit(ctx context.Context) (AuditVerification, error) {
 	var v AuditVerification
