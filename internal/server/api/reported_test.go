@@ -55,6 +55,10 @@ func TestReportedRunAPI(t *testing.T) {
 		{Seq: 5, Type: runbook.EventGateWaiting, Step: "go", Data: map[string]string{"approvers": "1"}, Text: "Go when the dump is complete."},
 	}
 	h.must(http.StatusOK, runner, "POST", "/api/v1/runs/"+id+"/events", map[string]any{"events": evs})
+	// The run page says where it executes and offers no decision on it.
+	if r := h.must(http.StatusOK, approver, "GET", "/runs/"+id, nil); !strings.Contains(string(r.body), `id="reported-by"`) || strings.Contains(string(r.body), `id="approve"`) {
+		t.Fatalf("the run page of a reported run at a gate:\n%s", r.body)
+	}
 	// The server cannot decide, cancel or resume what runs on a laptop.
 	for _, c := range []struct {
 		role, path string

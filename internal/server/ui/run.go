@@ -29,6 +29,9 @@ type runView struct {
 	Finished   bool
 	CanRun     bool
 	CanApprove bool
+	// ReportedBy is who executes the run in their own process (opsbook
+	// run --local); the server shows it and offers no decisions on it.
+	ReportedBy string
 	PanelError string
 	Stderr     []string // the last stderr lines of the failed step a question is about
 	Since      int64    // Unix ms the run started, while it runs (the page ticks from it)
@@ -68,7 +71,16 @@ func (h *handlers) loadRun(ctx context.Context, p *auth.Principal, id string) (*
 	if err != nil {
 		return nil, err
 	}
-	return h.viewRun(p, run, state, h.snapshotSteps(ctx, run)), nil
+	return h.markReported(ctx, h.viewRun(p, run, state, h.snapshotSteps(ctx, run))), nil
+}
+
+// markReported notes a run executing in someone's own process: its gates,
+// questions, cancellation and resumption are theirs, not the server's.
+func (h *handlers) markReported(ctx context.Context, v *runView) *runView {
+	if rr, err := h.s.Store().GetReportedRun(ctx, v.Run.ID); err == nil {
+		v.ReportedBy, v.CanApprove = rr.Reporter, false
+	}
+	return v
 }
 
 // snapshotSteps are the steps of the document the run froze, parsed from
@@ -193,7 +205,7 @@ func (h *handlers) liveView(ctx context.Context, p *auth.Principal, run runbook.
 		return nil, 0, 0, err
 	}
 	defer x.mu.Unlock()
-	v := h.viewRun(p, run, x.state, docSteps)
+	v := h.markReported(ctx, h.viewRun(p, run, x.state, docSteps))
 	cp := *v.State
 	cp.Steps, cp.Decisions, cp.Anomalies, cp.Breaches, cp.Outputs = nil, nil, nil, nil, nil
 	if w := cp.Waiting; w != nil {
