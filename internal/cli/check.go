@@ -35,7 +35,7 @@ func newCheckCmd(e *env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			c, err := remoteClient(server)
+			c, err := taskClient(server, ws)
 			if err != nil {
 				return badInput("%v", err)
 			}

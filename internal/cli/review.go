@@ -61,7 +61,7 @@ same reviewer approves.`,
 			if approve {
 				verdict = lifecycle.Approve
 			}
-			c, err := remoteClient(server)
+			c, err := taskClient(server, ws)
 			if err != nil {
 				return badInput("%v", err)
 			}

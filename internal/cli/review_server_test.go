@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/opsbook/opsbook/internal/server"
 	"github.com/opsbook/opsbook/internal/server/api"
 	"github.com/opsbook/opsbook/internal/store"
+	"github.com/opsbook/opsbook/internal/workspace"
 )
 
 // serveTaskWorkspace serves the workspace dir over HTTP from this process and
@@ -146,5 +148,77 @@ func TestReviewThroughServer(t *testing.T) {
 	rep := statusJSON(t, task)
 	if g := gate(rep, "reviews"); !g.Met || !rep.Verified || !strings.Contains(g.Detail, "bob, carol") {
 		t.Errorf("status after bob and carol: %+v verified=%v", g, rep.Verified)
+	}
+}
+
+// TestWorkspaceDeclaresServer: opsbook.yaml's server: makes the server the
+// workspace's for every local command, without OPSBOOK_SERVER. A local run
+// in production then counts only the server's reviews: one person's two
+// git-email approvals (fault: a self-claimed identity, and a local run to
+// get around the server) leave its reviews gate unmet, and without a key
+// to ask the server the run is refused (exit 5) — as is a local review.
+func TestWorkspaceDeclaresServer(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("OPSBOOK_STATE_DIR", "")
+	t.Setenv("OPSBOOK_SERVER", "")
+	t.Setenv("OPSBOOK_API_KEY", "")
+	as(t, "ann@example.com")
+	t.Setenv("OPSBOOK_NOW", "2025-03-01T07:30:00Z")
+	if code, out, errOut := runCLI(t, dir, "init"); code != ExitOK {
+		t.Fatalf("init = %d %s%s", code, out, errOut)
+	}
+	writeFile(t, filepath.Join(dir, "opsbook.yaml"), lifecycleConfig)
+	task := "2025-03-01-redis-restart-cluster"
+	if code, out, errOut := runCLI(t, "", "new", "redis restart cluster", "--date", "2025-03-01", "--library", "generic"); code != ExitOK {
+		t.Fatalf("new = %d %s%s", code, out, errOut)
+	}
+	for _, email := range []string{"mallory@example.com", "mallory.2@example.com"} {
+		as(t, email)
+		if code, out, errOut := runCLI(t, "", "review", task, "--approve"); code != ExitOK {
+			t.Fatalf("local review as %s = %d %s%s", email, code, out, errOut)
+		}
+	}
+	rel := filepath.ToSlash(filepath.Join(workspace.ActiveDir, task, task+"-runbook.md"))
+	admit := func() (string, error) {
+		t.Helper()
+		ws, err := workspace.Load(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out strings.Builder
+		_, err = admitTaskRun(&env{stdout: &out, stderr: &out}, ws, rel, "production", "")
+		return out.String(), err
+	}
+	if out, _ := admit(); !strings.Contains(out, "[x] reviews") {
+		t.Fatalf("without a server the two git-email approvals meet the reviews gate:\n%s", out)
+	}
+
+	url, keys := serveTaskWorkspace(t, dir, map[string][]auth.Permission{"bob": {auth.RunbookView, auth.RunbookApprove}})
+	writeFile(t, filepath.Join(dir, "opsbook.yaml"), strings.Replace(lifecycleConfig, "lang: en\n", "lang: en\nserver: "+url+"/\n", 1))
+
+	_, err := admit()
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != ExitRefused || !strings.Contains(err.Error(), "OPSBOOK_API_KEY") || !strings.Contains(err.Error(), "server: "+url) {
+		t.Fatalf("local production run without a key to the declared server: %v, want exit 5 naming OPSBOOK_API_KEY and the server", err)
+	}
+	if code, _, errOut := runCLI(t, "", "review", task, "--approve"); code != ExitBadInput || !strings.Contains(errOut, "opsbook.yaml server:") {
+		t.Fatalf("local review in a workspace with a server, no key = %d %s, want exit 2 naming opsbook.yaml server:", code, errOut)
+	}
+
+	t.Setenv("OPSBOOK_API_KEY", keys["bob"])
+	out, err := admit()
+	if !errors.As(err, &ee) || ee.Code != ExitRefused || !strings.Contains(out, "[ ] reviews") || !strings.Contains(out, "0 of 2 approvals") {
+		t.Fatalf("local production run, two git-email approvals, server declared: %v\n%s\nwant the reviews gate unmet", err, out)
+	}
+	if code, out, errOut := runCLI(t, "", "review", task, "--approve"); code != ExitOK || !strings.Contains(out, "verified: signed in to "+url) {
+		t.Fatalf("review with the declared server = %d %s%s", code, out, errOut)
+	}
+	if out, _ := admit(); !strings.Contains(out, "1 of 2 approvals") || !strings.Contains(out, "(bob)") {
+		t.Errorf("local production run after bob's review through the server:\n%s", out)
+	}
+
+	writeFile(t, filepath.Join(dir, "opsbook.yaml"), strings.Replace(lifecycleConfig, "lang: en\n", "lang: en\nserver: ftp://example.com\n", 1))
+	if code, _, errOut := runCLI(t, "", "status", task); code != ExitBadInput || !strings.Contains(errOut, "opsbook.yaml:3:") || !strings.Contains(errOut, "server") {
+		t.Errorf("server: ftp://… = %d %s, want exit 2 at opsbook.yaml:3", code, errOut)
 	}
 }

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/opsbook/opsbook/internal/client"
 	"github.com/opsbook/opsbook/internal/lifecycle"
 	"github.com/opsbook/opsbook/internal/lifecycle/gates"
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -57,7 +59,7 @@ the only ones counted; git-email reviews are listed as unverified.`,
 				return badInput("%v", err)
 			}
 			var o gates.Options
-			c, err := remoteClient(server)
+			c, err := taskClient(server, ws)
 			if err != nil {
 				return badInput("%v", err)
 			}
@@ -141,11 +143,58 @@ func admitTaskRun(e *env, ws *workspace.Workspace, runbookRel, envName, emergenc
 	if err != nil {
 		return nil, badInput("%v", err)
 	}
-	rep, err := t.Admit(envName, now, gates.Options{Emergency: emergency})
+	o := gates.Options{Emergency: emergency}
+	if o.Verified, err = serverReviews(ws, t, envName); err != nil {
+		return nil, err
+	}
+	rep, err := t.Admit(envName, now, o)
 	if err := admission(e, t.Name, envName, rep, err != nil || rep != nil && rep.Protected, err); err != nil {
 		return nil, err
 	}
 	return &taskRun{task: t, report: rep, actor: lifecycle.Actor(ws.Dir)}, nil
+}
+
+// taskClient is the server that reviews, ticks and gates of the
+// workspace's tasks go through: --server or OPSBOOK_SERVER, else
+// opsbook.yaml's server:. It is nil when the workspace has none; an error
+// when it has one but no key to talk to it.
+func taskClient(flag string, ws *workspace.Workspace) (*client.Client, error) {
+	if flag == "" && os.Getenv("OPSBOOK_SERVER") == "" && ws.Config.Server != "" {
+		c, err := client.FromEnv(ws.Config.Server)
+		if err != nil {
+			return nil, fmt.Errorf("this workspace has a server (opsbook.yaml server: %s), so its reviews and ticks are the server's: %w", ws.Config.Server, err)
+		}
+		return c, nil
+	}
+	return remoteClient(flag)
+}
+
+// serverReviews returns, for a local run of task t in a protected
+// environment of a workspace that declares a server (opsbook.yaml
+// server:), the reviews and ticks of the server's signed-in users: the
+// only ones the run's gates may count. Without a server declared, or in an
+// environment that is not protected, it returns nil (the lifecycle file's
+// records count). When the server cannot be asked the run is refused
+// (exit status 5), saying how to proceed.
+func serverReviews(ws *workspace.Workspace, t *gates.Task, envName string) (*gates.Verified, error) {
+	if ws.Config.Server == "" {
+		return nil, nil
+	}
+	env, err := ws.Environment(envName)
+	if err != nil || !env.Protected {
+		return nil, nil
+	}
+	c, err := client.FromEnv(ws.Config.Server)
+	if err != nil {
+		return nil, &ExitError{Code: ExitRefused, Err: fmt.Errorf("task %s: %s is protected and the workspace has a server (opsbook.yaml server: %s), whose signed-in reviewers alone count there: %w", t.Name, envName, ws.Config.Server, err)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v, err := c.TaskReviews(ctx, t.Name)
+	if err != nil {
+		return nil, &ExitError{Code: ExitRefused, Err: fmt.Errorf("task %s: %s is protected and its reviews are the server's, which could not be read: %w", t.Name, envName, err)}
+	}
+	return &gates.Verified{Records: v.Records()}, nil
 }
 
 // admitStandingRun applies the change calendar to a runbook that is not a

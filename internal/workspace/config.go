@@ -10,8 +10,13 @@ import (
 
 // Config is the parsed opsbook.yaml.
 type Config struct {
-	Name         string        `json:"name"`
-	Lang         string        `json:"lang"` // "en" or "zh": language of generated documents
+	Name string `json:"name"`
+	Lang string `json:"lang"` // "en" or "zh": language of generated documents
+	// Server is the address of the workspace's opsbook server, when it has
+	// one: reviews and checklist ticks are then the server's (verified),
+	// and a protected environment's gates count only those, for local
+	// commands too (docs/auth.md).
+	Server       string        `json:"server,omitempty"`
 	Projects     []Project     `json:"projects,omitempty"`
 	Environments []Environment `json:"environments,omitempty"`
 	// Notifications are the channels people are told through (see notify.go).

@@ -204,7 +204,7 @@ func (d *decoder) list(v *yaml.Node, what string, each func(item *yaml.Node)) {
 	}
 }
 
-var configKeys = []string{"name", "lang", "projects", "environments", "notifications"}
+var configKeys = []string{"name", "lang", "projects", "environments", "notifications", "server"}
 
 func (d *decoder) config(n *yaml.Node, cfg *Config) {
 	d.fields(n, "opsbook.yaml", configKeys, func(key string, k, v *yaml.Node) {
@@ -225,6 +225,12 @@ func (d *decoder) config(n *yaml.Node, cfg *Config) {
 			cfg.Environments = namedList(d, v, "environment", d.environment, func(e Environment) string { return e.Name })
 		case "notifications":
 			cfg.Notifications = namedList(d, v, "notification channel", d.channel, func(c Channel) string { return c.Name })
+		case "server":
+			cfg.Server = strings.TrimRight(d.str(v, "server"), "/")
+			if u, err := url.Parse(cfg.Server); cfg.Server != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil) {
+				d.errorf(v, "config-server", "server %q must be the server's address, such as https://opsbook.example.com", cfg.Server)
+				cfg.Server = ""
+			}
 		}
 	})
 }
