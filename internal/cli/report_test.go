@@ -46,6 +46,7 @@ func reportWorkspace(t *testing.T) string {
 	files := map[string]string{
 		"opsbook.yaml":           "name: laptop\nenvironments:\n  - name: dev\n  - name: production\n    protected: true\n    reviewers: 0\n    rehearsal: false\n",
 		"ops/runbooks/slow.md":   slowRunbook(),
+		"ops/runbooks/quick.md":  "---\nkind: runbook\ntitle: Quick\n---\n\n## Steps\n\n### One\n\n```sh {id=one verify=none reason=test}\necho one\n```\n\n### Two\n\n```sh {id=two verify=none reason=test}\necho two\n```\n",
 		"ops/runbooks/gated.md":  "---\nkind: runbook\ntitle: Gated\n---\n\n## Steps\n\n### Go\n\n```gate {id=go}\nGo when ready.\n```\n\n### Do\n\n```sh {id=do verify=none reason=test}\necho done\n```\n",
 		".opsbook/.keep":         "",
 		"ops/runbooks/README.md": "Runbooks.\n",
@@ -378,5 +379,81 @@ func TestRunLocalResumeAfterCLIKill(t *testing.T) {
 	}
 	if n := len(serverEvents(t, srv.url(), alice, run.ID)); n != len(remote) {
 		t.Fatalf("a second resume --local changed the server's record: %d events, was %d", n, len(remote))
+	}
+}
+
+// TestRunLocalServerDownFromTheStart: fault — the server is unreachable
+// for the whole run. The run neither fails nor waits for it (one warning),
+// its record stays queued in the local store, and `resume --local` once a
+// server answers delivers all of it, exactly once.
+func TestRunLocalServerDownFromTheStart(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ws := reportWorkspace(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there
+	t.Setenv("OPSBOOK_API_KEY", "obk_unused")
+	t.Setenv("OPSBOOK_REPORT_WAIT", "300ms")
+	var out, errb bytes.Buffer
+	start := time.Now()
+	if code := Main(ctx, []string{"-C", ws, "run", "ops/runbooks/quick.md", "--env", "dev", "--local", "--server", dead}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("run --local with the server down: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("the run took %s: it waited for the server", took)
+	}
+	if n := strings.Count(errb.String(), "cannot report run"); n != 1 || !strings.Contains(errb.String(), "send them with `opsbook resume --local r-") {
+		t.Fatalf("warned %d times; stderr:\n%s", n, errb.String())
+	}
+	st, err := store.Open(ctx, filepath.Join(ws, ".opsbook", "opsbook.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := st.ListRuns(ctx, store.RunFilter{})
+	st.Close()
+	if err != nil || len(runs) != 1 || runs[0].Status != runbook.RunSucceeded {
+		t.Fatalf("local runs: %+v %v", runs, err)
+	}
+	id := runs[0].ID
+
+	url, key := testServer(t, ctx)
+	t.Setenv("OPSBOOK_API_KEY", key)
+	t.Setenv("OPSBOOK_REPORT_WAIT", "30s")
+	for range 2 { // the second time there is nothing left to send
+		out.Reset()
+		errb.Reset()
+		if code := Main(ctx, []string{"-C", ws, "resume", id, "--local", "--server", url}, strings.NewReader(""), &out, &errb); code != 0 || !strings.Contains(errb.String(), "has its whole record") {
+			t.Fatalf("resume --local: exit %d\n%s%s", code, out.String(), errb.String())
+		}
+	}
+	sameRecord(t, localEvents(t, ws, id), serverEvents(t, url, key, id), "ops")
+}
+
+// TestRunLocalRefusals: --local needs a server to report to, and a local
+// run in a protected environment with a gate is refused with --local as
+// without it (fault: the laptop deciding a production gate on its own
+// word) — before anything runs or reaches the server.
+func TestRunLocalRefusals(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws := reportWorkspace(t)
+	t.Setenv("OPSBOOK_SERVER", "")
+	var out, errb bytes.Buffer
+	if code := Main(ctx, []string{"-C", ws, "run", "ops/runbooks/quick.md", "--env", "dev", "--local"}, strings.NewReader(""), &out, &errb); code != ExitBadInput || !strings.Contains(errb.String(), "--local reports a run executing here to a server") {
+		t.Fatalf("--local without a server: exit %d\n%s", code, errb.String())
+	}
+	url, key := testServer(t, ctx)
+	t.Setenv("OPSBOOK_API_KEY", key)
+	errb.Reset()
+	if code := Main(ctx, []string{"-C", ws, "run", "ops/runbooks/gated.md", "--env", "production", "--local", "--server", url, "--yes"}, strings.NewReader(""), &out, &errb); code != ExitRefused || !strings.Contains(errb.String(), "is protected and step go is a gate") {
+		t.Fatalf("a protected gate with --local: exit %d\n%s", code, errb.String())
+	}
+	var page struct{ Items []runbook.Run }
+	if code, body := callAPI(t, url, key, "GET", "/api/v1/runs", nil, &page); code != 200 || len(page.Items) != 0 {
+		t.Fatalf("the refused run reached the server: %d %s", code, body)
 	}
 }
