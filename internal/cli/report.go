@@ -59,6 +59,13 @@ type reporter struct {
 	done   chan struct{}
 	cancel context.CancelFunc // ends the sending when finish gives up
 
+	// resendFrom is where the log is sent from when the server holds less
+	// than it acknowledged (restored from a backup): -1 when it does not;
+	// register asks the server to register the run again first.
+	resendFrom int64
+	register2  bool
+	recovered  int
+
 	mu       sync.Mutex
 	down     bool  // the last attempt failed; warned
 	fatal    error // the server refused the report for good
@@ -103,7 +110,7 @@ func startReporter(ctx context.Context, e *env, st *store.Store, c *client.Clien
 	if err := st.CreateRunReport(ctx, run.ID, c.Base()); err != nil {
 		return nil, err
 	}
-	r := &reporter{c: c, st: st, runID: run.ID, register: reportRequest(run, p), stderr: e.stderr,
+	r := &reporter{c: c, st: st, runID: run.ID, register: reportRequest(run, p), stderr: e.stderr, resendFrom: -1,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	// Not the command's context: an interrupted run's last events are
 	// still sent while finish waits.
@@ -208,7 +215,7 @@ func (r *reporter) send(ctx context.Context) (caughtUp bool, err error) {
 	if err != nil {
 		return false, err
 	}
-	if !rep.Registered {
+	if !rep.Registered || r.register2 {
 		rctx, cancel := context.WithTimeout(ctx, reportRequestTimeout)
 		_, err := r.c.Report(rctx, r.register)
 		cancel()
@@ -218,8 +225,13 @@ func (r *reporter) send(ctx context.Context) (caughtUp bool, err error) {
 		if err := r.st.MarkRunReportRegistered(ctx, r.runID); err != nil {
 			return false, err
 		}
+		r.register2 = false
 	}
-	evs, err := r.st.Events(ctx, r.runID, rep.SentSeq, 500)
+	from := rep.SentSeq
+	if r.resendFrom >= 0 {
+		from = r.resendFrom
+	}
+	evs, err := r.st.Events(ctx, r.runID, from, 500)
 	if err != nil {
 		return false, err
 	}
@@ -234,8 +246,23 @@ func (r *reporter) send(ctx context.Context) (caughtUp bool, err error) {
 	rctx, cancel := context.WithTimeout(ctx, reportRequestTimeout)
 	res, err := r.c.ReportEvents(rctx, r.runID, evs[:n])
 	cancel()
+	var ce *client.Error
+	if errors.As(err, &ce) && r.recovered < 3 && (ce.Code == "seq_gap" || ce.Code == "not_found") {
+		// The server holds less than it acknowledged (a database restored
+		// from a backup, or the run deleted): send it all again, from the
+		// registration on; what it has is skipped.
+		r.recovered++
+		r.resendFrom, r.register2 = 0, ce.Code == "not_found"
+		return false, nil
+	}
 	if err != nil {
 		return false, err
+	}
+	if r.resendFrom >= 0 {
+		r.resendFrom = res.Acked
+		if res.Acked >= rep.SentSeq {
+			r.resendFrom = -1
+		}
 	}
 	if err := r.st.SetRunReportSent(ctx, r.runID, res.Acked); err != nil {
 		return false, err

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/store"
 	"github.com/opsbook/opsbook/internal/testbin"
+	"github.com/opsbook/opsbook/internal/workspace"
 )
 
 // A server and a CLI, both real processes, for `opsbook run --local`'s
@@ -456,4 +458,73 @@ func TestRunLocalRefusals(t *testing.T) {
 	if code, body := callAPI(t, url, key, "GET", "/api/v1/runs", nil, &page); code != 200 || len(page.Items) != 0 {
 		t.Fatalf("the refused run reached the server: %d %s", code, body)
 	}
+}
+
+// TestRunLocalServerLostPartOfTheRecord: fault — the server's database was
+// restored from a backup, so it holds less of a reported run than it once
+// acknowledged: nothing of it (404), or its first events only (409 gap).
+// The reporter sends the record again from the start; the server skips
+// what it has and ends with the whole log, each event once.
+func TestRunLocalServerLostPartOfTheRecord(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ws := reportWorkspace(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	url, key := testServer(t, ctx)
+	t.Setenv("OPSBOOK_API_KEY", key)
+	t.Setenv("OPSBOOK_REPORT_WAIT", "200ms")
+	for _, lost := range []string{"everything", "the end"} {
+		t.Run(lost, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			Main(ctx, []string{"-C", ws, "run", "ops/runbooks/quick.md", "--env", "dev", "--local", "--server", dead}, strings.NewReader(""), &out, &errb)
+			st, err := store.Open(ctx, filepath.Join(ws, ".opsbook", "opsbook.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			runs, _ := st.ListRuns(ctx, store.RunFilter{Limit: 1})
+			id := runs[0].ID
+			local, _ := st.Events(ctx, id, 0, 1000)
+			if lost == "the end" {
+				// The server has the registration and the first two events.
+				p, err := loadPlan(&env{stdout: io.Discard, stderr: io.Discard}, mustWorkspace(t, ws), filepath.Join(ws, "ops/runbooks/quick.md"), "ops/runbooks/quick.md", "dev")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if code, body := callAPI(t, url, key, "POST", "/api/v1/runs/reported", reportRequest(runs[0], p), nil); code != 201 {
+					t.Fatalf("register: %d %s", code, body)
+				}
+				if code, body := callAPI(t, url, key, "POST", "/api/v1/runs/"+id+"/events", map[string]any{"events": local[:2]}, nil); code != 200 {
+					t.Fatalf("first events: %d %s", code, body)
+				}
+			}
+			// What the laptop believes: registered, all but the last event taken.
+			if err := st.MarkRunReportRegistered(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.SetRunReportSent(ctx, id, local[len(local)-2].Seq); err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			t.Setenv("OPSBOOK_REPORT_WAIT", "30s")
+			errb.Reset()
+			if code := Main(ctx, []string{"-C", ws, "resume", id, "--local", "--server", url}, strings.NewReader(""), &out, &errb); code != 0 {
+				t.Fatalf("resume --local: exit %d\n%s", code, errb.String())
+			}
+			sameRecord(t, localEvents(t, ws, id), serverEvents(t, url, key, id), "ops")
+		})
+	}
+}
+
+func mustWorkspace(t *testing.T, dir string) *workspace.Workspace {
+	t.Helper()
+	ws, err := workspace.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ws
 }

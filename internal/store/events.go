@@ -108,7 +108,9 @@ func (s *Store) appendEvents(ctx context.Context, runID string, evs []runbook.Ev
 		if err := validateEvent(runID, ev); err != nil {
 			return nil, fmt.Errorf("append events to run %s: event %d: %w", runID, i+1, err)
 		}
-		if ev.Type == runbook.EventGateDecided {
+		// A reported run's decisions were taken where it executes; the log
+		// records them as they were (hook: AppendReportedEvents).
+		if ev.Type == runbook.EventGateDecided && hook == nil {
 			if err := firstDecision(ctx, tx, runID, ev); err != nil {
 				return nil, fmt.Errorf("append events to run %s: %w", runID, err)
 			}

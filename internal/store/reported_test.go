@@ -196,3 +196,35 @@ func TestRunReportOutbox(t *testing.T) {
 		}
 	})
 }
+
+// TestReportedDecisionsAsTaken: fault — a gate decided twice in one wait
+// where the run executed (approvers=2, the second approval given after a
+// resume under another local name); both are the reporter's on the
+// server. The record keeps both instead of refusing the batch, which would
+// stop the reporting of everything after it.
+func TestReportedDecisionsAsTaken(t *testing.T) {
+	storetest.ForEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		run := runbook.Run{ID: store.NewRunID(), Runbook: "a.md", Environment: "dev"}
+		if _, err := s.CreateReportedRun(ctx, &run, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		evs := []runbook.Event{
+			{Seq: 1, Type: runbook.EventRunStarted},
+			{Seq: 2, Type: runbook.EventGateWaiting, Step: "go", Data: map[string]string{"approvers": "2"}},
+			{Seq: 3, Type: runbook.EventGateDecided, Step: "go", Actor: "alice", Data: map[string]string{"decision": "go"}},
+			{Seq: 4, Type: runbook.EventGateDecided, Step: "go", Actor: "alice", Data: map[string]string{"decision": "go"}},
+		}
+		if acked, _, err := s.AppendReportedEvents(ctx, run.ID, "alice", evs); err != nil || acked != 4 {
+			t.Fatalf("acked %d: %v", acked, err)
+		}
+		// The same two decisions appended by the server itself are refused.
+		srv := runbook.Run{ID: store.NewRunID(), Runbook: "a.md", Environment: "dev"}
+		if err := s.CreateRun(ctx, &srv); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AppendEvents(ctx, srv.ID, evs...); !errors.Is(err, store.ErrAlreadyDecided) {
+			t.Fatalf("a double decision on a server run: %v", err)
+		}
+	})
+}
