@@ -104,6 +104,32 @@ func reportRequest(run runbook.Run, p *engine.Plan) apitypes.ReportRequest {
 	return req
 }
 
+// preRegisterTimeout bounds the registration tried before a reported run
+// starts: an unreachable server delays the run by at most this.
+const preRegisterTimeout = 3 * time.Second
+
+// preRegister registers a run about to start (id) with the server before
+// anything executes, so that a server that refuses it — no RunbookRun
+// there, a key it does not accept, an environment it does not know, a
+// protected gate — stops the run before it starts instead of leaving it
+// off the record. An unreachable server does not: registered is false and
+// the reporter registers the run when the server answers.
+func preRegister(ctx context.Context, c *client.Client, id, rel string, p *engine.Plan, emergency string) (registered bool, err error) {
+	run := runbook.Run{ID: id, Runbook: rel, Task: p.Task, Environment: p.Environment, Snapshot: p.Snapshot,
+		Params: p.Params, Emergency: emergency, CreatedAt: time.Now()}
+	rctx, cancel := context.WithTimeout(ctx, preRegisterTimeout)
+	defer cancel()
+	_, err = c.Report(rctx, reportRequest(run, p))
+	var ce *client.Error
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.As(err, &ce) && ce.Status >= 400 && ce.Status < 500 && ce.Status != http.StatusRequestTimeout && ce.Status != http.StatusTooManyRequests:
+		return false, &ExitError{Code: ExitRefused, Err: fmt.Errorf("%v; --local keeps the run on the server's record, and the server refused it: nothing was run (ask for RunbookRun there, or run without a server)", err)}
+	}
+	return false, nil
+}
+
 // startReporter records that run reports to c's server (the outbox entry
 // survives this process) and starts sending in the background.
 func startReporter(ctx context.Context, e *env, st *store.Store, c *client.Client, run runbook.Run, p *engine.Plan) (*reporter, error) {

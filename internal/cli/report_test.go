@@ -48,6 +48,7 @@ func reportWorkspace(t *testing.T) string {
 	files := map[string]string{
 		"opsbook.yaml":           "name: laptop\nenvironments:\n  - name: dev\n  - name: production\n    protected: true\n    reviewers: 0\n    rehearsal: false\n",
 		"ops/runbooks/slow.md":   slowRunbook(),
+		"ops/runbooks/touch.md":  "---\nkind: runbook\ntitle: Touch\n---\n\n## Steps\n\n### Touch\n\n```sh {id=touch verify=none reason=test}\ntouch \"$OPSBOOK_WORKSPACE/touched\"\n```\n",
 		"ops/runbooks/quick.md":  "---\nkind: runbook\ntitle: Quick\n---\n\n## Steps\n\n### One\n\n```sh {id=one verify=none reason=test}\necho one\n```\n\n### Two\n\n```sh {id=two verify=none reason=test}\necho two\n```\n",
 		"ops/runbooks/gated.md":  "---\nkind: runbook\ntitle: Gated\n---\n\n## Steps\n\n### Go\n\n```gate {id=go}\nGo when ready.\n```\n\n### Do\n\n```sh {id=do verify=none reason=test}\necho done\n```\n",
 		".opsbook/.keep":         "",
@@ -457,6 +458,33 @@ func TestRunLocalRefusals(t *testing.T) {
 	var page struct{ Items []runbook.Run }
 	if code, body := callAPI(t, url, key, "GET", "/api/v1/runs", nil, &page); code != 200 || len(page.Items) != 0 {
 		t.Fatalf("the refused run reached the server: %d %s", code, body)
+	}
+
+	// Fault: someone the server lets view but not run. The server refuses
+	// the record, so nothing runs (the step would have written a file).
+	for _, call := range []struct {
+		path string
+		body any
+	}{
+		{"/api/v1/teams", map[string]any{"name": "lookers"}},
+		{"/api/v1/grants", map[string]any{"team": "lookers", "permission": "RunbookView"}},
+		{"/api/v1/users", map[string]any{"name": "looker", "password": "a long enough password", "teams": []string{"lookers"}}},
+	} {
+		if code, body := callAPI(t, url, key, "POST", call.path, call.body, nil); code != 201 {
+			t.Fatalf("POST %s: %d %s", call.path, code, body)
+		}
+	}
+	var looker struct{ Key string }
+	if code, body := callAPI(t, url, key, "POST", "/api/v1/apikeys", map[string]any{"name": "t", "user": "looker"}, &looker); code != 201 {
+		t.Fatalf("looker's key: %d %s", code, body)
+	}
+	t.Setenv("OPSBOOK_API_KEY", looker.Key)
+	errb.Reset()
+	if code := Main(ctx, []string{"-C", ws, "run", "ops/runbooks/touch.md", "--env", "dev", "--local", "--server", url}, strings.NewReader(""), &out, &errb); code != ExitRefused || !strings.Contains(errb.String(), "nothing was run") {
+		t.Fatalf("run --local refused by the server: exit %d\n%s", code, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(ws, "touched")); !os.IsNotExist(err) {
+		t.Fatalf("the refused run executed its step: %v", err)
 	}
 }
 

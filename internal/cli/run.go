@@ -54,7 +54,9 @@ and reports every event to the server, so its overview, runs list, run
 page, audit log and postmortem show the run as if the server had run it.
 The events queue in the local store while the server is unreachable (one
 warning, the run goes on) and are sent, in order and exactly once, when
-it is back; ` + "`opsbook resume --local RUN`" + ` continues a reported run, or sends
+it is back. A server that refuses the record (no RunbookRun there, a key
+it does not accept) stops the run before anything executes; one that
+cannot be reached does not. ` + "`opsbook resume --local RUN`" + ` continues a reported run, or sends
 what the server still lacks of a finished one. Gates of a protected
 environment are never decided locally, so such runs are refused with
 --local as without a server.
@@ -204,7 +206,15 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 		return "", err
 	}
 	defer closeSSH()
-	run, err := eng.Start(ctx, p, engine.StartOptions{Actor: actor, From: o.from, Emergency: o.emergency})
+	var id string
+	registered := false
+	if o.report != nil {
+		id = store.NewRunID()
+		if registered, err = preRegister(ctx, o.report, id, rel, p, o.emergency); err != nil {
+			return "", err
+		}
+	}
+	run, err := eng.Start(ctx, p, engine.StartOptions{Actor: actor, From: o.from, Emergency: o.emergency, ID: id})
 	if err != nil {
 		var pe *engine.ParamsError
 		if errors.As(err, &pe) {
@@ -226,6 +236,11 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 		rep, err := startReporter(ctx, e, st, o.report, run, p)
 		if err != nil {
 			return "", err
+		}
+		if registered {
+			if err := st.MarkRunReportRegistered(ctx, run.ID); err != nil {
+				return "", err
+			}
 		}
 		defer rep.finish(reportWait())
 		more = append(more, rep.observe)
