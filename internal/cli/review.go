@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"path"
 
 	"github.com/spf13/cobra"
 
@@ -95,6 +96,9 @@ same reviewer approves.`,
 				word = "requested changes to"
 			}
 			fmt.Fprintf(e.stdout, "%s %s snapshot %s of %s (unverified: the name is git's user.email, which anyone can set)\n", actor, word, shortSnap(t), t.Name)
+			if len(ws.Config.Signers) > 0 {
+				fmt.Fprintf(e.stdout, "commit %s in a commit signed with the key listed for %s under signers: (git commit -S) to make it verified\n", path.Join(t.Rel, lifecycle.FileName), actor)
+			}
 			fmt.Fprintf(e.stdout, "%d approval(s) of this snapshot", len(rv.Approvers))
 			if env := gates.DefaultEnvironment(ws); env != "" {
 				if en, err := ws.Environment(env); err == nil && en.Reviewers > 0 {

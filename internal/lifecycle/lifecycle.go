@@ -63,6 +63,9 @@ type Record struct {
 	FinishedAt  time.Time         `json:"finished_at,omitzero"` // Run: when it finished, once it has
 	Note        string            `json:"note,omitempty"`
 	Data        map[string]string `json:"data,omitempty"`
+	// Line is the record's line in its file (1-based), when it was read
+	// from one: a signed commit that added the line vouches for it.
+	Line int `json:"-"`
 }
 
 // Append adds r as one line at the end of the file at path, creating it,
@@ -136,6 +139,7 @@ func Parse(name string, data []byte) ([]Record, error) {
 		if rec.Type == "" || rec.Time.IsZero() {
 			return recs, fmt.Errorf("%s:%d:1: lifecycle record without time or type; restore the line from git", name, lineNo)
 		}
+		rec.Line = lineNo
 		recs = append(recs, rec)
 	}
 	return recs, nil

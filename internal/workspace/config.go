@@ -21,6 +21,17 @@ type Config struct {
 	Environments []Environment `json:"environments,omitempty"`
 	// Notifications are the channels people are told through (see notify.go).
 	Notifications []Channel `json:"notifications,omitempty"`
+	// Signers are the people whose SSH-signed commits make their reviews
+	// and ticks in lifecycle.jsonl verified (docs/auth.md).
+	Signers []Signer `json:"signers,omitempty"`
+}
+
+// Signer is a person's git identity (the user.email their lifecycle records
+// name) and the SSH public key their commits are signed with.
+type Signer struct {
+	Name string      `json:"name"`
+	Key  string      `json:"key"`
+	Pos  runbook.Pos `json:"-"`
 }
 
 // Project groups runbooks of one service, for permissions and the overview.

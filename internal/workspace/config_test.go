@@ -159,6 +159,17 @@ func TestParseConfigErrors(t *testing.T) {
 		{"syntax", "name: x\n  lang: en\n", []string{`opsbook.yaml:2:1: error: YAML syntax error`}},
 		{"not a mapping", "- a\n- b\n", []string{`opsbook.yaml:1:1: error: opsbook.yaml must be a mapping`}},
 		{"environments not a list", "environments: prod\n", []string{`opsbook.yaml:1:15: error: environments must be a list`}},
+		{"server not a URL", "server: opsbook.example.com\n", []string{`opsbook.yaml:1:9: error: server "opsbook.example.com" must be the server's address`}},
+		{"server with a password", "server: https://a:b@ops.example.com\n", []string{`must be the server's address`}},
+		// The name and key go into git's allowed-signers file: nothing may smuggle options or lines in.
+		{"signer name with options", "signers:\n  - name: 'bob@example.com,* cert-authority'\n    key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEX4j0JbVmFG3T8bGQ2zq8kYpWJvHc7PjG1t6kZz1m9x\n",
+			[]string{`opsbook.yaml:2:11: error: signer name "bob@example.com,* cert-authority"`}},
+		{"signer key not a key", "signers:\n  - name: bob@example.com\n    key: hunter2\n", []string{`opsbook.yaml:3:10: error: signer key: "hunter2" is not an SSH public key`}},
+		{"signer key two lines", "signers:\n  - name: bob@example.com\n    key: \"ssh-ed25519 AAAA\\nssh-rsa AAAA\"\n", []string{`signer key: one line only`}},
+		{"signer key of another type", "signers:\n  - name: bob@example.com\n    key: ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIEX4j0JbVmFG3T8bGQ2zq8kYpWJvHc7PjG1t6kZz1m9x\n", []string{`the key's blob is not a ssh-rsa key`}},
+		{"signer without key", "signers:\n  - name: bob@example.com\n", []string{`signer bob@example.com without a key`}},
+		{"signer twice", "signers:\n  - {name: bob@example.com, key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEX4j0JbVmFG3T8bGQ2zq8kYpWJvHc7PjG1t6kZz1m9x}\n  - {name: bob@example.com, key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEX4j0JbVmFG3T8bGQ2zq8kYpWJvHc7PjG1t6kZz1m9x}\n",
+			[]string{`signer "bob@example.com" is declared twice`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,8 @@
 package workspace
 
 import (
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -204,7 +206,7 @@ func (d *decoder) list(v *yaml.Node, what string, each func(item *yaml.Node)) {
 	}
 }
 
-var configKeys = []string{"name", "lang", "projects", "environments", "notifications", "server"}
+var configKeys = []string{"name", "lang", "projects", "environments", "notifications", "server", "signers"}
 
 func (d *decoder) config(n *yaml.Node, cfg *Config) {
 	d.fields(n, "opsbook.yaml", configKeys, func(key string, k, v *yaml.Node) {
@@ -225,6 +227,8 @@ func (d *decoder) config(n *yaml.Node, cfg *Config) {
 			cfg.Environments = namedList(d, v, "environment", d.environment, func(e Environment) string { return e.Name })
 		case "notifications":
 			cfg.Notifications = namedList(d, v, "notification channel", d.channel, func(c Channel) string { return c.Name })
+		case "signers":
+			cfg.Signers = namedList(d, v, "signer", d.signer, func(s Signer) string { return s.Name })
 		case "server":
 			cfg.Server = strings.TrimRight(d.str(v, "server"), "/")
 			if u, err := url.Parse(cfg.Server); cfg.Server != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil) {
@@ -283,6 +287,63 @@ func (d *decoder) project(n *yaml.Node) Project {
 	})
 	d.entryName(n, "project", p.Name)
 	return p
+}
+
+var signerKeys = []string{"name", "key"}
+
+// signer decodes one entry of signers: a person's git identity and the
+// SSH public key their commits are signed with.
+func (d *decoder) signer(n *yaml.Node) Signer {
+	s := Signer{Pos: pos(n)}
+	d.fields(n, "signer", signerKeys, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "name":
+			s.Name = d.str(v, "signer name")
+			// The name goes into git's allowed-signers file as is.
+			if s.Name != "" && strings.ContainsAny(s.Name, " \t\r\n,\"*?!") {
+				d.errorf(v, "config-signer", "signer name %q: give the git user.email the reviews are recorded under (no spaces, commas, quotes or wildcards)", s.Name)
+			}
+		case "key":
+			s.Key = strings.TrimSpace(d.str(v, "signer key"))
+			if err := checkSSHKey(s.Key); err != nil {
+				d.errorf(v, "config-signer", "signer key: %v; paste the one line of the person's .pub file (ssh-ed25519 AAAA… comment)", err)
+			}
+		}
+	})
+	if s.Name == "" {
+		d.errorf(n, "config-missing", "signer without a name; add name: <their git user.email>")
+	}
+	if s.Key == "" {
+		d.errorf(n, "config-missing", "signer %s without a key; add key: <their SSH public key>", s.Name)
+	}
+	return s
+}
+
+// checkSSHKey checks that key is one line "type base64 [comment]" whose
+// blob names the same type, as ssh-keygen writes public keys.
+func checkSSHKey(key string) error {
+	if strings.ContainsAny(key, "\r\n") {
+		return fmt.Errorf("one line only")
+	}
+	f := strings.Fields(key)
+	if len(f) < 2 {
+		return fmt.Errorf("%q is not an SSH public key", key)
+	}
+	switch f[0] {
+	case "ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+		"sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com":
+	default:
+		return fmt.Errorf("key type %q is not one git can verify signatures with", f[0])
+	}
+	blob, err := base64.StdEncoding.DecodeString(f[1])
+	if err != nil || len(blob) < 4 {
+		return fmt.Errorf("the key's base64 does not decode")
+	}
+	n := int(binary.BigEndian.Uint32(blob))
+	if n > len(blob)-4 || string(blob[4:4+n]) != f[0] {
+		return fmt.Errorf("the key's blob is not a %s key", f[0])
+	}
+	return nil
 }
 
 var environmentKeys = []string{"name", "protected", "hosts", "known_hosts", "variables", "prometheus",

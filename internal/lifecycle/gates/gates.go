@@ -77,11 +77,14 @@ type Report struct {
 	// records only (a protected environment of a workspace with a server).
 	Verified bool `json:"verified"`
 	// Unverified are the git-email reviews that Verified leaves uncounted.
-	Unverified *lifecycle.Reviews   `json:"unverified_reviews,omitempty"`
-	Checklist  []Item               `json:"checklist"`
-	Runs       []lifecycle.RunEntry `json:"runs"`
-	Emergency  string               `json:"emergency,omitempty"`
-	Now        time.Time            `json:"now"`
+	Unverified *lifecycle.Reviews `json:"unverified_reviews,omitempty"`
+	// SignedError says why signed commits could not be checked (opsbook.yaml
+	// signers:); their records then count as unverified.
+	SignedError string               `json:"signed_error,omitempty"`
+	Checklist   []Item               `json:"checklist"`
+	Runs        []lifecycle.RunEntry `json:"runs"`
+	Emergency   string               `json:"emergency,omitempty"`
+	Now         time.Time            `json:"now"`
 }
 
 // Item is a pre-execution checklist item and its tick.
@@ -130,20 +133,40 @@ func (t *Task) Evaluate(envName string, now time.Time, o Options) (*Report, erro
 			return nil, err
 		}
 	}
+	// Verified records: the server's, and those signed commits vouch for
+	// when opsbook.yaml lists signers (which alone make the workspace's
+	// protected gates count only verified records, server or not).
+	verified := o.Verified
+	unverified := t.Records
+	if len(t.ws.Config.Signers) > 0 {
+		var server []lifecycle.Record
+		if verified != nil {
+			server = verified.Records
+		}
+		verified = &Verified{Records: merge(server, t.Signed)}
+		signed := map[int]bool{}
+		for _, r := range t.Signed {
+			signed[r.Line] = true
+		}
+		unverified = slices.DeleteFunc(slices.Clone(t.Records), func(r lifecycle.Record) bool { return signed[r.Line] })
+		if t.SignedErr != nil {
+			rep.SignedError = t.SignedErr.Error()
+		}
+	}
 	recs := t.Records
 	switch {
-	case o.Verified != nil && env.Protected:
-		// Only what signed-in people recorded on the server counts here.
-		recs = o.Verified.Records
+	case verified != nil && env.Protected:
+		// Only what verified people recorded counts here.
+		recs = verified.Records
 		rep.Verified = true
-		if un := lifecycle.ReviewsOf(t.Records, t.Snapshot, t.Author); len(un.History) > 0 {
+		if un := lifecycle.ReviewsOf(unverified, t.Snapshot, t.Author); len(un.History) > 0 {
 			rep.Unverified = &un
 		}
-	case o.Verified != nil:
-		recs = merge(t.Records, o.Verified.Records)
+	case verified != nil:
+		recs = merge(unverified, verified.Records)
 	}
 	rep.Reviews = lifecycle.ReviewsOf(recs, t.Snapshot, t.Author)
-	if o.Verified != nil {
+	if verified != nil {
 		rep.Reviews.Approvers = slices.DeleteFunc(rep.Reviews.Approvers, func(r lifecycle.Record) bool {
 			return r.Data["verified"] != "" && IsAuthor(r.Actor, t.Author)
 		})
@@ -262,8 +285,15 @@ func (t *Task) reviewsGate(rep *Report, env workspace.Environment) Gate {
 	if len(names) > 0 {
 		g.Detail += " (" + strings.Join(names, ", ") + ")"
 	}
-	if rep.Verified {
+	signers := len(t.ws.Config.Signers) > 0
+	switch {
+	case rep.Verified && signers:
+		g.Detail += " by verified reviewers (signed in to the server, or in commits signed with a key under signers:)"
+	case rep.Verified:
 		g.Detail += " by signed-in users of the server"
+	}
+	if rep.SignedError != "" {
+		g.Detail += "; signed commits could not be checked (" + rep.SignedError + ")"
 	}
 	if n := len(rv.Stale); n > 0 {
 		g.Detail += fmt.Sprintf("; %d stale approval(s) of an earlier snapshot are not counted", n)
@@ -278,7 +308,11 @@ func (t *Task) reviewsGate(rep *Report, env workspace.Environment) Gate {
 			who = "reviewers other than the author " + t.Author
 		}
 		how := fmt.Sprintf("`opsbook review %s --approve`", t.Name)
-		if rep.Verified {
+		switch {
+		case rep.Verified && signers:
+			who = "verified " + who
+			how = fmt.Sprintf("`opsbook review %s --approve` through the server, Review on its board, or the same committed in a commit signed with your key under signers: (git commit -S)", t.Name)
+		case rep.Verified:
 			who = "signed-in " + who
 			how = fmt.Sprintf("`opsbook review %s --approve` with OPSBOOK_SERVER set, or Review on the server's board", t.Name)
 		}
@@ -510,7 +544,7 @@ func (r *Report) WriteText(w io.Writer) {
 	r.WriteGates(w)
 	if len(r.Reviews.History) > 0 {
 		if r.Verified {
-			fmt.Fprintln(w, "Reviews (verified: signed-in users of the server):")
+			fmt.Fprintln(w, "Reviews (verified: signed in to the server, or in commits signed with a key under signers:):")
 		} else {
 			fmt.Fprintln(w, "Reviews (unverified unless marked: names from git's user.email):")
 		}
@@ -552,8 +586,12 @@ func (r *Report) WriteText(w io.Writer) {
 func writeReviews(w io.Writer, rv lifecycle.Reviews) {
 	for _, h := range rv.History {
 		mark := ""
-		if h.Data["verified"] != "" {
-			mark = "  [verified]"
+		switch v := h.Data["verified"]; v {
+		case "":
+		case "ssh":
+			mark = "  [verified: signed commit " + h.Data["signer"] + "]"
+		default:
+			mark = "  [verified: " + v + "]"
 		}
 		if h.Stale {
 			mark += "  [stale: earlier snapshot " + snapshot.ShortOf(h.Snapshot) + "]"

@@ -45,6 +45,12 @@ type Task struct {
 	// ticked: the checklist document's, else the built-in list.
 	Items []workspace.ChecklistItem
 
+	// Signed are the Review, Check and Uncheck records that commits signed
+	// with a key of opsbook.yaml's signers: vouch for (verified);
+	// SignedErr is why they could not be checked, if so.
+	Signed    []lifecycle.Record
+	SignedErr error
+
 	// Snapshot is the review snapshot: the runbook, its rollback, the
 	// called runbooks, the parameter definitions and the non-secret
 	// variables of every protected environment. Reviews and rehearsals
@@ -66,6 +72,7 @@ func Load(ws *workspace.Workspace, name string) (*Task, error) {
 		return nil, err
 	}
 	t.Author = lifecycle.AuthorOf(t.Records)
+	t.Signed, t.SignedErr = t.signedRecords()
 
 	files := workspace.FilesFor(t.Name)
 	rbRel := path.Join(t.Rel, files.Runbook)
