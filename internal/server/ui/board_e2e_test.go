@@ -56,7 +56,7 @@ func TestBoardReviewButtons(t *testing.T) {
 		t.Errorf("bob (RunbookApprove, not RunbookRun) is offered Tick buttons")
 	}
 	for i := 0; i < 2; i++ {
-		eval[bool](bob, card+`.querySelector(".review-approve").click(); true`)
+		submit(bob, card+`.querySelector(".review-approve").click()`)
 		bob.wait("the board after bob's review", `location.search.includes("flash=review_recorded") && `+card+` && `+card+`.querySelector(".my-verdict")`)
 		if got := eval[string](bob, detail); !strings.Contains(got, "1 of 2") || !strings.Contains(got, "(bob)") {
 			t.Fatalf("after bob's review #%d: %q, want 1 of 2 (bob)", i+1, got)
@@ -67,7 +67,7 @@ func TestBoardReviewButtons(t *testing.T) {
 	carol.login("carol")
 	carol.go_("/board")
 	carol.wait("the task's review form", card+` && `+card+`.querySelector(".review-approve")`)
-	eval[bool](carol, card+`.querySelector(".review-comment").value = "rollback plan read"; `+card+`.querySelector(".review-approve").click(); true`)
+	submit(carol, card+`.querySelector(".review-comment").value = "rollback plan read"; `+card+`.querySelector(".review-approve").click()`)
 	carol.wait("the board after carol's review", `location.search.includes("flash=review_recorded") && `+card)
 	if got := eval[string](carol, detail); !strings.Contains(got, "2 of 2") {
 		t.Errorf("after carol's review: %q, want 2 of 2", got)
@@ -88,7 +88,7 @@ func TestBoardReviewButtons(t *testing.T) {
 	if eval[bool](alice, card+`.querySelector(".review-approve") !== null`) {
 		t.Errorf("alice (RunbookRun, not RunbookApprove) is offered a Review button")
 	}
-	eval[bool](alice, item+`.querySelector(".tick").click(); true`)
+	submit(alice, item+`.querySelector(".tick").click()`)
 	alice.wait("the ticked item", `location.search.includes("flash=tick_recorded") && `+card+` && `+item+`.dataset.ticked === "true"`)
 	if got := eval[string](alice, item+`.innerText`); !strings.Contains(got, "alice") {
 		t.Errorf("ticked item: %q, want it to name alice", got)
@@ -134,4 +134,12 @@ func TestBoardReviewButtons(t *testing.T) {
 	if ticks, _ := ts.st.ListTaskTicks(context.Background(), boardTask); len(ticks) != 1 {
 		t.Errorf("a tick without the CSRF token was recorded: %+v", ticks)
 	}
+}
+
+// submit runs js, which submits a form, and waits until the page it was on
+// is gone: the next wait then looks at the answer, not the old page.
+func submit(tb *tab, js string) {
+	tb.t.Helper()
+	eval[bool](tb, `window.__submitted = true; `+js+`; true`)
+	tb.wait("the answer to the form", `document.readyState === "complete" && !window.__submitted`)
 }
