@@ -49,17 +49,17 @@ Without a terminal, a gate needs --yes (recorded as a Go by you with the
 reason "--yes") or the run fails at the gate.
 
 With a server configured (--server or OPSBOOK_SERVER), the run executes
-on the server by default; --local executes it here, in this process,
-and reports every event to the server, so its overview, runs list, run
-page, audit log and postmortem show the run as if the server had run it.
-The events queue in the local store while the server is unreachable (one
-warning, the run goes on) and are sent, in order and exactly once, when
-it is back. A server that refuses the record (no RunbookRun there, a key
-it does not accept) stops the run before anything executes; one that
-cannot be reached does not. ` + "`opsbook resume --local RUN`" + ` continues a reported run, or sends
-what the server still lacks of a finished one. Gates of a protected
-environment are never decided locally, so such runs are refused with
---local as without a server.
+on the server by default; --local executes it here, in this process, and
+reports every event to the server, so its overview, runs list, run page,
+audit log and postmortem show the run as if the server had run it. The
+events queue in the local store while the server is unreachable (one
+warning, the run goes on) and are sent, in order and exactly once, when it
+is back. A server that refuses the record (no RunbookRun there, a key it
+does not accept) stops the run before anything executes; one that cannot
+be reached does not. ` + "`opsbook resume --local RUN`" + ` continues a reported
+run, or sends what the server still lacks of a finished one. Gates of a
+protected environment are never decided locally, so such runs are refused
+with --local as without a server.
 
 Exit status: 0 succeeded, 1 failed, 2 bad input, 3 rolled back,
 4 cancelled or interrupted, 5 refused by a lifecycle gate.`,
