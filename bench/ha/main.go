@@ -39,6 +39,7 @@ func main() {
 	var tc ticksConfig
 	flag.IntVar(&tc.ticks, "ticks", 1000, "ticks: ticks in all (spread over -triggers triggers of one tick a second)")
 	flag.IntVar(&tc.triggers, "triggers", 4, "ticks: scheduled triggers (@every 1s; every other one catch_up)")
+	flag.DurationVar(&tc.outage, "outage", 70*time.Second, "ticks: after the restarts, every node down this long, then all back (0: none)")
 	flag.DurationVar(&tc.interval, "scheduler-interval", 200*time.Millisecond, "ticks: --scheduler-interval of the nodes")
 	var lc latencyConfig
 	flag.IntVar(&lc.steps, "steps", 400, "latency: steps per run (each appends started, output, finished)")

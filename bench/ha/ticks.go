@@ -20,6 +20,7 @@ type ticksConfig struct {
 	ticks, triggers int
 	interval        time.Duration // --scheduler-interval
 	ttl             time.Duration
+	outage          time.Duration // every node down at the end, then all back
 }
 
 const tickRunbook = "ops/runbooks/tick.md"
@@ -120,7 +121,47 @@ func ticks(dsn string, cfg ticksConfig) error {
 		return err
 	}
 	load := loadavg()
-	time.Sleep(3 * time.Second) // the last ticks' runs created
+
+	// An outage: every node killed, none up for cfg.outage, then all
+	// three started again. By the rule, a tick more than FireGrace old
+	// when a node is back was missed: reported once, and no run for it
+	// (not even with catch_up: the current tick, on time, is the run).
+	var outageFrom, outageTo time.Time
+	if cfg.outage > 0 {
+		for _, n := range nodes {
+			n.Kill9()
+		}
+		outageFrom = time.Now()
+		time.Sleep(cfg.outage)
+		outageTo = time.Now()
+		if _, err := startNodes(c, 3, 64); err != nil {
+			return err
+		}
+	}
+	// Settled: every trigger's fire time has passed a point a few seconds
+	// after the last restart (the first checks after an outage fire up to
+	// a minute of on-time ticks each, which takes a while).
+	final := time.Now().Add(3 * time.Second)
+	settled := time.Now()
+	for {
+		caughtUp := true
+		for _, tr := range triggers {
+			got, err := st.GetTrigger(ctx, tr.Name)
+			if err != nil {
+				return err
+			}
+			caughtUp = caughtUp && got.LastFiredAt.After(final)
+		}
+		if caughtUp {
+			break
+		}
+		if time.Since(settled) > 3*time.Minute {
+			fmt.Println("the triggers' fire times did not pass", final.Format("15:04:05"), "within 3 minutes")
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	settledIn := time.Since(settled)
 
 	all, err := listRuns(ctx, st)
 	if err != nil {
@@ -134,33 +175,63 @@ func ticks(dsn string, cfg ticksConfig) error {
 	if err != nil {
 		return err
 	}
+	failed, err := listAudit(ctx, st, "trigger.failed")
+	if err != nil {
+		return err
+	}
+	failures := map[string]int{}
+	for _, e := range failed {
+		failures[e.Detail["error"]]++
+	}
 	byID := map[string]runbook.Run{}
+	ranIDs := map[string]bool{}
 	for _, r := range all {
 		byID[r.ID] = r
+		ranIDs[r.ID] = true
 	}
+	// Each tick up to final is one of: must fire (a node was up, or it was
+	// less than FireGrace old when they came back), must be missed (older
+	// than that), or too close to a boundary to say (a node killed while
+	// firing it; the first scheduler pass after the outage starts within a
+	// few seconds of outageTo).
+	const margin = 3 * time.Second
 	var (
-		expected, missed, late int
-		lateness               []time.Duration
-		missedAt               []string
+		mustFire, mustMiss, unsure, missed, firedAgainst, unfired, late int
+		lateness                                                        []time.Duration
+		missedAt                                                        []string
 	)
 	for _, tr := range triggers {
 		sched, err := runs.ParseSchedule(tr.Schedule, tr.Timezone)
 		if err != nil {
 			return err
 		}
-		// Ticks up to the end of the window must have fired; later ones may
-		// have, and are accounted for, not counted.
 		for tick := sched.Next(tr.CreatedAt); ; tick = sched.Next(tick) {
 			id := runs.TickRunID(tr.ID, tick)
 			r, ok := byID[id]
 			delete(byID, id)
-			if tick.After(end) {
+			if tick.After(final) {
 				if !ok {
 					break
 				}
+				continue // fired after the measurement: neither counted nor unexplained
+			}
+			if !ok {
+				unfired++
+			}
+			inOutage := cfg.outage > 0 && tick.After(outageFrom.Add(-margin)) && !tick.After(outageTo)
+			age := outageTo.Sub(tick) // at the first pass after the outage, give or take margin
+			switch {
+			case inOutage && tick.Before(outageFrom) || inOutage && age > runs.FireGrace-margin && age < runs.FireGrace+margin:
+				unsure++
+				continue
+			case inOutage && age >= runs.FireGrace+margin:
+				mustMiss++
+				if ok {
+					firedAgainst++
+				}
 				continue
 			}
-			expected++
+			mustFire++
 			if !ok {
 				missed++
 				if len(missedAt) < 10 {
@@ -197,10 +268,36 @@ func ticks(dsn string, cfg ticksConfig) error {
 			doubleAudit += len(rs) - 1
 		}
 	}
-	reported := 0
+	// Missed ticks are reported once (one audit entry per trigger and
+	// outage), and only ticks that started no run.
+	reported, reportedRan := 0, 0
+	reports := map[string]int{}
 	for _, e := range missedAudit {
 		n, _ := strconv.Atoi(e.Detail["missed"])
 		reported += n
+		reports[e.Target]++
+		first, err1 := time.Parse(time.RFC3339, e.Detail["first"])
+		last, err2 := time.Parse(time.RFC3339, e.Detail["last"])
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		for _, tr := range triggers {
+			if "trigger/"+tr.Name != e.Target {
+				continue
+			}
+			sched, _ := runs.ParseSchedule(tr.Schedule, tr.Timezone)
+			for tick := first; !tick.After(last); tick = sched.Next(tick) {
+				if ranIDs[runs.TickRunID(tr.ID, tick)] {
+					reportedRan++
+				}
+			}
+		}
+	}
+	lateFires := 0
+	for _, e := range fires {
+		if e.Detail["late"] == "true" {
+			lateFires++
+		}
 	}
 	finished := 0
 	for _, r := range all {
@@ -210,18 +307,38 @@ func ticks(dsn string, cfg ticksConfig) error {
 	}
 	p50, p99, max := quantiles(lateness)
 	dp50, _, dmax := quantiles(down)
-	table(fmt.Sprintf("ticks: 3 nodes, %d triggers × %d ticks (@every 1s), --scheduler-interval %v (load average %s at the end)", cfg.triggers, perTrigger, cfg.interval, load), [][2]string{
-		{"ticks in the window", fmt.Sprint(expected)},
-		{"runs started for them", fmt.Sprint(expected - missed)},
-		{"missed (on-time tick with no run)", fmt.Sprintf("%d %v", missed, missedAt)},
-		{"reported missed (audit trigger.missed)", fmt.Sprint(reported)},
-		{"double fires (runs of no tick; audit fires of one tick or run)", fmt.Sprintf("%d; %d", unexplained, doubleAudit)},
-		{"fired late (> FireGrace)", fmt.Sprint(late)},
-		{"tick → run created p50 / p99 / max", fmt.Sprintf("%v / %v / %v", p50, p99, max)},
-		{"node restarts (kill -9, start again)", fmt.Sprint(restarts)},
-		{"restart (kill → serving) p50 / max", fmt.Sprintf("%v / %v", dp50, dmax)},
-		{"runs finished / all runs", fmt.Sprintf("%d / %d", finished, len(all))},
-	})
+	rows := [][2]string{
+		{"ticks (due before the end)", fmt.Sprint(mustFire + mustMiss + unsure)},
+		{"ticks that must fire (a node up, or < 1 min old when one came back)", fmt.Sprint(mustFire)},
+		{"  of which missed (no run)", fmt.Sprintf("%d %v", missed, missedAt)},
+		{"  of which fired twice (runs of no tick; audit fires of one tick or run)", fmt.Sprintf("%d; %d", unexplained, doubleAudit)},
+		{"  fired late (audit trigger.fire late=true) / run created > 1 min after its tick", fmt.Sprintf("%d / %d", lateFires, late)},
+		{"  tick → run created p50 / p99 / max", fmt.Sprintf("%v / %v / %v", p50, p99, max)},
+	}
+	if cfg.outage > 0 {
+		rows = append(rows,
+			[2]string{fmt.Sprintf("outage: no node up for %v; ticks ≥ 1 min old when nodes came back (must not run)", outageTo.Sub(outageFrom).Round(time.Millisecond)), fmt.Sprint(mustMiss)},
+			[2]string{"  of which started a run anyway", fmt.Sprint(firedAgainst)},
+			[2]string{"ticks within 3 s of a boundary (either way is right)", fmt.Sprint(unsure)},
+		)
+	}
+	rows = append(rows,
+		[2]string{"ticks without a run / reported missed (audit trigger.missed)", fmt.Sprintf("%d / %d", unfired, reported)},
+		[2]string{"missed reports per trigger; ticks reported missed that ran", fmt.Sprintf("%v; %d", reports, reportedRan)},
+		[2]string{"failed fires (audit trigger.failed)", fmt.Sprint(len(failed))},
+		[2]string{"every trigger's fire time past the end + 3 s after", settledIn.Round(time.Millisecond).String()},
+		[2]string{"node restarts before the outage (kill -9, start again)", fmt.Sprint(restarts)},
+		[2]string{"restart (kill → serving) p50 / max", fmt.Sprintf("%v / %v", dp50, dmax)},
+		[2]string{"runs finished / all runs", fmt.Sprintf("%d / %d", finished, len(all))},
+	)
+	table(fmt.Sprintf("ticks: 3 nodes, %d triggers of @every 1s, %v of random restarts, --scheduler-interval %v (load average %s before the outage)",
+		cfg.triggers, time.Duration(perTrigger)*time.Second, cfg.interval, load), rows)
+	for msg, n := range failures {
+		fmt.Printf("trigger.failed ×%d: %s\n", n, msg)
+	}
+	if cfg.outage > 0 {
+		fmt.Printf("outage %s – %s\n", outageFrom.Format("15:04:05.000"), outageTo.Format("15:04:05.000"))
+	}
 	return nil
 }
 

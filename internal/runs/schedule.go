@@ -128,7 +128,11 @@ func (s *Service) fireIfDue(ctx context.Context, t store.Trigger, now time.Time)
 	}
 	// The tick is done with: fired here or elsewhere, or refused (a
 	// refusal, such as an unpublished runbook, is reported once).
-	claimed, err := s.store.MarkTriggerFired(ctx, t.ID, latest)
+	// Only one node claims the ticks up to latest: the one whose read of
+	// the trigger is still current. It alone reports the missed ones, as
+	// it judged them; a node with a stale read (another claimed meanwhile)
+	// reports nothing — its fires stand, their ids are per tick.
+	claimed, err := s.store.MarkTriggerFired(ctx, t.ID, t.LastFiredAt, latest)
 	if err != nil {
 		return err
 	}

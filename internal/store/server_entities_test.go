@@ -167,17 +167,27 @@ func TestVariablesSnapshotsTriggers(t *testing.T) {
 			t.Fatal(err)
 		}
 		fired := time.Date(2026, 1, 2, 3, 0, 0, 0, time.UTC)
-		if claimed, err := s.MarkTriggerFired(ctx, tr.ID, fired); err != nil || !claimed {
+		if claimed, err := s.MarkTriggerFired(ctx, tr.ID, time.Time{}, fired); err != nil || !claimed {
 			t.Fatalf("first claim: %v %v", claimed, err)
 		}
-		if claimed, err := s.MarkTriggerFired(ctx, tr.ID, fired); err != nil || claimed {
+		if claimed, err := s.MarkTriggerFired(ctx, tr.ID, time.Time{}, fired); err != nil || claimed {
 			t.Fatalf("second claim of the same fire: %v %v", claimed, err)
 		}
-		if claimed, err := s.MarkTriggerFired(ctx, tr.ID, fired.Add(-time.Hour)); err != nil || claimed {
+		if claimed, err := s.MarkTriggerFired(ctx, tr.ID, fired, fired.Add(-time.Hour)); err != nil || claimed {
 			t.Fatalf("claim of an earlier fire: %v %v", claimed, err)
 		}
+		// Fault: two servers read the trigger at once and both claim, the
+		// second with a later tick (bench/ha -mode ticks: after an outage,
+		// every trigger reported its missed ticks twice). The second read is
+		// stale: it claims nothing.
+		if claimed, err := s.MarkTriggerFired(ctx, tr.ID, fired, fired.Add(time.Hour)); err != nil || !claimed {
+			t.Fatalf("claim from the current fire time: %v %v", claimed, err)
+		}
+		if claimed, err := s.MarkTriggerFired(ctx, tr.ID, fired, fired.Add(2*time.Hour)); err != nil || claimed {
+			t.Fatalf("claim from a stale read of the fire time: %v %v", claimed, err)
+		}
 		got, err := s.GetTrigger(ctx, "nightly")
-		if err != nil || !got.LastFiredAt.Equal(fired) || !got.CatchUp || got.Timezone != "Asia/Shanghai" {
+		if err != nil || !got.LastFiredAt.Equal(fired.Add(time.Hour)) || !got.CatchUp || got.Timezone != "Asia/Shanghai" {
 			t.Fatalf("%+v %v", got, err)
 		}
 	})

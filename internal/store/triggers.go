@@ -110,12 +110,23 @@ func (s *Store) DeleteTrigger(ctx context.Context, name string) error {
 	return checkAffected(res, err, "delete trigger "+name)
 }
 
-// MarkTriggerFired records when a trigger last fired, only moving forward.
-// It reports whether this call moved it: of several servers sharing a
-// database, only the one that claims a fire time starts the run.
-func (s *Store) MarkTriggerFired(ctx context.Context, id int64, at time.Time) (bool, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE triggers SET last_fired_at = $2
-		WHERE id = $1 AND (last_fired_at IS NULL OR last_fired_at < $2)`, id, micros(at))
+// MarkTriggerFired moves a trigger's last fire time from prev (as read
+// with the trigger; zero: it never fired) to at, a later time. It reports
+// whether this call moved it: of several servers that read the trigger at
+// once, only one claims the ticks up to at (and reports those missed) —
+// a server whose read is stale, because another moved the time meanwhile,
+// claims nothing, even when its at is later.
+func (s *Store) MarkTriggerFired(ctx context.Context, id int64, prev, at time.Time) (bool, error) {
+	if !at.After(prev) {
+		return false, nil
+	}
+	var res sql.Result
+	var err error
+	if prev.IsZero() {
+		res, err = s.db.ExecContext(ctx, `UPDATE triggers SET last_fired_at = $2 WHERE id = $1 AND last_fired_at IS NULL`, id, micros(at))
+	} else {
+		res, err = s.db.ExecContext(ctx, `UPDATE triggers SET last_fired_at = $3 WHERE id = $1 AND last_fired_at = $2`, id, micros(prev), micros(at))
+	}
 	if err != nil {
 		return false, fmt.Errorf("mark trigger %d fired: %w", id, mapError(err))
 	}

@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"sync"
@@ -138,4 +139,91 @@ func TestScheduleFiresOnceAcrossNodes(t *testing.T) {
 			t.Errorf("%s: missed = %s, want 9", e.Target, e.Detail["missed"])
 		}
 	}
+}
+
+// TestScheduleMissedReportedOnce is the fault "nodes come back from an
+// outage at once, around a tick": one node's check comes just before a
+// minute, another's just after. The first sees the last minute's tick on
+// time and nine missed; the second sees that tick as missed too (ten)
+// and the new one on time. Both had read the trigger before either
+// claimed; before, both claims moved the trigger's fire time forward, so
+// the missed ticks were reported twice, once with a tick that ran
+// (bench/ha -mode ticks: every trigger reported twice after a 66 s outage).
+// Only the node whose read is still current claims and reports.
+func TestScheduleMissedReportedOnce(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	h := newHarness(t, dsn)
+	h.publishAll()
+	svc := h.serviceUser()
+	ctx := context.Background()
+	nodes := []*server.Server{h.srv}
+	for range 2 {
+		st, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, _ := secret.NewKeyring("test", testKey)
+		ws, _ := filepath.Abs("testdata/workspace")
+		srv, err := server.New(server.Config{Store: st, Workspace: ws, Keys: keys, Workers: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			srv.Shutdown(sctx)
+			st.Close()
+		})
+		nodes = append(nodes, srv)
+	}
+	const rounds = 8
+	for r := range rounds {
+		created := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(r) * 24 * time.Hour)
+		for _, catchUp := range []bool{false, true} {
+			tr := store.Trigger{Name: fmt.Sprintf("outage-%d-%v", r, catchUp), Kind: store.TriggerSchedule, Runbook: searchRunbook, Environment: "staging",
+				Schedule: "* * * * *", CatchUp: catchUp, ServiceUser: svc.ID, Enabled: true, CreatedBy: "test", CreatedAt: created}
+			if err := h.st.CreateTrigger(ctx, &tr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Minute 10's tick is 59.9 s old for node 0 and 60.1 s old (missed)
+		// for nodes 1 and 2, which also see minute 11's.
+		back := created.Add(10*time.Minute + time.Minute)
+		var wg sync.WaitGroup
+		for i, srv := range nodes {
+			now := back.Add(100 * time.Millisecond)
+			if i == 0 {
+				now = back.Add(-100 * time.Millisecond)
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); srv.FireDueTriggers(ctx, now) }()
+		}
+		wg.Wait()
+		// Out of the next rounds' way (their passes are a day later).
+		for _, catchUp := range []bool{false, true} {
+			if err := h.st.DeleteTrigger(ctx, fmt.Sprintf("outage-%d-%v", r, catchUp)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var audit struct {
+		Items []struct {
+			Target string
+			Detail map[string]string
+		}
+	}
+	h.must(200, admin, "GET", "/api/v1/audit?action=trigger.missed", nil).json(t, &audit)
+	reports := map[string]int{}
+	for _, e := range audit.Items {
+		reports[e.Target]++
+	}
+	for r := range rounds {
+		for _, catchUp := range []bool{false, true} {
+			target := fmt.Sprintf("trigger/outage-%d-%v", r, catchUp)
+			if reports[target] != 1 {
+				t.Errorf("%s: missed ticks reported %d times, want once", target, reports[target])
+			}
+		}
+	}
+	h.cancelActive()
 }
