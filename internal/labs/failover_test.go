@@ -63,7 +63,7 @@ func TestFailoverLagCheck(t *testing.T) {
 	t.Cleanup(func() { r.Stop() })
 	p.replica = r
 	waitFor(t, "the replica to replay", func() bool { return psqlTry(r, "postgres", "select count(*) from t") == "1" })
-	check := libraryBlock(t, "postgres-dr-failover.md", "precheck", func(s *runbook.Step) *runbook.Block { return s.Verify })
+	check := libraryBlock(t, "postgres-dr-failover.md", "precheck", func(s *runbook.Step) *runbook.Block { return s.Action })
 
 	// The primary stays idle for longer than the limit.
 	time.Sleep(3 * time.Second)

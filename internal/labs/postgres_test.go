@@ -69,8 +69,12 @@ grant usage on schema shop to reporting;
 grant select on all tables in schema shop to reporting;
 `
 
+// pgServer is a server the test's psql reaches: a pgtest cluster on
+// 127.0.0.1, or one with a Host of its own.
+type pgServer interface{ Port() int }
+
 // psql runs SQL as the superuser on a cluster's database.
-func psql(t *testing.T, c *pgtest.Cluster, db, sql string) string {
+func psql(t *testing.T, c pgServer, db, sql string) string {
 	t.Helper()
 	out, err := psqlErr(c, db, sql)
 	if err != nil {
@@ -79,7 +83,7 @@ func psql(t *testing.T, c *pgtest.Cluster, db, sql string) string {
 	return out
 }
 
-func psqlTry(c *pgtest.Cluster, db, sql string) string {
+func psqlTry(c pgServer, db, sql string) string {
 	out, err := psqlErr(c, db, sql)
 	if err != nil {
 		return "error: " + out
@@ -87,8 +91,12 @@ func psqlTry(c *pgtest.Cluster, db, sql string) string {
 	return out
 }
 
-func psqlErr(c *pgtest.Cluster, db, sql string) (string, error) {
-	cmd := execCommand("psql", "-h", "127.0.0.1", "-p", fmt.Sprint(c.Port()), "-U", "postgres", "-d", db,
+func psqlErr(c pgServer, db, sql string) (string, error) {
+	host := "127.0.0.1"
+	if h, ok := c.(interface{ Host() string }); ok {
+		host = h.Host()
+	}
+	cmd := execCommand("psql", "-h", host, "-p", fmt.Sprint(c.Port()), "-U", "postgres", "-d", db,
 		"-XAtq", "-v", "ON_ERROR_STOP=1", "-f", "-")
 	cmd.Stdin = strings.NewReader(sql)
 	out, err := cmd.CombinedOutput()

@@ -70,6 +70,7 @@ type process struct {
 	authKeys  string
 	clientKey string
 	extra     []string
+	wrap      []string
 }
 
 // syncBuffer collects sshd's stderr for error messages.
@@ -132,6 +133,11 @@ type Config struct {
 	PortsPerProcess int
 	// Extra are sshd_config lines appended to the harness's own.
 	Extra []string
+	// Process, when set, gives sshd process i (from 0) sshd_config lines
+	// of its own (after Extra) and a command it runs under: sshd's
+	// command line is appended to wrap, which must exec it (unshare, for
+	// a mount namespace of its own). Use one port per process.
+	Process func(i int) (extra, wrap []string)
 }
 
 // Launch starts sshd processes under dir listening on n free 127.0.0.1
@@ -170,6 +176,11 @@ func Launch(dir string, n int, cfg Config) (*Cluster, error) {
 	for i := 0; len(c.Servers) < n; i++ {
 		ports := min(portsPerProcess, n-len(c.Servers))
 		p := &process{dir: filepath.Join(dir, fmt.Sprintf("sshd%d", i)), authKeys: authKeys, clientKey: c.ClientKeyFile, extra: cfg.Extra}
+		if cfg.Process != nil {
+			extra, wrap := cfg.Process(i)
+			p.extra = append(append([]string(nil), cfg.Extra...), extra...)
+			p.wrap = wrap
+		}
 		if err := os.MkdirAll(p.dir, 0o700); err != nil {
 			c.Stop()
 			return nil, fmt.Errorf("create sshd dir: %w", err)
@@ -336,7 +347,8 @@ Banner none
 		return fmt.Errorf("write sshd_config: %w", err)
 	}
 	p.log = &syncBuffer{}
-	cmd := exec.Command(SSHDPath, "-D", "-e", "-f", config)
+	argv := append(append([]string(nil), p.wrap...), SSHDPath, "-D", "-e", "-f", config)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout = p.log
 	cmd.Stderr = p.log
 	// Own process group so Stop can also end the session processes sshd
