@@ -26,6 +26,11 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # internal/store/pgtest runs initdb/postgres from PATH or /usr/lib/postgresql/*/bin.
 command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+# The DR lab's switchback rewinds with pg_rewind (the postgresql package); its two hosts are sshd
+# in mount namespaces (unshare, mount) running commands as postgres (runuser): util-linux, mount.
+compgen -G '/usr/lib/postgresql/*/bin/pg_rewind' >/dev/null || need+=(postgresql)
+command -v unshare >/dev/null 2>&1 && command -v runuser >/dev/null 2>&1 || need+=(util-linux)
+command -v mount >/dev/null 2>&1 || need+=(mount)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
 		echo "test.sh: installing ${need[*]}"

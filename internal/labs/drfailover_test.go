@@ -347,7 +347,9 @@ func (d *drLab) mainCluster() pgConn { return pgConn{drMainAddr, d.port} }
 func (d *drLab) drCluster() pgConn   { return pgConn{drDRAddr, d.port} }
 
 // inRecovery is "t", "f", or an error text.
-func (d *drLab) inRecovery(c pgConn) string { return psqlTry(c, "postgres", "select pg_is_in_recovery()") }
+func (d *drLab) inRecovery(c pgConn) string {
+	return psqlTry(c, "postgres", "select pg_is_in_recovery()")
+}
 
 // startApp is the application: one session to the DR site that commits a
 // row every 200 ms (failing while the site is read-only) and reconnects
