@@ -170,6 +170,15 @@ func (t *Task) Evaluate(envName string, now time.Time, o Options) (*Report, erro
 		rep.Reviews.Approvers = slices.DeleteFunc(rep.Reviews.Approvers, func(r lifecycle.Record) bool {
 			return r.Data["verified"] != "" && IsAuthor(r.Actor, t.Author)
 		})
+		// One person may be a server user (bob) and a signer
+		// (bob@example.com): counted once.
+		var kept []lifecycle.Record
+		for _, a := range rep.Reviews.Approvers {
+			if !slices.ContainsFunc(kept, func(k lifecycle.Record) bool { return samePerson(k.Actor, a.Actor) }) {
+				kept = append(kept, a)
+			}
+		}
+		rep.Reviews.Approvers = kept
 	}
 	ticks := lifecycle.Ticks(recs)
 	for _, it := range t.Items {
@@ -222,6 +231,10 @@ func IsAuthor(user, author string) bool {
 	local, _, ok := strings.Cut(author, "@")
 	return ok && strings.EqualFold(local, user)
 }
+
+// samePerson reports whether two reviewer names may be one person: equal,
+// or a name and an address whose part before the @ it is (as IsAuthor).
+func samePerson(a, b string) bool { return IsAuthor(a, b) || IsAuthor(b, a) }
 
 // changeGates are the gates of the change calendar: the environment's
 // windows and freezes, which an emergency override (a reason, on a

@@ -179,6 +179,13 @@ func TestSignedReviews(t *testing.T) {
 		t.Errorf("bob signed and erin on the server: %+v, want met", g)
 	}
 
+	// Bob on the server as bob, and signed as bob@example.com: one person.
+	server = verified(approve("bob"))
+	server.Records[0].Snapshot = snap
+	if g, _ := r.reviewsGate(Options{Verified: server}); g.Met {
+		t.Errorf("bob on the server and bob@example.com signed counted as two: %+v", g)
+	}
+
 	// Carol signs her own line: two verified reviewers.
 	r.commit("carol", "carol approves")
 	if g, _ := r.reviewsGate(Options{}); !g.Met || !strings.Contains(g.Detail, "2 of 2") {
