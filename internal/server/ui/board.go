@@ -109,8 +109,12 @@ func (h *handlers) board(w http.ResponseWriter, r *http.Request) error {
 			bt.Runbook = rb
 		}
 		if t.Lifecycle.Completed.IsZero() {
-			bt.Needs = h.needs(ctx, ws, t, rb)
-			bt.Review = h.review(r, p, t.Name)
+			if task, err := gates.Load(ws, t.Dir); err != nil {
+				bt.Needs = []string{err.Error()}
+			} else {
+				bt.Needs = h.needs(ctx, ws, task, rb)
+				bt.Review = h.review(r, p, task)
+			}
 		}
 		c, ok := cols[t.Lifecycle.State]
 		if !ok {
@@ -130,16 +134,12 @@ func (h *handlers) board(w http.ResponseWriter, r *http.Request) error {
 // of each protected environment (reviews, rehearsal, checklist, window,
 // freeze), evaluated by lifecycle/gates as `opsbook status` and `opsbook
 // run` evaluate them, with the server's runs of the task counted too.
-func (h *handlers) needs(ctx context.Context, ws *workspace.Workspace, t workspace.Task, rb string) []string {
-	task, err := gates.Load(ws, t.Dir)
-	if err != nil {
-		return []string{err.Error()}
-	}
+func (h *handlers) needs(ctx context.Context, ws *workspace.Workspace, task *gates.Task, rb string) []string {
 	runs, err := h.s.Store().ListRuns(ctx, store.RunFilter{Runbook: rb, Limit: store.MaxRunLimit})
 	if err != nil {
 		return []string{err.Error()}
 	}
-	verified, err := h.s.Store().VerifiedRecords(ctx, t.Name)
+	verified, err := h.s.Store().VerifiedRecords(ctx, task.Name)
 	if err != nil {
 		return []string{err.Error()}
 	}
@@ -164,13 +164,9 @@ func (h *handlers) needs(ctx context.Context, ws *workspace.Workspace, t workspa
 
 // review is what the board shows of a task's verified review and
 // checklist in the workspace's protected environment; nil when there is
-// none or the task cannot be read (needs then says why).
-func (h *handlers) review(r *http.Request, p *auth.Principal, name string) *boardReview {
-	scope, err := h.s.TaskScope(name)
-	if err != nil {
-		return nil
-	}
-	t, err := h.s.LoadTask(name)
+// none (needs then says why, if it is an error).
+func (h *handlers) review(r *http.Request, p *auth.Principal, t *gates.Task) *boardReview {
+	scope, err := h.s.TaskScope(t.Name)
 	if err != nil {
 		return nil
 	}
