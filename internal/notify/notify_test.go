@@ -807,4 +807,13 @@ func TestDeliveredReviewNoticeTicksChecklist(t *testing.T) {
 	if n := ticked(task); n != 1 {
 		t.Fatalf("teams-notified ticked %d times, want once after delivery", n)
 	}
+	// The server ticked it: the store has it as the server's own tick,
+	// which a protected environment's checklist gate counts.
+	ticks, err := st.ListTaskTicks(ctx, task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ticks) != 1 || ticks[0].Item != "teams-notified" || !ticks[0].Ticked || ticks[0].Actor != "opsbook" || ticks[0].UserID != 0 {
+		t.Errorf("the store's ticks: %+v, want teams-notified by opsbook", ticks)
+	}
 }
