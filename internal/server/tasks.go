@@ -99,7 +99,7 @@ func (s *Server) ReviewTask(r *http.Request, p *auth.Principal, name, verdict, c
 	}
 	if snapshot != "" && snapshot != t.Snapshot {
 		return store.TaskReview{}, false, Errorf(http.StatusConflict, "stale_snapshot",
-			"task %s changed since you read it: its snapshot is now %s, not %s; read it again and review that", t.Name, t.Snapshot, snapshot)
+			"task %s on the server has snapshot %s, not %s, the one you read: read it again (pull your checkout, or sync the server's workspace) and review what the server will run", t.Name, t.Snapshot, snapshot)
 	}
 	if verdict == lifecycle.Approve && gates.IsAuthor(p.Name, t.Author) {
 		return store.TaskReview{}, false, Errorf(http.StatusForbidden, "self_approval",
