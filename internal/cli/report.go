@@ -362,3 +362,23 @@ func flushReport(ctx context.Context, e *env, st *store.Store, c *client.Client,
 	fmt.Fprintf(e.stderr, "run %s is %s; the server %s has its whole record\n", run.ID, run.Status, c.Base())
 	return nil
 }
+
+// syncWriter serialises writes to one stream from several goroutines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// syncedStderr is e with a stderr that the reporter and the run's view
+// can both write to.
+func syncedStderr(e *env) *env {
+	c := *e
+	c.stderr = &syncWriter{w: e.stderr}
+	return &c
+}

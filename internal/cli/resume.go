@@ -99,15 +99,17 @@ events it has not received yet.`,
 			}
 			defer closeSSH()
 			more := []func(*engine.ExecOptions){func(o *engine.ExecOptions) { o.FailedOnly = failedOnly }}
+			ve := e
 			if report != nil {
-				rep, err := startReporter(ctx, e, st, report, run, p)
+				ve = syncedStderr(e) // the reporter warns while the view writes
+				rep, err := startReporter(ctx, ve, st, report, run, p)
 				if err != nil {
 					return err
 				}
 				defer rep.finish(reportWait())
 				more = append(more, rep.observe)
 			}
-			_, err = drive(ctx, e, eng, run, p, output, yes, actor, answer, true, more...)
+			_, err = drive(ctx, ve, eng, run, p, output, yes, actor, answer, true, more...)
 			return err
 		},
 	}
