@@ -207,6 +207,14 @@ func (t *liveTerm) setNotice(s string) {
 	t.mu.Unlock()
 }
 
+// setReport shows the state of the reporting to a server (run --local)
+// until it is set again ("" once the server has caught up).
+func (t *liveTerm) setReport(s string) {
+	t.mu.Lock()
+	t.m.report = s
+	t.mu.Unlock()
+}
+
 // finish stops redrawing, replaces the region with the run's summary and
 // leaves the cursor below it.
 func (t *liveTerm) finish() {

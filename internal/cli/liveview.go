@@ -47,6 +47,9 @@ type liveModel struct {
 
 	prompt []string // the question being asked: its lines, the last one is where the answer is typed
 	notice string   // why the last answer was refused, or other news for the operator
+	// report is the state of the reporting to a server (run --local) when
+	// it is news: kept until the reporter says otherwise.
+	report string
 }
 
 func newLiveModel(runID string, doc, rollback *runbook.Document) *liveModel {
@@ -426,6 +429,9 @@ func (m *liveModel) promptLines(width int, pal palette) []string {
 				out = append(out, "  "+fitLeft(l, width-2))
 			}
 		}
+	}
+	if m.report != "" {
+		out = append(out, pal.paint(colRed, fitLeft("! "+m.report, width)))
 	}
 	if m.notice != "" {
 		out = append(out, pal.paint(colRed, fitLeft("! "+m.notice, width)))

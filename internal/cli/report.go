@@ -58,6 +58,9 @@ type reporter struct {
 	stop   chan struct{} // closed by finish: send what is left, then end
 	done   chan struct{}
 	cancel context.CancelFunc // ends the sending when finish gives up
+	// begin starts the sending: once the run's view is set up (observe),
+	// so that news finds the live view, or at finish at the latest.
+	begin func()
 
 	// resendFrom is where the log is sent from when the server holds less
 	// than it acknowledged (restored from a backup): -1 when it does not;
@@ -67,7 +70,9 @@ type reporter struct {
 	recovered  int
 
 	mu       sync.Mutex
-	down     bool  // the last attempt failed; warned
+	live     *liveTerm // the run's live view while it draws: news goes there
+	toldLive bool      // news went to the live view, which forgets it at the next step
+	down     bool      // the last attempt failed; warned
 	fatal    error // the server refused the report for good
 	caughtUp bool
 }
@@ -142,7 +147,7 @@ func startReporter(ctx context.Context, e *env, st *store.Store, c *client.Clien
 	// still sent while finish waits.
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r.cancel = cancel
-	go r.loop(lctx)
+	r.begin = sync.OnceFunc(func() { go r.loop(lctx) })
 	return r, nil
 }
 
@@ -154,8 +159,14 @@ func (r *reporter) poke() {
 	}
 }
 
-// observe chains the reporter after the view's observer.
+// observe chains the reporter after the view's observer, and finds the
+// live view, if the run draws one, for the reporter's news.
 func (r *reporter) observe(o *engine.ExecOptions) {
+	if d, ok := o.Decider.(*cliDecider); ok && d.live != nil {
+		r.mu.Lock()
+		r.live = d.live
+		r.mu.Unlock()
+	}
 	prev := o.Observe
 	o.Observe = func(ev runbook.Event) {
 		if prev != nil {
@@ -163,6 +174,23 @@ func (r *reporter) observe(o *engine.ExecOptions) {
 		}
 		r.poke()
 	}
+	r.begin()
+}
+
+// tell shows the operator news about the reporting: in the live view
+// while it draws (a line on stderr would break its region), else on stderr.
+func (r *reporter) tell(msg string) {
+	r.mu.Lock()
+	live := r.live
+	r.mu.Unlock()
+	if live != nil {
+		live.setReport(msg)
+		r.mu.Lock()
+		r.toldLive = true
+		r.mu.Unlock()
+		return
+	}
+	fmt.Fprintf(r.stderr, "opsbook: %s\n", msg)
 }
 
 func (r *reporter) loop(ctx context.Context) {
@@ -184,7 +212,7 @@ func (r *reporter) loop(ctx context.Context) {
 				r.mu.Lock()
 				r.fatal = err
 				r.mu.Unlock()
-				fmt.Fprintf(r.stderr, "opsbook: the server refused the record of run %s: %v; the run goes on here and keeps its local record\n", r.runID, err)
+				r.tell(fmt.Sprintf("the server refused the record of run %s: %v; the run goes on here and keeps its local record", r.runID, err))
 				return
 			}
 			r.mu.Lock()
@@ -192,7 +220,7 @@ func (r *reporter) loop(ctx context.Context) {
 			r.down = true
 			r.mu.Unlock()
 			if warn {
-				fmt.Fprintf(r.stderr, "opsbook: cannot report run %s to %s (%v); the run goes on and its events wait in the local store until the server is back\n", r.runID, r.c.Base(), err)
+				r.tell(fmt.Sprintf("cannot report run %s to %s (%v); the run goes on and its events wait in the local store until the server is back", r.runID, r.c.Base(), err))
 			}
 			select {
 			case <-time.After(backoff):
@@ -207,11 +235,19 @@ func (r *reporter) loop(ctx context.Context) {
 			continue
 		}
 		r.mu.Lock()
-		if r.down {
-			r.down = false
-			fmt.Fprintf(r.stderr, "opsbook: reporting run %s to %s again\n", r.runID, r.c.Base())
-		}
+		back := r.down
+		r.down = false
 		r.mu.Unlock()
+		if back {
+			r.tell(fmt.Sprintf("reporting run %s to %s again", r.runID, r.c.Base()))
+		}
+		if caughtUp {
+			r.mu.Lock()
+			if live := r.live; live != nil && r.toldLive {
+				live.setReport("") // the server has everything: no news
+			}
+			r.mu.Unlock()
+		}
 		backoff = 250 * time.Millisecond
 		if !caughtUp {
 			continue
@@ -299,6 +335,10 @@ func (r *reporter) send(ctx context.Context) (caughtUp bool, err error) {
 // finish waits, up to wait, for the server to take the rest of the log,
 // and says what is left when it did not.
 func (r *reporter) finish(wait time.Duration) {
+	r.mu.Lock()
+	r.live = nil // the run's view has ended
+	r.mu.Unlock()
+	r.begin()
 	close(r.stop)
 	select {
 	case <-r.done:
@@ -308,6 +348,12 @@ func (r *reporter) finish(wait time.Duration) {
 	<-r.done // the store closes after this
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.caughtUp && r.toldLive {
+		fmt.Fprintf(r.stderr, "opsbook: the server %s was out of reach during run %s; it has the whole record now\n", r.c.Base(), r.runID)
+	}
+	if r.fatal != nil && r.toldLive {
+		fmt.Fprintf(r.stderr, "opsbook: the server refused the record of run %s: %v; it is kept in the local store only\n", r.runID, r.fatal)
+	}
 	if r.caughtUp || r.fatal != nil {
 		return
 	}

@@ -556,3 +556,29 @@ func mustWorkspace(t *testing.T, dir string) *workspace.Workspace {
 	}
 	return ws
 }
+
+// TestRunLocalLiveViewServerDown: in a terminal, the reporter's news goes
+// into the live view instead of lines that would break its region, and
+// what is left for the server is said once the view has ended.
+func TestRunLocalLiveViewServerDown(t *testing.T) {
+	bin := testbin.Opsbook(t)
+	ws := reportWorkspace(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	p := newTmuxPane(t, 120, 30, fmt.Sprintf("cd %s && TERM=xterm-256color OPSBOOK_API_KEY=obk_x OPSBOOK_REPORT_WAIT=200ms %s run ops/runbooks/slow.md --env dev --local --server %s; echo EXIT=$?; sleep 120", ws, bin, dead))
+	s := p.waitFor("cannot report run")
+	if !strings.Contains(s, "opsbook ▸ Slow change · dev") {
+		t.Errorf("the notice is not in the live view:\n%s", s)
+	}
+	s = p.waitFor("EXIT=0")
+	if flat := strings.ReplaceAll(s, "\n", ""); !strings.Contains(flat, "wait in the local store: send them with `opsbook resume --local r-") {
+		t.Errorf("after the view, what is left is not said:\n%s", s)
+	}
+	if all := p.screen(true); strings.Count(all, "cannot report run") > 1 || strings.Contains(all, "opsbook ▸") {
+		t.Errorf("stale frames or repeated warnings on the screen:\n%s", all)
+	}
+}
