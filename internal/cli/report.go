@@ -73,7 +73,7 @@ type reporter struct {
 	live     *liveTerm // the run's live view while it draws: news goes there
 	toldLive bool      // news went to the live view, which forgets it at the next step
 	down     bool      // the last attempt failed; warned
-	fatal    error // the server refused the report for good
+	fatal    error     // the server refused the report for good
 	caughtUp bool
 }
 
