@@ -71,7 +71,7 @@ type reporter struct {
 
 	mu       sync.Mutex
 	live     *liveTerm // the run's live view while it draws: news goes there
-	toldLive bool      // news went to the live view, which forgets it at the next step
+	toldLive bool      // news went to the live view, not to stderr: said again at the end
 	down     bool      // the last attempt failed; warned
 	fatal    error     // the server refused the report for good
 	caughtUp bool
