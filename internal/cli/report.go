@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/opsbook/opsbook/internal/client"
 	"github.com/opsbook/opsbook/internal/engine"
 	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/snapshot"
 	"github.com/opsbook/opsbook/internal/store"
 	"github.com/opsbook/opsbook/internal/workspace"
 )
@@ -392,6 +394,12 @@ func flushReport(ctx context.Context, e *env, st *store.Store, c *client.Client,
 	if err != nil {
 		return err
 	}
+	// The server has not registered the run yet: it would get the
+	// documents as they are now, which must be the ones the run ran.
+	if rep, err := st.GetRunReport(ctx, run.ID); (err != nil || !rep.Registered) && run.Task == "" && run.Snapshot != p.Snapshot {
+		return badInput("run %s ran snapshot %s of %s, which has changed since (now %s): the server cannot be given the documents it ran; its record stays local (opsbook show %s)",
+			run.ID, snapshot.ShortOf(run.Snapshot), run.Runbook, snapshot.ShortOf(p.Snapshot), run.ID)
+	}
 	r, err := startReporter(ctx, e, st, c, run, p)
 	if err != nil {
 		return err
@@ -427,4 +435,24 @@ func syncedStderr(e *env) *env {
 	c := *e
 	c.stderr = &syncWriter{w: e.stderr}
 	return &c
+}
+
+// unsentHint names the earlier local runs whose record a server still
+// lacks (the server was down when they ended), after a reported run.
+func unsentHint(ctx context.Context, e *env, st *store.Store, except string) {
+	unsent, err := st.UnsentRunReports(ctx)
+	if err != nil {
+		return
+	}
+	var ids []string
+	for _, rr := range unsent {
+		if rr.RunID != except {
+			ids = append(ids, rr.RunID)
+		}
+	}
+	if len(ids) == 0 {
+		return
+	}
+	fmt.Fprintf(e.stderr, "opsbook: %d earlier run(s) have records the server still lacks; send each with `opsbook resume --local RUN`: %s\n",
+		len(ids), strings.Join(ids, " "))
 }

@@ -582,3 +582,54 @@ func TestRunLocalLiveViewServerDown(t *testing.T) {
 		t.Errorf("stale frames or repeated warnings on the screen:\n%s", all)
 	}
 }
+
+// TestRunLocalUnsentLater: a run whose record the server never got is
+// named by the next reported run; and when its runbook has changed since,
+// resume --local refuses to hand the server documents it did not run
+// (fault: the server's record claiming the wrong content).
+func TestRunLocalUnsentLater(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ws := reportWorkspace(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	t.Setenv("OPSBOOK_API_KEY", "obk_unused")
+	t.Setenv("OPSBOOK_REPORT_WAIT", "200ms")
+	var out, errb bytes.Buffer
+	if code := Main(ctx, []string{"-C", ws, "run", "ops/runbooks/quick.md", "--env", "dev", "--local", "--server", dead}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errb.String())
+	}
+	st, err := store.Open(ctx, filepath.Join(ws, ".opsbook", "opsbook.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, _ := st.ListRuns(ctx, store.RunFilter{})
+	st.Close()
+	first := runs[0].ID
+
+	url, key := testServer(t, ctx)
+	t.Setenv("OPSBOOK_API_KEY", key)
+	errb.Reset()
+	if code := Main(ctx, []string{"-C", ws, "run", "ops/runbooks/touch.md", "--env", "dev", "--local", "--server", url}, strings.NewReader(""), &out, &errb); code != 0 {
+		t.Fatalf("exit %d\n%s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "1 earlier run(s) have records the server still lacks") || !strings.Contains(errb.String(), first) {
+		t.Fatalf("the next run does not name the unsent one:\n%s", errb.String())
+	}
+	quick := filepath.Join(ws, "ops/runbooks/quick.md")
+	src, _ := os.ReadFile(quick)
+	if err := os.WriteFile(quick, []byte(strings.Replace(string(src), "echo two", "echo 2", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errb.Reset()
+	if code := Main(ctx, []string{"-C", ws, "resume", first, "--local", "--server", url}, strings.NewReader(""), &out, &errb); code != ExitBadInput || !strings.Contains(errb.String(), "has changed since") {
+		t.Fatalf("resume --local of a run whose runbook changed: exit %d\n%s", code, errb.String())
+	}
+	if code, _ := callAPI(t, url, key, "GET", "/api/v1/runs/"+first, nil, nil); code != http.StatusNotFound {
+		t.Fatalf("the server has the run whose documents changed: %d", code)
+	}
+}

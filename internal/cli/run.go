@@ -234,6 +234,7 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 	var more []func(*engine.ExecOptions)
 	if o.report != nil {
 		e = syncedStderr(e) // the reporter warns while the view writes
+		defer unsentHint(context.WithoutCancel(ctx), e, st, run.ID)
 		rep, err := startReporter(ctx, e, st, o.report, run, p)
 		if err != nil {
 			return "", err
