@@ -26,6 +26,7 @@ import (
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/store"
 	"github.com/opsbook/opsbook/internal/store/pgtest"
+	"github.com/opsbook/opsbook/internal/testbin"
 )
 
 func main() {
@@ -54,6 +55,7 @@ func main() {
 		defer c.Stop()
 		*dsn = newDatabase(c.AdminDSN(), "bench_ha")
 	}
+	defer testbin.Cleanup() // the opsbook binary the real-node modes built
 	var err error
 	switch *mode {
 	case "dispatch":
@@ -68,6 +70,7 @@ func main() {
 		err = fmt.Errorf("unknown -mode %q", *mode)
 	}
 	if err != nil {
+		testbin.Cleanup()
 		log.Fatal(err)
 	}
 }

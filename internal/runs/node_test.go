@@ -12,7 +12,11 @@ import (
 	hacluster "github.com/opsbook/opsbook/internal/testbin/cluster"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+func TestMain(m *testing.M) {
+	code := pgtest.Run(m)
+	testbin.Cleanup() // the opsbook binary the node tests built
+	os.Exit(code)
+}
 
 // cluster is several real `opsbook serve` nodes on one PostgreSQL
 // database (internal/testbin/cluster), failing the test on any error.
