@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/store"
@@ -92,6 +93,18 @@ func TestReportedRunAPI(t *testing.T) {
 	server := h.startRun(admin, searchRunbook, "staging", nil)
 	if r := h.do(runner, "POST", "/api/v1/runs/"+server.ID+"/events", map[string]any{"events": evs[:1]}); r.status != http.StatusConflict {
 		t.Fatalf("events into a server-executed run: %d %s", r.status, r.body)
+	}
+	// A reported run that has said nothing for long is shown as quiet: its
+	// process may have died on the laptop (fault: a run "running" forever).
+	quiet := store.NewRunID()
+	h.must(http.StatusCreated, runner, "POST", "/api/v1/runs/reported", report(quiet, "staging"))
+	h.must(http.StatusOK, runner, "POST", "/api/v1/runs/"+quiet+"/events", map[string]any{"events": []runbook.Event{
+		{Seq: 1, Type: runbook.EventRunStarted, Time: time.Now().Add(-2 * time.Hour), Data: map[string]string{"env": "staging"}}}})
+	if r := h.must(http.StatusOK, viewer, "GET", "/runs/"+quiet, nil); !strings.Contains(string(r.body), `id="reported-quiet"`) {
+		t.Fatalf("a reported run quiet for 2h is not shown as quiet:\n%s", r.body)
+	}
+	if r := h.must(http.StatusOK, viewer, "GET", "/runs/"+id, nil); strings.Contains(string(r.body), `id="reported-quiet"`) {
+		t.Fatalf("a finished reported run is shown as quiet")
 	}
 	// The audit log, the runs list and the postmortem show it.
 	if r := h.must(http.StatusOK, admin, "GET", "/api/v1/audit?action=run.report", nil); !strings.Contains(string(r.body), id) {

@@ -32,11 +32,14 @@ type runView struct {
 	// ReportedBy is who executes the run in their own process (opsbook
 	// run --local); the server shows it and offers no decisions on it.
 	ReportedBy string
-	PanelError string
-	Stderr     []string // the last stderr lines of the failed step a question is about
-	Since      int64    // Unix ms the run started, while it runs (the page ticks from it)
-	FromSteps  []string // the document's steps, to run again from
-	WatchLeft  string   // the watch after a successful run: how long it still runs
+	// ReportedQuiet is how long an unfinished reported run has sent
+	// nothing, when over a minute: its process may have died on a laptop.
+	ReportedQuiet string
+	PanelError    string
+	Stderr        []string // the last stderr lines of the failed step a question is about
+	Since         int64    // Unix ms the run started, while it runs (the page ticks from it)
+	FromSteps     []string // the document's steps, to run again from
+	WatchLeft     string   // the watch after a successful run: how long it still runs
 	// RollbackRun is the Run form of the runbook's rollback document,
 	// filled with this run's parameters (run page only, not the stream).
 	RollbackRun *runbookData
@@ -79,6 +82,9 @@ func (h *handlers) loadRun(ctx context.Context, p *auth.Principal, id string) (*
 func (h *handlers) markReported(ctx context.Context, v *runView) *runView {
 	if rr, err := h.s.Store().GetReportedRun(ctx, v.Run.ID); err == nil {
 		v.ReportedBy, v.CanApprove = rr.Reporter, false
+		if quiet := h.s.Now().Sub(v.State.LastEvent); !v.Finished && !v.State.LastEvent.IsZero() && quiet > time.Minute {
+			v.ReportedQuiet = formatDuration(quiet.Round(time.Minute))
+		}
 	}
 	return v
 }
