@@ -339,7 +339,7 @@ func quietRun(ctx context.Context, st *store.Store, ws *workspace.Workspace, p *
 	}
 	var buf lockedBuffer
 	view := newRunView(&buf, "text", p)
-	decider := &cliDecider{e: &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard}, yes: true, actor: actor, view: view}
+	decider := &cliDecider{e: &env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard}, yes: true, actor: actor, view: view, mutant: true, runID: run.ID}
 	status, err := eng.Execute(ctx, run.ID, p, engine.ExecOptions{Actor: actor, Decider: decider, Observe: func(ev runbook.Event) {
 		view.event(ev)
 		for _, f := range observe {

@@ -116,6 +116,7 @@ Start with:
 		newShowCmd(e),
 		newResumeCmd(e),
 		newNoteCmd(e),
+		newDecideCmd(e),
 	)
 	registerCompletions(e, root)
 	return root

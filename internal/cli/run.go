@@ -271,7 +271,7 @@ func hasStep(d *runbook.Document, id string) bool {
 func drive(ctx context.Context, e *env, eng *engine.Engine, run runbook.Run, p *engine.Plan, output string, yes bool, actor, answer string, resume bool, more ...func(*engine.ExecOptions)) (runbook.RunStatus, error) {
 	view := newRunView(e.stdout, output, p)
 	_, tty := terminalInput(e)
-	decider := &cliDecider{e: e, yes: yes, tty: tty, actor: actor, view: view, protected: p.Protected}
+	decider := &cliDecider{e: e, yes: yes, tty: tty, actor: actor, view: view, protected: p.Protected, runID: run.ID}
 	if output == "text" {
 		fmt.Fprintf(e.stderr, "run %s: %s in %s (snapshot %s)\n", run.ID, p.Runbook, p.Environment, snapshot.ShortOf(p.Snapshot))
 	}
@@ -554,6 +554,12 @@ type cliDecider struct {
 	// protected: the run's environment is protected, where nobody decides
 	// a gate on their own word in a local process (not even with --yes).
 	protected bool
+	// runID names the run in the hint for other approvers.
+	runID string
+	// mutant: the run is one of rehearse --mutate's (a mutant, or the
+	// rollback that restores the environment) in a throwaway store, where
+	// --yes gives a gate every approval it needs.
+	mutant bool
 }
 
 func (d *cliDecider) Decide(ctx context.Context, w runbook.Waiting, lastErr error) (runbook.DecisionRequest, error) {
@@ -562,6 +568,21 @@ func (d *cliDecider) Decide(ctx context.Context, w runbook.Waiting, lastErr erro
 	req := runbook.DecisionRequest{Kind: w.Kind, Step: w.Step, Phase: w.Phase, Actor: d.actor}
 	if d.protected && w.Kind == runbook.WaitKindGate {
 		return req, &engine.NoDecisionError{Reason: "gate " + w.Step + " is in a protected environment: " + protectedGateHint}
+	}
+	if d.yes && w.Kind == runbook.WaitKindGate && approvedBy(w, d.actor) {
+		// --yes is one person's approval. A mutant, which counts for
+		// nothing, approves again as distinct stand-ins; a run waits for
+		// the others, who decide with `opsbook decide` (the engine reads
+		// their decisions from the store and closes the question).
+		if d.mutant {
+			req.Actor = fmt.Sprintf("%s (mutant approver %d)", d.actor, len(w.Approvals)+1)
+			req.Choice, req.Reason = runbook.DecisionGo, "--yes"
+			return req, nil
+		}
+		fmt.Fprintf(d.e.stderr, "opsbook: gate %s has your approval and needs %d distinct approvers: each other approver runs `opsbook decide %s %s go --reason …` in this workspace\n",
+			w.Step, w.Approvers, d.runID, w.Step)
+		<-ctx.Done()
+		return req, ctx.Err()
 	}
 	if d.yes && lastErr == nil && (w.Kind == runbook.WaitKindGate || w.Kind == runbook.WaitKindManual) {
 		req.Reason = "--yes"
@@ -642,6 +663,16 @@ func (d *cliDecider) Decide(ctx context.Context, w runbook.Waiting, lastErr erro
 		}
 	}
 	return req, nil
+}
+
+// approvedBy reports whether actor has already approved the gate w.
+func approvedBy(w runbook.Waiting, actor string) bool {
+	for _, a := range w.Approvals {
+		if a.Actor == actor {
+			return true
+		}
+	}
+	return false
 }
 
 // planParams is --dry-run's view of the parameters: the values given (flags,

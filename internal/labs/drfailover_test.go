@@ -2,7 +2,6 @@ package labs
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,6 +20,7 @@ import (
 
 	"github.com/opsbook/opsbook/internal/executor/sshexec/sshdtest"
 	"github.com/opsbook/opsbook/internal/runbook"
+	"github.com/opsbook/opsbook/internal/testbin"
 )
 
 // The DR lab is two sites on one machine. Each site is a PostgreSQL
@@ -64,6 +65,7 @@ type drLab struct {
 	bin        string // /usr/lib/postgresql/<version>/bin
 	version    string
 	task       string
+	ic         []string // the incident commander's environment
 	cred       *syscall.Credential
 	appStop    chan struct{}
 	appDone    chan struct{}
@@ -219,6 +221,11 @@ environments:
 	must(t, os.WriteFile(filepath.Join(l.dir, "opsbook.yaml"), []byte(cfg), 0o644))
 	d.lab = l
 	d.task = l.newTask(drTaskPrompt, "postgres-dr-failover")
+	// The second approver of the two-approver gates: another person (git's
+	// user.email), deciding from another terminal.
+	gitconfig := filepath.Join(t.TempDir(), "gitconfig")
+	must(t, os.WriteFile(gitconfig, []byte("[user]\n\temail = ic@lab.test\n"), 0o644))
+	d.ic = append(append([]string(nil), l.env...), "GIT_CONFIG_GLOBAL="+gitconfig, "GIT_CONFIG_NOSYSTEM=1")
 	return d
 }
 
@@ -229,17 +236,66 @@ func (d *drLab) params(extra ...string) []string {
 		"PG_SUDO=" + drPGSudo, "SERVICE_MANAGER=pg_ctl", "SUDO="}, extra...)
 }
 
-// runFrom runs a document from a step on, as lab.run does.
-func (d *drLab) runFrom(want int, file, step string, params ...string) (string, runbook.Run) {
+// runApproved runs opsbook (run or rehearse, with --yes) as the operator
+// and, whenever a gate has the operator's approval and waits for a second
+// approver, approves it as the incident commander with opsbook decide
+// from "another terminal". It returns the output; want is the exit status
+// expected (-1: any).
+func (d *drLab) runApproved(want int, args ...string) string {
 	d.t.Helper()
-	args := []string{"run", file, "--env", "staging", "--yes", "--from", step}
+	cmd := exec.Command(testbin.Opsbook(d.t), args...)
+	cmd.Dir, cmd.Env = d.dir, d.env
+	pr, pw, err := os.Pipe()
+	must(d.t, err)
+	cmd.Stdout, cmd.Stderr = pw, pw
+	must(d.t, cmd.Start())
+	pw.Close()
+	hint := regexp.MustCompile("`opsbook decide (\\S+) (\\S+) go")
+	var out strings.Builder
+	var decided []string
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if m := hint.FindStringSubmatch(sc.Text()); m != nil {
+			decided = append(decided, d.opsbookAs(d.ic, 0, "decide", m[1], m[2], "go", "--reason", "incident commander agrees"))
+		}
+	}
+	err = cmd.Wait()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		d.t.Fatalf("opsbook %v: %v", args, err)
+	}
+	if want >= 0 && code != want {
+		d.t.Fatalf("opsbook %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, out.String())
+	}
+	return out.String() + strings.Join(decided, "")
+}
+
+// opsbookAs runs opsbook in the workspace with another environment (another
+// person).
+func (d *drLab) opsbookAs(env []string, want int, args ...string) string {
+	d.t.Helper()
+	cmd := exec.Command(testbin.Opsbook(d.t), args...)
+	cmd.Dir, cmd.Env = d.dir, env
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	}
+	if want >= 0 && code != want {
+		d.t.Fatalf("opsbook %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, out)
+	}
+	return string(out)
+}
+
+func runArgs(command, file string, params []string, extra ...string) []string {
+	args := append([]string{command, file, "--env", "staging", "--yes"}, extra...)
 	for _, p := range params {
 		args = append(args, "--param", p)
 	}
-	out := d.opsbook(want, args...)
-	var runs []runbook.Run
-	must(d.t, json.Unmarshal([]byte(d.opsbook(0, "runs", "-o", "json")), &runs))
-	return out, runs[0]
+	return args
 }
 
 // rollback is the task's rollback document, which runs on its own for a
@@ -425,7 +481,8 @@ func (d *drLab) assertMainPrimary(t *testing.T, when string) {
 
 // TestDRFailoverLab runs the library's DR failover, unedited, against a
 // primary and its streaming replica on two hosts, with an application
-// writing to the DR site, and checks independently with psql that the
+// writing to the DR site (its two-approver gates get the operator's --yes
+// and a second person's opsbook decide), and checks independently with psql that the
 // replica was promoted and is writable and that the old primary is fenced
 // (it answers on no port). Then the planned switchback (the task's
 // rollback document, run on its own) brings the old primary back: checked
@@ -451,18 +508,12 @@ func TestDRFailoverLab(t *testing.T) {
 	d := newDRLab(t)
 	params := d.params()
 
-	// The failover. Its first Go/No-Go needs two distinct approvers: one
-	// person's --yes is one approval, so a local run stops there with
-	// nothing changed; with the second approval given, the operator goes
-	// on from the fencing.
+	// The failover. Its first Go/No-Go needs two distinct approvers: the
+	// operator's --yes and the incident commander's opsbook decide.
 	d.startApp(t)
-	out, _ := d.run(1, d.task, params...)
-	if !strings.Contains(out, "needs 2 distinct approvers") || strings.Contains(out, "-> [fence]") {
-		t.Fatalf("the two-approver gate did not stop a one-person run before the fencing:\n%s", out)
-	}
-	out, run := d.runFrom(0, d.task, "fence", params...)
-	if run.Status != "succeeded" {
-		t.Fatalf("failover run %s:\n%s", run.Status, out)
+	out := d.runApproved(0, runArgs("run", d.task, params)...)
+	if !strings.Contains(out, "go by ic@lab.test") || !strings.Contains(out, "<- [writes] succeeded") {
+		t.Fatalf("the failover did not pass its two-approver gate and finish:\n%s", out)
 	}
 	// Independently: the DR site is promoted and writable, the
 	// application's writes land there, the old primary answers nowhere.
@@ -491,19 +542,10 @@ func TestDRFailoverLab(t *testing.T) {
 	}
 	apps := psql(t, d.drCluster(), "orders", "select count(*) from app_writes")
 
-	// The planned switchback, on its own: up to its two-approver Go/No-Go
-	// (the main site rewound and following the DR site), then on from the
-	// stop of the DR primary.
-	out, _ = d.run(1, d.rollback(), params...)
-	if !strings.Contains(out, "switching back") || !strings.Contains(out, "<- [catch-up] succeeded") || !strings.Contains(out, "needs 2 distinct approvers") {
-		t.Fatalf("the switchback did not rewind the main site and stop at its gate:\n%s", out)
-	}
-	if got := d.inRecovery(d.mainCluster()); got != "t" {
-		t.Fatalf("before the switch the main site does not follow the DR site (in recovery: %s)", got)
-	}
-	out, run = d.runFrom(0, d.rollback(), "stop-dr", params...)
-	if run.Status != "succeeded" {
-		t.Fatalf("switchback run %s:\n%s", run.Status, out)
+	// The planned switchback, on its own (the task's rollback document).
+	out = d.runApproved(0, runArgs("run", d.rollback(), params)...)
+	if !strings.Contains(out, "switching back") || !strings.Contains(out, "<- [dr-follow] succeeded") {
+		t.Fatalf("the switchback did not switch back:\n%s", out)
 	}
 	d.assertMainPrimary(t, "after the switchback")
 	if got := psql(t, d.mainCluster(), "orders", "select count(*) from lab_check where site = 'written on DR'"); got != "1" {
@@ -537,7 +579,7 @@ func TestDRFailoverLab(t *testing.T) {
 fi
 exec "$real" "$@"`)
 	d.inject("stop-does-not-take")
-	out, _ = d.runFrom(1, d.task, "fence", params...)
+	out = d.runApproved(1, runArgs("run", d.task, params)...)
 	d.inject("")
 	if !strings.Contains(out, "<- [fence] failed") || strings.Contains(out, "-> [promote]") {
 		t.Errorf("fault old primary still accepting writes: the fencing did not fail before the promotion:\n%s", out)
@@ -546,9 +588,9 @@ exec "$real" "$@"`)
 		t.Errorf("fault old primary still accepting writes: the DR site was promoted (in recovery: %s): two primaries", got)
 	}
 	// The operator rolls back with the switchback document: it finds the
-	// DR host never promoted and undoes the fencing (its two-approver gate
-	// then stops a one-person run; every step after it has nothing to do).
-	out, _ = d.run(1, d.rollback(), params...)
+	// DR host never promoted and undoes the fencing; every step after that
+	// has nothing to do.
+	out = d.runApproved(0, runArgs("run", d.rollback(), params)...)
 	if !strings.Contains(out, "never promoted") || !strings.Contains(out, "<- [unfence] succeeded") {
 		t.Errorf("fault old primary still accepting writes: the rollback did not undo the fencing:\n%s", out)
 	}
@@ -561,17 +603,23 @@ exec "$real" "$@"`)
 	}
 }
 
-// TestDRFailoverMutants is the DR failover's `rehearse --mutate`, not run
-// yet, and says why: the rehearsal that precedes the mutants stops at the
-// failover's first Go/No-Go, which needs two distinct approvers, and a
-// local rehearsal has one (--yes is one person's approval; there is no
-// second person's way to decide on a local run, and rehearse has no
-// --from). Its two mutable steps (fence, promote) are the steps whose
-// checks the lab's faults break: the fencing's check fails when the stop
-// does not take (TestDRFailoverLab), and the promotion's when the replica
-// is still in recovery. The precheck is its own check (verify=none).
+// TestDRFailoverMutants rehearses the failover with --mutate in its own
+// lab: the rehearsal fails over (the incident commander gives the gate's
+// second approval), the switchback (the rollback document) restores the
+// sites before each mutant, and neither the fencing's nor the promotion's
+// check passes when its action does nothing (the precheck is its own
+// check: verify=none). The lab ends as it began: the main site primary,
+// the DR site its replica.
 func TestDRFailoverMutants(t *testing.T) {
-	t.Skip("rehearse --mutate of the DR failover: the rehearsal stops at its two-approver gate (a local run has one approver); see this test's comment")
+	t.Parallel()
+	d := newDRLab(t)
+	d.startApp(t)
+	out := d.runApproved(-1, runArgs("rehearse", d.task, d.params(), "--mutate")...)
+	if !strings.Contains(out, "2 mutant(s), 0 survived") {
+		t.Fatalf("rehearse --mutate:\n%s", out)
+	}
+	d.stopApp()
+	d.assertMainPrimary(t, "after the mutants")
 }
 
 // freePortOn is a TCP port free on every address.
