@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestLocalProtectedGateRefused: in a local run, --yes approved the
@@ -30,9 +33,13 @@ func TestLocalProtectedGateRefused(t *testing.T) {
 			t.Fatalf("%v: a step ran before the refusal", args)
 		}
 	}
-	// Unprotected: the run starts (and --yes gives one of the two approvals).
-	code, _, stderr := runCLI(t, ws, "run", "ops/runbooks/gated.md", "--env", "dev", "--yes", "-p", "MARKER="+marker)
-	if _, err := os.Stat(marker); code == ExitRefused || err != nil {
-		t.Errorf("dev --yes: exit %d, step ran: %v\n%s", code, err == nil, stderr)
+	// Unprotected: the run starts, --yes gives one of the two approvals and
+	// the gate waits for the second person (the test stops waiting).
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	code := Main(ctx, []string{"run", "ops/runbooks/gated.md", "--env", "dev", "--yes", "-p", "MARKER=" + marker}, strings.NewReader(""), &stdout, &stderr)
+	if _, err := os.Stat(marker); code != ExitInterrupted || err != nil || !strings.Contains(stderr.String(), "has your approval and needs 2 distinct approvers") {
+		t.Errorf("dev --yes: exit %d, step ran: %v\n%s%s", code, err == nil, stdout.String(), stderr.String())
 	}
 }
