@@ -147,7 +147,7 @@ create table app_writes (id bigserial primary key, at timestamptz default now())
 create table lab_check (site text, at timestamptz default now());`)
 
 	d.asPostgres(t, filepath.Join(d.bin, "pg_basebackup"), "-h", drMainAddr, "-p", strconv.Itoa(d.port), "-U", "replicator",
-		"-D", d.dr.data(), "-R", "-X", "stream", "--no-sync")
+		"-D", d.dr.data(), "-R", "-X", "stream", "--no-sync", "--checkpoint=fast")
 	d.configure(t, d.dr)
 	must(t, d.start(d.dr))
 	waitFor(t, "the DR replica to replay", func() bool { return psqlTry(d.drCluster(), "orders", "select count(*) from orders") == "50" })
