@@ -44,7 +44,9 @@ After the rehearsal and after every mutant that did not roll back on its own,
 the runbook's rollback document runs, so each mutant starts from the state
 the rehearsal started from (a runbook without a rollback document must be
 safe to run again). Mutants are recorded in a throwaway run store, never in
-the workspace's, so they count for nothing.
+the workspace's, so they count for nothing; they approve every gate
+themselves, as many approvals as it needs. The rehearsal itself is a real
+run: a gate with approvers=2 waits for a second person's opsbook decide.
 
 Exit status: 0 rehearsal succeeded and every mutant was caught; 1 the
 rehearsal failed, a mutant survived, or a mutant could not reach its step;
