@@ -66,15 +66,7 @@ func (s *Store) CreateReportedRun(ctx context.Context, r *runbook.Run, reporter 
 	} else if !errors.Is(err, ErrNotFound) {
 		return false, err
 	}
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = time.Now()
-	}
-	r.CreatedAt = truncate(r.CreatedAt)
-	r.StartedAt, r.FinishedAt = truncate(r.StartedAt), truncate(r.FinishedAt)
-	if r.Status == "" {
-		r.Status = runbook.RunPending
-	}
-	params, err := encodeMap(r.Params)
+	params, err := newRunRow(r)
 	if err != nil {
 		return false, fmt.Errorf("report run: %w", err)
 	}

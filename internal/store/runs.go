@@ -50,15 +50,7 @@ func (s *Store) CreateRun(ctx context.Context, r *runbook.Run) error {
 	if r.ID == "" {
 		r.ID = NewRunID()
 	}
-	if r.CreatedAt.IsZero() {
-		r.CreatedAt = time.Now()
-	}
-	r.CreatedAt = truncate(r.CreatedAt)
-	r.StartedAt, r.FinishedAt = truncate(r.StartedAt), truncate(r.FinishedAt)
-	if r.Status == "" {
-		r.Status = runbook.RunPending
-	}
-	params, err := encodeMap(r.Params)
+	params, err := newRunRow(r)
 	if err != nil {
 		return fmt.Errorf("create run: %w", err)
 	}
@@ -340,4 +332,19 @@ func prefixed(alias, columns string) string {
 		cols[i] = alias + strings.TrimSpace(c)
 	}
 	return strings.Join(cols, ", ")
+}
+
+// newRunRow fills in what a new run row takes by default (created now,
+// pending) and truncates its times to what the store keeps, and returns
+// its parameters encoded for the params column.
+func newRunRow(r *runbook.Run) (string, error) {
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = time.Now()
+	}
+	r.CreatedAt = truncate(r.CreatedAt)
+	r.StartedAt, r.FinishedAt = truncate(r.StartedAt), truncate(r.FinishedAt)
+	if r.Status == "" {
+		r.Status = runbook.RunPending
+	}
+	return encodeMap(r.Params)
 }
