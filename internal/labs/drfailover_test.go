@@ -572,6 +572,27 @@ func TestDRFailoverLab(t *testing.T) {
 	psql(t, d.drCluster(), "postgres", "select pg_wal_replay_resume()")
 	d.assertMainPrimary(t, "after the lagging-replica fault")
 
+	// Fault: a disconnected replica. Its WAL receiver cannot reach the main
+	// site (primary_conninfo points at a closed port) while the main site
+	// writes: judged from the replica alone it has replayed all it received
+	// and has no lag at all. The precheck must ask the main site.
+	conninfo := psql(t, d.drCluster(), "postgres", "show primary_conninfo")
+	setConninfo := func(v string) {
+		psql(t, d.drCluster(), "postgres", "alter system set primary_conninfo = '"+strings.ReplaceAll(v, "'", "''")+"'")
+		psql(t, d.drCluster(), "postgres", "select pg_reload_conf()")
+	}
+	setConninfo("host=127.0.0.1 port=1 connect_timeout=1")
+	waitFor(t, "the DR replica's WAL receiver to lose the main site", func() bool {
+		return psqlTry(d.drCluster(), "postgres", "select count(*) from pg_stat_wal_receiver where status = 'streaming'") == "0"
+	})
+	psql(t, d.mainCluster(), "orders", "insert into lab_check (site) values ('not received')")
+	out, _ = d.run(1, d.task, params...)
+	if !strings.Contains(out, "disconnected and") || !strings.Contains(out, "<- [precheck] failed") || strings.Contains(out, "[fence]") {
+		t.Errorf("fault disconnected replica: the precheck did not stop the run before the fencing:\n%s", out)
+	}
+	setConninfo(conninfo)
+	d.assertMainPrimary(t, "after the disconnected-replica fault")
+
 	// Fault: the old primary still accepts writes — the fencing's stop
 	// does not take (it goes through PG_SUDO's runuser).
 	d.wrap("runuser", `if [ "$fault" = stop-does-not-take ]; then
