@@ -222,11 +222,6 @@ func (e *Engine) checkPlan(p *Plan) (map[string]string, error) {
 	if p == nil || p.Document == nil {
 		return nil, errors.New("no runbook to run")
 	}
-	if len(p.Document.Steps) == 0 {
-		// Blocks outside an H3 step heading never run: such a run would
-		// do nothing and succeed.
-		return nil, fmt.Errorf("%s has no steps, so a run would do nothing and succeed: put each block under an H3 step heading in the steps section (opsbook lint shows where)", p.Runbook)
-	}
 	params, err := runbook.ResolveParams(p.Document.Front.Params, p.Params)
 	if err != nil {
 		return nil, &ParamsError{Err: err}
