@@ -217,7 +217,8 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 	run, err := eng.Start(ctx, p, engine.StartOptions{Actor: actor, From: o.from, Emergency: o.emergency, ID: id})
 	if err != nil {
 		var pe *engine.ParamsError
-		if errors.As(err, &pe) {
+		var de *engine.DocumentError
+		if errors.As(err, &pe) || errors.As(err, &de) {
 			return "", badInput("%v", err)
 		}
 		var ge *engine.GuardError

@@ -222,6 +222,10 @@ func (e *Engine) checkPlan(p *Plan) (map[string]string, error) {
 	if p == nil || p.Document == nil {
 		return nil, errors.New("no runbook to run")
 	}
+	if len(p.Document.Steps) == 0 {
+		return nil, &DocumentError{Err: fmt.Errorf("%s has no steps, so a run would do nothing and report success: put each block under an H3 step heading in the %q section (opsbook lint shows where)",
+			p.Document.Path, stepsTitle(p.Document))}
+	}
 	params, err := runbook.ResolveParams(p.Document.Front.Params, p.Params)
 	if err != nil {
 		return nil, &ParamsError{Err: err}
@@ -239,7 +243,7 @@ func (e *Engine) checkPlan(p *Plan) (map[string]string, error) {
 	seen := map[string]bool{}
 	for _, s := range p.Document.Steps {
 		if seen[s.ID] {
-			return nil, fmt.Errorf("%s:%d:%d: two steps have the id %q; give one of them another id attribute", p.Document.Path, s.Pos.Line, s.Pos.Col, s.ID)
+			return nil, &DocumentError{Err: fmt.Errorf("%s:%d:%d: two steps have the id %q; give one of them another id attribute", p.Document.Path, s.Pos.Line, s.Pos.Col, s.ID)}
 		}
 		seen[s.ID] = true
 	}
@@ -311,6 +315,25 @@ func checkFinished(p *Plan) error {
 		return &UnfinishedError{Places: places}
 	}
 	return nil
+}
+
+// DocumentError is a document that cannot run as written (no steps, two
+// steps with one id): bad input, found before anything runs. The CLI maps
+// it to exit status 2 and the server to 400.
+type DocumentError struct{ Err error }
+
+func (e *DocumentError) Error() string { return e.Err.Error() }
+func (e *DocumentError) Unwrap() error { return e.Err }
+
+// stepsTitle is the heading of the section whose H3 headings are steps in
+// d's kind, in d's language.
+func stepsTitle(d *runbook.Document) string {
+	role, ok := runbook.StepsSection[d.Front.Kind]
+	if !ok {
+		role = runbook.SectionSteps
+	}
+	spec, _ := runbook.SpecFor(role)
+	return spec.Title(d.Lang)
 }
 
 // ParamsError is a plan whose parameters do not validate; the CLI maps it

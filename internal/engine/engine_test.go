@@ -767,3 +767,19 @@ func TestGuardBreachRollsBack(t *testing.T) {
 		t.Fatalf("order %q", got)
 	}
 }
+
+// TestNoStepsIsRefused: a document whose blocks sit outside any step (a
+// heading level off) has nothing the engine runs; starting it is refused
+// instead of recording a run that "succeeded" without running a command.
+// Fault class: a run that reports success for work it never did.
+func TestNoStepsIsRefused(t *testing.T) {
+	h := newHarness(t)
+	d := h.doc("rb.md", "", "Prose only, and a block that belongs to no step:\n\n```bash\nfalse\n```\n")
+	if len(d.Steps) != 0 {
+		t.Fatalf("the document has %d steps, want none", len(d.Steps))
+	}
+	_, err := h.eng.Start(context.Background(), h.plan(d, nil), StartOptions{Actor: "t"})
+	if err == nil || !strings.Contains(err.Error(), "has no steps") {
+		t.Fatalf("Start of a document without steps: err = %v, want a refusal naming the missing steps", err)
+	}
+}

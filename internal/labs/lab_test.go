@@ -143,6 +143,10 @@ func (l *lab) opsbook(want int, args ...string) string {
 	} else if err != nil {
 		l.t.Fatalf("opsbook %v: %v", args, err)
 	}
+	if testing.Verbose() {
+		// go test -v shows the lab as a user would see it (README).
+		l.t.Logf("$ opsbook %s    (exit %d)\n%s", strings.Join(args, " "), code, out)
+	}
 	if want >= 0 && code != want {
 		l.t.Fatalf("opsbook %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, out)
 	}

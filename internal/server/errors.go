@@ -33,6 +33,7 @@ func BadRequest(format string, args ...any) *Error { return runs.BadRequest(form
 func statusOf(err error) *Error {
 	var apiErr *Error
 	var paramsErr *engine.ParamsError
+	var docErr *engine.DocumentError
 	var paramErr *runbook.ParamError
 	var unfinished *engine.UnfinishedError
 	var guardErr *engine.GuardError
@@ -52,6 +53,8 @@ func statusOf(err error) *Error {
 		return &Error{Status: http.StatusForbidden, Code: "forbidden", Message: err.Error()}
 	case errors.As(err, &paramsErr), errors.As(err, &paramErr):
 		return &Error{Status: http.StatusBadRequest, Code: "invalid_params", Message: err.Error()}
+	case errors.As(err, &docErr):
+		return &Error{Status: http.StatusBadRequest, Code: "invalid_runbook", Message: err.Error()}
 	case errors.As(err, &guardErr):
 		return &Error{Status: http.StatusConflict, Code: "guards_unavailable", Message: err.Error()}
 	case errors.As(err, &unfinished):

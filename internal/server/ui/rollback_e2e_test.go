@@ -23,7 +23,7 @@ const (
 // shared with the runbook (TARGET), one enum and one int with defaults.
 const migrateDoc = "---\nkind: runbook\ntitle: Migrate payments\nrollback: payments-migrate-rollback.md\nparams:\n  TARGET: {type: string, required: true}\n---\n\n# Migrate\n\n## Steps\n\n### Migrate\n\n```sh {id=migrate}\necho migrating $TARGET\n```\n"
 
-const migrateRollbackDoc = "---\nkind: rollback\ntitle: Roll back the payments migration\nparams:\n  TARGET: {type: string, required: true, description: what to restore}\n  MODE: {type: enum, allowed: [fast, safe], default: safe}\n  COUNT: {type: int, default: 3}\n---\n\n# Roll back\n\n## Steps\n\n### Restore\n\n```sh {id=restore}\necho restoring $TARGET $MODE $COUNT\n```\n"
+const migrateRollbackDoc = "---\nkind: rollback\ntitle: Roll back the payments migration\nparams:\n  TARGET: {type: string, required: true, description: what to restore}\n  MODE: {type: enum, allowed: [fast, safe], default: safe}\n  COUNT: {type: int, default: 3}\n---\n\n# Roll back\n\n## Rollback steps\n\n### Restore\n\n```sh {id=restore}\necho restoring $TARGET $MODE $COUNT\n```\n"
 
 // TestRollbackFromUI: the runbook page and a run's page offer "Run
 // rollback" with the rollback document's own parameters form; it asks
