@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -345,27 +346,97 @@ type runView struct {
 	color   bool                     // keep the colours of command output (sanitizeOutput)
 }
 
-// appendLine appends "[label] line\n" to out.
-// appendLine appends an output line under its label, neutralised by
-// sanitizeOutput unless it is plain printable ASCII (the common case,
-// copied as it is).
-func appendLine(out []byte, label string, line []byte, color bool) []byte {
+// appendLine appends an output line under its label ("[label] line\n"),
+// neutralised by sanitizeOutput unless it is plain printable ASCII (the
+// common case, copied as it is).
+func appendLine[T string | []byte](out []byte, label string, line T, color bool) []byte {
 	out = append(out, '[')
 	out = append(out, label...)
 	out = append(out, "] "...)
-	plain := true
-	for _, c := range line {
-		if c < 0x20 || c >= 0x7f {
-			plain = false
-			break
-		}
-	}
-	if plain {
+	if plainText(line) {
 		out = append(out, line...)
 	} else {
 		out = append(out, sanitizeOutput(string(line), color)...)
 	}
 	return append(out, '\n')
+}
+
+// appendLines appends complete lines (text ends with a newline) under
+// their label. A chunk of plain printable ASCII lines, the common case, is
+// checked once and copied line by line into a buffer sized for it: a step
+// printing short lines (`yes`) gives tens of thousands per chunk, and a
+// check, a cut and a copy into a line buffer for each made the view the
+// slowest part of recording them.
+func appendLines(out []byte, label, text string, color bool) []byte {
+	if !plainText(text) {
+		for text != "" {
+			line, rest, _ := strings.Cut(text, "\n")
+			out = appendLine(out, label, line, color)
+			text = rest
+		}
+		return out
+	}
+	prefix := "[" + label + "] "
+	lines := strings.Count(text, "\n")
+	o := len(out)
+	out = slices.Grow(out, len(text)+lines*len(prefix))[:o+len(text)+lines*len(prefix)]
+	if len(text) < 32*lines {
+		// Short lines: copying byte by byte beats a search and a copy
+		// call per line.
+		o += copy(out[o:], prefix)
+		for i := 0; i < len(text)-1; i++ {
+			c := text[i]
+			out[o] = c
+			o++
+			if c == '\n' {
+				for j := 0; j < len(prefix); j++ {
+					out[o+j] = prefix[j]
+				}
+				o += len(prefix)
+			}
+		}
+		out[o] = '\n'
+		return out
+	}
+	for text != "" {
+		i := strings.IndexByte(text, '\n')
+		o += copy(out[o:], prefix)
+		o += copy(out[o:], text[:i+1])
+		text = text[i+1:]
+	}
+	return out
+}
+
+// plainText reports whether s holds only printable ASCII and newlines:
+// what the views may copy without sanitizeOutput. It looks at eight bytes
+// at a time (bit tricks after "Bit Twiddling Hacks": hasless, hasmore).
+func plainText[T string | []byte](s T) bool {
+	const (
+		ones  uint64 = 0x0101010101010101
+		highs uint64 = 0x8080808080808080
+		lows         = ^highs
+	)
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+		// Newline bytes become '*' (0x0a|0x20): t has a zero byte exactly
+		// where w has a newline, nl a 0x01 there.
+		t := w ^ (ones * '\n')
+		nl := ^((t&lows + lows) | t) & highs >> 7
+		w |= nl * 0x20
+		below := (w - ones*0x20) &^ w & highs // a byte < 0x20
+		above := (w + ones*(0x7f-0x7e)) | w   // a byte > 0x7e
+		if below|above&highs != 0 {
+			return false
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 || c >= 0x7f) && c != '\n' {
+			return false
+		}
+	}
+	return true
 }
 
 func newRunView(w io.Writer, output string, p *engine.Plan) *runView {
@@ -416,13 +487,26 @@ func (v *runView) event(ev runbook.Event) {
 		// (a chunk of `yes` holds thousands) would cost a system call each.
 		out := v.out[:0]
 		text := ev.Text
-		for text != "" {
+		if buf.Len() > 0 {
+			// The chunk continues the line the previous one left unfinished.
 			line, rest, complete := strings.Cut(text, "\n")
-			text = rest
 			buf.WriteString(line)
+			if complete || buf.Len() >= maxViewLine {
+				out = appendLine(out, label, buf.Bytes(), v.color)
+				buf.Reset()
+			}
+			text = rest
+		}
+		if strings.IndexByte(text, '\n') >= 0 { // ahead of the LastIndexByte, which is a plain loop
+			end := strings.LastIndexByte(text, '\n')
+			out = appendLines(out, label, text[:end+1], v.color)
+			text = text[end+1:]
+		}
+		if text != "" {
+			buf.WriteString(text)
 			// A line longer than maxViewLine is shown in pieces, so one
 			// endless line cannot grow the view's memory.
-			if complete || buf.Len() >= maxViewLine {
+			if buf.Len() >= maxViewLine {
 				out = appendLine(out, label, buf.Bytes(), v.color)
 				buf.Reset()
 			}
