@@ -5,7 +5,7 @@
 //   - 200 concurrent runs of a 10-step runbook on one server: all complete,
 //     nothing lost (every step's events present), wall time, peak RSS.
 //
-// Run: go run ./bench/server [-runs 100000] [-concurrent 200] [-requests 500]
+// Run: go run ./bench/server [-runs 100000] [-concurrent 200] [-requests 500] [-cpuprofile cpu.out]
 package main
 
 import (
@@ -21,6 +21,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -40,8 +41,20 @@ func main() {
 	nRuns := flag.Int("runs", 100_000, "runs stored for the latency benchmark")
 	nEvents := flag.Int("events", 2_000, "events of the run whose events are read")
 	requests := flag.Int("requests", 500, "requests per latency figure")
+	eventsPerRun := flag.Int("events-per-run", 10, "events of every other stored run")
 	concurrent := flag.Int("concurrent", 200, "concurrent runs of the 10-step runbook")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the whole benchmark to this file")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	dir, err := os.MkdirTemp("", "opsbook-bench-server")
 	if err != nil {
 		log.Fatal(err)
@@ -50,7 +63,7 @@ func main() {
 	ws := writeWorkspace(dir)
 
 	fmt.Printf("opsbook server benchmark (SQLite, in-process HTTP over loopback)\n\n")
-	latency(dir, ws, *nRuns, *nEvents, *requests)
+	latency(dir, ws, *nRuns, *nEvents, *eventsPerRun, *requests)
 	concurrentRuns(dir, ws, *concurrent)
 	fmt.Printf("\npeak RSS of the process: %s\n", peakRSS())
 }
@@ -122,13 +135,13 @@ func (b *bench) do(req *http.Request) (int, []byte) {
 
 // latency seeds nRuns runs (one with nEvents events) straight into the
 // database in one transaction, then times the API.
-func latency(dir, ws string, nRuns, nEvents, requests int) {
+func latency(dir, ws string, nRuns, nEvents, eventsPerRun, requests int) {
 	dbPath := filepath.Join(dir, "latency.db")
 	b := start(dbPath, ws, 4)
 	defer b.close()
 	t0 := time.Now()
-	target := seed(dbPath, nRuns, nEvents)
-	fmt.Printf("seeded %d runs and %d events of one run in %s\n", nRuns, nEvents, time.Since(t0).Round(time.Millisecond))
+	target := seed(dbPath, nRuns, nEvents, eventsPerRun, 20)
+	fmt.Printf("seeded %d runs with %d events each, and %d events of one run interleaved with 20 others, in %s\n", nRuns, eventsPerRun, nEvents, time.Since(t0).Round(time.Millisecond))
 
 	measure := func(name, path string) {
 		if code, body := b.get(path); code != 200 {
@@ -164,7 +177,7 @@ func latency(dir, ws string, nRuns, nEvents, requests int) {
 	fmt.Println()
 }
 
-func seed(dbPath string, nRuns, nEvents int) string {
+func seed(dbPath string, nRuns, nEvents, eventsPerRun, besideRuns int) string {
 	db, err := sql.Open("sqlite", dbPath+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		log.Fatal(err)
@@ -183,9 +196,11 @@ func seed(dbPath string, nRuns, nEvents int) string {
 	rbs := []string{"ops/runbooks/ten-steps.md", "ops/runbooks/other-a.md", "ops/runbooks/other-b.md", "ops/runbooks/other-c.md"}
 	base := time.Now().Add(-time.Duration(nRuns) * time.Minute)
 	var last string
+	ids := make([]string, 0, nRuns)
 	for i := 0; i < nRuns; i++ {
 		at := base.Add(time.Duration(i) * time.Minute)
 		last = store.NewRunID()
+		ids = append(ids, last)
 		if _, err := ins.Exec(last, rbs[i%len(rbs)], "bench", envs[i%len(envs)], "sha256:bench", "succeeded", "bench", at.UnixMicro(), at.Add(time.Minute).UnixMicro()); err != nil {
 			log.Fatal(err)
 		}
@@ -194,8 +209,37 @@ func seed(dbPath string, nRuns, nEvents int) string {
 	if err != nil {
 		log.Fatal(err)
 	}
+	line := []byte(strings.Repeat("x", 120) + "\n")
+	insert := func(run string, seq int) {
+		if _, err := ev.Exec(run, seq, time.Now().UnixMicro(), "step.output", "s1", line); err != nil {
+			log.Fatal(err)
+		}
+	}
+	// Every run has a log: eventsPerRun events each, written run after
+	// run. The measured run's events are interleaved with those of the
+	// runs that ran beside it, as a server running several at once
+	// writes them.
+	seqs := map[string]int{}
+	for i, id := range ids[:len(ids)-1] {
+		if i >= len(ids)-1-besideRuns {
+			continue // the runs beside the measured one, below
+		}
+		for s := 1; s <= eventsPerRun; s++ {
+			insert(id, s)
+		}
+		seqs[id] = eventsPerRun
+	}
+	beside := ids[max(0, len(ids)-1-besideRuns) : len(ids)-1]
 	for s := 1; s <= nEvents; s++ {
-		if _, err := ev.Exec(last, s, time.Now().UnixMicro(), "step.output", "s1", []byte(strings.Repeat("x", 120)+"\n")); err != nil {
+		insert(last, s)
+		if len(beside) > 0 {
+			id := beside[s%len(beside)]
+			seqs[id]++
+			insert(id, seqs[id])
+		}
+	}
+	for id, n := range seqs {
+		if _, err := tx.Exec(`UPDATE runs SET last_seq = $1 WHERE id = $2`, n, id); err != nil {
 			log.Fatal(err)
 		}
 	}
