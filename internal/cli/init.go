@@ -22,7 +22,8 @@ a .gitignore entry for the local state directory .opsbook/.
 Files that exist are kept as they are; running init again only adds what is
 missing. --with-library copies the built-in runbooks (PostgreSQL upgrade,
 backup with restore test, test-database refresh, DR failover, Kubernetes
-upgrade, CDN switchover, TLS rotation) into ops/runbooks/.`,
+upgrade, CDN switchover, TLS rotation on nginx and on a PostgreSQL server)
+into ops/runbooks/.`,
 		Example: `  opsbook init
   opsbook init ops-repo --lang zh --with-library`,
 		Args: cobra.MaximumNArgs(1),

@@ -14,6 +14,10 @@ type LibraryEntry struct {
 	Systems    []string `json:"systems"`    // task-name systems it is written for
 	Operations []string `json:"operations"` // task-name operations it performs
 	Keywords   []string `json:"keywords"`   // words of a description that favour it
+	// Requires, when set, are words one of which the description must
+	// contain: the PostgreSQL TLS rotation is for "rotate the postgres
+	// certificate", not for "rotate the postgres password".
+	Requires []string `json:"requires,omitempty"`
 }
 
 // Library lists the built-in runbooks. A task uses one when its system and
@@ -39,7 +43,11 @@ var Library = []LibraryEntry{
 		Keywords: []string{"cloudflare", "cloudfront", "akamai", "fastly", "cname"}},
 	{Name: "tls-certificate-rotation", Title: "TLS certificate rotation",
 		Systems: []string{"tls", "nginx", "haproxy"}, Operations: []string{"rotation"},
-		Keywords: []string{"certificate", "expiry", "renew"}},
+		Keywords: []string{"certificate", "expiry", "renew", "nginx", "haproxy", "web", "https", "lb"}},
+	// After the nginx one: a TLS rotation naming no database stays nginx's.
+	{Name: "postgres-tls-rotation", Title: "PostgreSQL server TLS certificate rotation",
+		Systems: []string{"postgres", "db", "tls"}, Operations: []string{"rotation"},
+		Keywords: []string{"postgres", "db"}, Requires: []string{"tls"}},
 }
 
 // GenericEntry is the fallback skeleton: the built-in templates.
@@ -64,6 +72,7 @@ func (m LibraryMatch) Name() string {
 // Anything else gets the generic skeleton, because a runbook for another
 // system or operation would mislead more than an empty one.
 func MatchLibrary(n TaskName) LibraryMatch {
+	words := matchWords(n)
 	var best *LibraryEntry
 	bestScore := -1
 	for i := range Library {
@@ -71,8 +80,11 @@ func MatchLibrary(n TaskName) LibraryMatch {
 		if !containsStr(e.Systems, n.System) && (n.Kind == "" || !containsStr(e.Systems, n.Kind)) || !containsStr(e.Operations, n.Operation) {
 			continue
 		}
+		if len(e.Requires) > 0 && !anyWord(words, e.Requires) {
+			continue
+		}
 		score := 0
-		for _, w := range n.Words {
+		for _, w := range words {
 			if containsStr(e.Keywords, w) {
 				score++
 			}
@@ -85,6 +97,33 @@ func MatchLibrary(n TaskName) LibraryMatch {
 		return LibraryMatch{Reason: fmt.Sprintf("no library runbook is written for %s %s; the generic skeleton has <<FILL: …>> placeholders to complete", n.System, n.Operation)}
 	}
 	return LibraryMatch{Entry: best, Reason: fmt.Sprintf("library runbook %q matches system %s and operation %s", best.Name, n.System, n.Operation)}
+}
+
+// matchWords are the task's words, and the recognised systems inside its
+// compound names: "orders-db" also counts as "db".
+func matchWords(n TaskName) []string {
+	words := append([]string(nil), n.Words...)
+	for _, w := range n.Words {
+		parts := strings.FieldsFunc(w, func(r rune) bool { return r == '-' || r == '_' || r == '.' })
+		if len(parts) < 2 {
+			continue
+		}
+		for _, part := range parts {
+			if t := classifyBare(part); t.kind == tkSystem {
+				words = append(words, t.text)
+			}
+		}
+	}
+	return words
+}
+
+func anyWord(words, of []string) bool {
+	for _, w := range words {
+		if containsStr(of, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // LibraryByName returns the entry with that name.

@@ -134,6 +134,16 @@ func TestMatchLibrary(t *testing.T) {
 		{"CDN provider switchover from CloudFlare to AWS CloudFront", "cdn-switchover"},
 		{"rotate TLS certificates on nginx", "tls-certificate-rotation"},
 		{"nginx 证书轮换", "tls-certificate-rotation"},
+		{"renew the TLS certificate of the web servers", "tls-certificate-rotation"},
+		{"rotate the TLS certificate of the shop nginx", "tls-certificate-rotation"},
+		// A database's certificate is PostgreSQL's, by its name or its system.
+		{"rotate the TLS certificate of orders-db", "postgres-tls-rotation"},
+		{"renew postgres server certificate", "postgres-tls-rotation"},
+		{"rotate the certificate of the orders database", "postgres-tls-rotation"},
+		{"PostgreSQL 证书轮换", "postgres-tls-rotation"},
+		{"数据库证书续期", "postgres-tls-rotation"},
+		// A PostgreSQL rotation of something else is not a certificate's.
+		{"rotate the postgres superuser password", GenericEntry},
 		// Another system or operation gets the skeleton, not a misleading runbook.
 		{"MySQL 5.7 to 8.0 migration", GenericEntry},
 		{"Redis cluster scale-out", GenericEntry},
