@@ -300,7 +300,9 @@ func (a *batch) add(o batch) {
 	a.cpu += o.cpu
 }
 
-func (a batch) cpuPerStep() float64 { return float64(a.cpu) / float64(time.Millisecond) / float64(a.steps) }
+func (a batch) cpuPerStep() float64 {
+	return float64(a.cpu) / float64(time.Millisecond) / float64(a.steps)
+}
 
 // cpuTime is the CPU time used so far by this process and its waited-for
 // children (the steps' processes).
