@@ -132,6 +132,7 @@ func TestPGTLSRotationLab(t *testing.T) {
 		{"key of another certificate", goodCert, stage("old.key", oldKey, 0o600), "does not belong to the new certificate"},
 		{"certificate signed by an unknown CA", stage("stranger.crt", strangerCert, 0o644), stage("stranger.key", strangerKey, 0o600), "does not chain to " + p.ca},
 		{"staged key readable by others", goodCert, stage("open.key", newKey, 0o644), `"644 ` + s.osUser + `": it must be mode 600`},
+		{"new files staged over the live ones", filepath.Join(s.data, "server.crt"), goodKey, "is the server's live file"},
 	} {
 		out, _ := l.run(1, task, params(f.cert, f.key)...)
 		if !strings.Contains(out, f.says) || !strings.Contains(out, "<- [check-new] failed") {
