@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,7 +26,7 @@ type recorder struct {
 
 	mu      sync.Mutex
 	cond    *sync.Cond
-	cur     [2][]byte // partial chunk per stream
+	cur     [2]strings.Builder // partial chunk per stream: its text becomes the event's without a copy
 	pending []runbook.Event
 	bytes   int // in cur and pending
 	err     error
@@ -84,25 +85,35 @@ func (s streamWriter) Write(p []byte) (int, error) {
 		if rec.err != nil {
 			return 0, rec.err
 		}
-		cur := rec.cur[s.stream]
-		take := min(chunk-len(cur), len(p))
-		cur = append(cur, p[:take]...)
+		cur := &rec.cur[s.stream]
+		take := min(chunk-cur.Len(), len(p))
+		if cur.Cap() == 0 && len(p) >= chunk/8 {
+			// Output pouring in fills the chunk: room for all of it at
+			// once, not a series of copies as it grows.
+			cur.Grow(chunk)
+		}
+		cur.Write(p[:take])
 		p = p[take:]
 		rec.bytes += take
-		if len(cur) == chunk {
+		if cur.Len() == chunk {
 			rec.pending = append(rec.pending, rec.event(s.stream, cur))
-			cur = nil
 			rec.signal()
 		}
-		rec.cur[s.stream] = cur
 	}
 	return n, nil
 }
 
-func (rec *recorder) event(stream int, text []byte) runbook.Event {
+// event takes the text of a stream's chunk, leaving the chunk empty.
+func (rec *recorder) event(stream int, cur *strings.Builder) runbook.Event {
 	ev := rec.base
 	ev.Stream = streamNames[stream]
-	ev.Text = string(text)
+	ev.Text = cur.String()
+	if cur.Cap() > 2*cur.Len() {
+		// A partial chunk of one grown for a full one: the event is kept
+		// (pending, in the views) and should not hold the unused room.
+		ev.Text = strings.Clone(ev.Text)
+	}
+	cur.Reset()
 	return ev
 }
 
@@ -139,9 +150,8 @@ func (rec *recorder) flush(partial bool) bool {
 	closing := rec.closing
 	if partial || closing {
 		for i := range 2 {
-			if len(rec.cur[i]) > 0 {
-				rec.pending = append(rec.pending, rec.event(i, rec.cur[i]))
-				rec.cur[i] = nil
+			if rec.cur[i].Len() > 0 {
+				rec.pending = append(rec.pending, rec.event(i, &rec.cur[i]))
 			}
 		}
 	}
@@ -163,7 +173,7 @@ func (rec *recorder) flush(partial bool) bool {
 		rec.err = err
 	}
 	rec.cond.Broadcast()
-	return closing && len(rec.pending) == 0 && len(rec.cur[0]) == 0 && len(rec.cur[1]) == 0
+	return closing && len(rec.pending) == 0 && rec.cur[0].Len() == 0 && rec.cur[1].Len() == 0
 }
 
 // close flushes everything and reports a recording failure.
