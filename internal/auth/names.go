@@ -4,17 +4,18 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // nameRule is the one rule for the names of users, teams and triggers,
 // whichever way they are made (API, web form, OIDC sign-in): they appear in
 // URLs, audit entries and grants, so they are short and need no escaping.
-var nameRule = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$`)
+var nameRule = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$`) })
 
 // CheckName says what is wrong with a name of a user, team or trigger
 // ("user", "team", …), or returns nil.
 func CheckName(what, name string) error {
-	if !nameRule.MatchString(name) {
+	if !nameRule().MatchString(name) {
 		return fmt.Errorf("%s name %q: use 1 to 64 letters, digits, '.', '_', '@', '+' or '-', starting with a letter or digit", what, name)
 	}
 	return nil

@@ -3,6 +3,7 @@ package lint
 import (
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/opsbook/opsbook/internal/runbook"
 )
@@ -62,7 +63,9 @@ func (l *linter) checksCanFail(s runbook.Step) {
 var alwaysSucceeds = map[string]bool{"echo": true, "printf": true, "true": true, ":": true}
 
 // ignoredStatus matches a command line whose failure is swallowed at its end.
-var ignoredStatus = regexp.MustCompile(`\|\|\s*(true|:|echo\b.*|printf\b.*|exit\s+0)\s*;?\s*$`)
+var ignoredStatus = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\|\|\s*(true|:|echo\b.*|printf\b.*|exit\s+0)\s*;?\s*$`)
+})
 
 // trivialLastCommand finds the last command of a shell block and reports
 // whether it always succeeds: echo, printf, true or : on its own, or any
@@ -75,7 +78,7 @@ func trivialLastCommand(body string) (line int, cmd string, ok bool) {
 			continue
 		}
 		l = strings.TrimSpace(strings.TrimSuffix(l, ";"))
-		if ignoredStatus.MatchString(l) {
+		if ignoredStatus().MatchString(l) {
 			return i, l, true
 		}
 		first := firstWord(l)
@@ -166,8 +169,8 @@ func closesOnLine(l string) bool {
 
 // promisesRollback matches gate text saying that No-Go rolls back.
 var (
-	noGoWords     = regexp.MustCompile(`(?i)no[- ]?go|否决|不通过|不批准`)
-	rollbackWords = regexp.MustCompile(`(?i)roll(s|ing)?[- ]?back|回滚`)
+	noGoWords     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)no[- ]?go|否决|不通过|不批准`) })
+	rollbackWords = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`(?i)roll(s|ing)?[- ]?back|回滚`) })
 )
 
 // gateRollbackPromises reports gates whose text promises that No-Go runs
@@ -189,7 +192,7 @@ func (l *linter) gateRollbackPromises() {
 			continue
 		}
 		text := s.Gate.Body + "\n" + s.Prose
-		if !noGoWords.MatchString(text) || !rollbackWords.MatchString(text) {
+		if !noGoWords().MatchString(text) || !rollbackWords().MatchString(text) {
 			continue
 		}
 		var why string

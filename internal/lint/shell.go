@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -22,7 +23,7 @@ const shellTimeout = 30 * time.Second
 const batchSize = 256
 
 // shellError matches "bash: line 3: syntax error …" and dash's "sh: 3: Syntax error: …".
-var shellError = regexp.MustCompile(`^[^:]*: (?:line )?(\d+): (.*)$`)
+var shellError = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[^:]*: (?:line )?(\d+): (.*)$`) })
 
 // shellBlock is one command block to check, with the document it is in.
 type shellBlock struct {
@@ -199,7 +200,7 @@ func syntaxCheck(shell, script string) (line int, msg string, ok bool) {
 	first := ""
 	for _, l := range strings.Split(stderr.String(), "\n") {
 		l = strings.TrimSpace(l)
-		m := shellError.FindStringSubmatch(l)
+		m := shellError().FindStringSubmatch(l)
 		if m == nil {
 			if first == "" && l != "" {
 				first = l

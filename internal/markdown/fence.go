@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -46,8 +47,8 @@ const (
 )
 
 var (
-	attrKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*`)
-	stepID  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	attrKey = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*`) })
+	stepID  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`) })
 )
 
 // fenceInfo is a parsed info string: "LANG {attrs}".
@@ -109,7 +110,7 @@ func (p *parser) parseAttrs(s string, base int) []runbook.Attr {
 			continue
 		}
 		start := i
-		key := attrKey.FindString(s[i:])
+		key := attrKey().FindString(s[i:])
 		if key == "" {
 			end := i + 1
 			for end < len(s) && s[end] != ' ' && s[end] != '\t' {
@@ -336,7 +337,7 @@ func (p *parser) applyStepAttrs(s *runbook.Step, b *runbook.Block) {
 		switch a.Key {
 		case "id":
 			if needValue() {
-				if !stepID.MatchString(v) {
+				if !stepID().MatchString(v) {
 					p.errorf(a.Pos, "bad-attribute-value", "id %q must be letters, digits, _, . or - (e.g. stop-writes)", v)
 				}
 				s.ID = v
@@ -398,7 +399,7 @@ func (p *parser) applyStepAttrs(s *runbook.Step, b *runbook.Block) {
 			if needValue() {
 				for _, name := range strings.Split(v, ",") {
 					name = strings.TrimSpace(name)
-					if !envName.MatchString(name) {
+					if !envName().MatchString(name) {
 						p.errorf(a.Pos, "bad-attribute-value", "output name %q must be a valid environment variable name (letters, digits, _)", name)
 						continue
 					}
@@ -478,7 +479,7 @@ func (p *parser) bindings(b *runbook.Block) {
 		pos.Col += strings.Index(line, trimmed)
 		name, value, ok := strings.Cut(trimmed, "=")
 		name = strings.TrimSpace(name)
-		if !ok || !envName.MatchString(name) {
+		if !ok || !envName().MatchString(name) {
 			p.errorf(pos, "bad-call", "%q is not a binding; write PARAM=value or PARAM=$CALLER_VARIABLE", trimmed)
 			continue
 		}
@@ -508,5 +509,5 @@ func wholeVariable(v string) (string, bool) {
 	} else {
 		return "", false
 	}
-	return v, envName.MatchString(v)
+	return v, envName().MatchString(v)
 }

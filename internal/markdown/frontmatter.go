@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -29,10 +30,12 @@ var (
 	paramFields = []string{"type", "required", "default", "allowed", "description", "secret"}
 	guardFields = []string{"name", "query", "threshold", "interval", "on_breach"}
 
-	envName       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	targetName    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
-	thresholdRe   = regexp.MustCompile(`^\s*(>=|<=|==|!=|>|<)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$`)
-	yamlErrorRe   = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
+	envName     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
+	targetName  = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`) })
+	thresholdRe = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^\s*(>=|<=|==|!=|>|<)\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$`)
+	})
+	yamlErrorRe   = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`) })
 	guardOnBreach = []string{"pause", "rollback"}
 )
 
@@ -67,7 +70,7 @@ func (p *parser) parseFrontMatter(closeLine int) {
 	if err := decodeYAML(text, &root); err != nil {
 		line := 2
 		msg := err.Error()
-		if m := yamlErrorRe.FindStringSubmatch(msg); m != nil {
+		if m := yamlErrorRe().FindStringSubmatch(msg); m != nil {
 			if n, convErr := strconv.Atoi(m[1]); convErr == nil {
 				if yamlParserError(m[2]) {
 					n++ // yaml.v3 reports parser errors with a 0-based line
@@ -381,7 +384,7 @@ func (p *parser) targets(n *yaml.Node) {
 	}
 	for k, v := range pairs(n) {
 		t := runbook.Target{Name: k.Value, Selector: map[string]string{}, Pos: p.yamlPos(k)}
-		if !targetName.MatchString(t.Name) {
+		if !targetName().MatchString(t.Name) {
 			p.errorf(t.Pos, "bad-target", "target name %q must be letters, digits, _, . or -", t.Name)
 		}
 		if t.Name == runbook.TargetLocal {
@@ -434,7 +437,7 @@ func (p *parser) guards(n *yaml.Node) {
 				if hasPlaceholder(s) {
 					continue
 				}
-				m := thresholdRe.FindStringSubmatch(s)
+				m := thresholdRe().FindStringSubmatch(s)
 				if m == nil {
 					p.errorf(p.yamlPos(fv), "bad-threshold", "threshold %q must be a comparison and a number, quoted, like \"> 5\" or \"<= 0.99\"", s)
 					continue

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/yuin/goldmark/ast"
 	gmparser "github.com/yuin/goldmark/parser"
@@ -25,11 +26,13 @@ import (
 // and GFM tables are left as text: their parsers backtrack, and a 1 MiB
 // line of brackets took goldmark minutes and gigabytes. It is shared: a
 // goldmark parser keeps no state between documents.
-var blocks = gmparser.NewParser(
-	gmparser.WithBlockParsers(gmparser.DefaultBlockParsers()...),
-	gmparser.WithInlineParsers(),
-	gmparser.WithParagraphTransformers(),
-)
+var blocks = sync.OnceValue(func() gmparser.Parser {
+	return gmparser.NewParser(
+		gmparser.WithBlockParsers(gmparser.DefaultBlockParsers()...),
+		gmparser.WithInlineParsers(),
+		gmparser.WithParagraphTransformers(),
+	)
+})
 
 const (
 	placeholderOpen  = "<<FILL:"
@@ -152,7 +155,7 @@ type stepBuilder struct {
 }
 
 func (p *parser) body(body []byte) {
-	root := blocks.Parse(text.NewReader(body))
+	root := blocks().Parse(text.NewReader(body))
 	var (
 		inSteps bool
 		cur     *stepBuilder

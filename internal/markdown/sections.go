@@ -3,6 +3,7 @@ package markdown
 import (
 	"regexp"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -10,19 +11,21 @@ import (
 
 // leadingNumber matches the numbering people put before headings:
 // "1.", "2)", "3.1 ", "一、", "第一步", "（二）", "Step 3:", "步骤 3：".
-var leadingNumber = regexp.MustCompile(`(?i)^\s*(?:` +
-	`\d+(?:\.\d+)*(?:[.)、:：．]\s*|\s+)` +
-	`|[一二三四五六七八九十百零]+\s*[、.．:：)）]\s*` +
-	`|第\s*[一二三四五六七八九十百零\d]+\s*(?:部分|阶段|步|章|节|项|部)?\s*[、.．:：)）]?\s*` +
-	`|[(（]\s*(?:\d+|[一二三四五六七八九十]+)\s*[)）]\s*` +
-	`|step\s*\d+\s*[.):：-]?\s*` +
-	`|步骤\s*\d+\s*[.):：、]?\s*` +
-	`)`)
+var leadingNumber = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)^\s*(?:` +
+		`\d+(?:\.\d+)*(?:[.)、:：．]\s*|\s+)` +
+		`|[一二三四五六七八九十百零]+\s*[、.．:：)）]\s*` +
+		`|第\s*[一二三四五六七八九十百零\d]+\s*(?:部分|阶段|步|章|节|项|部)?\s*[、.．:：)）]?\s*` +
+		`|[(（]\s*(?:\d+|[一二三四五六七八九十]+)\s*[)）]\s*` +
+		`|step\s*\d+\s*[.):：-]?\s*` +
+		`|步骤\s*\d+\s*[.):：、]?\s*` +
+		`)`)
+})
 
 // stripNumbering removes leading numbering and trailing punctuation.
 func stripNumbering(s string) string {
 	s = strings.TrimSpace(s)
-	if loc := leadingNumber.FindStringIndex(s); loc != nil {
+	if loc := leadingNumber().FindStringIndex(s); loc != nil {
 		s = s[loc[1]:]
 	}
 	return strings.TrimRight(s, " \t:：.。")
@@ -49,7 +52,7 @@ type titleMatch struct {
 }
 
 // sectionTitles maps every normalized EN and ZH title to its role.
-var sectionTitles = func() map[string]titleMatch {
+var sectionTitles = sync.OnceValue(func() map[string]titleMatch {
 	m := map[string]titleMatch{}
 	for _, spec := range runbook.SectionSpecs {
 		for _, t := range spec.EN {
@@ -60,23 +63,23 @@ var sectionTitles = func() map[string]titleMatch {
 		}
 	}
 	return m
-}()
+})
 
 var (
-	bilingualSeparators = regexp.MustCompile(`\s+/\s+|\s*[|｜()（）]\s*`)
-	slashSeparator      = regexp.MustCompile(`\s*/\s*`)
+	bilingualSeparators = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\s+/\s+|\s*[|｜()（）]\s*`) })
+	slashSeparator      = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`\s*/\s*`) })
 )
 
 // matchSection recognises an H2 heading. lang is "en" or "zh" when the
 // heading names the section in one language only, "" for a bilingual one.
 func matchSection(heading string) (role runbook.SectionRole, lang string) {
-	if m, ok := sectionTitles[normalizeTitle(heading)]; ok {
+	if m, ok := sectionTitles()[normalizeTitle(heading)]; ok {
 		return m.role, langOf(m.zh)
 	}
-	for _, sep := range []*regexp.Regexp{bilingualSeparators, slashSeparator} {
+	for _, sep := range []*regexp.Regexp{bilingualSeparators(), slashSeparator()} {
 		var en, zh bool
 		for _, piece := range sep.Split(heading, -1) {
-			m, ok := sectionTitles[normalizeTitle(piece)]
+			m, ok := sectionTitles()[normalizeTitle(piece)]
 			if !ok {
 				continue
 			}

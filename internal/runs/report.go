@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"slices"
+	"sync"
 
 	"github.com/opsbook/opsbook/internal/apitypes"
 	"github.com/opsbook/opsbook/internal/auth"
@@ -26,7 +27,7 @@ import (
 // carries.
 const MaxReportBatch = 1000
 
-var runIDPattern = regexp.MustCompile(`^r-[0-9A-HJKMNP-TV-Z]{26}$`)
+var runIDPattern = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^r-[0-9A-HJKMNP-TV-Z]{26}$`) })
 
 // Report registers a run executing in p's own process. The caller's
 // RunbookRun in the runbook's project and the environment has been checked;
@@ -35,7 +36,7 @@ var runIDPattern = regexp.MustCompile(`^r-[0-9A-HJKMNP-TV-Z]{26}$`)
 // reported run there may have none, exactly as the CLI refuses it), secret
 // parameters dropped, and the run recorded as started by p.
 func (s *Service) Report(ctx context.Context, p *auth.Principal, req apitypes.ReportRequest, remote string) (runbook.Run, error) {
-	if !runIDPattern.MatchString(req.ID) {
+	if !runIDPattern().MatchString(req.ID) {
 		return runbook.Run{}, BadRequest("id %q is not a run id (r- and 26 characters of Crockford base32, as `opsbook runs` shows them)", req.ID)
 	}
 	env, err := s.catalog.Workspace().Environment(req.Environment)

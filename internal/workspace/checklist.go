@@ -3,6 +3,7 @@ package workspace
 import (
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // PreExecutionItems are the IDs of the pre-execution checklist items the
@@ -18,7 +19,9 @@ type ChecklistItem struct {
 	Line    int    `json:"line"`
 }
 
-var checklistItemRe = regexp.MustCompile("^\\s*[-*+]\\s+\\[([ xX])\\]\\s+`([a-z0-9][a-z0-9-]*)`\\s*(.*)$")
+var checklistItemRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile("^\\s*[-*+]\\s+\\[([ xX])\\]\\s+`([a-z0-9][a-z0-9-]*)`\\s*(.*)$")
+})
 
 // ChecklistItems reads the task-list items with an ID from a checklist
 // document's source. Items in fenced code blocks are ignored.
@@ -37,7 +40,7 @@ func ChecklistItems(src []byte) []ChecklistItem {
 			fence = trimmed[:3]
 			continue
 		}
-		m := checklistItemRe.FindStringSubmatch(strings.TrimRight(line, "\r"))
+		m := checklistItemRe().FindStringSubmatch(strings.TrimRight(line, "\r"))
 		if m == nil {
 			continue
 		}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/markdown"
@@ -56,15 +57,15 @@ func ParseConfig(file string, data []byte, dir string) (Config, error) {
 	return cfg, nil
 }
 
-var yamlLine = regexp.MustCompile(`line (\d+)`)
+var yamlLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`line (\d+)`) })
 
 // yamlSyntaxDiagnostic places a YAML syntax error at the line yaml.v3 names.
 func yamlSyntaxDiagnostic(file string, err error) runbook.Diagnostic {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	line := 1
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+	if m := yamlLine().FindStringSubmatch(msg); m != nil {
 		line, _ = strconv.Atoi(m[1])
-		msg = strings.TrimSpace(yamlLine.ReplaceAllString(msg, ""))
+		msg = strings.TrimSpace(yamlLine().ReplaceAllString(msg, ""))
 		msg = strings.TrimPrefix(msg, ": ")
 	}
 	return runbook.Diagnostic{File: file, Pos: runbook.Pos{Line: line, Col: 1}, Severity: runbook.SeverityError,
@@ -213,7 +214,7 @@ func (d *decoder) config(n *yaml.Node, cfg *Config) {
 		switch key {
 		case "name":
 			cfg.Name = d.str(v, "name")
-			if cfg.Name != "" && !nameRe.MatchString(cfg.Name) {
+			if cfg.Name != "" && !nameRe().MatchString(cfg.Name) {
 				d.errorf(v, "config-name", "name %q may only use letters, digits, '.', '_' and '-'", cfg.Name)
 			}
 		case "lang":
@@ -259,12 +260,12 @@ func namedList[T any](d *decoder, v *yaml.Node, what string, decode func(*yaml.N
 func (d *decoder) entryName(n *yaml.Node, what, name string) {
 	if name == "" {
 		d.errorf(n, "config-missing", "%s without a name; add name: <%s>", what, what)
-	} else if !nameRe.MatchString(name) {
+	} else if !nameRe().MatchString(name) {
 		d.errorf(n, "config-name", "%s name %q may only use letters, digits, '.', '_' and '-'", what, name)
 	}
 }
 
-var nameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+var nameRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`) })
 
 var projectKeys = []string{"name", "runbooks", "tags"}
 

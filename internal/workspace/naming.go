@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 )
@@ -150,7 +151,7 @@ type token struct {
 	raw  string // the word as written, lower case, for phrase matching
 }
 
-var versionRe = regexp.MustCompile(`^v?(\d+(?:\.\d+)*(?:\.x)?)$`)
+var versionRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^v?(\d+(?:\.\d+)*(?:\.x)?)$`) })
 
 // lex splits a description into classified tokens.
 func lex(desc string) []token {
@@ -234,7 +235,7 @@ func classifyWord(w string) token {
 }
 
 func classifyBare(w string) token {
-	if m := versionRe.FindStringSubmatch(w); m != nil {
+	if m := versionRe().FindStringSubmatch(w); m != nil {
 		// A four-digit year is a word, not a version.
 		if len(m[1]) == 4 && !strings.Contains(m[1], ".") && !strings.HasPrefix(w, "v") {
 			return token{kind: tkWord, text: w}
@@ -348,7 +349,7 @@ func lexCJK(s string) []token {
 	return toks
 }
 
-var slugPartRe = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*$`)
+var slugPartRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9.-]*$`) })
 
 // maxSlugParts bounds the short description; a name is for finding the
 // task in a listing, the document says the rest.
@@ -436,7 +437,7 @@ func DeriveName(desc string, opts NameOptions) (TaskName, error) {
 		n.Guessed = append(n.Guessed, fmt.Sprintf("short description %q: nothing else in the description is ASCII; pass --slug, e.g. --slug primary-dc", n.Slug))
 	}
 	for _, p := range []struct{ flag, v string }{{"--system", n.System}, {"--operation", n.Operation}, {"--slug", n.Slug}} {
-		if !slugPartRe.MatchString(p.v) {
+		if !slugPartRe().MatchString(p.v) {
 			return n, fmt.Errorf("%s %q: use lower-case ASCII letters, digits, '.' and '-' only", p.flag, p.v)
 		}
 	}
@@ -450,7 +451,7 @@ func DeriveName(desc string, opts NameOptions) (TaskName, error) {
 // object), else the first word. kind is the known system inside the name.
 func nameAsSystem(toks []token, opIdx int) (int, string) {
 	word := func(i int) bool {
-		return toks[i].kind == tkWord && slugPartRe.MatchString(toks[i].text) && !isDigits(toks[i].text)
+		return toks[i].kind == tkWord && slugPartRe().MatchString(toks[i].text) && !isDigits(toks[i].text)
 	}
 	for i := range toks {
 		if !word(i) {
@@ -695,4 +696,6 @@ func ParseTaskName(name string) (TaskName, error) {
 }
 
 // taskNameRe is the shape every task directory name has.
-var taskNameRe = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}-[a-z0-9][a-z0-9.-]*-[a-z0-9][a-z0-9.-]*-[a-z0-9][a-z0-9.-]*$`)
+var taskNameRe = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^\d{4}-\d{2}-\d{2}-[a-z0-9][a-z0-9.-]*-[a-z0-9][a-z0-9.-]*-[a-z0-9][a-z0-9.-]*$`)
+})

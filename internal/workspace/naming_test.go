@@ -69,7 +69,7 @@ func TestDeriveName(t *testing.T) {
 			if got := n.String(); got != "2025-03-01-"+tt.want {
 				t.Errorf("DeriveName(%q) = %s, want 2025-03-01-%s", tt.desc, got, tt.want)
 			}
-			if !taskNameRe.MatchString(n.String()) {
+			if !taskNameRe().MatchString(n.String()) {
 				t.Errorf("%s is not a valid task name", n)
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/opsbook/opsbook/internal/runbook"
 	"go.yaml.in/yaml/v3"
@@ -116,7 +117,7 @@ var channelKeys = []string{"name", "type", "url", "url_env", "url_file", "secret
 
 var smtpKeys = []string{"host", "port", "tls", "user", "password_env", "password_file", "ca_file"}
 
-var emailRe = regexp.MustCompile(`^[^@\s<>]+@[^@\s<>]+$`)
+var emailRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[^@\s<>]+@[^@\s<>]+$`) })
 
 func (d *decoder) channel(n *yaml.Node) Channel {
 	c := Channel{Pos: pos(n)}
@@ -145,13 +146,13 @@ func (d *decoder) channel(n *yaml.Node) Channel {
 		case "to":
 			c.To = d.strings(v, "to")
 			for i, addr := range c.To {
-				if !emailRe.MatchString(addr) && i < len(v.Content) {
+				if !emailRe().MatchString(addr) && i < len(v.Content) {
 					d.errorf(v.Content[i], "config-channel", "to: %q is not an e-mail address", addr)
 				}
 			}
 		case "from":
 			c.From = d.str(v, "from")
-			if !emailRe.MatchString(c.From) {
+			if !emailRe().MatchString(c.From) {
 				d.errorf(v, "config-channel", "from: %q is not an e-mail address", c.From)
 			}
 		case "smtp":
@@ -179,7 +180,7 @@ func (d *decoder) channel(n *yaml.Node) Channel {
 			c.Muted = d.boolean(v, "muted")
 		case "ticks":
 			c.Ticks = d.str(v, "ticks")
-			if c.Ticks != "" && !nameRe.MatchString(c.Ticks) {
+			if c.Ticks != "" && !nameRe().MatchString(c.Ticks) {
 				d.errorf(v, "config-channel", "ticks %q must be a checklist item id such as teams-notified", c.Ticks)
 			}
 		}
@@ -243,12 +244,12 @@ func (d *decoder) smtp(v *yaml.Node) SMTP {
 }
 
 // envVarRe is what an environment variable of the server may be called.
-var envVarRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envVarRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 // envName decodes the name of an environment variable of the server.
 func (d *decoder) envName(v *yaml.Node, what string) string {
 	s := d.str(v, what)
-	if s != "" && !envVarRe.MatchString(s) {
+	if s != "" && !envVarRe().MatchString(s) {
 		d.errorf(v, "config-channel", "%s %q is not an environment variable name", what, s)
 	}
 	return s

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/lifecycle"
@@ -88,7 +89,7 @@ func (t *Task) signedRecords() ([]lifecycle.Record, error) {
 	return out, nil
 }
 
-var blameHeader = regexp.MustCompile(`^([0-9a-f]{40,64}) [0-9]+ ([0-9]+)`)
+var blameHeader = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([0-9a-f]{40,64}) [0-9]+ ([0-9]+)`) })
 
 // blame maps each line of file (in dir) to the commit that added it.
 func blame(ctx context.Context, dir, file string) (map[int]string, error) {
@@ -98,7 +99,7 @@ func blame(ctx context.Context, dir, file string) (map[int]string, error) {
 	}
 	lines := map[int]string{}
 	for _, l := range strings.Split(string(out), "\n") {
-		if m := blameHeader.FindStringSubmatch(l); m != nil {
+		if m := blameHeader().FindStringSubmatch(l); m != nil {
 			n, _ := strconv.Atoi(m[2])
 			lines[n] = m[1]
 		}
