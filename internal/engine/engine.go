@@ -200,9 +200,6 @@ func (e *Engine) Start(ctx context.Context, p *Plan, o StartOptions) (runbook.Ru
 		CreatedBy:   o.Actor,
 		Emergency:   o.Emergency,
 	}
-	if err := e.cfg.Store.CreateRun(ctx, &run); err != nil {
-		return runbook.Run{}, fmt.Errorf("record the new run: %w", err)
-	}
 	data := map[string]string{"env": p.Environment, "snapshot": p.Snapshot, "user": o.Actor, "runbook": p.Runbook}
 	if o.From != "" {
 		data["from"] = o.From
@@ -212,8 +209,9 @@ func (e *Engine) Start(ctx context.Context, p *Plan, o StartOptions) (runbook.Ru
 	}
 	m := newMasker(p, params)
 	ev := runbook.Event{Type: runbook.EventRunStarted, Actor: o.Actor, Text: m.String(p.Document.Title), Data: data}
-	if _, err := e.cfg.Store.AppendEvents(ctx, run.ID, ev); err != nil {
-		return runbook.Run{}, fmt.Errorf("record the start of run %s: %w", run.ID, err)
+	// The run and its first event commit together (one fsync).
+	if _, err := e.cfg.Store.CreateRunWithEvents(ctx, &run, ev); err != nil {
+		return runbook.Run{}, fmt.Errorf("record the new run: %w", err)
 	}
 	return run, nil
 }

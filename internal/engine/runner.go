@@ -236,14 +236,13 @@ func (r *runner) drive(parent context.Context, resume bool) (runbook.RunStatus, 
 			r.append(wctx, runbook.Event{Type: runbook.EventAnomaly, Actor: "opsbook", Text: "the watch after the run did not start: " + err.Error()})
 		}
 	}
-	if err := r.append(wctx, runbook.Event{Type: runbook.EventRunFinished, Data: map[string]string{"status": string(final)}}); err != nil {
+	// The last event and the run's final status commit together.
+	row := r.run
+	row.Status, row.FinishedAt = final, time.Now()
+	if err := r.appendWithRow(wctx, &row, runbook.Event{Type: runbook.EventRunFinished, Data: map[string]string{"status": string(final)}}); err != nil {
 		return r.endUnrecorded(wctx, err)
 	}
-	r.run.Status = final
-	r.run.FinishedAt = time.Now()
-	if err := r.e.cfg.Store.UpdateRun(wctx, r.run); err != nil {
-		return final, fmt.Errorf("record the end of run %s: %w", r.run.ID, err)
-	}
+	r.run = row
 	return final, nil
 }
 
@@ -298,13 +297,10 @@ func (r *runner) endUnrecorded(ctx context.Context, cause error) (runbook.RunSta
 	evs = append(evs, runbook.Event{Type: runbook.EventRunFinished, Text: reason, Data: map[string]string{"status": string(runbook.RunFailed)}})
 	deadline := time.Now().Add(r.e.cfg.RecordRetry)
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
-		err := r.append(ctx, evs...)
-		if err == nil {
-			r.run.Status = runbook.RunFailed
-			r.run.FinishedAt = time.Now()
-			if err := r.e.cfg.Store.UpdateRun(ctx, r.run); err != nil {
-				return runbook.RunFailed, fmt.Errorf("record the end of run %s: %w", r.run.ID, err)
-			}
+		row := r.run
+		row.Status, row.FinishedAt = runbook.RunFailed, time.Now()
+		if err := r.appendWithRow(ctx, &row, evs...); err == nil {
+			r.run = row
 			return runbook.RunFailed, nil
 		}
 		if time.Now().Add(wait).After(deadline) {
@@ -409,15 +405,7 @@ func (r *runner) rollback(ctx, wctx context.Context, reason string) runbook.RunS
 // decision from Decide, a note) got a Seq in between, the gap is read back
 // from the store first.
 func (r *runner) append(ctx context.Context, evs ...runbook.Event) error {
-	for i := range evs {
-		evs[i].Text = r.mask.String(evs[i].Text)
-		for k, v := range evs[i].Data {
-			if evs[i].Type == runbook.EventStepPublished || !controlData[k] {
-				evs[i].Data[k] = r.mask.String(v)
-			}
-		}
-	}
-	return r.appendMasked(ctx, evs...)
+	return r.appendWithRow(ctx, nil, evs...)
 }
 
 // controlData are the event data keys whose values are the engine's own
@@ -435,9 +423,35 @@ var controlData = map[string]bool{
 
 // appendMasked records events whose texts are masked already (output).
 func (r *runner) appendMasked(ctx context.Context, evs ...runbook.Event) error {
+	return r.record(ctx, nil, evs...)
+}
+
+// appendWithRow masks and records events as append does and, when row is
+// not nil, writes the run's row in the same transaction.
+func (r *runner) appendWithRow(ctx context.Context, row *runbook.Run, evs ...runbook.Event) error {
+	for i := range evs {
+		evs[i].Text = r.mask.String(evs[i].Text)
+		for k, v := range evs[i].Data {
+			if evs[i].Type == runbook.EventStepPublished || !controlData[k] {
+				evs[i].Data[k] = r.mask.String(v)
+			}
+		}
+	}
+	return r.record(ctx, row, evs...)
+}
+
+// record appends masked events (and writes row with them, when not nil),
+// then applies them to the state and shows them to the observer.
+func (r *runner) record(ctx context.Context, row *runbook.Run, evs ...runbook.Event) error {
 	r.appendMu.Lock()
 	defer r.appendMu.Unlock()
-	stored, err := r.e.cfg.Store.AppendEvents(ctx, r.run.ID, evs...)
+	var stored []runbook.Event
+	var err error
+	if row != nil {
+		stored, err = r.e.cfg.Store.AppendEventsAndUpdateRun(ctx, *row, evs...)
+	} else {
+		stored, err = r.e.cfg.Store.AppendEvents(ctx, r.run.ID, evs...)
+	}
 	if err != nil {
 		err = fmt.Errorf("record events of run %s: %w", r.run.ID, err)
 		if r.recordErr == nil {

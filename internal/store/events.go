@@ -34,10 +34,52 @@ func (s *Store) AppendEvents(ctx context.Context, runID string, evs ...runbook.E
 
 // appendHook runs inside AppendEvents' transaction: before may keep only
 // some of the events (none: nothing is appended) or refuse the batch;
-// after sees the events kept and as stored, and may write more.
+// after sees the events kept and as stored, and may write more. Either may
+// be nil. reported marks the events of a run executing elsewhere, whose
+// gate decisions are recorded as they were taken (AppendReportedEvents).
 type appendHook struct {
-	before func(ctx context.Context, tx *sql.Tx, evs []runbook.Event) ([]runbook.Event, error)
-	after  func(ctx context.Context, tx *sql.Tx, in, out []runbook.Event) error
+	before   func(ctx context.Context, tx *sql.Tx, evs []runbook.Event) ([]runbook.Event, error)
+	after    func(ctx context.Context, tx *sql.Tx, in, out []runbook.Event) error
+	reported bool
+}
+
+// CreateRunWithEvents records a new run, as CreateRun does, and appends its
+// first events, as AppendEvents does, in one transaction: the run exists
+// with them or not at all, and on SQLite one commit (one fsync, when an
+// event needs it) records both.
+func (s *Store) CreateRunWithEvents(ctx context.Context, r *runbook.Run, evs ...runbook.Event) ([]runbook.Event, error) {
+	if r.Runbook == "" {
+		return nil, fmt.Errorf("create run: %w: runbook is empty", ErrInvalid)
+	}
+	if r.ID == "" {
+		r.ID = NewRunID()
+	}
+	created := *r
+	params, err := newRunRow(&created)
+	if err != nil {
+		return nil, fmt.Errorf("create run: %w", err)
+	}
+	out, err := s.appendEvents(ctx, created.ID, evs, &appendHook{
+		before: func(ctx context.Context, tx *sql.Tx, evs []runbook.Event) ([]runbook.Event, error) {
+			return evs, insertRun(ctx, tx, &created, params)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	*r = created
+	return out, nil
+}
+
+// AppendEventsAndUpdateRun appends evs, as AppendEvents does, and writes
+// the run's changing fields, as UpdateRun does, in one transaction: a run's
+// last event and its final status are recorded together, by one commit.
+func (s *Store) AppendEventsAndUpdateRun(ctx context.Context, r runbook.Run, evs ...runbook.Event) ([]runbook.Event, error) {
+	return s.appendEvents(ctx, r.ID, evs, &appendHook{
+		after: func(ctx context.Context, tx *sql.Tx, _, _ []runbook.Event) error {
+			return updateRun(ctx, tx, r)
+		},
+	})
 }
 
 func (s *Store) appendEvents(ctx context.Context, runID string, evs []runbook.Event, hook *appendHook) ([]runbook.Event, error) {
@@ -79,7 +121,7 @@ func (s *Store) appendEvents(ctx context.Context, runID string, evs []runbook.Ev
 		}
 	}
 
-	if hook != nil {
+	if hook != nil && hook.before != nil {
 		if evs, err = hook.before(ctx, tx, evs); err != nil {
 			return nil, fmt.Errorf("append events to run %s: %w", runID, err)
 		}
@@ -110,7 +152,7 @@ func (s *Store) appendEvents(ctx context.Context, runID string, evs []runbook.Ev
 		}
 		// A reported run's decisions were taken where it executes; the log
 		// records them as they were (hook: AppendReportedEvents).
-		if ev.Type == runbook.EventGateDecided && hook == nil {
+		if ev.Type == runbook.EventGateDecided && (hook == nil || !hook.reported) {
 			if err := firstDecision(ctx, tx, runID, ev); err != nil {
 				return nil, fmt.Errorf("append events to run %s: %w", runID, err)
 			}
@@ -139,7 +181,7 @@ func (s *Store) appendEvents(ctx context.Context, runID string, evs []runbook.Ev
 		}
 		out[i] = ev
 	}
-	if hook != nil {
+	if hook != nil && hook.after != nil {
 		if err := hook.after(ctx, tx, evs, out); err != nil {
 			return nil, fmt.Errorf("append events to run %s: %w", runID, err)
 		}

@@ -67,7 +67,7 @@ func (s *Store) AcquireRun(ctx context.Context, runID, owner string, ttl time.Du
 		now := time.Now()
 		expires := truncate(now.Add(ttl))
 		l := &Lease{RunID: runID, Owner: owner, s: s, token: token, ttl: ttl, expires: expires}
-		res, err := s.db.ExecContext(ctx, `INSERT INTO run_leases (run_id, owner, token, acquired_at, expires_at)
+		res, err := s.execAt(ctx, "NORMAL", `INSERT INTO run_leases (run_id, owner, token, acquired_at, expires_at)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (run_id) DO NOTHING`,
 			runID, owner, token, micros(now), micros(expires))
 		if err != nil {
@@ -91,7 +91,7 @@ func (s *Store) AcquireRun(ctx context.Context, runID, owner string, ttl time.Du
 		}
 		// Take over only the very lease found dead: if another process got
 		// there first, its token differs and nothing changes.
-		res, err = s.db.ExecContext(ctx, `UPDATE run_leases SET owner = $2, token = $3, acquired_at = $4, expires_at = $5
+		res, err = s.execAt(ctx, "NORMAL", `UPDATE run_leases SET owner = $2, token = $3, acquired_at = $4, expires_at = $5
 			WHERE run_id = $1 AND token = $6`,
 			runID, owner, token, micros(now), micros(expires), held.token)
 		if err != nil {
@@ -120,7 +120,7 @@ func (l *Lease) Renew(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	expires := truncate(time.Now().Add(l.ttl))
-	res, err := l.s.db.ExecContext(ctx, `UPDATE run_leases SET expires_at = $3 WHERE run_id = $1 AND token = $2`,
+	res, err := l.s.execAt(ctx, "NORMAL", `UPDATE run_leases SET expires_at = $3 WHERE run_id = $1 AND token = $2`,
 		l.RunID, l.token, micros(expires))
 	if err != nil {
 		return fmt.Errorf("renew lease of run %s: %w", l.RunID, mapError(err))
@@ -139,7 +139,7 @@ func (l *Lease) Renew(ctx context.Context) error {
 func (l *Lease) Release(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	_, err := l.s.db.ExecContext(ctx, `DELETE FROM run_leases WHERE run_id = $1 AND token = $2`, l.RunID, l.token)
+	_, err := l.s.execAt(ctx, "NORMAL", `DELETE FROM run_leases WHERE run_id = $1 AND token = $2`, l.RunID, l.token)
 	if err != nil {
 		return fmt.Errorf("release lease of run %s: %w", l.RunID, mapError(err))
 	}

@@ -118,6 +118,7 @@ func (s *Store) AppendReportedEvents(ctx context.Context, runID, reporter string
 	var acked int64
 	var run runbook.Run
 	hook := &appendHook{
+		reported: true,
 		before: func(ctx context.Context, tx *sql.Tx, evs []runbook.Event) ([]runbook.Event, error) {
 			lock := ""
 			if s.dialect == DialectPostgres {

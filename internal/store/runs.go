@@ -54,7 +54,17 @@ func (s *Store) CreateRun(ctx context.Context, r *runbook.Run) error {
 	if err != nil {
 		return fmt.Errorf("create run: %w", err)
 	}
-	_, err = s.db.ExecContext(ctx, `INSERT INTO runs (`+runColumns+`)
+	return insertRun(ctx, s.db, r, params)
+}
+
+// execer is a *sql.DB or a *sql.Tx.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// insertRun inserts the row of a new run, filled in by newRunRow.
+func insertRun(ctx context.Context, db execer, r *runbook.Run, params string) error {
+	_, err := db.ExecContext(ctx, `INSERT INTO runs (`+runColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		r.ID, r.Workspace, r.Runbook, r.Task, r.Title, r.Environment, r.Snapshot, params,
 		string(r.Status), r.CreatedBy, micros(r.CreatedAt), nullMicros(r.StartedAt), nullMicros(r.FinishedAt), r.Emergency)
@@ -229,11 +239,22 @@ func (s *Store) ListRuns(ctx context.Context, f RunFilter) ([]runbook.Run, error
 // reason. Identity fields (runbook, environment, task, creator, creation
 // time) are fixed at creation.
 func (s *Store) UpdateRun(ctx context.Context, r runbook.Run) error {
+	return updateRun(ctx, fullSync{s}, r)
+}
+
+// fullSync executes through execAt at synchronous=FULL.
+type fullSync struct{ s *Store }
+
+func (f fullSync) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return f.s.execAt(ctx, "FULL", query, args...)
+}
+
+func updateRun(ctx context.Context, db execer, r runbook.Run) error {
 	params, err := encodeMap(r.Params)
 	if err != nil {
 		return fmt.Errorf("update run %s: %w", r.ID, err)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE runs SET title = $2, snapshot = $3, params = $4,
+	res, err := db.ExecContext(ctx, `UPDATE runs SET title = $2, snapshot = $3, params = $4,
 		status = $5, started_at = $6, finished_at = $7, emergency = $8 WHERE id = $1`,
 		r.ID, r.Title, r.Snapshot, params, string(r.Status),
 		nullMicros(r.StartedAt), nullMicros(r.FinishedAt), r.Emergency)

@@ -353,6 +353,26 @@ func (s *Store) Dialect() string { return s.dialect }
 // or "" on PostgreSQL.
 func (s *Store) Path() string { return s.path }
 
+// execAt runs one write outside AppendEvents. On SQLite it goes through
+// the append connection at the given synchronous level, like an append
+// (see sqlitePragmas): a second connection writing at FULL would fsync
+// the WAL, and the directory on its first sync, on its own. Run leases
+// are written at NORMAL: a lease only has to survive the death of its
+// process, which a commit without fsync does; a power loss kills its
+// owner too, and the lease is then one of a dead process either way. On
+// PostgreSQL (and a read-only store) it uses the pool.
+func (s *Store) execAt(ctx context.Context, level, query string, args ...any) (sql.Result, error) {
+	if s.appendDB == nil {
+		return s.db.ExecContext(ctx, query, args...)
+	}
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	if err := s.setAppendSync(ctx, level); err != nil {
+		return nil, err
+	}
+	return s.appendDB.ExecContext(ctx, query, args...)
+}
+
 // redactDSN hides the password of a database URL in messages.
 func redactDSN(dsn string) string {
 	at := strings.LastIndex(dsn, "@")
