@@ -783,3 +783,36 @@ func TestNoStepsIsRefused(t *testing.T) {
 		t.Fatalf("Start of a document without steps: err = %v, want a refusal naming the missing steps", err)
 	}
 }
+
+// TestFailedRollbackIsNotRolledBack: a step fails, the rollback runs and
+// one of its steps fails too. The run must not end rolled_back (exit 3,
+// "the environment is back"): it ends failed (exit 1) and says the
+// rollback did not succeed. Fault class: a status that promises a safe
+// state the run did not reach.
+func TestFailedRollbackIsNotRolledBack(t *testing.T) {
+	for _, undoFails := range []bool{false, true} {
+		h := newHarness(t)
+		p := h.plan(h.doc("rb.md", "rollback: undo.md\n", step("Change", "sh {id=change on_fail=rollback}", "echo change >> order; exit 1")), nil)
+		undo := "echo undo >> order"
+		if undoFails {
+			undo += "; exit 1"
+		}
+		p.Rollback = h.doc("undo.md", "kind: rollback\ntitle: Undo\n", step("Undo", "sh {id=undo}", undo))
+		var finished string
+		status, s := h.run(p, StartOptions{}, ExecOptions{Observe: func(ev runbook.Event) {
+			if ev.Type == runbook.EventRunFinished {
+				finished = ev.Text
+			}
+		}})
+		want, code := runbook.RunRolledBack, 3
+		if undoFails {
+			want, code = runbook.RunFailed, 1
+		}
+		if status != want || status.ExitCode() != code || h.read("order") != "change\nundo\n" {
+			t.Fatalf("undo fails=%v: status %s (exit %d) order %q, want %s (exit %d)", undoFails, status, status.ExitCode(), h.read("order"), want, code)
+		}
+		if undoFails && (s.Rollback == nil || s.Rollback.Status != runbook.StepFailed || !strings.Contains(finished, "the rollback did not succeed")) {
+			t.Fatalf("a failed rollback is not on the record: rollback %+v, run.finished %q", s.Rollback, finished)
+		}
+	}
+}

@@ -239,7 +239,11 @@ func (r *runner) drive(parent context.Context, resume bool) (runbook.RunStatus, 
 	// The last event and the run's final status commit together.
 	row := r.run
 	row.Status, row.FinishedAt = final, time.Now()
-	if err := r.appendWithRow(wctx, &row, runbook.Event{Type: runbook.EventRunFinished, Data: map[string]string{"status": string(final)}}); err != nil {
+	finished := runbook.Event{Type: runbook.EventRunFinished, Data: map[string]string{"status": string(final)}}
+	if res.outcome == outcomeRollback && final == runbook.RunFailed {
+		finished.Text = "the rollback did not succeed: the environment is as the failed rollback left it, neither rolled forward nor back"
+	}
+	if err := r.appendWithRow(wctx, &row, finished); err != nil {
 		return r.endUnrecorded(wctx, err)
 	}
 	r.run = row
@@ -373,7 +377,7 @@ func (r *runner) rollback(ctx, wctx context.Context, reason string) runbook.RunS
 			evs = append([]runbook.Event{{Type: runbook.EventRollbackStart, Text: reason, Data: map[string]string{"document": doc.Path}}}, evs...)
 		}
 		r.append(wctx, evs...)
-		return runbook.RunRolledBack
+		return runbook.RunFailed
 	}
 	for _, p := range doc.Front.Params {
 		if p.SecretParam() {
@@ -397,6 +401,11 @@ func (r *runner) rollback(ctx, wctx context.Context, reason string) runbook.RunS
 		status = runbook.StepFailed
 	}
 	r.append(wctx, runbook.Event{Type: runbook.EventRollbackFinish, Text: res.reason, Data: map[string]string{"status": string(status)}})
+	if status == runbook.StepFailed {
+		// rolled_back promises the environment is back where it was; a
+		// rollback that failed leaves it between the two.
+		return runbook.RunFailed
+	}
 	return runbook.RunRolledBack
 }
 

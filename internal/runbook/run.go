@@ -11,7 +11,7 @@ const (
 	RunWaiting     RunStatus = "waiting"     // paused on a gate, a manual step or a guided-failure question
 	RunSucceeded   RunStatus = "succeeded"   // every step succeeded or was skipped by decision
 	RunFailed      RunStatus = "failed"      // a step failed and the policy aborted
-	RunRolledBack  RunStatus = "rolled_back" // the rollback document ran (see events for its outcome)
+	RunRolledBack  RunStatus = "rolled_back" // a step failed and the rollback document ran and succeeded (a failed rollback ends the run failed)
 	RunCancelled   RunStatus = "cancelled"   // stopped by an operator
 	RunInterrupted RunStatus = "interrupted" // its process died; resumable
 )
