@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 
@@ -191,14 +193,55 @@ func mutableSteps(d *runbook.Document) []int {
 }
 
 // mutant is the document up to step i with step i's action a no-op.
-func mutant(d *runbook.Document, i int) *runbook.Document {
+//
+// A step that declares outputs= would fail for not publishing them, which
+// says nothing of its checks: its no-op publishes what the step published
+// in the rehearsal (outputs), so the checks are what is judged.
+func mutant(d *runbook.Document, i int, outputs map[string]string) *runbook.Document {
 	m := *d
 	m.Steps = append([]runbook.Step(nil), d.Steps[:i+1]...)
 	s := &m.Steps[i]
 	noop := *s.Action
-	noop.Lang, noop.Body = "sh", ":\n"
+	body := ":\n"
+	for _, name := range slices.Sorted(maps.Keys(outputs)) {
+		if slices.Contains(s.Outputs, name) {
+			body += "printf '%s\\n' " + shellQuote(name+"="+outputs[name]) + ` >> "$OPSBOOK_OUTPUT"` + "\n"
+		}
+	}
+	noop.Lang, noop.Body = "sh", body
 	s.Action = &noop
 	return &m
+}
+
+// shellQuote quotes v for sh as one word.
+func shellQuote(v string) string { return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'" }
+
+// rehearsalOutputs are the outputs each step of the workspace's last run of
+// rel published, by step id.
+func rehearsalOutputs(ctx context.Context, ws *workspace.Workspace, rel string) (map[string]map[string]string, error) {
+	st, err := openState(ctx, ws)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	runs, err := st.ListRuns(ctx, store.RunFilter{Runbook: rel, Limit: 1})
+	if err != nil || len(runs) == 0 {
+		return nil, fmt.Errorf("find the rehearsal's run of %s: %v", rel, err)
+	}
+	state := runbook.NewRunState(runs[0].ID)
+	for ev, err := range st.AllEvents(ctx, runs[0].ID, 0) {
+		if err != nil {
+			return nil, fmt.Errorf("read the rehearsal's run %s: %w", runs[0].ID, err)
+		}
+		state.Apply(ev)
+	}
+	out := map[string]map[string]string{}
+	for _, s := range state.Steps {
+		if len(s.Outputs) > 0 {
+			out[s.ID] = s.Outputs
+		}
+	}
+	return out, nil
 }
 
 // mutateRunbook restores the environment with the rollback document, then
@@ -245,6 +288,10 @@ func mutateRunbook(ctx context.Context, e *env, ws *workspace.Workspace, p *engi
 	if err := restore("the rehearsal"); err != nil {
 		return nil, err
 	}
+	outputs, err := rehearsalOutputs(ctx, ws, p.Runbook)
+	if err != nil {
+		return nil, err
+	}
 	rep := &mutationReport{Runbook: p.Runbook}
 	steps := mutableSteps(p.Document)
 	for n, i := range steps {
@@ -259,7 +306,7 @@ func mutateRunbook(ctx context.Context, e *env, ws *workspace.Workspace, p *engi
 			}
 		}
 		mp := *p
-		mp.Document = mutant(p.Document, i)
+		mp.Document = mutant(p.Document, i, outputs[step.ID])
 		var evs []runbook.Event
 		status, log, err := quietRun(ctx, st, ws, &mp, actor, func(ev runbook.Event) { evs = append(evs, ev) })
 		if err != nil {

@@ -138,3 +138,31 @@ func TestRehearseMutateWithoutRollbackReportsUnreachedStep(t *testing.T) {
 		t.Errorf("stderr: %s", errOut)
 	}
 }
+
+// A step that publishes outputs: its no-op publishes what the rehearsal's
+// step published, so the mutant is judged by the step's checks, not by
+// the engine's "promised output not published" (which would report every
+// such step as not reached). Fault class: a check that cannot fail hidden
+// behind an output — `publish`'s check looks only at its own output, which
+// the no-op publishes too, so it survives; `make`'s check looks at the
+// file and catches its no-op.
+func TestRehearseMutateStepsWithOutputs(t *testing.T) {
+	dir, target := t.TempDir(), t.TempDir()
+	writeFile(t, filepath.Join(dir, "opsbook.yaml"), "name: m\nenvironments:\n  - name: staging\n")
+	writeFile(t, filepath.Join(dir, "out.md"), "---\nkind: runbook\ntitle: Outputs\nrollback: out-rollback.md\nparams:\n  DIR: {type: path, required: true}\n---\n\n# Outputs\n\n## Steps\n\n"+
+		"### Make the file\n\n```sh {id=make outputs=FILE}\necho made > \"$DIR/f\"\necho \"FILE=$DIR/f\" >> \"$OPSBOOK_OUTPUT\"\n```\n\n```sh {verify}\ngrep -qx made \"$FILE\"\n```\n\n"+
+		"### Publish a count\n\n```sh {id=publish outputs=COUNT}\nwc -l < \"$FILE\" > \"$DIR/count\"\necho \"COUNT=it's $(cat \"$DIR/count\")\" >> \"$OPSBOOK_OUTPUT\"\n```\n\n```sh {verify}\ntest -n \"$COUNT\"\n```\n")
+	writeFile(t, filepath.Join(dir, "out-rollback.md"), "---\nkind: rollback\ntitle: Undo\nparams:\n  DIR: {type: path, required: true}\n---\n\n# Undo\n\n## Rollback steps\n\n### Remove\n\n```sh {id=remove}\nrm -f \"$DIR/f\" \"$DIR/count\"\n```\n\n```sh {verify}\n! test -e \"$DIR/f\"\n```\n")
+	code, out, errOut := runCLI(t, dir, "rehearse", "out.md", "--env", "staging", "--mutate", "--param", "DIR="+target, "-o", "json")
+	if code != ExitFailed {
+		t.Fatalf("exit %d, want %d (publish survives)\n%s\n%s", code, ExitFailed, out, errOut)
+	}
+	var rep mutationReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Mutants) != 2 || rep.Mutants[0].Result != mutantKilled || !strings.HasPrefix(rep.Mutants[0].Detail, "verify failed") ||
+		rep.Mutants[1].Result != mutantSurvived {
+		t.Errorf("mutants: %+v, want make killed by its verify and publish survived", rep.Mutants)
+	}
+}
