@@ -3,6 +3,7 @@ package labs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/user"
@@ -429,10 +430,60 @@ func TestPITRMutants(t *testing.T) {
 	for _, kv := range p.params() {
 		args = append(args, "--param", kv)
 	}
+	// An application commits a row every 20 ms throughout: the target's
+	// checksums must still be exactly the restored copy's (the tables are
+	// locked for the instant the restore point is written and its snapshot
+	// exported).
+	stop := p.startWriter(t)
 	out := p.opsbook(-1, append([]string{"rehearse", p.task, "--env", "staging", "--mutate", "--yes"}, args...)...)
+	written := stop()
 	if !strings.Contains(out, "6 mutant(s), 0 survived") {
 		t.Fatalf("rehearse --mutate:\n%s", out)
 	}
+	if written < 100 {
+		t.Errorf("the application committed only %d rows during the rehearsal: the primary was not busy", written)
+	}
+}
+
+// startWriter starts an application session that commits a row every
+// 20 ms; stop ends it and returns how many rows it committed.
+func (p *pitrLab) startWriter(t *testing.T) (stop func() int) {
+	t.Helper()
+	cmd := exec.Command("psql", "-h", "127.0.0.1", "-p", strconv.Itoa(p.primary.port), "-U", "postgres", "-d", "orders", "-Xq")
+	in, err := cmd.StdinPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				if _, err := io.WriteString(in, "insert into public.lab_writes (what) values ('the application');\n"); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	stopped := false
+	stop = func() int {
+		if !stopped {
+			stopped = true
+			close(done)
+			<-finished
+			in.Close()
+			cmd.Wait()
+		}
+		n, _ := strconv.Atoi(psql(t, p.primary, "orders", "select count(*) from public.lab_writes where what = 'the application'"))
+		return n
+	}
+	t.Cleanup(func() { stop() })
+	return stop
 }
 
 // digestOf is tableDigest for any server the test reaches.

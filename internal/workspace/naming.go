@@ -115,6 +115,7 @@ var zhWords = map[string]string{
 	"生产": "production", "测试": "test", "预发": "staging", "灾备": "dr", "容灾": "dr", "机房": "dc",
 	"节点": "nodes", "脱敏": "sanitised", "版本": "", "大版本": "major", "跨": "cross", "全量": "full",
 	"增量": "incremental", "逻辑复制": "logical-replication", "读写分离": "read-split",
+	"时间点": "point-in-time", "归档": "archive", "物理": "physical",
 }
 
 // Filler words carry no information in a name; they are used only when
