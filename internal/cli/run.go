@@ -564,6 +564,9 @@ func describeEvent(ev runbook.Event, titles map[string]string) string {
 	case runbook.EventRunCancelled:
 		return fmt.Sprintf("== cancelled by %s: %s", ev.Actor, ev.Text)
 	case runbook.EventRunFinished:
+		if ev.Text != "" {
+			return "== run " + d["status"] + ": " + ev.Text
+		}
 		return "== run " + d["status"]
 	case runbook.EventStepStarted:
 		t := titles[label]
