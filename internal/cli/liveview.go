@@ -560,6 +560,9 @@ func sanitizeLine(s string) string { return sanitizeOutput(s, false) }
 // OSC 8 link, a cursor move) except colours (SGR), which are kept when
 // keepColor is set and then reset at the end of the line.
 func sanitizeOutput(s string, keepColor bool) string {
+	if plainText(s) && strings.IndexByte(s, '\n') < 0 {
+		return s // printable ASCII: nothing to neutralise (the common line)
+	}
 	if i := strings.LastIndexByte(strings.TrimRight(s, "\r"), '\r'); i >= 0 {
 		s = s[i+1:]
 	}

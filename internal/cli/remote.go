@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -80,7 +79,7 @@ func watchRemote(ctx context.Context, e *env, c *client.Client, run runbook.Run,
 	if output == "text" {
 		fmt.Fprintf(e.stderr, "run %s: %s in %s on the server (snapshot %s)\n", run.ID, run.Runbook, run.Environment, snapshot.ShortOf(run.Snapshot))
 	}
-	view := &runView{w: e.stdout, json: output == "json", titles: stepTitles(doc, rollback), partial: map[string]*bytes.Buffer{}, color: outputColor(e.stdout)}
+	view := newView(e.stdout, output, stepTitles(doc, rollback))
 	observe := view.event
 	var live *liveTerm
 	if out, ok := liveTerminal(e, output); ok {

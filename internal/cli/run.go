@@ -339,7 +339,7 @@ const maxViewLine = 16 << 10
 type runView struct {
 	mu      sync.Mutex
 	w       io.Writer
-	json    bool
+	json    *json.Encoder // the JSON view: one event per line, from a reused buffer
 	titles  map[string]string
 	partial map[string]*bytes.Buffer // per step and stream: an unfinished line
 	out     []byte                   // the lines of one output event, written at once
@@ -440,14 +440,27 @@ func plainText[T string | []byte](s T) bool {
 }
 
 func newRunView(w io.Writer, output string, p *engine.Plan) *runView {
-	v := &runView{w: w, json: output == "json", titles: map[string]string{}, partial: map[string]*bytes.Buffer{}, color: outputColor(w)}
+	titles := map[string]string{}
 	for _, s := range p.Document.Steps {
-		v.titles[s.ID] = s.Title
+		titles[s.ID] = s.Title
 	}
 	if p.Rollback != nil {
 		for _, s := range p.Rollback.Steps {
-			v.titles["rollback/"+s.ID] = s.Title
+			titles["rollback/"+s.ID] = s.Title
 		}
+	}
+	return newView(w, output, titles)
+}
+
+// newView is the line-oriented view ("text") or the JSON one ("json") of a
+// run whose steps have these titles.
+func newView(w io.Writer, output string, titles map[string]string) *runView {
+	v := &runView{w: w, titles: titles, partial: map[string]*bytes.Buffer{}, color: outputColor(w)}
+	if output == "json" {
+		// An Encoder writes what json.Marshal returns and a newline, in one
+		// write, from a pooled buffer: Marshal and append allocated and
+		// copied twice the size of each 64 KiB output chunk.
+		v.json = json.NewEncoder(w)
 	}
 	return v
 }
@@ -466,9 +479,8 @@ func stepLabel(ev runbook.Event) string {
 func (v *runView) event(ev runbook.Event) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.json {
-		b, _ := json.Marshal(ev)
-		v.w.Write(append(b, '\n'))
+	if v.json != nil {
+		v.json.Encode(ev)
 		return
 	}
 	if bookkeeping(ev) {

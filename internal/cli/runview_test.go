@@ -97,3 +97,20 @@ func BenchmarkRunViewOutput(b *testing.B) {
 		}
 	}
 }
+
+// Fault: sanitizeOutput returns a printable ASCII line as it is; an ESC,
+// a carriage return or a tab anywhere in it must still take the slow path.
+func TestSanitizeOutputPlainFastPath(t *testing.T) {
+	line := "0123456789abcdefg"
+	if got := sanitizeOutput(line, false); got != line {
+		t.Errorf("plain line became %q", got)
+	}
+	for i := range len(line) {
+		for _, c := range []byte{0x1b, '\r', '\t', 0x7f, '\n'} {
+			s := line[:i] + string(c) + line[i:]
+			if got := sanitizeOutput(s, false); strings.IndexByte(got, c) >= 0 {
+				t.Errorf("sanitizeOutput(%q) = %q kept byte %#x", s, got, c)
+			}
+		}
+	}
+}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -72,7 +71,7 @@ With --output json it prints the events, one per line, then the derived state.`,
 // a run that claims to be running has lost its process.
 func writeRunLog(e *env, output string, run runbook.Run, titles map[string]string, docNote string, each func(func(runbook.Event) error) error, ownerDead func() bool) error {
 	state := runbook.NewRunState(run.ID)
-	view := &runView{w: e.stdout, json: output == "json", titles: titles, partial: map[string]*bytes.Buffer{}, color: outputColor(e.stdout)}
+	view := newView(e.stdout, output, titles)
 	if output == "text" {
 		fmt.Fprintf(e.stdout, "Run %s — %s\nRunbook %s in %s, snapshot %s, started by %s at %s\n\n", run.ID, run.Title,
 			run.Runbook, run.Environment, snapshot.ShortOf(run.Snapshot), run.CreatedBy, run.CreatedAt.Local().Format(time.RFC3339))
