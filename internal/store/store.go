@@ -17,6 +17,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -214,7 +215,7 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	// The append connection opens at FULL too: should database/sql ever
 	// replace it, a fresh connection errs on the durable side. It connects
 	// on the first append: most commands append nothing.
-	appendDB, err := openSQLitePool(ctx, abs, "FULL", 1, false)
+	appendDB, err := openSQLitePool(ctx, abs, "FULL", 1, false, appendCacheSize)
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -222,11 +223,18 @@ func openSQLite(ctx context.Context, path string) (*Store, error) {
 	return &Store{db: db, appendDB: appendDB, appendSync: "FULL", dialect: DialectSQLite, path: abs}, nil
 }
 
-// openSQLitePool opens a pool; with ping it connects at once (the first
+// appendCacheSize bounds the append connection's page cache (SQLite's
+// default is 2 MiB per connection). Appends touch the last pages of the
+// events table and its index, a run's row and its lease; the rest of what
+// the cache would keep are pages of output already written, which nothing
+// on this connection reads again.
+const appendCacheSize = "cache_size(-256)"
+
+// openSQLitePool opens a pool, with pragmas after sqlitePragmas; with ping it connects at once (the first
 // connection switches a fresh file to WAL), else on first use.
-func openSQLitePool(ctx context.Context, path, synchronous string, conns int, ping bool) (*sql.DB, error) {
+func openSQLitePool(ctx context.Context, path, synchronous string, conns int, ping bool, pragmas ...string) (*sql.DB, error) {
 	q := "_txlock=immediate" // writers take the lock up front: no deadlock on read-then-write
-	for _, p := range sqlitePragmas {
+	for _, p := range slices.Concat(sqlitePragmas, pragmas) {
 		q += "&_pragma=" + p
 	}
 	q += "&_pragma=synchronous(" + synchronous + ")"
