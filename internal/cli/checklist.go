@@ -109,7 +109,7 @@ func reportInput(ctx context.Context, e *env, taskName, runID, db, tz string) (*
 		return nil, noop, badInput("run %s ran %s, not task %s; pick one of the task's runs (opsbook status %s lists them)", run.ID, run.Runbook, t.Name, t.Name)
 	}
 	var evs []runbook.Event
-	for ev, err := range st.AllEvents(ctx, run.ID, 0) {
+	for ev, err := range st.StateEvents(ctx, run.ID, 0) {
 		if err != nil {
 			cleanup()
 			return nil, noop, fmt.Errorf("read the events of run %s: %w", run.ID, err)

@@ -229,7 +229,7 @@ func rehearsalOutputs(ctx context.Context, ws *workspace.Workspace, rel string) 
 		return nil, fmt.Errorf("find the rehearsal's run of %s: %v", rel, err)
 	}
 	state := runbook.NewRunState(runs[0].ID)
-	for ev, err := range st.AllEvents(ctx, runs[0].ID, 0) {
+	for ev, err := range st.StateEvents(ctx, runs[0].ID, 0) {
 		if err != nil {
 			return nil, fmt.Errorf("read the rehearsal's run %s: %w", runs[0].ID, err)
 		}

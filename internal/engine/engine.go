@@ -561,7 +561,7 @@ func (e *Engine) Cancel(runID, actor, reason string) bool {
 // output, it does not keep it), so a log of any size fits in memory.
 func (e *Engine) State(ctx context.Context, runID string) (*runbook.RunState, error) {
 	s := runbook.NewRunState(runID)
-	for ev, err := range e.cfg.Store.AllEvents(ctx, runID, 0) {
+	for ev, err := range e.cfg.Store.StateEvents(ctx, runID, 0) {
 		if err != nil {
 			return nil, fmt.Errorf("read the log of run %s: %w", runID, err)
 		}

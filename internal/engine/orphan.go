@@ -64,7 +64,7 @@ func (r *runner) stopOrphans(ctx context.Context) error {
 	// The last spawn of each interrupted step is the command that was
 	// running; earlier ones ended (a daemon they left is theirs to keep).
 	last := map[string]spawn{}
-	for ev, err := range r.e.cfg.Store.AllEvents(ctx, r.run.ID, 0) {
+	for ev, err := range r.e.cfg.Store.StateEvents(ctx, r.run.ID, 0) {
 		if err != nil {
 			return fmt.Errorf("read the log of run %s: %w", r.run.ID, err)
 		}

@@ -138,4 +138,8 @@ type Event struct {
 	Stream  string            `json:"stream,omitempty"`
 	Text    string            `json:"text,omitempty"`
 	Data    map[string]string `json:"data,omitempty"`
+	// Size is the length of Text of a step.output event read without its
+	// text (store.StateEvents): how much a step printed is all a RunState
+	// keeps of it. Zero otherwise; never stored or sent.
+	Size int64 `json:"-"`
 }

@@ -427,6 +427,9 @@ func (s *RunState) Apply(ev Event) {
 	case EventStepOutput:
 		st := s.step(ev)
 		n := int64(len(ev.Text))
+		if n == 0 {
+			n = ev.Size // read without its text
+		}
 		st.OutputSize += n
 		if h := s.host(st, ev.Host); h != nil {
 			h.OutputSize += n

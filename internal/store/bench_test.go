@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"iter"
 	"math/rand/v2"
 	"os"
 	"strconv"
@@ -137,5 +138,44 @@ func BenchmarkAppendConcurrentRuns(b *testing.B) {
 				wg.Wait()
 			}
 		})
+	}
+}
+
+// BenchmarkRunState derives the state of a run whose step printed 64 MiB
+// (1,024 output events of 64 KiB) as the run page does on every request:
+// from the whole log, and from StateEvents, which leaves the output's
+// bytes in the database.
+//
+//	go test -run '^$' -bench RunState ./internal/store/
+func BenchmarkRunState(b *testing.B) {
+	for _, dialect := range storetest.Dialects {
+		s := storetest.Open(b, dialect)
+		ctx := context.Background()
+		run := benchRun(b, s)
+		text := strings.Repeat(strings.Repeat("x", 99)+"\n", outputChunk/100)
+		for range 1024 {
+			if _, err := s.AppendEvents(ctx, run.ID, runbook.Event{Type: runbook.EventStepOutput, Step: "dump", Stream: "stdout", Text: text}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, read := range []struct {
+			name string
+			all  func(context.Context, string, int64) iter.Seq2[runbook.Event, error]
+		}{{"all-events", s.AllEvents}, {"state-events", s.StateEvents}} {
+			b.Run(dialect+"/"+read.name, func(b *testing.B) {
+				for b.Loop() {
+					st := runbook.NewRunState(run.ID)
+					for ev, err := range read.all(ctx, run.ID, 0) {
+						if err != nil {
+							b.Fatal(err)
+						}
+						st.Apply(ev)
+					}
+					if got := st.Step("dump").OutputSize; got != int64(1024*len(text)) {
+						b.Fatalf("output size %d", got)
+					}
+				}
+			})
+		}
 	}
 }

@@ -286,11 +286,27 @@ func validateEvent(runID string, ev runbook.Event) error {
 // ascending order (limit 0 means DefaultEventLimit; at most MaxEventLimit).
 // Page by passing the last Seq returned. An unknown run has no events.
 func (s *Store) Events(ctx context.Context, runID string, afterSeq int64, limit int) ([]runbook.Event, error) {
+	return s.events(ctx, runID, afterSeq, limit, true)
+}
+
+// events is Events; without output, step.output events come without their
+// text and with its length in Size.
+func (s *Store) events(ctx context.Context, runID string, afterSeq int64, limit int, output bool) ([]runbook.Event, error) {
 	if limit <= 0 {
 		limit = DefaultEventLimit
 	}
 	limit = min(limit, MaxEventLimit)
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, type, step, host, actor, attempt, stream, text, data
+	text := "text, 0"
+	if !output {
+		// The length of a blob is in its record's header: the output
+		// itself is not read.
+		empty, length := "X''", "length(text)"
+		if s.dialect == DialectPostgres {
+			empty, length = "''::bytea", "octet_length(text)"
+		}
+		text = fmt.Sprintf("CASE WHEN type = '%[1]s' THEN %[2]s ELSE text END, CASE WHEN type = '%[1]s' THEN %[3]s ELSE 0 END", runbook.EventStepOutput, empty, length)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, type, step, host, actor, attempt, stream, `+text+`, data
 		FROM events WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, runID, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read events of run %s: %w", runID, mapError(err))
@@ -302,7 +318,7 @@ func (s *Store) Events(ctx context.Context, runID string, afterSeq int64, limit 
 		var at int64
 		var typ, data string
 		var text []byte
-		if err := rows.Scan(&ev.Seq, &at, &typ, &ev.Step, &ev.Host, &ev.Actor, &ev.Attempt, &ev.Stream, &text, &data); err != nil {
+		if err := rows.Scan(&ev.Seq, &at, &typ, &ev.Step, &ev.Host, &ev.Actor, &ev.Attempt, &ev.Stream, &text, &ev.Size, &data); err != nil {
 			return nil, fmt.Errorf("read events of run %s: %w", runID, err)
 		}
 		ev.Time = fromMicros(at)
@@ -323,9 +339,20 @@ func (s *Store) Events(ctx context.Context, runID string, afterSeq int64, limit 
 // time, so a log of any size is read in bounded memory. It stops at the
 // first error, which it yields.
 func (s *Store) AllEvents(ctx context.Context, runID string, afterSeq int64) iter.Seq2[runbook.Event, error] {
+	return s.allEvents(ctx, runID, afterSeq, true)
+}
+
+// StateEvents is AllEvents for deriving a run's state (runbook.RunState):
+// step.output events come without their text, which can be gigabytes, and
+// with its length in Size, all the state keeps of it.
+func (s *Store) StateEvents(ctx context.Context, runID string, afterSeq int64) iter.Seq2[runbook.Event, error] {
+	return s.allEvents(ctx, runID, afterSeq, false)
+}
+
+func (s *Store) allEvents(ctx context.Context, runID string, afterSeq int64, output bool) iter.Seq2[runbook.Event, error] {
 	return func(yield func(runbook.Event, error) bool) {
 		for {
-			page, err := s.Events(ctx, runID, afterSeq, DefaultEventLimit)
+			page, err := s.events(ctx, runID, afterSeq, DefaultEventLimit, output)
 			if err != nil {
 				yield(runbook.Event{}, err)
 				return

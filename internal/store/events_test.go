@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -428,4 +429,54 @@ func TestAppendEventsHonoursLastSeqAhead(t *testing.T) {
 			t.Errorf("append to an unknown run: %v, want ErrNotFound", err)
 		}
 	})
+}
+
+// TestStateEventsLeaveOutputOut: deriving a run's state reads its log
+// without the output's bytes (a step can print gigabytes, and the run page
+// derives the state on every request), yet the state counts every byte.
+// Fault class: a cheap request whose cost grows with what a step printed.
+func TestStateEventsLeaveOutputOut(t *testing.T) {
+	storetest.ForEachDialect(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		run := mustCreate(t, s, runbook.Run{})
+		big := strings.Repeat("x", 1<<20)
+		evs := []runbook.Event{
+			{Type: runbook.EventStepStarted, Step: "a", Attempt: 1, Text: "title"},
+			{Type: runbook.EventStepOutput, Step: "a", Attempt: 1, Stream: "stdout", Text: big},
+			{Type: runbook.EventStepOutput, Step: "a", Attempt: 1, Stream: "stderr", Text: "oops\n"},
+			{Type: runbook.EventStepFinished, Step: "a", Attempt: 1, Text: "done", Data: map[string]string{"status": "succeeded"}},
+		}
+		if _, err := s.AppendEvents(ctx, run.ID, evs...); err != nil {
+			t.Fatal(err)
+		}
+		full, lean := runbook.NewRunState(run.ID), runbook.NewRunState(run.ID)
+		for ev, err := range s.AllEvents(ctx, run.ID, 0) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			full.Apply(ev)
+		}
+		var got []runbook.Event
+		for ev, err := range s.StateEvents(ctx, run.ID, 0) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, ev)
+			lean.Apply(ev)
+		}
+		if len(got) != 4 || got[1].Text != "" || got[1].Size != int64(len(big)) || got[2].Size != 5 || got[0].Text != "title" || got[3].Text != "done" || got[0].Size != 0 {
+			t.Fatalf("state events: %+v", summarize(got))
+		}
+		if a, b := full.Step("a").OutputSize, lean.Step("a").OutputSize; a != int64(len(big))+5 || b != a {
+			t.Fatalf("output size from the full log %d, from the state events %d", a, b)
+		}
+	})
+}
+
+func summarize(evs []runbook.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, fmt.Sprintf("%d %s text=%d size=%d", ev.Seq, ev.Type, len(ev.Text), ev.Size))
+	}
+	return out
 }

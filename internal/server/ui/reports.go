@@ -34,7 +34,7 @@ func (h *handlers) postmortem(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var evs []runbook.Event
-	for ev, err := range h.s.Store().AllEvents(ctx, run.ID, 0) {
+	for ev, err := range h.s.Store().StateEvents(ctx, run.ID, 0) {
 		if err != nil {
 			return err
 		}
