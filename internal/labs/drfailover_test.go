@@ -174,11 +174,6 @@ create table lab_check (site text, at timestamptz default now());`)
 	l.host = c.Servers[0]
 
 	// opsbook runs with the client key, and the DNS stand-in first on PATH.
-	home := t.TempDir()
-	must(t, os.MkdirAll(filepath.Join(home, ".ssh"), 0o700))
-	key, err := os.ReadFile(c.ClientKeyFile)
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), key, 0o600))
 	dns := t.TempDir()
 	must(t, os.WriteFile(filepath.Join(dns, "getent"), []byte(fmt.Sprintf(`#!/bin/bash
 # The lab's DNS: %[1]s resolves to the site that is primary.
@@ -192,16 +187,7 @@ if [ "$1" = ahosts ] && [ "$2" = %[1]s ]; then
 fi
 exec /usr/bin/getent "$@"
 `, drLabName, drMainAddr, drDRAddr, d.port)), 0o755))
-	for _, kv := range os.Environ() {
-		switch {
-		case strings.HasPrefix(kv, "HOME="), strings.HasPrefix(kv, "SSH_AUTH_SOCK="), strings.HasPrefix(kv, "OPSBOOK_"):
-		case strings.HasPrefix(kv, "PATH="):
-			l.env = append(l.env, "PATH="+dns+":"+strings.TrimPrefix(kv, "PATH="))
-		default:
-			l.env = append(l.env, kv)
-		}
-	}
-	l.env = append(l.env, "HOME="+home)
+	l.env = clientEnv(t, c.ClientKeyFile, dns)
 	l.opsbook(0, "init")
 	must(t, sshdtest.WriteKnownHosts(filepath.Join(l.dir, "ops", "known_hosts"), c.Servers...))
 	cfg := fmt.Sprintf(`name: lab

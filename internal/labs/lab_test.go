@@ -90,17 +90,7 @@ func newLab(t *testing.T, roles ...string) *lab {
 	l.host = c.Servers[0]
 	must(t, os.MkdirAll(filepath.Join(l.faults, "bin"), 0o755))
 
-	home := t.TempDir()
-	must(t, os.MkdirAll(filepath.Join(home, ".ssh"), 0o700))
-	key, err := os.ReadFile(sshdtest.ClientKey(l.host))
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), key, 0o600))
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "SSH_AUTH_SOCK=") && !strings.HasPrefix(kv, "OPSBOOK_") {
-			l.env = append(l.env, kv)
-		}
-	}
-	l.env = append(l.env, "HOME="+home)
+	l.env = clientEnv(t, sshdtest.ClientKey(l.host), "")
 
 	l.opsbook(0, "init")
 	must(t, os.WriteFile(filepath.Join(l.dir, "ops", "known_hosts"), []byte(l.host.KnownHostsLine()+"\n"), 0o600))
@@ -128,6 +118,30 @@ environments:
 `, h.Address, h.Port, h.User, strings.Join(tags, ", "))
 	must(t, os.WriteFile(filepath.Join(l.dir, "opsbook.yaml"), []byte(cfg), 0o644))
 	return l
+}
+
+// clientEnv is the environment the opsbook binary runs with in a lab: this
+// process's, without the user's HOME, SSH agent and OPSBOOK_ settings,
+// with a HOME whose ssh client key is keyFile (the one the lab's sshd
+// authorises), and with path, when given, first on PATH.
+func clientEnv(t *testing.T, keyFile, path string) []string {
+	t.Helper()
+	home := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(home, ".ssh"), 0o700))
+	key, err := os.ReadFile(keyFile)
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), key, 0o600))
+	var env []string
+	for _, kv := range os.Environ() {
+		switch {
+		case strings.HasPrefix(kv, "HOME="), strings.HasPrefix(kv, "SSH_AUTH_SOCK="), strings.HasPrefix(kv, "OPSBOOK_"):
+		case strings.HasPrefix(kv, "PATH=") && path != "":
+			env = append(env, "PATH="+path+":"+strings.TrimPrefix(kv, "PATH="))
+		default:
+			env = append(env, kv)
+		}
+	}
+	return append(env, "HOME="+home)
 }
 
 // opsbook runs the binary in the workspace; want is the exit status the

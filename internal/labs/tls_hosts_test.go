@@ -6,9 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/opsbook/opsbook/internal/executor/sshexec/sshdtest"
 )
@@ -27,7 +25,6 @@ import (
 // its nginx.
 type webHost struct {
 	name, netns, dir, addr string
-	nginx                  *exec.Cmd
 }
 
 type webLab struct {
@@ -93,17 +90,7 @@ ip -n %[1]s link set %[2]sp up`, h.netns, veth, 10+i, h.addr))
 	}
 	t.Cleanup(c.Stop)
 	l.host = c.Servers[0]
-	home := t.TempDir()
-	must(t, os.MkdirAll(filepath.Join(home, ".ssh"), 0o700))
-	clientKey, err := os.ReadFile(c.ClientKeyFile)
-	must(t, err)
-	must(t, os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519"), clientKey, 0o600))
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "HOME=") && !strings.HasPrefix(kv, "SSH_AUTH_SOCK=") && !strings.HasPrefix(kv, "OPSBOOK_") {
-			l.env = append(l.env, kv)
-		}
-	}
-	l.env = append(l.env, "HOME="+home)
+	l.env = clientEnv(t, c.ClientKeyFile, "")
 	l.opsbook(0, "init")
 	must(t, sshdtest.WriteKnownHosts(filepath.Join(l.dir, "ops", "known_hosts"), c.Servers...))
 	s0, s1 := c.Servers[0].Host, c.Servers[1].Host
@@ -134,48 +121,7 @@ environments:
 // what the runbook installs at the shared path on that host.
 func (w *webLab) startNginx(t *testing.T, h *webHost) {
 	t.Helper()
-	conf := fmt.Sprintf(`daemon off;
-master_process on;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events { worker_connections 64; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body;
-  proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi;
-  uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  server {
-    listen %[2]d ssl;
-    server_name %[3]s;
-    ssl_certificate %[1]s/live.crt;
-    ssl_certificate_key %[1]s/live.key;
-    location / { return 200 "ok from %[4]s\n"; }
-  }
-}
-`, h.dir, w.port, labName, h.name)
-	must(t, os.WriteFile(filepath.Join(h.dir, "nginx.conf"), []byte(conf), 0o644))
-	cmd := exec.Command("ip", "netns", "exec", h.netns, "nginx", "-c", filepath.Join(h.dir, "nginx.conf"), "-p", h.dir, "-e", filepath.Join(h.dir, "error.log"))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	out, err := os.Create(filepath.Join(h.dir, "stderr.log"))
-	must(t, err)
-	cmd.Stdout, cmd.Stderr = out, out
-	must(t, cmd.Start())
-	h.nginx = cmd
-	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGQUIT)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		out.Close()
-	})
+	runNginx(t, h.dir, fmt.Sprint(w.port), "ok from "+h.name, "ip", "netns", "exec", h.netns)
 	waitFor(t, "nginx on "+h.name+" to serve", func() bool {
 		return exec.Command("ip", "netns", "exec", h.netns, "bash", "-c", fmt.Sprintf("exec 3<>/dev/tcp/127.0.0.1/%d", w.port)).Run() == nil
 	})

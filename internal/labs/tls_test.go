@@ -60,6 +60,23 @@ func startNginx(t *testing.T, cert, key string) *nginxLab {
 	dir := t.TempDir()
 	n := &nginxLab{conf: filepath.Join(dir, "nginx.conf"), cert: filepath.Join(dir, "live.crt"), key: filepath.Join(dir, "live.key"), port: freePort(t)}
 	sh(t, fmt.Sprintf("cp %s %s && cp %s %s && chmod 600 %s", cert, n.cert, key, n.key, n.key))
+	runNginx(t, dir, fmt.Sprintf("127.0.0.1:%d", n.port), "ok")
+	waitFor(t, "nginx to listen", func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", n.port))
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	return n
+}
+
+// runNginx starts an nginx whose files are in dir (nginx.conf, which it
+// writes, and live.crt and live.key, which it serves) listening on listen
+// with TLS for labName and answering greeting, under the command wrap
+// when given (ip netns exec …). It stops it when the test ends.
+func runNginx(t *testing.T, dir, listen, greeting string, wrap ...string) {
+	t.Helper()
 	conf := fmt.Sprintf(`daemon off;
 master_process on;
 worker_processes 1;
@@ -74,16 +91,17 @@ http {
   uwsgi_temp_path %[1]s/uwsgi;
   scgi_temp_path %[1]s/scgi;
   server {
-    listen 127.0.0.1:%[2]d ssl;
+    listen %[2]s ssl;
     server_name %[3]s;
-    ssl_certificate %[4]s;
-    ssl_certificate_key %[5]s;
-    location / { return 200 "ok\n"; }
+    ssl_certificate %[1]s/live.crt;
+    ssl_certificate_key %[1]s/live.key;
+    location / { return 200 "%[4]s\n"; }
   }
 }
-`, dir, n.port, labName, n.cert, n.key)
-	must(t, os.WriteFile(n.conf, []byte(conf), 0o644))
-	cmd := exec.Command("nginx", "-c", n.conf, "-p", dir, "-e", filepath.Join(dir, "error.log"))
+`, dir, listen, labName, greeting)
+	must(t, os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644))
+	argv := append(append([]string(nil), wrap...), "nginx", "-c", filepath.Join(dir, "nginx.conf"), "-p", dir, "-e", filepath.Join(dir, "error.log"))
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	out, err := os.Create(filepath.Join(dir, "stderr.log"))
 	must(t, err)
@@ -101,14 +119,6 @@ http {
 		}
 		out.Close()
 	})
-	waitFor(t, "nginx to listen", func() bool {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", n.port))
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return n
 }
 
 // served is the SHA-256 fingerprint of the certificate nginx serves for
