@@ -31,6 +31,10 @@ command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initd
 compgen -G '/usr/lib/postgresql/*/bin/pg_rewind' >/dev/null || need+=(postgresql)
 command -v unshare >/dev/null 2>&1 && command -v runuser >/dev/null 2>&1 || need+=(util-linux)
 command -v mount >/dev/null 2>&1 || need+=(mount)
+# The point-in-time restore lab verifies base backups with pg_verifybackup (postgresql), runs
+# commands as postgres (runuser, above) and damages a table file with perl (perl-base).
+compgen -G '/usr/lib/postgresql/*/bin/pg_verifybackup' >/dev/null || need+=(postgresql)
+command -v perl >/dev/null 2>&1 || need+=(perl-base)
 # The two-host TLS lab gives each web host a network namespace (ip netns, veth) entered with nsenter.
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nsenter >/dev/null 2>&1 || need+=(util-linux)

@@ -69,6 +69,9 @@ corrupt-base-backup)
 archive-stops-after-backup)
   # The archive's disk fills up once the backup is taken.
   touch "$ctl/archive-down" ;;
+backup-wal-missing)
+  # The segment the backup starts in is lost from the archive.
+  rm "@ARCH@/$(sed -n 's/^START WAL LOCATION: .* (file \(.*\))$/\1/p' "$dir/backup_label")" ;;
 esac
 `,
 	"pg_ctl": `#!/bin/bash
@@ -311,7 +314,7 @@ func (p *pitrLab) params(extra ...string) []string {
 		"ARCHIVE_DIR=" + p.archive, "BACKUP_DIR=" + p.backups,
 		"RESTORE_PGDATA=" + p.restore, fmt.Sprintf("RESTORE_PORT=%d", p.restorePort),
 		"PG_BIN=" + p.bin, "PG_SUDO=runuser -u postgres --",
-		"CHECKPOINT=fast", "ARCHIVE_WAIT_SECONDS=5", "RECOVERY_TIMEOUT_SECONDS=30",
+		"CHECKPOINT=fast", "ARCHIVE_WAIT_SECONDS=5", "RECOVERY_TIMEOUT_SECONDS=30", "LOCK_TIMEOUT=2s",
 	}, extra...)
 }
 
@@ -382,6 +385,8 @@ var pitrFaults = [][]struct{ fault, step string }{{
 	{"corrupt-base-backup", "basebackup"},      // a file of the base backup damaged: pg_verifybackup
 	{"archive-stops-after-backup", "target"},   // the target lies past the end of the archived WAL
 	{"copy-corrupted-after-verify", "compare"}, // a row's text changed in the copy, same length, same WAL position
+	{"backup-wal-missing", "basebackup"},       // the segment the backup starts in lost from the archive: pg_verifybackup --wal-directory
+	{"long-transaction", "target"},             // a transaction holding a table's lock longer than LOCK_TIMEOUT
 }, {
 	{"missing-wal-segment", "restore"},  // the target's segment deleted from the archive
 	{"corrupt-wal-segment", "restore"},  // the WAL page holding the restore point overwritten in the archive
@@ -400,7 +405,14 @@ func TestPITRFaults(t *testing.T) {
 			for _, f := range group {
 				p.inject("")
 				p.inject(f.fault)
+				var app *pitrSession
+				if f.fault == "long-transaction" {
+					app = p.openTransaction(t)
+				}
 				out, run := p.run(3, p.task, p.params()...)
+				if app != nil {
+					app.end()
+				}
 				if !strings.Contains(out, "<- ["+f.step+"] failed") {
 					t.Errorf("fault %s: step %s did not fail:\n%s", f.fault, f.step, out)
 				}
@@ -419,6 +431,35 @@ func TestPITRFaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pitrSession is an application's session in the middle of a transaction
+// that wrote to a table and neither commits nor rolls back.
+type pitrSession struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+}
+
+func (p *pitrLab) openTransaction(t *testing.T) *pitrSession {
+	t.Helper()
+	cmd := exec.Command("psql", "-h", "127.0.0.1", "-p", strconv.Itoa(p.primary.port), "-U", "postgres", "-d", "orders", "-Xq")
+	in, err := cmd.StdinPipe()
+	must(t, err)
+	must(t, cmd.Start())
+	s := &pitrSession{cmd: cmd, stdin: in}
+	t.Cleanup(s.end)
+	_, err = io.WriteString(in, "begin;\ninsert into public.lab_writes (what) values ('a long transaction');\n")
+	must(t, err)
+	waitFor(t, "the long transaction to hold its lock", func() bool {
+		return psqlTry(p.primary, "orders", "select count(*) from pg_locks l join pg_class c on c.oid = l.relation where c.relname = 'lab_writes' and l.mode = 'RowExclusiveLock' and l.pid <> pg_backend_pid()") == "1"
+	})
+	return s
+}
+
+func (s *pitrSession) end() {
+	s.stdin.Close()
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
 }
 
 // TestPITRMutants rehearses the runbook with --mutate in its own lab: no
