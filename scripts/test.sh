@@ -49,6 +49,9 @@ if [ ${#need[@]} -gt 0 ]; then
 	fi
 fi
 
+# The major-upgrade lab upgrades PostgreSQL 13 to 15: 13 comes from bullseye (install-pg13.sh).
+if [ "$(id -u)" = 0 ]; then scripts/install-pg13.sh; fi
+
 unformatted=$(gofmt -l cmd internal bench 2>/dev/null || true)
 if [ -n "$unformatted" ]; then
 	echo "test.sh: gofmt would change:" >&2
