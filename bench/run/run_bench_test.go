@@ -7,6 +7,7 @@
 //
 //	go test -run '^$' -bench Overhead -benchtime 10x ./bench/run/
 //	go test -run '^$' -bench OneStep -benchtime 20x ./bench/run/
+//	OPSBOOK_BENCH_BASELINE=/tmp/opsbook-before go test -run '^$' -bench 'Overhead|OneStep' -benchtime 10x ./bench/run/
 //	OPSBOOK_BENCH_OUTPUT_MB=1024 go test -run '^$' -bench Output -benchtime 1x ./bench/run/
 //
 // Figures are printed as benchmark metrics (ms/step, ms/run, MB-peak-rss,
@@ -151,13 +152,38 @@ func runBinaryLoop(b *testing.B, dir string, after func()) (total time.Duration,
 }
 
 // BenchmarkOneStepBinary is the wall time of the built binary running a
-// one-step runbook, repeated like hyperfine (the store exists already).
+// one-step runbook, repeated like hyperfine (the store exists already),
+// with its median wall and CPU time; with OPSBOOK_BENCH_BASELINE, the
+// baseline binary alternates with it.
 func BenchmarkOneStepBinary(b *testing.B) {
 	dir := workspace(b, 1, "true")
 	runBinary(b, dir) // warm-up: creates and migrates the store
-	total, rss := runBinaryLoop(b, dir, nil)
-	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/run")
-	b.ReportMetric(float64(rss)/1024, "MB-peak-rss")
+	baseline := os.Getenv("OPSBOOK_BENCH_BASELINE")
+	var ob, base []sample
+	for b.Loop() {
+		ob = append(ob, runBinaryOnce(b, exec.Command(binary(b), "run", "rb.md", "--env", "dev"), dir))
+		if baseline != "" {
+			base = append(base, runBinaryOnce(b, exec.Command(baseline, "run", "rb.md", "--env", "dev"), dir))
+		}
+	}
+	b.ReportMetric(median(ob, wallOf), "ms/run")
+	b.ReportMetric(median(ob, cpuOf), "cpu-ms/run")
+	b.ReportMetric(median(ob, rssOf), "MB-peak-rss")
+	fmt.Printf("\n| one-step run, %d runs | wall ms | cpu ms | peak RSS MiB |\n|---|---|---|---|\n", len(ob))
+	fmt.Printf("| `opsbook run` | %.1f | %.1f | %.1f |\n", median(ob, wallOf), median(ob, cpuOf), median(ob, rssOf))
+	if len(base) > 0 {
+		fmt.Printf("| baseline `%s` | %.1f | %.1f | %.1f |\n", baseline, median(base, wallOf), median(base, cpuOf), median(base, rssOf))
+	}
+	fmt.Printf("load average at the end: %s\n", loadAverage())
+}
+
+// loadAverage is the first three fields of /proc/loadavg, or "?".
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) >= 3 {
+		return strings.Join(f[:3], " ")
+	}
+	return "?"
 }
 
 // BenchmarkSteps200Binary is the peak RSS of the binary running 200 steps.
@@ -190,7 +216,7 @@ func BenchmarkOutput(b *testing.B) {
 	if _, err := exec.LookPath("script"); err != nil {
 		views = views[:2]
 	}
-	fmt.Printf("\n| output (%d MiB) | view | MB/s | peak RSS MiB |\n|---|---|---|---|\n", mb)
+	fmt.Printf("\n| output (%d MiB) | view | MB/s | peak RSS MiB | load |\n|---|---|---|---|---|\n", mb)
 	for _, in := range inputs {
 		for _, view := range views {
 			b.Run(in.name+"/"+view, func(b *testing.B) {
@@ -206,7 +232,7 @@ func BenchmarkOutput(b *testing.B) {
 				mbps := float64(mb*b.N) / total.Seconds()
 				b.ReportMetric(mbps, "MB/s")
 				b.ReportMetric(float64(rss)/1024, "MB-peak-rss")
-				fmt.Printf("| %s | %s | %.0f | %.1f |\n", in.name, view, mbps, float64(rss)/1024)
+				fmt.Printf("| %s | %s | %.0f | %.1f | %s |\n", in.name, view, mbps, float64(rss)/1024, loadAverage())
 			})
 		}
 	}
@@ -254,19 +280,25 @@ func BenchmarkOverhead(b *testing.B) {
 				shell = "sh"
 			}
 			loop := fmt.Sprintf("i=0; while [ $i -lt %d ]; do sh -c true; i=$((i+1)); done", steps)
-			var floor, ob []sample
+			var floor, ob, base []sample
+			measure := []func(){
+				func() { floor = append(floor, runBinaryOnce(b, exec.Command(shell, "-c", loop), dir)) },
+				func() {
+					ob = append(ob, runBinaryOnce(b, exec.Command(binary(b), "run", "rb.md", "--env", "dev"), dir))
+				},
+			}
+			baseline := os.Getenv("OPSBOOK_BENCH_BASELINE")
+			if baseline != "" {
+				runBinaryOnce(b, exec.Command(baseline, "run", "rb.md", "--env", "dev"), dir)
+				measure = append(measure, func() {
+					base = append(base, runBinaryOnce(b, exec.Command(baseline, "run", "rb.md", "--env", "dev"), dir))
+				})
+			}
 			i := 0
 			for b.Loop() {
-				measureFloor := func() { floor = append(floor, runBinaryOnce(b, exec.Command(shell, "-c", loop), dir)) }
-				measureOpsbook := func() {
-					ob = append(ob, runBinaryOnce(b, exec.Command(binary(b), "run", "rb.md", "--env", "dev"), dir))
-				}
-				if i%2 == 0 {
-					measureFloor()
-					measureOpsbook()
-				} else {
-					measureOpsbook()
-					measureFloor()
+				// Each iteration starts with the next one in turn.
+				for j := range measure {
+					measure[(i+j)%len(measure)]()
 				}
 				i++
 			}
@@ -285,6 +317,12 @@ func BenchmarkOverhead(b *testing.B) {
 			fmt.Printf("| floor: %s loop of `sh -c true` | %.3f | %.3f | %.1f | %.1f |\n", shell, fw, fc, frss, median(floor, writtenOf)/n)
 			fmt.Printf("| `opsbook run` (SQLite, durable) | %.3f | %.3f | %.1f | %.1f |\n", ow, oc, orss, written)
 			fmt.Printf("| overhead per step (ratio) | %.3f (%.2f×) | %.3f (%.2f×) | | |\n", ow-fw, ow/fw, oc-fc, oc/fc)
+			if len(base) > 0 {
+				bw, bc := median(base, wallOf)/n, median(base, cpuOf)/n
+				fmt.Printf("| baseline `%s` | %.3f | %.3f | %.1f | %.1f |\n", baseline, bw, bc, median(base, rssOf), median(base, writtenOf)/n)
+				fmt.Printf("| baseline overhead per step (ratio) | %.3f (%.2f×) | %.3f (%.2f×) | | |\n", bw-fw, bw/fw, bc-fc, bc/fc)
+			}
+			fmt.Printf("load average at the end: %s\n", loadAverage())
 		})
 	}
 }
