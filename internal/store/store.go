@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -259,6 +260,9 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("migrate store: %w", err)
 	}
+	if s.dialect == DialectSQLite && s.sqliteUpToDate(ctx, dir) {
+		return nil
+	}
 	var opts []goose.ProviderOption
 	gooseDialect := goose.DialectSQLite3
 	if s.dialect == DialectPostgres {
@@ -289,6 +293,43 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("migrate store: %w", err)
 	}
 	return nil
+}
+
+// sqliteUpToDate reports whether goose's table records every embedded
+// migration as applied (the last row of each version says so): the
+// common case of an existing store, told by one query. Otherwise, and on
+// any error (no table yet), goose's provider decides, under the
+// directory lock.
+func (s *Store) sqliteUpToDate(ctx context.Context, dir fs.FS) bool {
+	names, err := fs.Glob(dir, "*.sql")
+	if err != nil || len(names) == 0 {
+		return false
+	}
+	applied := map[int64]bool{}
+	rows, err := s.db.QueryContext(ctx, `SELECT version_id, is_applied FROM goose_db_version ORDER BY id`)
+	if err != nil {
+		return false
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v int64
+		var ok bool
+		if err := rows.Scan(&v, &ok); err != nil {
+			return false
+		}
+		applied[v] = ok
+	}
+	if rows.Err() != nil {
+		return false
+	}
+	for _, name := range names {
+		prefix, _, _ := strings.Cut(name, "_")
+		v, err := strconv.ParseInt(prefix, 10, 64)
+		if err != nil || !applied[v] {
+			return false
+		}
+	}
+	return true
 }
 
 // migrateSQLite applies pending migrations through a connection of their
