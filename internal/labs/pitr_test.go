@@ -204,8 +204,9 @@ func newPITRLab(t *testing.T) *pitrLab {
 	must(t, os.WriteFile(filepath.Join(p.ctl, "digest.sql"), []byte(pitrDigestSQL), 0o644))
 	p.inject("")
 
-	// The primary: archive_command copies each segment once, and fails
-	// while ctl/archive-down exists.
+	// The primary: archive_command copies each segment once, fails while
+	// ctl/archive-down exists, and copies only the first 8 kB of a segment
+	// (and succeeds) while ctl/archive-truncates exists.
 	data := filepath.Join(primaryDir, "data")
 	// 1 MB WAL segments: the runbook reads the size, and the lab copies
 	// sixteen times less into its archive.
@@ -217,8 +218,8 @@ fsync = off
 max_connections = 40
 shared_buffers = 16MB
 archive_mode = on
-archive_command = 'test ! -e %s/archive-down && test ! -f %s/%%f && cp %%p %s/%%f'
-`, primaryDir, p.ctl, p.archive, p.archive))
+archive_command = 'test ! -e %[2]s/archive-down && test ! -f %[3]s/%%f && if test -e %[2]s/archive-truncates; then head -c 8192 %%p > %[3]s/%%f; else cp %%p %[3]s/%%f; fi'
+`, primaryDir, p.ctl, p.archive))
 	for attempt := 0; ; attempt++ {
 		p.primary = pgConn{"127.0.0.1", freePortOn(t, "127.0.0.1")}
 		if err := p.startPrimary(data, primaryDir); err == nil {
@@ -302,8 +303,9 @@ func (p *pitrLab) inject(fault string) {
 	switch fault {
 	case "":
 		os.Remove(filepath.Join(p.ctl, "archive-down"))
-	case "archive-down":
-		must(p.t, os.WriteFile(filepath.Join(p.ctl, "archive-down"), nil, 0o644))
+		os.Remove(filepath.Join(p.ctl, "archive-truncates"))
+	case "archive-down", "archive-truncates":
+		must(p.t, os.WriteFile(filepath.Join(p.ctl, fault), nil, 0o644))
 	}
 }
 
@@ -382,6 +384,7 @@ func TestPITRLab(t *testing.T) {
 // archive_command inject them by name.
 var pitrFaults = [][]struct{ fault, step string }{{
 	{"archive-down", "archive-check"},          // archive_command fails: no segment is ever archived
+	{"archive-truncates", "archive-check"},     // archive_command succeeds but keeps only the first 8 kB of each segment
 	{"corrupt-base-backup", "basebackup"},      // a file of the base backup damaged: pg_verifybackup
 	{"archive-stops-after-backup", "target"},   // the target lies past the end of the archived WAL
 	{"copy-corrupted-after-verify", "compare"}, // a row's text changed in the copy, same length, same WAL position
