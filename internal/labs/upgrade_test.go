@@ -2,7 +2,6 @@ package labs
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/opsbook/opsbook/internal/executor/sshexec/sshdtest"
-	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/testbin"
 )
 
@@ -51,7 +49,6 @@ type upgradeLab struct {
 	approver []string // the environment of the gates' second approver
 	appStop  chan struct{}
 	appDone  chan struct{}
-	runIDs   []string // the runs made, for the cleanup
 }
 
 // newUpgradeLab creates a PostgreSQL 13 cluster with postgresql-common,
@@ -83,6 +80,7 @@ func newUpgradeLab(t *testing.T) *upgradeLab {
 	u := &upgradeLab{base: base}
 	u.port = freePortOn(t, "127.0.0.1")
 	u.cluster = fmt.Sprintf("lab%d", u.port)
+	t.Cleanup(func() { u.cleanup(t) })
 	u.hostEnv = []string{"PG_CLUSTER_CONF_ROOT=" + filepath.Join(base, "conf"), "PGSYSCONFDIR=" + filepath.Join(base, "etc")}
 	for _, d := range []string{"conf", "etc", "data"} {
 		must(t, os.Mkdir(filepath.Join(base, d), 0o755))
@@ -101,7 +99,6 @@ fsync = off
 shared_buffers = 16MB
 wal_level = logical
 `, base)), 0o644))
-	t.Cleanup(func() { u.cleanup(t) })
 
 	u.pgc(t, "pg_createcluster", upgOldVersion, u.cluster, "-p", strconv.Itoa(u.port))
 	must(t, os.WriteFile(filepath.Join(u.confDir(upgOldVersion), "conf.d", "app.conf"), []byte(upgConfD), 0o644))
@@ -120,7 +117,9 @@ insert into billing.invoices select i, i, i % 3 = 0 from generate_series(1, 5000
 create view big_orders as select * from orders where amount > 1000;
 create materialized view revenue as select customer, sum(amount) from orders group by customer;
 create table daily (day date primary key, total numeric);
-insert into daily select d::date, 100 from generate_series(date '2024-01-01', date '2024-12-31', interval '1 day') d;`)
+insert into daily select d::date, 100 from generate_series(date '2024-01-01', date '2024-12-31', interval '1 day') d;
+create table lab (name text);
+insert into lab values ('lab name `+u.cluster+`');`)
 
 	// The lab host: one sshd whose sessions have the fault wrappers first
 	// on PATH and postgresql-common's configuration root.
@@ -155,14 +154,6 @@ environments:
 `, h.Address, h.Port, h.User)), 0o644))
 	u.lab = l
 	u.task = l.newTask(upgTaskPrompt, "postgres-major-upgrade")
-	t.Cleanup(func() { // before the workspace is removed
-		var runs []runbook.Run
-		if json.Unmarshal([]byte(l.opsbook(-1, "runs", "-o", "json")), &runs) == nil {
-			for _, r := range runs {
-				u.runIDs = append(u.runIDs, r.ID)
-			}
-		}
-	})
 
 	// The second approver of the two-approver gates: another person (git's
 	// user.email), deciding from another terminal, as in the DR lab.
@@ -399,9 +390,14 @@ func (u *upgradeLab) cleanup(t *testing.T) {
 		found, _ := filepath.Glob(pattern)
 		leftovers = append(leftovers, found...)
 	}
-	// The rollback's data-recovery dumps (rollback-15-<run id>.sql).
-	for _, id := range u.runIDs {
-		leftovers = append(leftovers, "/var/lib/postgresql/rollback-"+upgNewVersion+"-"+id+".sql")
+	// The rollback's data-recovery dumps (rollback-15-<run id>.sql), of
+	// this lab's runs and of its mutants' (whose runs no store keeps):
+	// those that hold this lab's name.
+	dumps, _ := filepath.Glob("/var/lib/postgresql/rollback-" + upgNewVersion + "-*.sql")
+	for _, f := range dumps {
+		if b, err := os.ReadFile(f); err == nil && strings.Contains(string(b), "lab name "+u.cluster) {
+			leftovers = append(leftovers, f)
+		}
 	}
 	for _, f := range append(leftovers, u.base) {
 		os.RemoveAll(f)
