@@ -27,7 +27,9 @@ fail() { echo "install-pg13.sh: $*" >&2; exit 1; }
 [ -d /usr/lib/postgresql ] || fail "/usr/lib/postgresql is missing: install Debian's postgresql (and postgresql-common) first"
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v patchelf >/dev/null 2>&1; then
-	apt-get install -y -qq --no-install-recommends patchelf >/dev/null || fail "cannot install patchelf"
+	{ apt-get install -y -qq --no-install-recommends patchelf >/dev/null 2>&1 ||
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends patchelf >/dev/null; }; } ||
+		fail "cannot install patchelf"
 fi
 
 work=$(mktemp -d)
