@@ -238,6 +238,13 @@ func (e *Engine) checkPlan(p *Plan) (map[string]string, error) {
 			return nil, &ParamsError{Err: err}
 		}
 	}
+	for _, d := range p.documents() {
+		for _, s := range d.Steps {
+			if b, check := runbook.UnrunCheck(s); b != nil {
+				return nil, &DocumentError{Err: fmt.Errorf("%s:%d:%d: %s", d.Path, b.Pos.Line, b.Pos.Col, runbook.UnrunCheckMessage(s, check))}
+			}
+		}
+	}
 	seen := map[string]bool{}
 	for _, s := range p.Document.Steps {
 		if seen[s.ID] {

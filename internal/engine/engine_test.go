@@ -816,3 +816,21 @@ func TestFailedRollbackIsNotRolledBack(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckUnderManualStepIsRefused: a verify block under a manual step
+// was silently skipped, so a session check let a connected client through
+// a major upgrade. The engine refuses the document before anything runs,
+// naming the block. Fault class: a check that never runs.
+func TestCheckUnderManualStepIsRefused(t *testing.T) {
+	h := newHarness(t)
+	d := h.doc("rb.md", "", step("First", "sh {id=first}", "echo ran >> order")+
+		"### Stop the apps\n\n```manual {id=stop}\nStop every client.\n```\n\n```sh {verify}\nexit 1\n```\n\n")
+	_, err := h.eng.Start(context.Background(), h.plan(d, nil), StartOptions{Actor: "t"})
+	var de *DocumentError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), `the verify block of step "stop" never runs`) {
+		t.Fatalf("Start: err = %v, want a DocumentError naming the unrun verify", err)
+	}
+	if h.read("order") != "" {
+		t.Fatalf("a step ran: %q", h.read("order"))
+	}
+}

@@ -106,6 +106,13 @@ func TestRules(t *testing.T) {
 			fail: map[string]string{"doc.md": runbookDoc("", "### Wait\n\n```sh {until}\ncurl -fsS http://localhost/healthz || true\n```\n\n")},
 			pass: map[string]string{"doc.md": runbookDoc("", "### Wait\n\n```sh {until}\ncurl -fsS http://localhost/healthz\n```\n\n")},
 			want: "this check ends with `curl -fsS http://localhost/healthz || true`", line: 24},
+		// Fault: a check under a manual step, which the engine never ran
+		// (the major-upgrade runbook's session check went through a
+		// connected client this way).
+		{rule: "check-never-runs",
+			fail: map[string]string{"doc.md": runbookDoc("", okStep+"### Stop the apps\n\n```manual\nStop every client.\n```\n\n```sh {verify}\ntest \"$(psql -XAtc 'select count(*) from pg_stat_activity')\" -eq 1\n```\n\n")},
+			pass: map[string]string{"doc.md": runbookDoc("", okStep+"### Stop the apps\n\n```manual\nStop every client.\n```\n\n### No sessions\n\n```sh {verify=none reason=\"the action is the check\"}\ntest \"$(psql -XAtc 'select count(*) from pg_stat_activity')\" -eq 1\n```\n\n")},
+			want: "the verify block of step \"stop-the-apps\" never runs: it is a manual step", line: 37},
 		{rule: "missing-kind",
 			fail: map[string]string{"doc.md": "# Notes\n"},
 			pass: map[string]string{"doc.md": "---\nkind: checklist\n---\n## Pre-execution checklist\n## Execution steps\n## Sign-off\n"},

@@ -37,6 +37,7 @@ var Rules = []Rule{
 	{"duplicate-step-id", runbook.SeverityError, "Two steps have the same id."},
 	{"step-without-action", runbook.SeverityError, "A step has no action, manual instruction, gate or call."},
 	{"check-cannot-fail", runbook.SeverityError, "A verify or until block ends in a command that always succeeds (echo, true, … || true), or an expect block's text is printed by the action itself (a warning when the step has another check that can fail)."},
+	{"check-never-runs", runbook.SeverityError, "A verify, expect or until block belongs to a manual, gate or call step, whose checks opsbook does not run (the engine refuses such a document too)."},
 	{"step-without-check", runbook.SeverityWarning, "A runbook without a verification checkpoints section has a command step with no verify, expect or until block."},
 	{"step-without-verification", runbook.SeverityError, "A command step has no verification and does not say why (verify=none reason=…)."},
 	{"unknown-variable", runbook.SeverityWarning, "A command uses $NAME that nothing provides."},

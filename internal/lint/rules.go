@@ -177,6 +177,9 @@ func (l *linter) steps() {
 			continue
 		}
 		l.verification(s, primary)
+		if b, check := runbook.UnrunCheck(s); b != nil {
+			l.errorf(b.Pos, "check-never-runs", "%s", runbook.UnrunCheckMessage(s, check))
+		}
 		l.checksCanFail(s)
 		l.fanoutPolicy(s, primary)
 		if s.Target != "" && !declared[s.Target] {

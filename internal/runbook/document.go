@@ -8,6 +8,7 @@
 package runbook
 
 import (
+	"fmt"
 	"time"
 )
 
@@ -254,6 +255,37 @@ func (s *Step) Primary() *Block {
 		return s.Call
 	}
 	return s.Until
+}
+
+// UnrunCheck is a verify, expect or until block of s that opsbook never
+// runs, and which of the three it is: checks belong to an action, and a
+// manual, gate or call step has none. nil when every check of s runs.
+func UnrunCheck(s Step) (*Block, string) {
+	if s.Action != nil || (s.Manual == nil && s.Gate == nil && s.Call == nil) {
+		return nil, ""
+	}
+	for _, c := range []struct {
+		b    *Block
+		name string
+	}{{s.Verify, "verify"}, {s.Expect, "expect"}, {s.Until, "until"}} {
+		if c.b != nil {
+			return c.b, c.name
+		}
+	}
+	return nil, ""
+}
+
+// UnrunCheckMessage says why check, UnrunCheck(s), never runs and what to do.
+func UnrunCheckMessage(s Step, check string) string {
+	kind := "call"
+	switch {
+	case s.Manual != nil:
+		kind = "manual"
+	case s.Gate != nil:
+		kind = "gate"
+	}
+	return fmt.Sprintf("the %s block of step %q never runs: it is a %s step, and checks belong to a command; make the check a step of its own after it (an sh step whose command is the check, with verify=none reason=\"the action is the check\")",
+		check, s.ID, kind)
 }
 
 // Attr is one key or key=value pair of a fence's info string.
