@@ -190,21 +190,9 @@ exec /usr/bin/getent "$@"
 	l.env = clientEnv(t, c.ClientKeyFile, dns)
 	l.opsbook(0, "init")
 	must(t, sshdtest.WriteKnownHosts(filepath.Join(l.dir, "ops", "known_hosts"), c.Servers...))
-	cfg := fmt.Sprintf(`name: lab
-lang: en
-projects:
-  - name: lab
-    runbooks: ["ops/runbooks/*.md", "ops/active/**/*-runbook.md"]
-environments:
-  - name: staging
-    known_hosts: ops/known_hosts
-    hosts:
-      - {name: main-db, address: %[1]s, port: %[2]d, user: %[3]s, tags: {role: db, site: main}}
-      - {name: dr-db, address: %[1]s, port: %[4]d, user: %[3]s, tags: {role: db, site: dr}}
-  - name: production
-    protected: true
-`, c.Servers[0].Host.Address, c.Servers[0].Host.Port, c.Servers[0].Host.User, c.Servers[1].Host.Port)
-	must(t, os.WriteFile(filepath.Join(l.dir, "opsbook.yaml"), []byte(cfg), 0o644))
+	h0 := c.Servers[0].Host
+	l.writeConfig(fmt.Sprintf("{name: main-db, address: %s, port: %d, user: %s, tags: {role: db, site: main}}", h0.Address, h0.Port, h0.User),
+		fmt.Sprintf("{name: dr-db, address: %s, port: %d, user: %s, tags: {role: db, site: dr}}", h0.Address, c.Servers[1].Host.Port, h0.User))
 	d.lab = l
 	d.task = l.newTask(drTaskPrompt, "postgres-dr-failover")
 	// The second approver of the two-approver gates: another person (git's

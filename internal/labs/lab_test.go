@@ -103,7 +103,17 @@ func newLab(t *testing.T, roles ...string) *lab {
 		tags = append(tags, key+": "+r)
 	}
 	h := l.host.Host
-	cfg := fmt.Sprintf(`name: lab
+	l.writeConfig(fmt.Sprintf("{name: lab1, address: %s, port: %d, user: %s, tags: {%s}}", h.Address, h.Port, h.User, strings.Join(tags, ", ")))
+	return l
+}
+
+// writeConfig writes the lab workspace's opsbook.yaml: a staging
+// environment with hosts (one inventory entry each, as YAML flow
+// mappings) trusted through ops/known_hosts, and a protected production.
+func (l *lab) writeConfig(hosts ...string) {
+	l.t.Helper()
+	var b strings.Builder
+	b.WriteString(`name: lab
 lang: en
 projects:
   - name: lab
@@ -112,12 +122,12 @@ environments:
   - name: staging
     known_hosts: ops/known_hosts
     hosts:
-      - {name: lab1, address: %s, port: %d, user: %s, tags: {%s}}
-  - name: production
-    protected: true
-`, h.Address, h.Port, h.User, strings.Join(tags, ", "))
-	must(t, os.WriteFile(filepath.Join(l.dir, "opsbook.yaml"), []byte(cfg), 0o644))
-	return l
+`)
+	for _, h := range hosts {
+		b.WriteString("      - " + h + "\n")
+	}
+	b.WriteString("  - name: production\n    protected: true\n")
+	must(l.t, os.WriteFile(filepath.Join(l.dir, "opsbook.yaml"), []byte(b.String()), 0o644))
 }
 
 // clientEnv is the environment the opsbook binary runs with in a lab: this

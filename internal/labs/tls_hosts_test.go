@@ -94,21 +94,8 @@ ip -n %[1]s link set %[2]sp up`, h.netns, veth, 10+i, h.addr))
 	l.opsbook(0, "init")
 	must(t, sshdtest.WriteKnownHosts(filepath.Join(l.dir, "ops", "known_hosts"), c.Servers...))
 	s0, s1 := c.Servers[0].Host, c.Servers[1].Host
-	cfg := fmt.Sprintf(`name: lab
-lang: en
-projects:
-  - name: lab
-    runbooks: ["ops/runbooks/*.md", "ops/active/**/*-runbook.md"]
-environments:
-  - name: staging
-    known_hosts: ops/known_hosts
-    hosts:
-      - {name: web1, address: %[1]s, port: %[2]d, user: %[3]s, tags: {role: web}}
-      - {name: web2, address: %[1]s, port: %[4]d, user: %[3]s, tags: {role: web}}
-  - name: production
-    protected: true
-`, s0.Address, s0.Port, s0.User, s1.Port)
-	must(t, os.WriteFile(filepath.Join(l.dir, "opsbook.yaml"), []byte(cfg), 0o644))
+	l.writeConfig(fmt.Sprintf("{name: web1, address: %s, port: %d, user: %s, tags: {role: web}}", s0.Address, s0.Port, s0.User),
+		fmt.Sprintf("{name: web2, address: %s, port: %d, user: %s, tags: {role: web}}", s1.Address, s1.Port, s1.User))
 	w.lab = l
 	for _, h := range w.hosts {
 		w.startNginx(t, h)

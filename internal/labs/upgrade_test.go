@@ -139,19 +139,7 @@ insert into lab values ('lab name `+u.cluster+`');`)
 	l.opsbook(0, "init")
 	must(t, os.WriteFile(filepath.Join(l.dir, "ops", "known_hosts"), []byte(l.host.KnownHostsLine()+"\n"), 0o600))
 	h := l.host.Host
-	must(t, os.WriteFile(filepath.Join(l.dir, "opsbook.yaml"), []byte(fmt.Sprintf(`name: lab
-lang: en
-projects:
-  - name: lab
-    runbooks: ["ops/runbooks/*.md", "ops/active/**/*-runbook.md"]
-environments:
-  - name: staging
-    known_hosts: ops/known_hosts
-    hosts:
-      - {name: db1, address: %s, port: %d, user: %s, tags: {role: db, primary: "true"}}
-  - name: production
-    protected: true
-`, h.Address, h.Port, h.User)), 0o644))
+	l.writeConfig(fmt.Sprintf(`{name: db1, address: %s, port: %d, user: %s, tags: {role: db, primary: "true"}}`, h.Address, h.Port, h.User))
 	u.lab = l
 	u.task = l.newTask(upgTaskPrompt, "postgres-major-upgrade")
 
