@@ -220,10 +220,6 @@ func (e *Engine) checkPlan(p *Plan) (map[string]string, error) {
 	if p == nil || p.Document == nil {
 		return nil, errors.New("no runbook to run")
 	}
-	if len(p.Document.Steps) == 0 {
-		return nil, &DocumentError{Err: fmt.Errorf("%s has no steps, so a run would do nothing and report success: put each block under an H3 step heading in the %q section (opsbook lint shows where)",
-			p.Document.Path, stepsTitle(p.Document))}
-	}
 	params, err := runbook.ResolveParams(p.Document.Front.Params, p.Params)
 	if err != nil {
 		return nil, &ParamsError{Err: err}
@@ -238,7 +234,13 @@ func (e *Engine) checkPlan(p *Plan) (map[string]string, error) {
 			return nil, &ParamsError{Err: err}
 		}
 	}
+	// A check on every document the run may execute: the runbook, its
+	// rollback, the runbooks it calls.
 	for _, d := range p.documents() {
+		if len(d.Steps) == 0 {
+			return nil, &DocumentError{Err: fmt.Errorf("%s has no steps, so running it would do nothing and report success: put each block under an H3 step heading in the %q section (opsbook lint shows where)",
+				d.Path, stepsTitle(d))}
+		}
 		for _, s := range d.Steps {
 			if b, check := runbook.UnrunCheck(s); b != nil {
 				return nil, &DocumentError{Err: fmt.Errorf("%s:%d:%d: %s", d.Path, b.Pos.Line, b.Pos.Col, runbook.UnrunCheckMessage(s, check))}

@@ -782,6 +782,20 @@ func TestNoStepsIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "has no steps") {
 		t.Fatalf("Start of a document without steps: err = %v, want a refusal naming the missing steps", err)
 	}
+
+	// The same for the rollback document: a rollback whose steps sit
+	// under the runbook's heading ("## Steps") runs nothing, and the run
+	// would end rolled_back as if it had undone the change.
+	p := h.plan(h.doc("rb2.md", "rollback: undo.md\n", step("Change", "sh {id=change on_fail=rollback}", "exit 1")), nil)
+	p.Rollback = h.doc("undo.md", "kind: rollback\ntitle: Undo\n", "")
+	if len(p.Rollback.Steps) != 0 {
+		t.Fatalf("the rollback has %d steps, want none", len(p.Rollback.Steps))
+	}
+	_, err = h.eng.Start(context.Background(), p, StartOptions{Actor: "t"})
+	var de *DocumentError
+	if !errors.As(err, &de) || !strings.Contains(err.Error(), "undo.md has no steps") {
+		t.Fatalf("Start with a rollback without steps: err = %v, want a DocumentError naming undo.md", err)
+	}
 }
 
 // TestFailedRollbackIsNotRolledBack: a step fails, the rollback runs and
