@@ -88,7 +88,8 @@ rehearsal failed, a mutant survived, or a mutant could not reach its step;
 			if mutate && output == "json" {
 				re.stdout = e.stderr
 			}
-			if _, err := runLocal(ctx, &re, ws, p, rel, params, localRun{output: runOut, yes: yes}); err != nil {
+			rehearsal, err := runLocal(ctx, &re, ws, p, rel, params, localRun{output: runOut, yes: yes})
+			if err != nil {
 				if mutate {
 					fmt.Fprintln(e.stderr, "opsbook: the rehearsal itself did not succeed, so its mutants would prove nothing; fix the runbook or the environment first")
 				}
@@ -97,7 +98,7 @@ rehearsal failed, a mutant survived, or a mutant could not reach its step;
 			if !mutate {
 				return nil
 			}
-			rep, err := mutateRunbook(ctx, e, ws, p, output == "text")
+			rep, err := mutateRunbook(ctx, e, ws, p, rehearsal.ID, output == "text")
 			if err != nil {
 				return err
 			}
@@ -216,22 +217,18 @@ func mutant(d *runbook.Document, i int, outputs map[string]string) *runbook.Docu
 // shellQuote quotes v for sh as one word.
 func shellQuote(v string) string { return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'" }
 
-// rehearsalOutputs are the outputs each step of the workspace's last run of
-// rel published, by step id.
-func rehearsalOutputs(ctx context.Context, ws *workspace.Workspace, rel string) (map[string]map[string]string, error) {
+// rehearsalOutputs are the outputs each step of the rehearsal (run id, in
+// the workspace's store) published, by step id.
+func rehearsalOutputs(ctx context.Context, ws *workspace.Workspace, id string) (map[string]map[string]string, error) {
 	st, err := openState(ctx, ws)
 	if err != nil {
 		return nil, err
 	}
 	defer st.Close()
-	runs, err := st.ListRuns(ctx, store.RunFilter{Runbook: rel, Limit: 1})
-	if err != nil || len(runs) == 0 {
-		return nil, fmt.Errorf("find the rehearsal's run of %s: %v", rel, err)
-	}
-	state := runbook.NewRunState(runs[0].ID)
-	for ev, err := range st.StateEvents(ctx, runs[0].ID, 0) {
+	state := runbook.NewRunState(id)
+	for ev, err := range st.StateEvents(ctx, id, 0) {
 		if err != nil {
-			return nil, fmt.Errorf("read the rehearsal's run %s: %w", runs[0].ID, err)
+			return nil, fmt.Errorf("read the rehearsal's run %s: %w", id, err)
 		}
 		state.Apply(ev)
 	}
@@ -246,7 +243,7 @@ func rehearsalOutputs(ctx context.Context, ws *workspace.Workspace, rel string) 
 
 // mutateRunbook restores the environment with the rollback document, then
 // runs one mutant per checked step in a throwaway store.
-func mutateRunbook(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Plan, text bool) (*mutationReport, error) {
+func mutateRunbook(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Plan, rehearsal string, text bool) (*mutationReport, error) {
 	dir, err := os.MkdirTemp("", "opsbook-mutants-")
 	if err != nil {
 		return nil, err
@@ -288,7 +285,7 @@ func mutateRunbook(ctx context.Context, e *env, ws *workspace.Workspace, p *engi
 	if err := restore("the rehearsal"); err != nil {
 		return nil, err
 	}
-	outputs, err := rehearsalOutputs(ctx, ws, p.Runbook)
+	outputs, err := rehearsalOutputs(ctx, ws, rehearsal)
 	if err != nil {
 		return nil, err
 	}

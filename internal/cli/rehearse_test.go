@@ -72,10 +72,7 @@ func TestRehearseMutateRealChecksNoSurvivors(t *testing.T) {
 	if code != ExitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
-	var rep mutationReport
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
+	rep := parseReport(t, out)
 	if len(rep.Mutants) != 4 {
 		t.Fatalf("mutants: %+v", rep.Mutants)
 	}
@@ -126,10 +123,7 @@ func TestRehearseMutateWithoutRollbackReportsUnreachedStep(t *testing.T) {
 	if code != ExitFailed {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
-	var rep mutationReport
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
+	rep := parseReport(t, out)
 	if len(rep.Mutants) != 2 || rep.Mutants[0].Result != mutantSurvived || rep.Mutants[1].Result != mutantNoReach ||
 		!strings.Contains(rep.Mutants[1].Detail, "step make failed") {
 		t.Errorf("mutants: %+v", rep.Mutants)
@@ -157,12 +151,19 @@ func TestRehearseMutateStepsWithOutputs(t *testing.T) {
 	if code != ExitFailed {
 		t.Fatalf("exit %d, want %d (publish survives)\n%s\n%s", code, ExitFailed, out, errOut)
 	}
-	var rep mutationReport
-	if err := json.Unmarshal([]byte(out), &rep); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
+	rep := parseReport(t, out)
 	if len(rep.Mutants) != 2 || rep.Mutants[0].Result != mutantKilled || !strings.HasPrefix(rep.Mutants[0].Detail, "verify failed") ||
 		rep.Mutants[1].Result != mutantSurvived {
 		t.Errorf("mutants: %+v, want make killed by its verify and publish survived", rep.Mutants)
 	}
+}
+
+// parseReport reads the mutation report `rehearse --mutate -o json` prints.
+func parseReport(t *testing.T, out string) mutationReport {
+	t.Helper()
+	var rep mutationReport
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return rep
 }

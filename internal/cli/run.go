@@ -166,30 +166,31 @@ type localRun struct {
 // runLocal collects the parameters of a loaded plan, admits the run
 // (lifecycle gates, change calendar), executes it in-process with the
 // terminal view and records it in the task's lifecycle: `opsbook run`
-// without --server, and the run that `opsbook rehearse` rehearses.
-func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Plan, rel string, params []string, o localRun) (runbook.RunStatus, error) {
+// without --server, and the run that `opsbook rehearse` rehearses. It
+// returns the run with its final status (no ID: it never started).
+func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Plan, rel string, params []string, o localRun) (runbook.Run, error) {
 	// Who runs it comes from `git config`, a process of its own: it runs
 	// while the parameters are collected and the run is admitted.
 	actorC := make(chan string, 1)
 	go func() { actorC <- lifecycle.Actor(ws.Dir) }()
 	var err error
 	if p.Params, err = collectParams(e, p.Document.Front.Params, params, nil); err != nil {
-		return "", err
+		return runbook.Run{}, err
 	}
 	if _, err := runbook.ResolveParams(p.Document.Front.Params, p.Params); err != nil {
-		return "", badInput("invalid parameters:\n%v", err)
+		return runbook.Run{}, badInput("invalid parameters:\n%v", err)
 	}
 	tr, err := admitTaskRun(e, ws, rel, p.Environment, o.emergency)
 	if err != nil {
-		return "", err
+		return runbook.Run{}, err
 	}
 	if tr == nil {
 		if err := admitStandingRun(e, ws, rel, p.Document, p.Environment, o.emergency); err != nil {
-			return "", err
+			return runbook.Run{}, err
 		}
 	}
 	if err := refuseLocalProtectedGates(p); err != nil {
-		return "", err
+		return runbook.Run{}, err
 	}
 	// Received before the store is opened: from the moment its file is
 	// there until the run is recorded stays as short as it was.
@@ -199,12 +200,12 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 	}
 	st, err := openState(ctx, ws)
 	if err != nil {
-		return "", err
+		return runbook.Run{}, err
 	}
 	defer st.Close()
 	eng, closeSSH, err := newRunEngine(st, ws, p)
 	if err != nil {
-		return "", err
+		return runbook.Run{}, err
 	}
 	defer closeSSH()
 	var id string
@@ -212,7 +213,7 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 	if o.report != nil {
 		id = store.NewRunID()
 		if registered, err = preRegister(ctx, o.report, id, rel, p, o.emergency); err != nil {
-			return "", err
+			return runbook.Run{}, err
 		}
 	}
 	run, err := eng.Start(ctx, p, engine.StartOptions{Actor: actor, From: o.from, Emergency: o.emergency, ID: id})
@@ -220,17 +221,17 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 		var pe *engine.ParamsError
 		var de *engine.DocumentError
 		if errors.As(err, &pe) || errors.As(err, &de) {
-			return "", badInput("%v", err)
+			return runbook.Run{}, badInput("%v", err)
 		}
 		var ge *engine.GuardError
 		if errors.As(err, &ge) {
-			return "", &ExitError{Code: ExitRefused, Err: err}
+			return runbook.Run{}, &ExitError{Code: ExitRefused, Err: err}
 		}
-		return "", err
+		return runbook.Run{}, err
 	}
 	if tr != nil {
 		if err := tr.Started(run); err != nil {
-			return "", err
+			return runbook.Run{}, err
 		}
 	}
 	var more []func(*engine.ExecOptions)
@@ -239,24 +240,24 @@ func runLocal(ctx context.Context, e *env, ws *workspace.Workspace, p *engine.Pl
 		defer unsentHint(context.WithoutCancel(ctx), e, st, run.ID)
 		rep, err := startReporter(ctx, e, st, o.report, run, p)
 		if err != nil {
-			return "", err
+			return runbook.Run{}, err
 		}
 		if registered {
 			if err := st.MarkRunReportRegistered(ctx, run.ID); err != nil {
-				return "", err
+				return runbook.Run{}, err
 			}
 		}
 		defer rep.finish(reportWait())
 		more = append(more, rep.observe)
 	}
 	status, err := drive(ctx, e, eng, run, p, o.output, o.yes, actor, "", false, more...)
+	run.Status = status
 	if tr != nil {
-		run.Status = status
 		if ferr := tr.Finished(run); ferr != nil && err == nil {
 			err = ferr
 		}
 	}
-	return status, err
+	return run, err
 }
 
 func hasStep(d *runbook.Document, id string) bool {
