@@ -38,6 +38,10 @@ func printFanout(w io.Writer, p *engine.Plan) {
 				fmt.Fprintf(w, "  [%s%s] %v\n", d.prefix, s.ID, err)
 				continue
 			}
+			if len(hosts) == 0 {
+				fmt.Fprintf(w, "  [%s%s] skipped: %s\n", d.prefix, s.ID, p.NoHostsText(d.doc, s))
+				continue
+			}
 			policy := engine.StepPolicy(s)
 			fmt.Fprintf(w, "  [%s%s] target %s: %d host(s), parallel %d, batch %s, max_failures %s\n",
 				d.prefix, s.ID, s.Target, len(hosts), policy.Parallel, orText(s.Batch, "all"), orText(s.MaxFailures, "0"))

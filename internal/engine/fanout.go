@@ -27,7 +27,8 @@ func StepPolicy(step *runbook.Step) fanout.Policy {
 // StepHosts resolves where a step of doc runs: nil for the local host, else
 // the inventory hosts its target selects, in inventory order. A target that
 // is not declared or selects no host is an error naming the selector and
-// the environment.
+// the environment — unless the step says no_hosts=skip, when no host is an
+// empty, non-nil list (the step is skipped: see NoHostsText).
 func (p *Plan) StepHosts(doc *runbook.Document, step *runbook.Step) ([]runbook.Host, error) {
 	if step.Target == "" || step.Target == runbook.TargetLocal {
 		return nil, nil
@@ -48,11 +49,27 @@ func (p *Plan) StepHosts(doc *runbook.Document, step *runbook.Step) ([]runbook.H
 			hosts = append(hosts, h)
 		}
 	}
+	if len(hosts) == 0 && step.SkipNoHosts {
+		return []runbook.Host{}, nil
+	}
 	if len(hosts) == 0 {
 		return nil, fmt.Errorf("%s:%d:%d: step %s: target %s (%s) selects no host of environment %s; add hosts with those tags to its inventory in opsbook.yaml, or run in another environment",
 			doc.Path, step.Pos.Line, step.Pos.Col, step.ID, target.Name, selectorText(target.Selector), p.Environment)
 	}
 	return hosts, nil
+}
+
+// NoHostsText is why a step with no_hosts=skip is skipped when its target
+// selects no host, for the log and the plan.
+func (p *Plan) NoHostsText(doc *runbook.Document, step *runbook.Step) string {
+	sel := map[string]string(nil)
+	for _, t := range doc.Front.Targets {
+		if t.Name == step.Target {
+			sel = t.Selector
+		}
+	}
+	return fmt.Sprintf("target %s (%s) selects no host of environment %s, and the step says no_hosts=skip",
+		step.Target, selectorText(sel), p.Environment)
 }
 
 func selectorText(sel map[string]string) string {

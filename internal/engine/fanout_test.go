@@ -194,6 +194,41 @@ func TestTargetWithoutHostsIsRefusedBeforeTheRun(t *testing.T) {
 	}
 }
 
+// TestTargetWithoutHostsSkipsWithNoHostsSkip: no_hosts=skip turns "selects
+// no host" from a refusal into a recorded skip of that step only (e.g. the
+// replicas of a cluster that has none), with the reason in the log; a step
+// of the same run whose target has hosts still runs on them, and a step
+// without the attribute is still refused before the run.
+func TestTargetWithoutHostsSkipsWithNoHostsSkip(t *testing.T) {
+	h, _ := newFanoutHarness(t)
+	doc := h.doc("rb.md", "targets:\n  web: {role: web}\n  replicas: {role: db, primary: \"false\"}\n",
+		step("Rebuild replicas", "sh {id=rebuild target=replicas no_hosts=skip}", `echo "rebuilt $OPSBOOK_HOST" >> log`)+
+		step("Deploy", "sh {id=deploy target=web}", `echo "deployed $OPSBOOK_HOST" >> log`))
+	p := h.plan(doc, nil)
+	p.Hosts = webHosts()
+	status, s := h.run(p, StartOptions{}, ExecOptions{})
+	if status != runbook.RunSucceeded {
+		t.Fatalf("status %s", status)
+	}
+	st := s.Step("rebuild")
+	if st == nil || st.Status != runbook.StepSkipped || !strings.Contains(st.SkipReason, "target replicas (primary=false, role=db) selects no host of environment test, and the step says no_hosts=skip") {
+		t.Fatalf("rebuild: %+v", st)
+	}
+	if log := h.read("log"); strings.Contains(log, "rebuilt") || !strings.Contains(log, "deployed web1") {
+		t.Fatalf("log:\n%s", log)
+	}
+
+	// The same step without the attribute: refused before anything runs.
+	doc = h.doc("rb2.md", "targets:\n  replicas: {role: db, primary: \"false\"}\n",
+		step("Rebuild replicas", "sh {id=rebuild target=replicas}", "true"))
+	p = h.plan(doc, nil)
+	p.Hosts = webHosts()
+	var te *TargetError
+	if _, err := h.eng.Start(context.Background(), p, StartOptions{}); !errors.As(err, &te) {
+		t.Fatalf("Start without no_hosts=skip: %v", err)
+	}
+}
+
 func TestFailedHostsAreRerunOnly(t *testing.T) {
 	t.Run("resume --failed-only", func(t *testing.T) {
 		h, f := newFanoutHarness(t, "web2")

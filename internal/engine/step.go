@@ -150,6 +150,13 @@ func (r *runner) runStep(ctx context.Context, phase string, doc *runbook.Documen
 		}
 		return phaseResult{outcome: outcomeDone}
 	}
+	if hosts, err := r.plan.StepHosts(doc, step); err == nil && hosts != nil && len(hosts) == 0 {
+		// no_hosts=skip: e.g. the replicas of a cluster that has none.
+		if err := r.append(wctx, r.stepEvent(runbook.EventStepSkipped, phase, step, "", 0, withText(r.plan.NoHostsText(doc, step)))); err != nil {
+			return phaseResult{outcome: outcomeFailed, reason: err.Error()}
+		}
+		return phaseResult{outcome: outcomeDone}
+	}
 	return r.execStep(ctx, phase, doc, step, 1, nil)
 }
 
@@ -451,6 +458,12 @@ func (r *runner) attempt(ctx context.Context, phase string, doc *runbook.Documen
 	hosts, err := r.plan.StepHosts(doc, step)
 	if err != nil {
 		return attemptResult{attempt: attempt, exitCode: -1, detail: err.Error()}
+	}
+	if hosts != nil && len(hosts) == 0 {
+		// Only a re-run of a step whose hosts have left the inventory
+		// since gets here (runStep skips the step otherwise): no host is
+		// not a success.
+		return attemptResult{attempt: attempt, exitCode: -1, detail: r.plan.NoHostsText(doc, step)}
 	}
 	if hosts == nil {
 		res, outputs := r.attemptOn(ctx, phase, step, attempt, r.local, false)

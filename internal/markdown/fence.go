@@ -16,7 +16,7 @@ import (
 // step's primary block (see runbook.Step.Primary).
 var (
 	StepAttrs = []string{"id", "target", "timeout", "retries", "backoff", "on_fail", "estimate",
-		"idempotent", "verify", "reason", "outputs", "parallel", "batch", "max_failures"}
+		"idempotent", "verify", "reason", "outputs", "parallel", "batch", "max_failures", "no_hosts"}
 	roleAttrs = map[runbook.BlockRole][]string{
 		runbook.BlockAction: {"errexit"},
 		runbook.BlockVerify: {"verify", "timeout", "errexit"},
@@ -375,6 +375,16 @@ func (p *parser) applyStepAttrs(s *runbook.Step, b *runbook.Block) {
 					s.OnFail = runbook.OnFail(v)
 				}
 			}
+		case "no_hosts":
+			if needValue() {
+				switch v {
+				case "skip":
+					s.SkipNoHosts = true
+				case "fail":
+				default:
+					p.errorf(a.Pos, "bad-attribute-value", "no_hosts=%s is not valid: use no_hosts=skip (the step is skipped when its target selects no host) or no_hosts=fail (the default)", v)
+				}
+			}
 		case "idempotent":
 			switch v {
 			case "", "true":
@@ -441,6 +451,8 @@ func attrExample(key string) string {
 		return "outputs=dump_path,size"
 	case "batch", "max_failures":
 		return key + "=25%"
+	case "no_hosts":
+		return "no_hosts=skip"
 	case "reason":
 		return `reason="read-only step"`
 	}

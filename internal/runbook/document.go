@@ -188,9 +188,10 @@ type Step struct {
 	VerifyNone    string        `json:"verify_none,omitempty"` // the reason given with verify=none
 	Outputs       []string      `json:"outputs,omitempty"`     // names the step promises to publish
 	Parallel      int           `json:"parallel,omitempty"`
-	Batch         string        `json:"batch,omitempty"`        // "25%" or "3"
-	MaxFailures   string        `json:"max_failures,omitempty"` // "1" or "10%"
-	Approvers     int           `json:"approvers,omitempty"`    // gate: distinct approvers needed
+	Batch         string        `json:"batch,omitempty"`         // "25%" or "3"
+	MaxFailures   string        `json:"max_failures,omitempty"`  // "1" or "10%"
+	SkipNoHosts   bool          `json:"skip_no_hosts,omitempty"` // no_hosts=skip: no host selected skips the step
+	Approvers     int           `json:"approvers,omitempty"`     // gate: distinct approvers needed
 	ApproverRoles []string      `json:"approver_roles,omitempty"`
 }
 
