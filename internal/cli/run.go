@@ -582,10 +582,9 @@ func describeEvent(ev runbook.Event, titles map[string]string) string {
 		}
 		return "== run " + d["status"]
 	case runbook.EventStepStarted:
-		t := titles[label]
-		if t == "" {
-			t = titles[ev.Step]
-		}
+		// A host's start (label step@host) has its step's title, of its
+		// phase: a rollback step's, not a main step's of the same id.
+		t := titles[strings.TrimSuffix(label, "@"+ev.Host)]
 		s := fmt.Sprintf("-> [%s] %s", label, t)
 		if ev.Attempt > 1 {
 			s += fmt.Sprintf(" (attempt %d)", ev.Attempt)
@@ -853,6 +852,9 @@ func printSteps(w io.Writer, steps []runbook.Step, from, prefix string) {
 		fmt.Fprintln(w, head)
 		var attrs []string
 		attrs = append(attrs, "target "+orText(s.Target, "local"))
+		if s.SkipNoHosts {
+			attrs = append(attrs, "skipped if it selects no host")
+		}
 		if s.Timeout > 0 {
 			attrs = append(attrs, "timeout "+s.Timeout.String())
 		}

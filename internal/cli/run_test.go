@@ -189,3 +189,23 @@ func TestKillNineAndResume(t *testing.T) {
 		t.Errorf("only %d of %d kills landed mid-run; the test is not testing resume", killedMidRun, iterations)
 	}
 }
+
+// TestStepStartTitleOfItsPhase: a host's start of a rollback step shows the
+// rollback step's title, not the title of a main step with the same id
+// (fault class: a per-host line showing another document's title, or none).
+func TestStepStartTitleOfItsPhase(t *testing.T) {
+	titles := map[string]string{"drop": "Drop the new cluster", "rollback/drop": "Start the old cluster again"}
+	for _, c := range []struct {
+		ev   runbook.Event
+		want string
+	}{
+		{runbook.Event{Type: runbook.EventStepStarted, Step: "drop"}, "-> [drop] Drop the new cluster"},
+		{runbook.Event{Type: runbook.EventStepStarted, Step: "drop", Host: "db1"}, "-> [drop@db1] Drop the new cluster"},
+		{runbook.Event{Type: runbook.EventStepStarted, Step: "drop", Host: "db1", Data: map[string]string{"phase": runbook.PhaseRollback}}, "-> [rollback/drop@db1] Start the old cluster again"},
+		{runbook.Event{Type: runbook.EventStepStarted, Step: "drop", Data: map[string]string{"phase": runbook.PhaseRollback}}, "-> [rollback/drop] Start the old cluster again"},
+	} {
+		if got := describeEvent(c.ev, titles); got != c.want {
+			t.Errorf("describeEvent(%+v) = %q, want %q", c.ev, got, c.want)
+		}
+	}
+}

@@ -62,7 +62,7 @@ func TestNewTaskFromLibrary(t *testing.T) {
 		t.Errorf("runbook not adapted to the task: rollback %q title %q", rb.Front.Rollback, rb.Title)
 	}
 	checklist, _ := os.ReadFile(filepath.Join(dir, task+"-checklist.md"))
-	for _, want := range []string{"`backups-done`", "`rollback-ready`", "| 7 | Upgrade the cluster (`upgrade`) | 30m |"} {
+	for _, want := range []string{"`backups-done`", "`rollback-ready`", "| 8 | Upgrade the cluster (`upgrade`) | 30m |"} {
 		if !strings.Contains(string(checklist), want) {
 			t.Errorf("checklist lacks %q", want)
 		}
