@@ -203,7 +203,7 @@ func TestTargetWithoutHostsSkipsWithNoHostsSkip(t *testing.T) {
 	h, _ := newFanoutHarness(t)
 	doc := h.doc("rb.md", "targets:\n  web: {role: web}\n  replicas: {role: db, primary: \"false\"}\n",
 		step("Rebuild replicas", "sh {id=rebuild target=replicas no_hosts=skip}", `echo "rebuilt $OPSBOOK_HOST" >> log`)+
-		step("Deploy", "sh {id=deploy target=web}", `echo "deployed $OPSBOOK_HOST" >> log`))
+			step("Deploy", "sh {id=deploy target=web}", `echo "deployed $OPSBOOK_HOST" >> log`))
 	p := h.plan(doc, nil)
 	p.Hosts = webHosts()
 	status, s := h.run(p, StartOptions{}, ExecOptions{})
