@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -55,6 +56,17 @@ type runner struct {
 	// a read-only store): the run cannot go on, and drive ends it by
 	// endUnrecorded. Guarded by appendMu.
 	recordErr error
+
+	// held are the events of a step that succeeded (its step.published and
+	// step.finished), masked, held back to commit in the transaction of the
+	// run's next append — normally the next step's step.started, whose
+	// fsync before the spawn then covers them too: one commit per step
+	// fewer. Every append carries them first, and runPhase commits them on
+	// its way out, so none is missing from the log when anything else
+	// happens (a spawn, a question, a rollback, the run's end). A kill -9
+	// while they are held leaves the log as a kill just before they were
+	// recorded does: the step looks interrupted. Guarded by appendMu.
+	held []runbook.Event
 }
 
 // errLeaseLost stops a run whose lease another process took over.
@@ -282,10 +294,21 @@ func (e *UnrecordedError) Unwrap() error { return e.Err }
 // once this process is gone) and the error says why.
 func (r *runner) endUnrecorded(ctx context.Context, cause error) (runbook.RunStatus, error) {
 	reason := "the run's record could not be written: " + cause.Error()
-	var evs []runbook.Event
 	var running []string
 	r.appendMu.Lock()
+	// A succeeded step's held events go first (appendWithRow below carries
+	// them): that step did not fail.
+	held := map[string]bool{}
+	for _, ev := range r.held {
+		if ev.Type == runbook.EventStepFinished {
+			held[ev.Data["phase"]+"/"+ev.Step] = true
+		}
+	}
+	var evs []runbook.Event
 	for _, st := range r.state.AllSteps() {
+		if held[st.Phase+"/"+st.ID] {
+			continue
+		}
 		if st.Status == runbook.StepRunning || st.Status == runbook.StepWaiting {
 			ev := runbook.Event{Type: runbook.EventStepFinished, Step: st.ID, Text: reason,
 				Data: map[string]string{"status": string(runbook.StepFailed)}}
@@ -438,6 +461,11 @@ func (r *runner) appendMasked(ctx context.Context, evs ...runbook.Event) error {
 // appendWithRow masks and records events as append does and, when row is
 // not nil, writes the run's row in the same transaction.
 func (r *runner) appendWithRow(ctx context.Context, row *runbook.Run, evs ...runbook.Event) error {
+	r.maskEvents(evs)
+	return r.record(ctx, row, evs...)
+}
+
+func (r *runner) maskEvents(evs []runbook.Event) {
 	for i := range evs {
 		evs[i].Text = r.mask.String(evs[i].Text)
 		for k, v := range evs[i].Data {
@@ -446,14 +474,39 @@ func (r *runner) appendWithRow(ctx context.Context, row *runbook.Run, evs ...run
 			}
 		}
 	}
-	return r.record(ctx, row, evs...)
 }
 
-// record appends masked events (and writes row with them, when not nil),
-// then applies them to the state and shows them to the observer.
+// hold masks the events of a step that succeeded and holds them back for
+// the run's next append (see runner.held). They keep the time they
+// happened at, not the time of that commit.
+func (r *runner) hold(evs ...runbook.Event) {
+	r.maskEvents(evs)
+	now := time.Now()
+	for i := range evs {
+		if evs[i].Time.IsZero() {
+			evs[i].Time = now
+		}
+	}
+	r.appendMu.Lock()
+	defer r.appendMu.Unlock()
+	r.held = append(r.held, evs...)
+}
+
+// flushHeld commits the held events, if any, on their own.
+func (r *runner) flushHeld(ctx context.Context) error {
+	return r.record(ctx, nil)
+}
+
+// record appends masked events, after the held ones (and writes row with
+// them, when not nil), then applies them to the state and shows them to
+// the observer.
 func (r *runner) record(ctx context.Context, row *runbook.Run, evs ...runbook.Event) error {
 	r.appendMu.Lock()
 	defer r.appendMu.Unlock()
+	if len(r.held) > 0 {
+		// Kept on failure: endUnrecorded records them.
+		evs = append(slices.Clip(r.held), evs...)
+	}
 	var stored []runbook.Event
 	var err error
 	if row != nil {
@@ -468,6 +521,7 @@ func (r *runner) record(ctx context.Context, row *runbook.Run, evs ...runbook.Ev
 		}
 		return err
 	}
+	r.held = nil
 	if len(stored) > 0 && stored[0].Seq != r.state.LastSeq+1 {
 		if err := r.catchUpLocked(ctx); err != nil {
 			return err

@@ -42,6 +42,10 @@ func (r *runner) inspect(phase, id string) stepInfo {
 // runPhase runs a document's steps in order, skipping those the log says
 // are done.
 func (r *runner) runPhase(ctx context.Context, phase string, doc *runbook.Document) phaseResult {
+	// The last step's held events are recorded before whatever follows the
+	// phase (its end, a rollback, the run's end) happens; a failure to
+	// record them ends the run like any other (drive: recordingFailed).
+	defer r.flushHeld(context.WithoutCancel(ctx))
 	from := ""
 	if phase == runbook.PhaseMain {
 		r.appendMu.Lock()
@@ -454,7 +458,6 @@ type attemptResult struct {
 // only those of only, for a fan-out step) and records its start, output,
 // checks and, on success, its outputs and end.
 func (r *runner) attempt(ctx context.Context, phase string, doc *runbook.Document, step *runbook.Step, attempt int, only hostSet) attemptResult {
-	wctx := context.WithoutCancel(ctx)
 	hosts, err := r.plan.StepHosts(doc, step)
 	if err != nil {
 		return attemptResult{attempt: attempt, exitCode: -1, detail: err.Error()}
@@ -470,9 +473,7 @@ func (r *runner) attempt(ctx context.Context, phase string, doc *runbook.Documen
 		if !res.ok || res.err != nil {
 			return res
 		}
-		if err := r.succeed(wctx, phase, step, res, outputs); err != nil {
-			return attemptResult{err: err}
-		}
+		r.succeed(phase, step, res, outputs)
 		return res
 	}
 	if r.e.cfg.Remote == nil {
@@ -492,15 +493,15 @@ func (r *runner) attempt(ctx context.Context, phase string, doc *runbook.Documen
 	if !res.ok || res.err != nil {
 		return res
 	}
-	if err := r.succeed(wctx, phase, step, res, res.outputs); err != nil {
-		return attemptResult{err: err}
-	}
+	r.succeed(phase, step, res, res.outputs)
 	return res
 }
 
 // succeed records a successful step with its published outputs, in one
-// write, and makes the outputs visible to later steps.
-func (r *runner) succeed(ctx context.Context, phase string, step *runbook.Step, res attemptResult, outputs map[string]string) error {
+// write, and makes the outputs visible to later steps. The write is the
+// run's next one (see runner.held): a later step sees the outputs only
+// once they are recorded.
+func (r *runner) succeed(phase string, step *runbook.Step, res attemptResult, outputs map[string]string) {
 	evs := r.successEvents(phase, step, res, outputs)
 	// Outputs that hold a secret are stored masked; say which, so that a
 	// resumed run knows it cannot restore them (see checkLostOutputs).
@@ -513,11 +514,10 @@ func (r *runner) succeed(ctx context.Context, phase string, step *runbook.Step, 
 	if len(secret) > 0 {
 		evs[len(evs)-1].Data["secret_outputs"] = strings.Join(secret, ",")
 	}
-	if err := r.append(ctx, evs...); err != nil {
-		return err
-	}
+	// Committed with whatever the run appends next, before it happens:
+	// usually the next step's start, in one transaction and one fsync.
+	r.hold(evs...)
 	maps.Copy(r.outputs, outputs)
-	return nil
 }
 
 // successEvents are the step.published (when there are outputs) and the

@@ -43,6 +43,9 @@ func TestSQLiteSynchronousLevels(t *testing.T) {
 		{"step started after output", []runbook.Event{started}, 2},
 		{"step finished", []runbook.Event{finished}, 1},
 		{"results with a control event", []runbook.Event{output, started}, 2},
+		// The engine holds a step's finish for the next step's start: one
+		// commit, and the fsync before the spawn covers both.
+		{"step finished with the next step's start", []runbook.Event{finished, started}, 2},
 	}
 	for _, st := range steps {
 		if _, err := s.AppendEvents(ctx, run.ID, st.evs...); err != nil {
