@@ -736,7 +736,7 @@ exec "$real" "$@"`)
 
 // TestMajorUpgradeReplicaFaults injects, one after the other in one lab
 // with a replica, faults of the replica: two that must stop the run before
-// the outage, and three that show only when the replica is rebuilt after the
+// the outage, and two that show only when the replica is rebuilt after the
 // upgrade, which must fail the run and roll back (exit 3). After each, the
 // 13 primary serves the same data and the old 13 replica serves its port
 // again in recovery, streaming from it.
@@ -773,14 +773,6 @@ func TestMajorUpgradeReplicaFaults(t *testing.T) {
 		u.assertOld(t, "fault "+f.name, before)
 	}
 
-	u.wrap("pg_upgradecluster", `"$real" "$@" || exit
-case "$fault" in
-hba-lost)
-  echo "lab fault: the replication line of pg_hba.conf lost"
-  hba="$PG_CLUSTER_CONF_ROOT/$2/$6/pg_hba.conf" # pg_upgradecluster -v NEW -m upgrade OLD CLUSTER
-  sed -i '/^host replication replicator/d' "$hba"
-  runuser -u postgres -- psql -p "$DB_PORT" -XAtqc 'select pg_reload_conf()' ;;
-esac`)
 	u.wrap("pg_ctlcluster", `if [ "$1" = "$NEW_VERSION" ] && [ "$3" = start ]; then
   data=$(pg_lsclusters -h | awk -v v="$1" -v c="$2" '$1 == v && $2 == c { print $6 }')
   if [ -e "$data/standby.signal" ]; then
@@ -792,9 +784,6 @@ esac`)
 fi
 exec "$real" "$@"`)
 	late := []struct{ fault, name, says string }{
-		// Fault class: the new primary refuses the replica (its
-		// pg_hba.conf lacks the replication line): the copy fails.
-		{"hba-lost", "the new primary refuses replication", "no pg_hba.conf entry for replication connection"},
 		// Fault class: the copy starts as a second primary instead of a
 		// replica (no standby.signal), which a check of "the port answers
 		// with the new version" alone would pass.
