@@ -3,8 +3,10 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"time"
 
@@ -103,6 +105,9 @@ func (s *Store) appendEvents(ctx context.Context, runID string, evs []runbook.Ev
 			return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
 		}
 	}
+	if s.dialect == DialectSQLite && hook == nil && ctx.Done() == nil && plainBatch(evs) {
+		return s.appendDirect(ctx, runID, evs)
+	}
 	// Prepared before the transaction takes a connection: preparing needs
 	// one of its own, and with every connection held by an appender's
 	// transaction waiting here the first appends would never finish.
@@ -192,6 +197,133 @@ func (s *Store) appendEvents(ctx context.Context, runID string, evs []runbook.Ev
 	return out, nil
 }
 
+// plainBatch reports whether a batch needs nothing but its events
+// inserted: no gate decision to check, no notice to queue.
+func plainBatch(evs []runbook.Event) bool {
+	for _, ev := range evs {
+		if ev.Type == runbook.EventGateDecided || ev.Type.Notable() {
+			return false
+		}
+	}
+	return true
+}
+
+// appendDirect is appendEvents for a plain batch on SQLite, appended
+// through the driver's connection itself rather than database/sql: a
+// database/sql transaction starts goroutines to watch its context (one per
+// transaction, one per query, and the driver one for COMMIT), and waking
+// each costs the scheduler more than the insert takes. It is used only
+// for a context that is never done, which those goroutines would watch in
+// vain. Called with appendMu held, after setAppendSync; the events are
+// as appendEvents documents.
+func (s *Store) appendDirect(ctx context.Context, runID string, evs []runbook.Event) ([]runbook.Event, error) {
+	conn, err := s.appendDB.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("append events to run %s: %w", runID, mapError(err))
+	}
+	defer conn.Close()
+	var out []runbook.Event
+	err = conn.Raw(func(dc any) error {
+		var err error
+		out, err = s.appendOn(dc, runID, evs)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("append events to run %s: %w", runID, err)
+	}
+	return out, nil
+}
+
+// directStmts are appendDirect's statements, prepared on the append
+// connection (conn) when it is first used. Guarded by appendMu.
+type directStmts struct {
+	conn         any
+	bump, insert driver.Stmt
+}
+
+func (s *Store) appendOn(dc any, runID string, evs []runbook.Event) ([]runbook.Event, error) {
+	// No context with a Done channel reaches the driver: it would start a
+	// goroutine per statement to watch it.
+	ctx := context.Background()
+	if s.direct.conn != dc {
+		// A connection of its own (the first, or database/sql replaced a
+		// broken one); the statements of a closed one went with it.
+		s.direct = directStmts{}
+		prep := dc.(driver.ConnPrepareContext)
+		bump, err := prep.PrepareContext(ctx, s.bumpSQL())
+		if err != nil {
+			return nil, mapError(err)
+		}
+		insert, err := prep.PrepareContext(ctx, insertEventSQL)
+		if err != nil {
+			bump.Close()
+			return nil, mapError(err)
+		}
+		s.direct = directStmts{conn: dc, bump: bump, insert: insert}
+	}
+	tx, err := dc.(driver.ConnBeginTx).BeginTx(ctx, driver.TxOptions{})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			tx.Rollback()
+		}
+	}()
+	rows, err := s.direct.bump.(driver.StmtQueryContext).QueryContext(ctx, []driver.NamedValue{
+		{Ordinal: 1, Value: runID}, {Ordinal: 2, Value: int64(len(evs))}})
+	if err != nil {
+		return nil, mapError(err)
+	}
+	dest := make([]driver.Value, 1)
+	err = rows.Next(dest)
+	rows.Close()
+	if errors.Is(err, io.EOF) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, mapError(err)
+	}
+	last, ok := dest[0].(int64)
+	if !ok {
+		return nil, fmt.Errorf("last sequence number is %T, not an integer", dest[0])
+	}
+	first := last - int64(len(evs)) + 1
+	now := time.Now()
+	out := make([]runbook.Event, len(evs))
+	insert := s.direct.insert.(driver.StmtExecContext)
+	args := make([]driver.NamedValue, 11)
+	for i, ev := range evs {
+		if err := validateEvent(runID, ev); err != nil {
+			return nil, fmt.Errorf("event %d: %w", i+1, err)
+		}
+		ev.RunID = runID
+		ev.Seq = first + int64(i)
+		if ev.Time.IsZero() {
+			ev.Time = now
+		}
+		ev.Time = truncate(ev.Time)
+		data, err := encodeMap(ev.Data)
+		if err != nil {
+			return nil, fmt.Errorf("event %d data: %w", i+1, err)
+		}
+		for j, v := range []driver.Value{runID, ev.Seq, micros(ev.Time), string(ev.Type), ev.Step, ev.Host, ev.Actor,
+			int64(ev.Attempt), ev.Stream, []byte(ev.Text), data} {
+			args[j] = driver.NamedValue{Ordinal: j + 1, Value: v}
+		}
+		if _, err := insert.ExecContext(ctx, args); err != nil {
+			return nil, mapError(err)
+		}
+		out[i] = ev
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", mapError(err))
+	}
+	committed = true
+	return out, nil
+}
+
 // setAppendSync sets PRAGMA synchronous on the append connection (the
 // pool's only one) when it is not at level already. Called with appendMu
 // held. The level is forgotten first, so that a failure leaves it unknown
@@ -225,6 +357,9 @@ func (s *Store) bumpSQL() string {
 	return `UPDATE runs SET last_seq = last_seq + $2 WHERE id = $1 RETURNING last_seq`
 }
 
+const insertEventSQL = `INSERT INTO events (run_id, seq, at, type, step, host, actor, attempt, stream, text, data)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`
+
 // appendStmts are AppendEvents' two statements, prepared once per pool:
 // compiling the SQL again for every event costs more than running it.
 type appendStmts struct{ bump, insert *sql.Stmt }
@@ -239,8 +374,7 @@ func (s *Store) appendStatements(ctx context.Context, db *sql.DB) (*appendStmts,
 	if err != nil {
 		return nil, err
 	}
-	insert, err := db.PrepareContext(ctx, `INSERT INTO events (run_id, seq, at, type, step, host, actor, attempt, stream, text, data)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`)
+	insert, err := db.PrepareContext(ctx, insertEventSQL)
 	if err != nil {
 		bump.Close()
 		return nil, err

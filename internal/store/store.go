@@ -65,6 +65,8 @@ type Store struct {
 
 	stmtMu sync.Mutex
 	stmts  map[*sql.DB]*appendStmts // see appendStatements
+
+	direct directStmts // see appendDirect; guarded by appendMu
 }
 
 // sqlitePragmas are applied to every SQLite connection; the synchronous
@@ -390,6 +392,24 @@ func (s *Store) Close() error {
 	s.stmts = nil
 	s.stmtMu.Unlock()
 	if s.appendDB != nil {
+		// appendDirect's statements are finalized before their
+		// connection closes: SQLite keeps a connection with live
+		// statements open (and the database's WAL with it).
+		s.appendMu.Lock()
+		if s.direct.conn != nil {
+			if conn, err := s.appendDB.Conn(context.Background()); err == nil {
+				conn.Raw(func(dc any) error {
+					if dc == s.direct.conn {
+						s.direct.bump.Close()
+						s.direct.insert.Close()
+					}
+					return nil
+				})
+				conn.Close()
+			}
+			s.direct = directStmts{}
+		}
+		s.appendMu.Unlock()
 		s.appendDB.Close()
 	}
 	return s.db.Close()
