@@ -212,10 +212,13 @@ insert into lab values ('lab name `+u.cluster+`');`)
 		hosts = append(hosts, fmt.Sprintf(`{name: db2, address: %s, port: %d, user: %s, tags: {role: db, primary: "false"}}`, r.Address, r.Port, r.User))
 		// Before sshd stops: the replica's clusters live in its namespaces.
 		t.Cleanup(func() { u.cleanupReplica(t) })
+		// The replica streams through a physical slot, which pg_upgrade
+		// does not carry over.
+		u.psql(t, "postgres", "select pg_create_physical_replication_slot('replica1')")
 		u.onReplica(t, fmt.Sprintf(`pg_createcluster %[1]s %[2]s -p %[3]d >/dev/null
 data=$(pg_lsclusters -h | awk '$1 == "%[1]s" && $2 == "%[2]s" { print $6 }')
 find "$data" -mindepth 1 -delete
-runuser -u postgres -- /usr/lib/postgresql/%[1]s/bin/pg_basebackup -d '%[4]s' -D "$data" -R -X stream -c fast
+runuser -u postgres -- /usr/lib/postgresql/%[1]s/bin/pg_basebackup -d '%[4]s' -D "$data" -R -X stream -c fast --slot=replica1
 pg_ctlcluster %[1]s %[2]s start`, upgOldVersion, u.cluster, u.port, u.replica.conninfo))
 		waitFor(t, "the replica to stream from the primary", u.replicaStreams)
 	}
@@ -629,6 +632,9 @@ func TestMajorUpgradeLab(t *testing.T) {
 		t.Errorf("the old replica is not kept, stopped, manual and on a spare port: pg_lsclusters on the replica says %q", clusters)
 	}
 	u.assertReplica(t, "after the upgrade", upgNewVersion)
+	if got := u.psql(t, "postgres", "select slot_name || ' ' || slot_type || ' ' || active from pg_replication_slots"); got != "replica1 physical true" {
+		t.Errorf("the new primary's replication slots: %q, want the replica's slot replica1, physical and in use", got)
+	}
 	if got := u.replicaSQL(t, "app", "select count(*) from orders"); got != "20000" {
 		t.Errorf("the rebuilt replica has %s orders, want 20000", got)
 	}
