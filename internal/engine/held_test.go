@@ -107,3 +107,46 @@ func TestDiskFullAtTheHeldCommit(t *testing.T) {
 		t.Fatalf("run %s, last event %s %q, step two %+v", s.Status, last.Type, last.Text, s.Step("two"))
 	}
 }
+
+// The recorder's flush loop starts with a command's first output (most
+// steps print nothing and get none). Fault class: output of a command that
+// is still running — a partial line, then silence — must still reach the
+// log within FlushInterval, for the live view and readers of a running
+// step, not only when the command ends.
+func TestOutputRecordedWhileTheCommandRuns(t *testing.T) {
+	h := newHarness(t)
+	release := filepath.Join(h.dir, "release")
+	d := h.doc("rb.md", "", step("Quiet", "sh {id=quiet}", "true")+
+		step("Talk", "sh {id=talk}", "printf 'waiting for release'\nwhile [ ! -e release ]; do sleep 0.01; done\necho ' released'"))
+	p := h.plan(d, nil)
+	ctx := context.Background()
+	run, err := h.eng.Start(ctx, p, StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing releases the command but its output reaching the log; a
+	// deadline ends the test instead of hanging it.
+	stop := time.AfterFunc(10*time.Second, func() { os.WriteFile(release, []byte("timeout"), 0o644) })
+	defer stop.Stop()
+	var quietOutput int
+	status, err := h.eng.Execute(ctx, run.ID, p, ExecOptions{Observe: func(ev runbook.Event) {
+		if ev.Type != runbook.EventStepOutput {
+			return
+		}
+		switch {
+		case ev.Step == "quiet":
+			quietOutput++
+		case ev.Step == "talk" && ev.Text == "waiting for release":
+			os.WriteFile(release, []byte("observed"), 0o644)
+		}
+	}})
+	if err != nil || status != runbook.RunSucceeded {
+		t.Fatalf("run: %s %v", status, err)
+	}
+	if got, _ := os.ReadFile(release); string(got) != "observed" {
+		t.Fatalf("the partial line was not recorded while the command ran (release: %q)", got)
+	}
+	if quietOutput != 0 {
+		t.Fatalf("a command that printed nothing has %d output events", quietOutput)
+	}
+}

@@ -31,8 +31,12 @@ type recorder struct {
 	bytes   int // in cur and pending
 	err     error
 	closing bool
-	kick    chan struct{}
-	done    chan struct{}
+	// flushing says flushLoop runs: it starts with the first output, so a
+	// command that prints nothing (most steps) costs no goroutine, ticker
+	// or wake-up for it.
+	flushing bool
+	kick     chan struct{}
+	done     chan struct{}
 }
 
 var streamNames = [2]string{"stdout", "stderr"}
@@ -50,7 +54,6 @@ func (r *runner) newRecorder(phase string, step *runbook.Step, host string, atte
 	rec.masks = r.mask.Streams(streamWriter{rec, 0}, streamWriter{rec, 1})
 	rec.stdout = tap{rec.masks.Writer(0), match}
 	rec.stderr = tap{rec.masks.Writer(1), match}
-	go rec.flushLoop()
 	return rec
 }
 
@@ -77,6 +80,10 @@ func (s streamWriter) Write(p []byte) (int, error) {
 	chunk := rec.r.e.cfg.ChunkSize
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
+	if !rec.flushing && len(p) > 0 {
+		rec.flushing = true
+		go rec.flushLoop()
+	}
 	n := len(p)
 	for len(p) > 0 {
 		for rec.bytes >= rec.r.e.cfg.MaxPending && rec.err == nil {
@@ -181,9 +188,13 @@ func (rec *recorder) close() error {
 	rec.masks.Close()
 	rec.mu.Lock()
 	rec.closing = true
+	flushing := rec.flushing
 	rec.mu.Unlock()
-	rec.signal()
-	<-rec.done
+	if flushing {
+		rec.signal()
+		<-rec.done
+	}
+	// Without flushLoop nothing was written: nothing is pending.
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	return rec.err
