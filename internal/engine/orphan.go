@@ -181,7 +181,7 @@ func procStartTime(pid int) (string, error) {
 // procStat returns the fields of a /proc/PID/stat file after "(comm)",
 // which may itself contain spaces and parentheses.
 func procStat(path string) ([]string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readProcFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -190,6 +190,34 @@ func procStat(path string) ([]string, error) {
 		return nil, errors.New("malformed /proc stat")
 	}
 	return strings.Fields(string(b[i+1:])), nil
+}
+
+// readProcFile reads a small /proc file with one read into a buffer
+// big enough for a stat line (comm is at most 64 bytes, the rest numbers):
+// the kernel generates the content on every read, and os.ReadFile's
+// reads until end of file (and its fstat, and os.File's poller probe) cost
+// a spawn, whose step.spawned reads its stat line, twice what the one read
+// does. A file that fills the buffer is read again whole.
+func readProcFile(path string) ([]byte, error) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	defer syscall.Close(fd)
+	buf := make([]byte, 1024)
+	for {
+		n, err := syscall.Read(fd, buf)
+		if err == syscall.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, &os.PathError{Op: "read", Path: path, Err: err}
+		}
+		if n == len(buf) {
+			return os.ReadFile(path)
+		}
+		return buf[:n], nil
+	}
 }
 
 // bootID names this boot of the machine; "" where /proc does not tell.
