@@ -206,21 +206,47 @@ var haveDevFD = sync.OnceValue(func() bool {
 })
 
 // pipeScript returns the read end of a pipe that holds the whole script,
-// its write end closed, for the command's fd 3.
+// its write end closed, for the command's fd 3. Neither end is the
+// poller's business: the script fits in the pipe (maxPipedScript), so the
+// write does not block, and only the command reads.
 func pipeScript(script string) (*os.File, error) {
-	r, w, err := os.Pipe()
-	if err != nil {
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
 		return nil, fmt.Errorf("pass the command script: %w", err)
 	}
-	_, err = w.WriteString(script)
-	if cerr := w.Close(); err == nil {
-		err = cerr
+	var err error
+	for b := []byte(script); len(b) > 0 && err == nil; {
+		var n int
+		n, err = syscall.Write(p[1], b)
+		if err == syscall.EINTR {
+			err = nil
+		}
+		b = b[max(n, 0):]
 	}
+	syscall.Close(p[1])
 	if err != nil {
-		r.Close()
+		syscall.Close(p[0])
 		return nil, fmt.Errorf("pass the command script: %w", err)
 	}
-	return r, nil
+	return os.NewFile(uintptr(p[0]), "|script"), nil // blocking: os.NewFile leaves it out of the poller
+}
+
+// outputPipe returns a pipe for one of the command's output streams: the
+// read end non-blocking, in Go's poller, for the copier; the write end,
+// the command's, blocking and left out of the poller. os.Pipe would make
+// both non-blocking and register both, and starting the command would
+// switch the command's end back, about ten system calls more per stream.
+func outputPipe() (r, w *os.File, err error) {
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		return nil, nil, err
+	}
+	if err := syscall.SetNonblock(p[0], true); err != nil {
+		syscall.Close(p[0])
+		syscall.Close(p[1])
+		return nil, nil, err
+	}
+	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
 }
 
 func writeNewFile(path, content string) error {
@@ -513,7 +539,7 @@ func openStreams(cmd *exec.Cmd, stdout, stderr io.Writer) (*streams, error) {
 		if w == nil {
 			return nil, nil // os/exec connects a nil stream to /dev/null
 		}
-		r, pw, err := os.Pipe()
+		r, pw, err := outputPipe()
 		if err != nil {
 			s.closeAll()
 			return nil, fmt.Errorf("create output pipe: %w", err)

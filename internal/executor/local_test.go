@@ -710,3 +710,35 @@ func TestLocalStrictShells(t *testing.T) {
 		})
 	}
 }
+
+// The command's ends of its pipes — stdout, stderr and the script on fd 3
+// — are made without the poller's non-blocking mode (outputPipe,
+// pipeScript). Fault class: a command handed a non-blocking stdout fails
+// its writes with EAGAIN ("Resource temporarily unavailable") as soon as
+// its reader falls behind; a slow destination must only slow it down.
+func TestLocalCommandPipesBlock(t *testing.T) {
+	var stdout lockedBuffer
+	stderr := &slowWriter{}
+	res, err := newLocal(t, LocalOptions{}).Run(context.Background(), Command{
+		Script: `for fd in 0 1 2 3; do
+  flags=$(sed -n 's/^flags:[[:space:]]*//p' /proc/$$/fdinfo/$fd)
+  [ $(( 0$flags & 04000 )) -eq 0 ] || { echo "fd $fd is non-blocking ($flags)"; exit 1; }
+done
+head -c 1048576 /dev/zero >&2
+echo blocking`,
+		Stdout: &stdout,
+		Stderr: stderr,
+	})
+	if err != nil || res.ExitCode != 0 || stdout.String() != "blocking\n" || stderr.n != 1<<20 {
+		t.Fatalf("Run = %+v, %v; stdout %q, %d bytes of stderr", res, err, stdout.String(), stderr.n)
+	}
+}
+
+// slowWriter takes its time over each write, as a busy store does.
+type slowWriter struct{ n int }
+
+func (w *slowWriter) Write(p []byte) (int, error) {
+	time.Sleep(2 * time.Millisecond)
+	w.n += len(p)
+	return len(p), nil
+}
