@@ -30,6 +30,21 @@ func smallDisk(t *testing.T) string {
 	return dir
 }
 
+// smallDiskHarness is a harness whose run store is on a small tmpfs (see
+// smallDisk), retrying failed records for retry.
+func smallDiskHarness(t *testing.T, retry time.Duration) (*harness, string) {
+	t.Helper()
+	mnt := smallDisk(t)
+	st, err := store.Open(context.Background(), filepath.Join(mnt, "opsbook.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	h := &harness{t: t, dir: t.TempDir(), st: st}
+	h.eng = New(Config{Store: st, PollInterval: 20 * time.Millisecond, FlushInterval: 20 * time.Millisecond, RecordRetry: retry, LeaseTTL: time.Second})
+	return h, mnt
+}
+
 // fill writes a file until the file system is full (ENOSPC).
 func fill(t *testing.T, path string) {
 	f, err := os.Create(path)
@@ -57,19 +72,12 @@ func TestDiskFullMidStep(t *testing.T) {
 		{"space never comes back: the error explains and resume continues", false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			mnt := smallDisk(t)
-			ctx := context.Background()
-			st, err := store.Open(ctx, filepath.Join(mnt, "opsbook.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			h := &harness{t: t, dir: t.TempDir(), st: st}
 			retry := 300 * time.Millisecond
 			if tt.freeing {
 				retry = 20 * time.Second
 			}
-			h.eng = New(Config{Store: st, PollInterval: 20 * time.Millisecond, FlushInterval: 20 * time.Millisecond, RecordRetry: retry, LeaseTTL: time.Second})
+			h, mnt := smallDiskHarness(t, retry)
+			ctx := context.Background()
 			d := h.doc("rb.md", "", step("Big", "sh {id=big}", `sleep 0.2; if [ "$OPSBOOK_ATTEMPT" = 1 ]; then head -c 3000000 /dev/urandom | base64; fi; echo done`)+
 				step("After", "sh {id=after}", "echo after >> order"))
 			p := h.plan(d, nil)
@@ -98,7 +106,7 @@ func TestDiskFullMidStep(t *testing.T) {
 				if s.Status != runbook.RunFailed || big.Status != runbook.StepFailed || !strings.Contains(big.Error, "disk is full") {
 					t.Fatalf("run %s, step big %s %q", s.Status, big.Status, big.Error)
 				}
-				if r, _ := st.GetRun(ctx, run.ID); r.Status != runbook.RunFailed {
+				if r, _ := h.st.GetRun(ctx, run.ID); r.Status != runbook.RunFailed {
 					t.Fatalf("run index says %s", r.Status)
 				}
 				return

@@ -64,15 +64,8 @@ func TestHeldFinishCommitsBeforeTheNextSpawn(t *testing.T) {
 // space comes back, not as failed with the write error (which endUnrecorded
 // writes for the steps still running).
 func TestDiskFullAtTheHeldCommit(t *testing.T) {
-	mnt := smallDisk(t)
+	h, mnt := smallDiskHarness(t, 20*time.Second)
 	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(mnt, "opsbook.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	h := &harness{t: t, dir: t.TempDir(), st: st}
-	h.eng = New(Config{Store: st, PollInterval: 20 * time.Millisecond, FlushInterval: 20 * time.Millisecond, RecordRetry: 20 * time.Second, LeaseTTL: time.Second})
 	// Step one prints nothing: after its spawn is recorded, the next
 	// commit is the one holding its step.finished.
 	d := h.doc("rb.md", "", step("One", "sh {id=one}", "true")+step("Two", "sh {id=two}", "echo two >> order"))
@@ -98,7 +91,7 @@ func TestDiskFullAtTheHeldCommit(t *testing.T) {
 	if one := s.Step("one"); one == nil || one.Status != runbook.StepSucceeded {
 		t.Fatalf("step one is %+v; want succeeded (it did)", one)
 	}
-	evs, err := st.Events(ctx, run.ID, 0, 0)
+	evs, err := h.st.Events(ctx, run.ID, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

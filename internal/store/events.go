@@ -162,13 +162,7 @@ func (s *Store) appendEvents(ctx context.Context, runID string, evs []runbook.Ev
 				return nil, fmt.Errorf("append events to run %s: %w", runID, err)
 			}
 		}
-		ev.RunID = runID
-		ev.Seq = first + int64(i)
-		if ev.Time.IsZero() {
-			ev.Time = now
-		}
-		ev.Time = truncate(ev.Time)
-		data, err := encodeMap(ev.Data)
+		data, err := stamp(&ev, runID, first+int64(i), now)
 		if err != nil {
 			return nil, fmt.Errorf("append events to run %s: event %d data: %w", runID, i+1, err)
 		}
@@ -298,13 +292,7 @@ func (s *Store) appendOn(dc any, runID string, evs []runbook.Event) ([]runbook.E
 		if err := validateEvent(runID, ev); err != nil {
 			return nil, fmt.Errorf("event %d: %w", i+1, err)
 		}
-		ev.RunID = runID
-		ev.Seq = first + int64(i)
-		if ev.Time.IsZero() {
-			ev.Time = now
-		}
-		ev.Time = truncate(ev.Time)
-		data, err := encodeMap(ev.Data)
+		data, err := stamp(&ev, runID, first+int64(i), now)
 		if err != nil {
 			return nil, fmt.Errorf("event %d data: %w", i+1, err)
 		}
@@ -400,6 +388,18 @@ func fsyncedEvent(t runbook.EventType) bool {
 		return false
 	}
 	return true
+}
+
+// stamp gives a validated event its run, its sequence number and its time
+// as stored (now when it has none), and returns its data as stored.
+func stamp(ev *runbook.Event, runID string, seq int64, now time.Time) (string, error) {
+	ev.RunID = runID
+	ev.Seq = seq
+	if ev.Time.IsZero() {
+		ev.Time = now
+	}
+	ev.Time = truncate(ev.Time)
+	return encodeMap(ev.Data)
 }
 
 func validateEvent(runID string, ev runbook.Event) error {
