@@ -33,12 +33,7 @@ func (p *Plan) StepHosts(doc *runbook.Document, step *runbook.Step) ([]runbook.H
 	if step.Target == "" || step.Target == runbook.TargetLocal {
 		return nil, nil
 	}
-	var target *runbook.Target
-	for i := range doc.Front.Targets {
-		if doc.Front.Targets[i].Name == step.Target {
-			target = &doc.Front.Targets[i]
-		}
-	}
+	target := stepTarget(doc, step)
 	if target == nil {
 		return nil, fmt.Errorf("%s:%d:%d: step %s: target %q is not declared under targets: in the front matter",
 			doc.Path, step.Pos.Line, step.Pos.Col, step.ID, step.Target)
@@ -62,14 +57,24 @@ func (p *Plan) StepHosts(doc *runbook.Document, step *runbook.Step) ([]runbook.H
 // NoHostsText is why a step with no_hosts=skip is skipped when its target
 // selects no host, for the log and the plan.
 func (p *Plan) NoHostsText(doc *runbook.Document, step *runbook.Step) string {
-	sel := map[string]string(nil)
-	for _, t := range doc.Front.Targets {
-		if t.Name == step.Target {
-			sel = t.Selector
-		}
+	var sel map[string]string
+	if t := stepTarget(doc, step); t != nil {
+		sel = t.Selector
 	}
 	return fmt.Sprintf("target %s (%s) selects no host of environment %s, and the step says no_hosts=skip",
 		step.Target, selectorText(sel), p.Environment)
+}
+
+// stepTarget is the target declared in doc's front matter that step runs
+// on; nil when none is (the last of that name, as YAML would keep).
+func stepTarget(doc *runbook.Document, step *runbook.Step) *runbook.Target {
+	var target *runbook.Target
+	for i := range doc.Front.Targets {
+		if doc.Front.Targets[i].Name == step.Target {
+			target = &doc.Front.Targets[i]
+		}
+	}
+	return target
 }
 
 func selectorText(sel map[string]string) string {

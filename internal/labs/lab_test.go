@@ -228,6 +228,38 @@ func (l *lab) wrap(command, body string) {
 	must(l.t, os.WriteFile(filepath.Join(l.faults, "bin", command), []byte(script), 0o755))
 }
 
+// netnsLink creates the network namespace netns of a lab host, with its
+// own loopback and a veth link (veth on the machine, veth+"p" inside) on
+// which the machine has machineAddr and the host hostAddr (both /30); the
+// namespace goes at the end of the test. Namespace and link names are the
+// machine's, not the test's: callers make them unique to the process.
+func netnsLink(t *testing.T, netns, veth, machineAddr, hostAddr string) {
+	t.Helper()
+	sh(t, fmt.Sprintf(`ip netns add %[1]s
+ip -n %[1]s link set lo up
+ip link add %[2]s type veth peer name %[2]sp netns %[1]s
+ip addr add %[3]s/30 dev %[2]s
+ip link set %[2]s up
+ip -n %[1]s addr add %[4]s/30 dev %[2]sp
+ip -n %[1]s link set %[2]sp up`, netns, veth, machineAddr, hostAddr))
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", netns).Run() })
+}
+
+// namespacedSSHD is what an sshd serving a lab host of its own needs (see
+// sshdtest.Config.Process): the sshd_config line that runs every command
+// in the host's network namespace, and the wrapper that gives sshd a
+// mount namespace where each directory of binds (source, target pairs) is
+// bind-mounted at its target.
+func namespacedSSHD(netns string, binds ...string) (forceCommand string, wrap []string) {
+	var script []string
+	for i := 1; i < len(binds); i += 2 {
+		script = append(script, fmt.Sprintf(`mount --bind "$%d" "$%d"`, i, i+1))
+	}
+	script = append(script, fmt.Sprintf(`shift %d && exec "$@"`, len(binds)))
+	return `ForceCommand exec nsenter --net=/run/netns/` + netns + ` -- /bin/sh -c "$SSH_ORIGINAL_COMMAND"`,
+		append([]string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c", strings.Join(script, " && "), "sh"}, binds...)
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

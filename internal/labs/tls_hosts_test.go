@@ -58,14 +58,7 @@ func newWebLab(t *testing.T, cert, key string) *webLab {
 		h.addr = fmt.Sprintf("10.231.%d.2", 10+i)
 		must(t, os.Mkdir(h.dir, 0o755))
 		veth := fmt.Sprintf("obv%s%d", tag, i+1)
-		sh(t, fmt.Sprintf(`ip netns add %[1]s
-ip -n %[1]s link set lo up
-ip link add %[2]s type veth peer name %[2]sp netns %[1]s
-ip addr add 10.231.%[3]d.1/30 dev %[2]s
-ip link set %[2]s up
-ip -n %[1]s addr add %[4]s/30 dev %[2]sp
-ip -n %[1]s link set %[2]sp up`, h.netns, veth, 10+i, h.addr))
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", h.netns).Run() })
+		netnsLink(t, h.netns, veth, fmt.Sprintf("10.231.%d.1", 10+i), h.addr)
 		// The host's name, as the host itself sees it: fault wrappers
 		// read it to act on one host only.
 		must(t, os.WriteFile(filepath.Join(h.dir, "hostname"), []byte(h.name+"\n"), 0o644))
@@ -79,11 +72,8 @@ ip -n %[1]s link set %[2]sp up`, h.netns, veth, 10+i, h.addr))
 	must(t, os.Chmod(l.faults, 0o755))
 	must(t, os.MkdirAll(filepath.Join(l.faults, "bin"), 0o755))
 	c, err := sshdtest.Launch(t.TempDir(), 2, sshdtest.Config{PortsPerProcess: 1, Process: func(i int) (extra, wrap []string) {
-		h := w.hosts[i]
-		return []string{"SetEnv SHLVL=1 PATH=" + filepath.Join(l.faults, "bin") + ":" + stdPath,
-				`ForceCommand exec nsenter --net=/run/netns/` + h.netns + ` -- /bin/sh -c "$SSH_ORIGINAL_COMMAND"`},
-			[]string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c", `mount --bind "$1" "$2" && shift 2 && exec "$@"`,
-				"sh", h.dir, w.shared}
+		force, wrap := namespacedSSHD(w.hosts[i].netns, w.hosts[i].dir, w.shared)
+		return []string{"SetEnv SHLVL=1 PATH=" + filepath.Join(l.faults, "bin") + ":" + stdPath, force}, wrap
 	}})
 	if err != nil {
 		t.Fatalf("start the hosts' sshd: %v", err)
