@@ -122,14 +122,7 @@ func newUpgradeLab(t *testing.T, withReplica bool) *upgradeLab {
 		u.replica = &replicaHost{netns: fmt.Sprintf("obupg%d-%d", os.Getpid()%100000, n),
 			dir: filepath.Join(base, "replica"), addr: fmt.Sprintf("10.233.%d.2", n), primary: fmt.Sprintf("10.233.%d.1", n)}
 		veth := fmt.Sprintf("obu%d-%d", os.Getpid()%100000, n)
-		sh(t, fmt.Sprintf(`ip netns add %[1]s
-ip -n %[1]s link set lo up
-ip link add %[2]s type veth peer name %[2]sp netns %[1]s
-ip addr add %[3]s/30 dev %[2]s
-ip link set %[2]s up
-ip -n %[1]s addr add %[4]s/30 dev %[2]sp
-ip -n %[1]s link set %[2]sp up`, u.replica.netns, veth, u.replica.primary, u.replica.addr))
-		t.Cleanup(func() { exec.Command("ip", "netns", "del", u.replica.netns).Run() })
+		netnsLink(t, u.replica.netns, veth, u.replica.primary, u.replica.addr)
 		for _, d := range []string{"conf", "etc", "data", "run", "log"} {
 			must(t, os.MkdirAll(filepath.Join(u.replica.dir, d), 0o755))
 		}
@@ -190,11 +183,8 @@ insert into lab values ('lab name `+u.cluster+`');`)
 			return []string{hostPath + strings.Join(u.hostEnv, " ")}, nil
 		}
 		r := u.replica
-		return []string{hostPath + "PG_CLUSTER_CONF_ROOT=" + filepath.Join(r.dir, "conf") + " PGSYSCONFDIR=" + filepath.Join(r.dir, "etc"),
-				`ForceCommand exec nsenter --net=/run/netns/` + r.netns + ` -- /bin/sh -c "$SSH_ORIGINAL_COMMAND"`},
-			[]string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
-				`mount --bind "$1" /var/run/postgresql && mount --bind "$2" /var/log/postgresql && shift 2 && exec "$@"`,
-				"sh", filepath.Join(r.dir, "run"), filepath.Join(r.dir, "log")}
+		force, wrap := namespacedSSHD(r.netns, filepath.Join(r.dir, "run"), "/var/run/postgresql", filepath.Join(r.dir, "log"), "/var/log/postgresql")
+		return []string{hostPath + "PG_CLUSTER_CONF_ROOT=" + filepath.Join(r.dir, "conf") + " PGSYSCONFDIR=" + filepath.Join(r.dir, "etc"), force}, wrap
 	}})
 	if err != nil {
 		t.Fatalf("start sshd: %v", err)
@@ -742,7 +732,7 @@ exec "$real" "$@"`)
 
 // TestMajorUpgradeReplicaFaults injects, one after the other in one lab
 // with a replica, faults of the replica: two that must stop the run before
-// the outage, and two that show only when the replica is rebuilt after the
+// the outage, and three that show only when the replica is rebuilt after the
 // upgrade, which must fail the run and roll back (exit 3). After each, the
 // 13 primary serves the same data and the old 13 replica serves its port
 // again in recovery, streaming from it.
@@ -785,6 +775,7 @@ func TestMajorUpgradeReplicaFaults(t *testing.T) {
     case "$fault" in
     standby-lost) echo "lab fault: standby.signal lost"; rm "$data/standby.signal" ;;
     conninfo-lost) echo "lab fault: primary_conninfo points nowhere"; sed -i "s/port=[0-9]*/port=1/" "$data/postgresql.auto.conf" ;;
+    slot-lost) echo "lab fault: primary_slot_name lost"; sed -i "/^primary_slot_name/d" "$data/postgresql.auto.conf" ;;
     esac
   fi
 fi
@@ -798,6 +789,9 @@ exec "$real" "$@"`)
 		// primary (its primary_conninfo leads nowhere): in recovery on
 		// the new version, and stale.
 		{"conninfo-lost", "the copy does not reach the new primary", "WAL receiver: not receiving"},
+		// Fault class: a replica streaming without the slot it had, so
+		// the new primary keeps no WAL for it while it lags.
+		{"slot-lost", "the copy streams without its slot", "replication slot: '' (the old replica's: 'replica1')"},
 	}
 	for _, f := range late {
 		u.inject(f.fault)
