@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -362,84 +361,6 @@ func appendLine[T string | []byte](out []byte, label string, line T, color bool)
 	return append(out, '\n')
 }
 
-// appendLines appends complete lines (text ends with a newline) under
-// their label. A chunk of plain printable ASCII lines, the common case, is
-// checked once and copied line by line into a buffer sized for it: a step
-// printing short lines (`yes`) gives tens of thousands per chunk, and a
-// check, a cut and a copy into a line buffer for each made the view the
-// slowest part of recording them.
-func appendLines(out []byte, label, text string, color bool) []byte {
-	if !plainText(text) {
-		for text != "" {
-			line, rest, _ := strings.Cut(text, "\n")
-			out = appendLine(out, label, line, color)
-			text = rest
-		}
-		return out
-	}
-	prefix := "[" + label + "] "
-	lines := strings.Count(text, "\n")
-	o := len(out)
-	out = slices.Grow(out, len(text)+lines*len(prefix))[:o+len(text)+lines*len(prefix)]
-	if len(text) < 32*lines {
-		// Short lines: copying byte by byte beats a search and a copy
-		// call per line.
-		o += copy(out[o:], prefix)
-		for i := 0; i < len(text)-1; i++ {
-			c := text[i]
-			out[o] = c
-			o++
-			if c == '\n' {
-				for j := 0; j < len(prefix); j++ {
-					out[o+j] = prefix[j]
-				}
-				o += len(prefix)
-			}
-		}
-		out[o] = '\n'
-		return out
-	}
-	for text != "" {
-		i := strings.IndexByte(text, '\n')
-		o += copy(out[o:], prefix)
-		o += copy(out[o:], text[:i+1])
-		text = text[i+1:]
-	}
-	return out
-}
-
-// plainText reports whether s holds only printable ASCII and newlines:
-// what the views may copy without sanitizeOutput. It looks at eight bytes
-// at a time (bit tricks after "Bit Twiddling Hacks": hasless, hasmore).
-func plainText[T string | []byte](s T) bool {
-	const (
-		ones  uint64 = 0x0101010101010101
-		highs uint64 = 0x8080808080808080
-		lows         = ^highs
-	)
-	i := 0
-	for ; i+8 <= len(s); i += 8 {
-		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		// Newline bytes become '*' (0x0a|0x20): t has a zero byte exactly
-		// where w has a newline, nl a 0x01 there.
-		t := w ^ (ones * '\n')
-		nl := ^((t&lows + lows) | t) & highs >> 7
-		w |= nl * 0x20
-		below := (w - ones*0x20) &^ w & highs // a byte < 0x20
-		above := (w + ones*(0x7f-0x7e)) | w   // a byte > 0x7e
-		if below|above&highs != 0 {
-			return false
-		}
-	}
-	for ; i < len(s); i++ {
-		if c := s[i]; (c < 0x20 || c >= 0x7f) && c != '\n' {
-			return false
-		}
-	}
-	return true
-}
-
 func newRunView(w io.Writer, output string, p *engine.Plan) *runView {
 	titles := map[string]string{}
 	for _, s := range p.Document.Steps {
@@ -466,6 +387,16 @@ func newView(w io.Writer, output string, titles map[string]string) *runView {
 	return v
 }
 
+// keepOut keeps the buffer an output event was written from for the next
+// one, unless it grew past 1 MiB (a chunk of very short lines under a long
+// label, or of control bytes escaped in JSON), which need not be kept.
+func (v *runView) keepOut(out []byte) {
+	v.out = out[:0]
+	if cap(v.out) > 1<<20 {
+		v.out = nil
+	}
+}
+
 func stepLabel(ev runbook.Event) string {
 	id := ev.Step
 	if ev.Data["phase"] == runbook.PhaseRollback {
@@ -481,6 +412,13 @@ func (v *runView) event(ev runbook.Event) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.json != nil {
+		if ev.Type == runbook.EventStepOutput {
+			if out, ok := jsonOutputEvent(v.out[:0], ev); ok {
+				v.w.Write(out)
+				v.keepOut(out)
+				return
+			}
+		}
 		v.json.Encode(ev)
 		return
 	}
@@ -527,10 +465,7 @@ func (v *runView) event(ev runbook.Event) {
 		if len(out) > 0 {
 			v.w.Write(out)
 		}
-		v.out = out[:0]
-		if cap(v.out) > 1<<20 {
-			v.out = nil // a chunk of very short lines under a long label need not be kept
-		}
+		v.keepOut(out)
 		return
 	}
 	v.flushLocked()

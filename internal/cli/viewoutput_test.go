@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opsbook/opsbook/internal/engine"
+	"github.com/opsbook/opsbook/internal/runbook"
+)
+
+// linesByLine is appendLines' definition: each line under its label, one
+// appendLine at a time.
+func linesByLine(label, text string) string {
+	var out []byte
+	for text != "" {
+		line, rest, _ := strings.Cut(text, "\n")
+		out = appendLine(out, label, line, false)
+		text = rest
+	}
+	return string(out)
+}
+
+// Fault class: a word-at-a-time copy that drops, repeats or misplaces a
+// byte or a label at a word boundary. appendLines must equal the line by
+// line definition for every line length around the word size, every
+// label length up to past the two-word prefix, and after any bytes the
+// buffer already holds.
+func TestAppendLinesEqualsLineByLine(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, label := range []string{"", "a", "s0", "step1", "s12345678", "s0@db-primary-1", "rollback/very-long-step@host"} {
+		for trial := range 400 {
+			var b strings.Builder
+			maxLine := 1 + trial%40
+			for b.Len() < 1+rng.IntN(300) {
+				n := rng.IntN(maxLine)
+				for range n {
+					b.WriteByte(byte(0x20 + rng.IntN(0x7f-0x20)))
+				}
+				b.WriteByte('\n')
+			}
+			text := b.String()
+			head := []byte(strings.Repeat("h", trial%11))
+			got := string(appendLines(bytes.Clone(head), label, text, false))
+			if want := string(head) + linesByLine(label, text); got != want {
+				t.Fatalf("label %q, text %q:\ngot  %q\nwant %q", label, text, got, want)
+			}
+		}
+	}
+}
+
+// FuzzAppendLines checks appendLines against its definition on any input
+// (non-plain text takes the sanitising path, which must agree too).
+func FuzzAppendLines(f *testing.F) {
+	f.Add("s0", "y\ny\ny\ny\ny\n")
+	f.Add("s0@db1", "0123456789\n\n\nab\n")
+	f.Add("x", "a\x1b[2Jb\n")
+	f.Fuzz(func(t *testing.T, label, text string) {
+		if i := strings.LastIndexByte(text, '\n'); i >= 0 {
+			text = text[:i+1]
+		} else {
+			return
+		}
+		if got, want := string(appendLines(nil, label, text, false)), linesByLine(label, text); got != want {
+			t.Fatalf("label %q, text %q:\ngot  %q\nwant %q", label, text, got, want)
+		}
+	})
+}
+
+// encoderLine is what the JSON view wrote for every event before
+// jsonOutputEvent: json.Encoder's line.
+func encoderLine(t testing.TB, ev runbook.Event) string {
+	var b bytes.Buffer
+	if err := json.NewEncoder(&b).Encode(ev); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+// Fault class: a JSON view line that differs from what json.Encoder wrote
+// (an escape missed or spelled differently, a field out of order or
+// dropped), which consumers of `--output json` would see as a changed or
+// broken format. Every ASCII byte, HTML-sensitive ones included, with and
+// without data, host, actor and attempt.
+func TestJSONOutputEventEqualsEncoder(t *testing.T) {
+	var all strings.Builder
+	for c := range 0x80 {
+		all.WriteByte(byte(c))
+	}
+	at := time.Date(2026, 12, 3, 12, 0, 0, 123456789, time.UTC)
+	for _, ev := range []runbook.Event{
+		{RunID: "r-1", Seq: 7, Time: at, Type: runbook.EventStepOutput, Step: "s0", Stream: "stdout", Attempt: 1, Text: all.String()},
+		{RunID: "r-1", Seq: 8, Time: at, Type: runbook.EventStepOutput, Step: "s0", Host: "db1", Actor: "a<b>", Stream: "stderr", Text: "y\ny\n",
+			Data: map[string]string{"block": "check", "phase": "rollback", "z<&>": "\u2028"}},
+		{RunID: "r-1", Seq: 9, Time: at, Type: runbook.EventStepOutput, Step: "s0", Stream: "stdout"},
+		{RunID: "r-1", Seq: 10, Time: at, Type: runbook.EventStepOutput, Step: "s0", Stream: "stdout", Text: `"quoted" \back\slash </script>`},
+	} {
+		got, ok := jsonOutputEvent([]byte("left"), ev)
+		if !ok {
+			t.Fatalf("event %d: not encoded", ev.Seq)
+		}
+		if want := "left" + encoderLine(t, ev); string(got) != want {
+			t.Errorf("event %d:\ngot  %s\nwant %s", ev.Seq, got, want)
+		}
+	}
+	// Not ASCII: left to the encoder, the buffer untouched.
+	ev := runbook.Event{RunID: "r-1", Seq: 11, Time: at, Type: runbook.EventStepOutput, Text: "caf\xc3\xa9 \xff"}
+	if got, ok := jsonOutputEvent([]byte("left"), ev); ok || string(got) != "left" {
+		t.Errorf("non-ASCII text: got %q, %v; want it left to the encoder", got, ok)
+	}
+}
+
+func FuzzJSONOutputEvent(f *testing.F) {
+	f.Add("y\ny\n", "k", "v<")
+	f.Add("\x00\x1f\x7f\"\\", "", "")
+	f.Fuzz(func(t *testing.T, text, k, v string) {
+		ev := runbook.Event{RunID: "r-1", Seq: 1, Time: time.Unix(1, 2).UTC(), Type: runbook.EventStepOutput, Step: "s", Stream: "stdout", Text: text}
+		if k != "" {
+			ev.Data = map[string]string{k: v}
+		}
+		got, ok := jsonOutputEvent(nil, ev)
+		if !ok {
+			for i := range len(text) {
+				if text[i] >= 0x80 {
+					return
+				}
+			}
+			t.Fatalf("ASCII text %q not encoded", text)
+		}
+		if want := encoderLine(t, ev); string(got) != want {
+			t.Fatalf("text %q data %q=%q:\ngot  %s\nwant %s", text, k, v, got, want)
+		}
+	})
+}
+
+// The JSON view writes output events through jsonOutputEvent and the rest
+// through the encoder; a reader sees one valid event per line either way.
+func TestJSONViewOutputLines(t *testing.T) {
+	var out bytes.Buffer
+	v := newRunView(&out, "json", &engine.Plan{Document: &runbook.Document{}})
+	at := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	evs := []runbook.Event{
+		{RunID: "r-1", Seq: 1, Time: at, Type: runbook.EventStepStarted, Step: "s0"},
+		{RunID: "r-1", Seq: 2, Time: at, Type: runbook.EventStepOutput, Step: "s0", Stream: "stdout", Text: "a\n<b>\n"},
+		{RunID: "r-1", Seq: 3, Time: at, Type: runbook.EventStepOutput, Step: "s0", Stream: "stdout", Text: "é\n"},
+	}
+	var want strings.Builder
+	for _, ev := range evs {
+		v.event(ev)
+		want.WriteString(encoderLine(t, ev))
+	}
+	if out.String() != want.String() {
+		t.Errorf("got\n%s\nwant\n%s", out.String(), want.String())
+	}
+}
