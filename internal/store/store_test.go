@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,5 +105,62 @@ func TestOpenPostgresUnreachable(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "hunter2") {
 		t.Errorf("error %q shows the password", err)
+	}
+}
+
+// A new SQLite store gets 16 KiB pages (a quarter of the system calls per
+// byte of output); a store made before keeps its 4 KiB pages, and both
+// record output and read it back. Fault: the page size pragma run after
+// the switch to WAL (the DSN's pragmas run in alphabetical order), where
+// SQLite ignores it without an error.
+func TestSQLitePageSize(t *testing.T) {
+	ctx := context.Background()
+	pageSize := func(path string) int {
+		db, err := sql.Open("sqlite", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		var n int
+		if err := db.QueryRowContext(ctx, "PRAGMA page_size").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	old := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"PRAGMA page_size = 4096", "PRAGMA journal_mode = WAL", "CREATE TABLE made_before (x)"} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	for _, tc := range []struct {
+		path string
+		want int
+	}{{filepath.Join(t.TempDir(), "new.db"), 16384}, {old, 4096}} {
+		s, err := store.Open(ctx, tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := runbook.Run{Runbook: "a.md"}
+		if err := s.CreateRun(ctx, &r); err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Repeat("0123456789abcdef", 5000) // spans pages of either size
+		if _, err := s.AppendEvents(ctx, r.ID, runbook.Event{Type: runbook.EventStepOutput, Step: "s", Stream: "stdout", Text: text}); err != nil {
+			t.Fatal(err)
+		}
+		evs, err := s.Events(ctx, r.ID, 0, 0)
+		if err != nil || len(evs) != 1 || evs[0].Text != text {
+			t.Fatalf("%s: output read back: %d events, %v", tc.path, len(evs), err)
+		}
+		s.Close()
+		if got := pageSize(tc.path); got != tc.want {
+			t.Errorf("%s: page size %d, want %d", filepath.Base(tc.path), got, tc.want)
+		}
 	}
 }
