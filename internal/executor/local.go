@@ -577,6 +577,27 @@ func openStreams(cmd *exec.Cmd, stdout, stderr io.Writer) (*streams, error) {
 
 var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32*1024); return &b }}
 
+// Output that fills a copy buffer in one read is pouring in (`yes`, a
+// dump, a log being catted): the copier then widens the pipe to
+// widePipe and reads widePipe at a time, so the command and the
+// recorder meet once per megabyte instead of once per 32 KiB. Most steps
+// print a few lines and never pay for it.
+const widePipe = 1 << 20
+
+var wideBuffers = sync.Pool{New: func() any { b := make([]byte, widePipe); return &b }}
+
+// widen enlarges a pipe's buffer (F_SETPIPE_SZ); it keeps its size when the
+// system refuses (an unprivileged user over /proc/sys/fs/pipe-max-size or
+// pipe-user-pages-soft).
+func widen(r *os.File) {
+	if rc, err := r.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) {
+			const fSetPipeSize = 1031 // F_SETPIPE_SZ, fcntl(2)
+			syscall.Syscall(syscall.SYS_FCNTL, fd, fSetPipeSize, widePipe)
+		})
+	}
+}
+
 func (s *streams) startCopying() {
 	for _, w := range s.writers {
 		w.Close()
@@ -587,8 +608,8 @@ func (s *streams) startCopying() {
 		s.done = append(s.done, done)
 		go func(i int, r *os.File, w io.Writer) {
 			defer close(done)
-			buf := copyBuffers.Get().(*[]byte)
-			defer copyBuffers.Put(buf)
+			buf, pool := copyBuffers.Get().(*[]byte), &copyBuffers
+			defer func() { pool.Put(buf) }()
 			for {
 				n, err := r.Read(*buf)
 				if n > 0 {
@@ -603,6 +624,11 @@ func (s *streams) startCopying() {
 				}
 				if err != nil {
 					return
+				}
+				if n == len(*buf) && pool == &copyBuffers {
+					widen(r)
+					copyBuffers.Put(buf)
+					buf, pool = wideBuffers.Get().(*[]byte), &wideBuffers
 				}
 			}
 		}(i, r, s.dests[i])

@@ -536,6 +536,40 @@ func TestLocalLargeOutput(t *testing.T) {
 	}
 }
 
+// Fault class: bytes lost, repeated or reordered where the copier changes
+// buffers (output pouring in widens the pipe and moves to a larger
+// buffer after a full read). Both streams print distinct numbered lines,
+// more than the widened pipe holds, and arrive exactly.
+func TestLocalLargeOutputExact(t *testing.T) {
+	var stdout, stderr lockedBuffer
+	res := runLocal(t, newLocal(t, LocalOptions{}), context.Background(), Command{
+		Script: "seq 1 200000 >&2 & seq 1 1000000; wait",
+		Stdout: &stdout,
+		Stderr: &stderr,
+	})
+	if res.ExitCode != 0 {
+		t.Fatalf("result %+v", res)
+	}
+	for _, c := range []struct {
+		name string
+		got  string
+		n    int
+	}{{"stdout", stdout.String(), 1000000}, {"stderr", stderr.String(), 200000}} {
+		var want strings.Builder
+		for i := 1; i <= c.n; i++ {
+			want.WriteString(strconv.Itoa(i))
+			want.WriteByte('\n')
+		}
+		if c.got != want.String() {
+			i := 0
+			for i < min(len(c.got), want.Len()) && c.got[i] == want.String()[i] {
+				i++
+			}
+			t.Errorf("%s: %d bytes, want %d; first difference at byte %d", c.name, len(c.got), want.Len(), i)
+		}
+	}
+}
+
 type failingWriter struct{}
 
 func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
