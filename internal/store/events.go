@@ -106,7 +106,11 @@ func (s *Store) appendEvents(ctx context.Context, runID string, evs []runbook.Ev
 		}
 	}
 	if s.dialect == DialectSQLite && hook == nil && ctx.Done() == nil && plainBatch(evs) {
-		return s.appendDirect(ctx, runID, evs)
+		out, err := s.appendDirect(ctx, runID, evs)
+		if err == nil {
+			s.noteOutput(outputBytes(evs))
+		}
+		return out, err
 	}
 	// Prepared before the transaction takes a connection: preparing needs
 	// one of its own, and with every connection held by an appender's
@@ -392,6 +396,17 @@ func fsyncedEvent(t runbook.EventType) bool {
 
 // stamp gives a validated event its run, its sequence number and its time
 // as stored (now when it has none), and returns its data as stored.
+// outputBytes is the length of the step output among evs.
+func outputBytes(evs []runbook.Event) int {
+	n := 0
+	for _, ev := range evs {
+		if ev.Type == runbook.EventStepOutput {
+			n += len(ev.Text)
+		}
+	}
+	return n
+}
+
 func stamp(ev *runbook.Event, runID string, seq int64, now time.Time) (string, error) {
 	ev.RunID = runID
 	ev.Seq = seq

@@ -67,6 +67,8 @@ type Store struct {
 	stmts  map[*sql.DB]*appendStmts // see appendStatements
 
 	direct directStmts // see appendDirect; guarded by appendMu
+
+	ckpt *checkpointer // SQLite, once output is appended; guarded by appendMu
 }
 
 // sqlitePragmas are applied to every SQLite connection; the synchronous
@@ -443,7 +445,12 @@ func (s *Store) Close() error {
 			}
 			s.direct = directStmts{}
 		}
+		ckpt := s.ckpt
+		s.ckpt = nil
 		s.appendMu.Unlock()
+		if ckpt != nil {
+			ckpt.stop()
+		}
 		s.appendDB.Close()
 	}
 	return s.db.Close()

@@ -164,3 +164,65 @@ func TestSQLitePageSize(t *testing.T) {
 		}
 	}
 }
+
+// Output pouring into a SQLite store is checkpointed in the background
+// (store/checkpoint.go): the database file grows while the write-ahead
+// log is still below the appender's own autocheckpoint (1,000 pages, 16
+// MiB), and the log stays bounded over far more output than that.
+// (Output appended one 64 KiB event per transaction fills the log twice
+// as fast as the output: a MiB per append is what the recorder does.)
+// Faults: the checkpointer never started, or never woken; the log left
+// to grow with the output.
+func TestSQLiteOutputCheckpointsInTheBackground(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, err := store.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := runbook.Run{Runbook: "a.md"}
+	if err := s.CreateRun(ctx, &r); err != nil {
+		t.Fatal(err)
+	}
+	chunk := strings.Repeat("0123456789abcdef", 4096) // 64 KiB
+	// A MiB per append, as the recorder batches output pouring in.
+	batch := make([]runbook.Event, 16)
+	appendMiB := func(mib int) {
+		for range mib {
+			for i := range batch {
+				batch[i] = runbook.Event{Type: runbook.EventStepOutput, Step: "s", Stream: "stdout", Text: chunk}
+			}
+			if _, err := s.AppendEvents(ctx, r.ID, batch...); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	size := func(p string) int64 {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	appendMiB(5)
+	deadline := time.Now().Add(20 * time.Second) // a hang detector, not a timing
+	for size(path) < 4<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 5 MiB of output the database file is %d bytes and the log %d: nothing checkpointed it", size(path), size(path+"-wal"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var maxLog int64
+	for range 100 {
+		appendMiB(1)
+		maxLog = max(maxLog, size(path+"-wal"))
+	}
+	if maxLog > 64<<20 {
+		t.Errorf("the log reached %d MiB over 105 MiB of output", maxLog>>20)
+	}
+	evs, err := s.Events(ctx, r.ID, 100, 1)
+	if err != nil || len(evs) != 1 || evs[0].Text != chunk {
+		t.Fatalf("output read back: %d events, %v", len(evs), err)
+	}
+}
