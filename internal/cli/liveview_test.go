@@ -335,11 +335,13 @@ func TestRunViewWritesAChunkAtOnce(t *testing.T) {
 	}
 	text.WriteString("unfinished ")
 	v.event(runbook.Event{Type: runbook.EventStepOutput, Step: "backup", Stream: "stdout", Text: text.String()})
+	v.waitPrinted()
 	if w.writes != 1 || w.String() != want.String() {
 		t.Fatalf("%d writes of %d bytes; want 1 write of the 1000 lines", w.writes, w.Len())
 	}
 	long := strings.Repeat("x", maxViewLine)
 	v.event(runbook.Event{Type: runbook.EventStepOutput, Step: "backup", Stream: "stdout", Text: "end\n" + long + "\n" + long[:10]})
+	v.waitPrinted()
 	want.WriteString("[backup] unfinished end\n[backup] " + long + "\n")
 	if w.writes != 2 || w.String() != want.String() {
 		t.Fatalf("%d writes; output ends %q", w.writes, w.String()[max(w.Len()-80, 0):])

@@ -344,7 +344,22 @@ type runView struct {
 	partial map[string]*bytes.Buffer // per step and stream: an unfinished line
 	out     []byte                   // the lines of one output event, written at once
 	color   bool                     // keep the colours of command output (sanitizeOutput)
+
+	// Output events are formatted and written by a goroutine of their own
+	// (printOutput), started by the first: the recorder handing them over
+	// goes on recording the next chunk meanwhile, where formatting and a
+	// write to a slow pipe used to be a third of its time. Every other
+	// event, and flush, waits until the output before it is written.
+	qmu    sync.Mutex
+	q      chan runbook.Event // nil while no printer runs
+	cmu    sync.Mutex
+	idle   *sync.Cond // signalled when queued drops to zero; uses cmu
+	queued int        // output events handed over and not yet written
 }
+
+// printQueue is how many output events (64 KiB each at most) wait for the
+// printer before the recorder handing them over waits too.
+const printQueue = 16
 
 // appendLine appends an output line under its label ("[label] line\n"),
 // neutralised by sanitizeOutput unless it is plain printable ASCII (the
@@ -378,6 +393,7 @@ func newRunView(w io.Writer, output string, p *engine.Plan) *runView {
 // run whose steps have these titles.
 func newView(w io.Writer, output string, titles map[string]string) *runView {
 	v := &runView{w: w, titles: titles, partial: map[string]*bytes.Buffer{}, color: outputColor(w)}
+	v.idle = sync.NewCond(&v.cmu)
 	if output == "json" {
 		// An Encoder writes what json.Marshal returns and a newline, in one
 		// write, from a pooled buffer: Marshal and append allocated and
@@ -409,63 +425,18 @@ func stepLabel(ev runbook.Event) string {
 }
 
 func (v *runView) event(ev runbook.Event) {
+	if ev.Type == runbook.EventStepOutput {
+		v.enqueue(ev)
+		return
+	}
+	v.waitPrinted()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.json != nil {
-		if ev.Type == runbook.EventStepOutput {
-			if out, ok := jsonOutputEvent(v.out[:0], ev); ok {
-				v.w.Write(out)
-				v.keepOut(out)
-				return
-			}
-		}
 		v.json.Encode(ev)
 		return
 	}
 	if bookkeeping(ev) {
-		return
-	}
-	label := stepLabel(ev)
-	switch ev.Type {
-	case runbook.EventStepOutput:
-		key := label + "\x00" + ev.Stream
-		buf := v.partial[key]
-		if buf == nil {
-			buf = &bytes.Buffer{}
-			v.partial[key] = buf
-		}
-		// The lines of a chunk are written in one call: a write per line
-		// (a chunk of `yes` holds thousands) would cost a system call each.
-		out := v.out[:0]
-		text := ev.Text
-		if buf.Len() > 0 {
-			// The chunk continues the line the previous one left unfinished.
-			line, rest, complete := strings.Cut(text, "\n")
-			buf.WriteString(line)
-			if complete || buf.Len() >= maxViewLine {
-				out = appendLine(out, label, buf.Bytes(), v.color)
-				buf.Reset()
-			}
-			text = rest
-		}
-		if strings.IndexByte(text, '\n') >= 0 { // ahead of the LastIndexByte, which is a plain loop
-			end := strings.LastIndexByte(text, '\n')
-			out = appendLines(out, label, text[:end+1], v.color)
-			text = text[end+1:]
-		}
-		if text != "" {
-			buf.WriteString(text)
-			// A line longer than maxViewLine is shown in pieces, so one
-			// endless line cannot grow the view's memory.
-			if buf.Len() >= maxViewLine {
-				out = appendLine(out, label, buf.Bytes(), v.color)
-				buf.Reset()
-			}
-		}
-		if len(out) > 0 {
-			v.w.Write(out)
-		}
-		v.keepOut(out)
 		return
 	}
 	v.flushLocked()
@@ -478,7 +449,104 @@ func (v *runView) event(ev runbook.Event) {
 	fmt.Fprintln(v.w, strings.Join(lines, "\n"))
 }
 
+// enqueue hands an output event to the printer, starting it if needed.
+func (v *runView) enqueue(ev runbook.Event) {
+	v.cmu.Lock()
+	v.queued++
+	v.cmu.Unlock()
+	v.qmu.Lock()
+	defer v.qmu.Unlock()
+	if v.q == nil {
+		v.q = make(chan runbook.Event, printQueue)
+		go v.printer(v.q)
+	}
+	v.q <- ev
+}
+
+func (v *runView) printer(q <-chan runbook.Event) {
+	for ev := range q {
+		v.mu.Lock()
+		v.printOutput(ev)
+		v.mu.Unlock()
+		v.cmu.Lock()
+		if v.queued--; v.queued == 0 {
+			v.idle.Broadcast()
+		}
+		v.cmu.Unlock()
+	}
+}
+
+// waitPrinted returns once the output handed over so far is written.
+func (v *runView) waitPrinted() {
+	v.cmu.Lock()
+	for v.queued > 0 {
+		v.idle.Wait()
+	}
+	v.cmu.Unlock()
+}
+
+// printOutput writes an output event; the caller holds mu.
+func (v *runView) printOutput(ev runbook.Event) {
+	if v.json != nil {
+		if out, ok := jsonOutputEvent(v.out[:0], ev); ok {
+			v.w.Write(out)
+			v.keepOut(out)
+			return
+		}
+		v.json.Encode(ev)
+		return
+	}
+	label := stepLabel(ev)
+	key := label + "\x00" + ev.Stream
+	buf := v.partial[key]
+	if buf == nil {
+		buf = &bytes.Buffer{}
+		v.partial[key] = buf
+	}
+	// The lines of a chunk are written in one call: a write per line
+	// (a chunk of `yes` holds thousands) would cost a system call each.
+	out := v.out[:0]
+	text := ev.Text
+	if buf.Len() > 0 {
+		// The chunk continues the line the previous one left unfinished.
+		line, rest, complete := strings.Cut(text, "\n")
+		buf.WriteString(line)
+		if complete || buf.Len() >= maxViewLine {
+			out = appendLine(out, label, buf.Bytes(), v.color)
+			buf.Reset()
+		}
+		text = rest
+	}
+	if strings.IndexByte(text, '\n') >= 0 { // ahead of the LastIndexByte, which is a plain loop
+		end := strings.LastIndexByte(text, '\n')
+		out = appendLines(out, label, text[:end+1], v.color)
+		text = text[end+1:]
+	}
+	if text != "" {
+		buf.WriteString(text)
+		// A line longer than maxViewLine is shown in pieces, so one
+		// endless line cannot grow the view's memory.
+		if buf.Len() >= maxViewLine {
+			out = appendLine(out, label, buf.Bytes(), v.color)
+			buf.Reset()
+		}
+	}
+	if len(out) > 0 {
+		v.w.Write(out)
+	}
+	v.keepOut(out)
+}
+
+// flush writes the output handed over and the unfinished lines, and stops
+// the printer (the next output starts another).
 func (v *runView) flush() {
+	v.qmu.Lock()
+	if v.q != nil {
+		close(v.q)
+		v.q = nil
+	}
+	v.qmu.Unlock()
+	v.waitPrinted()
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.flushLocked()

@@ -69,6 +69,7 @@ func TestRunViewPlainAndUnsafeChunks(t *testing.T) {
 			var out strings.Builder
 			v := newRunView(&out, "text", &engine.Plan{Document: &runbook.Document{}})
 			v.event(runbook.Event{Type: runbook.EventStepOutput, Step: "s", Stream: "stdout", Text: tc.text})
+			v.waitPrinted()
 			if out.String() != tc.want {
 				t.Errorf("got %q, want %q", out.String(), tc.want)
 			}
@@ -92,6 +93,7 @@ func BenchmarkRunViewOutput(b *testing.B) {
 				b.SetBytes(int64(len(tc.text)))
 				for b.Loop() {
 					v.event(ev)
+					v.waitPrinted()
 				}
 			})
 		}

@@ -102,9 +102,11 @@ func TestShowNeutralisesTerminalEscapes(t *testing.T) {
 // sequence.
 func TestRunViewKeepsOnlyColours(t *testing.T) {
 	var out bytes.Buffer
-	v := &runView{w: &out, titles: map[string]string{}, partial: map[string]*bytes.Buffer{}, color: true}
+	v := newView(&out, "text", map[string]string{})
+	v.color = true
 	v.event(runbook.Event{Type: runbook.EventStepOutput, Step: "s", Stream: "stdout",
 		Text: "\x1b]0;pwned\x07\x1b[2J\x1b[1;31mred\x1b[0m \x1b]8;;http://evil/\x1b\\link\x1b]8;;\x1b\\\n"})
+	v.waitPrinted()
 	want := "[s] \x1b[1;31mred\x1b[0m link\x1b[0m\n"
 	if out.String() != want {
 		t.Errorf("got %q, want %q", out.String(), want)

@@ -3,8 +3,10 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -152,7 +154,56 @@ func TestJSONViewOutputLines(t *testing.T) {
 		v.event(ev)
 		want.WriteString(encoderLine(t, ev))
 	}
+	v.flush()
 	if out.String() != want.String() {
 		t.Errorf("got\n%s\nwant\n%s", out.String(), want.String())
+	}
+}
+
+// gateWriter blocks every write until open is closed.
+type gateWriter struct {
+	open chan struct{}
+	mu   sync.Mutex
+	b    strings.Builder
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	<-g.open
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.b.Write(p)
+}
+
+// Output is written by the view's printer goroutine; fault class: an
+// event or a prompt shown ahead of output recorded before it. With the
+// terminal stuck (a writer that blocks), a step.finished event must not
+// be handled before the output queued ahead of it is written; once the
+// writer moves, everything comes out in order.
+func TestRunViewOutputBeforeWhatFollows(t *testing.T) {
+	g := &gateWriter{open: make(chan struct{})}
+	v := newView(g, "text", map[string]string{"s": "Step"})
+	var want strings.Builder
+	for i := range printQueue { // all fit in the queue while the writer is stuck
+		v.event(runbook.Event{Type: runbook.EventStepOutput, Step: "s", Stream: "stdout", Text: fmt.Sprintf("line %d\n", i)})
+		fmt.Fprintf(&want, "[s] line %d\n", i)
+	}
+	finished := make(chan struct{})
+	go func() {
+		v.event(runbook.Event{Type: runbook.EventStepFinished, Step: "s", Data: map[string]string{"status": "succeeded"}})
+		close(finished)
+	}()
+	// Time for a wrong view to get ahead; a right one cannot, however long.
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-finished:
+		t.Fatal("step.finished was handled while the output before it was still unwritten")
+	default:
+	}
+	close(g.open)
+	<-finished
+	v.flush()
+	got := g.b.String()
+	if !strings.HasPrefix(got, want.String()) || got[want.Len():] != "<- [s] succeeded\n" {
+		t.Fatalf("output and the event after it out of order:\n%q\nwant prefix %q", got, want.String())
 	}
 }

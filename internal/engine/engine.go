@@ -57,7 +57,8 @@ type Config struct {
 	// FlushInterval bounds how long recorded output waits before it is
 	// written; default 100 ms. ChunkSize is the largest step.output event;
 	// default 64 KiB. MaxPending bounds output held in memory per step
-	// before the command is slowed down to the store's pace; default 1 MiB.
+	// before the command is slowed down to the store's pace; default 2 MiB
+	// (a store write carries at most 1 MiB of it, while the next fills).
 	FlushInterval time.Duration
 	ChunkSize     int
 	MaxPending    int
@@ -101,7 +102,7 @@ func New(cfg Config) *Engine {
 		cfg.ChunkSize = 64 << 10
 	}
 	if cfg.MaxPending <= 0 {
-		cfg.MaxPending = 1 << 20
+		cfg.MaxPending = 2 << 20
 	}
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 5 * time.Minute

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -40,6 +41,9 @@ type recorder struct {
 }
 
 var streamNames = [2]string{"stdout", "stderr"}
+
+// flushBatch bounds the output one store write of the recorder carries.
+const flushBatch = 1 << 20
 
 func (r *runner) newRecorder(phase string, step *runbook.Step, host string, attempt int, kind string, match *matcher) *recorder {
 	base := r.stepEvent(runbook.EventStepOutput, phase, step, host, attempt)
@@ -162,11 +166,17 @@ func (rec *recorder) flush(partial bool) bool {
 			}
 		}
 	}
-	batch := rec.pending
-	rec.pending = nil
-	n := 0
-	for _, ev := range batch {
-		n += len(ev.Text)
+	// At most flushBatch per write: while it is written, the command's
+	// next output is cut into chunks (MaxPending leaves room for both).
+	k, n := 0, 0
+	for k < len(rec.pending) && (k == 0 || n+len(rec.pending[k].Text) <= flushBatch) {
+		n += len(rec.pending[k].Text)
+		k++
+	}
+	batch := rec.pending[:k:k]
+	rec.pending = slices.Clone(rec.pending[k:])
+	if len(rec.pending) > 0 {
+		rec.signal()
 	}
 	rec.mu.Unlock()
 	var err error
