@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/opsbook/opsbook/internal/client"
 	"github.com/opsbook/opsbook/internal/engine"
+	"github.com/opsbook/opsbook/internal/executor"
 	"github.com/opsbook/opsbook/internal/lifecycle"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/snapshot"
@@ -464,7 +466,19 @@ func (v *runView) enqueue(ev runbook.Event) {
 }
 
 func (v *runView) printer(q <-chan runbook.Event) {
+	widened := false
 	for ev := range q {
+		if !widened && len(ev.Text) >= 32<<10 {
+			// Output pouring in, written to a pipe (`| tee`, a CI runner):
+			// a pipe of 1 MiB instead of 64 KiB takes a chunk's lines in
+			// one write instead of several turns of the reader.
+			widened = true
+			if f, ok := v.w.(*os.File); ok {
+				if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
+					executor.WidenPipe(f)
+				}
+			}
+		}
 		v.mu.Lock()
 		v.printOutput(ev)
 		v.mu.Unlock()

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,5 +209,37 @@ func TestRunViewOutputBeforeWhatFollows(t *testing.T) {
 	got := g.b.String()
 	if !strings.HasPrefix(got, want.String()) || got[want.Len():] != "<- [s] succeeded\n" {
 		t.Fatalf("output and the event after it out of order:\n%q\nwant prefix %q", got, want.String())
+	}
+}
+
+// Output pouring into a view written to a pipe widens the pipe to 1 MiB
+// (a chunk's lines in one write); a view on a regular file is left alone.
+func TestRunViewWidensAPipe(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	go io.Copy(io.Discard, r)
+	v := newView(w, "text", map[string]string{})
+	v.event(runbook.Event{Type: runbook.EventStepOutput, Step: "s", Stream: "stdout", Text: strings.Repeat("y\n", 32<<10)})
+	v.flush()
+	const fGetPipeSize = 1032 // F_GETPIPE_SZ, fcntl(2)
+	size, _, errno := syscall.Syscall(syscall.SYS_FCNTL, w.Fd(), fGetPipeSize, 0)
+	if errno != 0 || size != 1<<20 {
+		t.Errorf("pipe size %d (%v), want 1 MiB", size, errno)
+	}
+
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	v = newView(f, "text", map[string]string{})
+	v.event(runbook.Event{Type: runbook.EventStepOutput, Step: "s", Stream: "stdout", Text: strings.Repeat("y\n", 32<<10)})
+	v.flush()
+	if fi, err := f.Stat(); err != nil || fi.Size() != 32<<10*6 {
+		t.Errorf("file view: %v bytes, want %d", fi.Size(), 32<<10*6)
 	}
 }

@@ -586,10 +586,10 @@ const widePipe = 1 << 20
 
 var wideBuffers = sync.Pool{New: func() any { b := make([]byte, widePipe); return &b }}
 
-// widen enlarges a pipe's buffer (F_SETPIPE_SZ); it keeps its size when the
+// WidenPipe enlarges a pipe's buffer (F_SETPIPE_SZ); it keeps its size when the
 // system refuses (an unprivileged user over /proc/sys/fs/pipe-max-size or
 // pipe-user-pages-soft).
-func widen(r *os.File) {
+func WidenPipe(r *os.File) {
 	if rc, err := r.SyscallConn(); err == nil {
 		rc.Control(func(fd uintptr) {
 			const fSetPipeSize = 1031 // F_SETPIPE_SZ, fcntl(2)
@@ -626,7 +626,7 @@ func (s *streams) startCopying() {
 					return
 				}
 				if n == len(*buf) && pool == &copyBuffers {
-					widen(r)
+					WidenPipe(r)
 					copyBuffers.Put(buf)
 					buf, pool = wideBuffers.Get().(*[]byte), &wideBuffers
 				}
