@@ -394,8 +394,6 @@ func fsyncedEvent(t runbook.EventType) bool {
 	return true
 }
 
-// stamp gives a validated event its run, its sequence number and its time
-// as stored (now when it has none), and returns its data as stored.
 // outputBytes is the length of the step output among evs.
 func outputBytes(evs []runbook.Event) int {
 	n := 0
@@ -407,6 +405,8 @@ func outputBytes(evs []runbook.Event) int {
 	return n
 }
 
+// stamp gives a validated event its run, its sequence number and its time
+// as stored (now when it has none), and returns its data as stored.
 func stamp(ev *runbook.Event, runID string, seq int64, now time.Time) (string, error) {
 	ev.RunID = runID
 	ev.Seq = seq
