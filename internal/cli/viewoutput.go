@@ -35,37 +35,40 @@ func newlines(w uint64) uint64 {
 // gives 32,768 per chunk) eight bytes at a time, with the label stored as
 // one or two words after each newline (appendShortLines).
 func appendLines(out []byte, label, text string, color bool) []byte {
-	if !plainText(text) {
-		for text != "" {
-			line, rest, _ := strings.Cut(text, "\n")
-			out = appendLine(out, label, line, color)
-			text = rest
-		}
-		return out
-	}
 	prefix := "[" + label + "] "
 	lines := strings.Count(text, "\n")
 	size := len(text) + lines*len(prefix)
 	if len(text) < 32*lines && len(prefix) <= 16 {
-		return appendShortLines(out, prefix, text, size)
+		if o, ok := appendShortLines(out, prefix, text, size); ok {
+			return o
+		}
+	} else if plainText(text) {
+		o := len(out)
+		out = slices.Grow(out, size)[:o+size]
+		for text != "" {
+			i := strings.IndexByte(text, '\n')
+			o += copy(out[o:], prefix)
+			o += copy(out[o:], text[:i+1])
+			text = text[i+1:]
+		}
+		return out
 	}
-	o := len(out)
-	out = slices.Grow(out, size)[:o+size]
 	for text != "" {
-		i := strings.IndexByte(text, '\n')
-		o += copy(out[o:], prefix)
-		o += copy(out[o:], text[:i+1])
-		text = text[i+1:]
+		line, rest, _ := strings.Cut(text, "\n")
+		out = appendLine(out, label, line, color)
+		text = rest
 	}
 	return out
 }
 
 // appendShortLines is appendLines for short lines and a prefix of at most
-// 16 bytes; size is what it appends. It writes whole words, which reach
+// 16 bytes; size is what it appends. It checks that the text is plain
+// (plainText) as it copies, and reports false, having appended nothing,
+// when it is not. It writes whole words, which reach
 // past what it keeps (the prefix after the last newline, dropped at the
 // end, and 16 bytes beyond it), so the buffer has 32 bytes of room beyond
 // size; the next store overwrites the excess.
-func appendShortLines(out []byte, prefix, text string, size int) []byte {
+func appendShortLines(out []byte, prefix, text string, size int) ([]byte, bool) {
 	var p [16]byte
 	copy(p[:], prefix)
 	p0, p1 := binary.LittleEndian.Uint64(p[:8]), binary.LittleEndian.Uint64(p[8:])
@@ -73,6 +76,7 @@ func appendShortLines(out []byte, prefix, text string, size int) []byte {
 	start := len(out)
 	out = slices.Grow(out, size+32)[:start+size+32]
 	o := start
+	var bad uint64 // the high bit of a byte set: not plain text
 	binary.LittleEndian.PutUint64(out[o:], p0)
 	binary.LittleEndian.PutUint64(out[o+8:], p1)
 	o += lp
@@ -81,6 +85,8 @@ func appendShortLines(out []byte, prefix, text string, size int) []byte {
 		w := uint64(text[i]) | uint64(text[i+1])<<8 | uint64(text[i+2])<<16 | uint64(text[i+3])<<24 |
 			uint64(text[i+4])<<32 | uint64(text[i+5])<<40 | uint64(text[i+6])<<48 | uint64(text[i+7])<<56
 		m := newlines(w)
+		p := w | m>>7*0x20 // newlines become '*': what is left must be printable
+		bad |= (p-ones*0x20)&^p | (p + ones*(0x7f-0x7e) | p)
 		pos := 0 // bytes of w already written
 		for m != 0 {
 			k := bits.TrailingZeros64(m)>>3 + 1 // w's bytes up to and including this newline
@@ -99,6 +105,9 @@ func appendShortLines(out []byte, prefix, text string, size int) []byte {
 			o += 8 - pos
 		}
 	}
+	if bad&highs != 0 || !plainText(text[i:]) {
+		return out[:start], false
+	}
 	for ; i < len(text); i++ {
 		out[o] = text[i]
 		o++
@@ -109,7 +118,7 @@ func appendShortLines(out []byte, prefix, text string, size int) []byte {
 		}
 	}
 	// text ends with a newline: the prefix written after it starts no line.
-	return out[:o-lp]
+	return out[:o-lp], true
 }
 
 // plainText reports whether s holds only printable ASCII and newlines:

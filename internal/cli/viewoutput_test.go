@@ -49,6 +49,15 @@ func TestAppendLinesEqualsLineByLine(t *testing.T) {
 				b.WriteByte('\n')
 			}
 			text := b.String()
+			if trial%4 == 0 {
+				// A byte that is not plain, anywhere in a word or the
+				// tail: the copy must notice and sanitise line by line.
+				raw := []byte(text)
+				if i := rng.IntN(len(raw)); raw[i] != '\n' {
+					raw[i] = []byte{0x1b, 0x7f, 0x80, 0xff, '\t', '\r', 0x00}[rng.IntN(7)]
+				}
+				text = string(raw)
+			}
 			head := []byte(strings.Repeat("h", trial%11))
 			got := string(appendLines(bytes.Clone(head), label, text, false))
 			if want := string(head) + linesByLine(label, text); got != want {
