@@ -3,11 +3,18 @@ package store
 import (
 	"context"
 	"database/sql"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // checkpointAfter is how much step output, appended on SQLite, wakes the
-// background checkpointer.
-const checkpointAfter = 4 << 20
+// background checkpointer; every checkpointBound of it the appender
+// checkpoints itself.
+const (
+	checkpointAfter = 4 << 20
+	checkpointBound = 32 << 20
+)
 
 // checkpointer copies the write-ahead log into the database file in the
 // background while output pours in. SQLite otherwise does it in the
@@ -15,35 +22,56 @@ const checkpointAfter = 4 << 20
 // the recorder of a step printing fast would stop, every 16 MiB, to copy
 // the log and fsync both files, and spend a third of its time waiting for
 // the disk (256 MiB of output is 512 MiB written). Here the copy and the
-// fsyncs overlap the next appends. The appender's own autocheckpoint stays
-// as the bound on the log's size: when the log keeps growing (the
-// background copy never finds it at rest), the appender checkpoints what
-// little is left and the log starts over.
+// fsyncs overlap the next appends.
+//
+// The log starts over only when a write begins with all of it copied,
+// which appends racing a background copy seldom see; and the appender's
+// own autocheckpoint gives up when the background one holds the lock. So
+// every checkpointBound of output the appender waits for the background
+// copy and checkpoints what is left itself: with its appends held, that
+// copies all of it (unless a reader still needs older pages), and the next
+// append starts the log over.
 //
 // Checkpoints move committed pages from one file to the other: what is
 // durable, and when, is unchanged (see sqlitePragmas).
 type checkpointer struct {
 	kick chan struct{}
 	done chan struct{}
-	owed int // output bytes appended since the last kick; guarded by Store.appendMu
+	mu   sync.Mutex // held by a checkpoint, in the background or the appender's
+	owed int        // output since the last kick; guarded by Store.appendMu
+	due  int        // output since the appender last checkpointed; likewise
 }
 
-// noteOutput counts output appended on SQLite and wakes the checkpointer
-// (started by the first output) every checkpointAfter bytes. The caller
-// holds appendMu.
-func (s *Store) noteOutput(n int) {
+// checkpointDelay lengthens every background checkpoint (tests: a slow
+// disk); a time.Duration.
+var checkpointDelay atomic.Int64
+
+// noteOutput counts output appended on SQLite through dc, the append
+// connection, and checkpoints as above. The caller holds appendMu.
+func (s *Store) noteOutput(dc *sql.Conn, n int) {
 	if s.appendDB == nil || n == 0 {
 		return
 	}
-	if s.ckpt == nil {
-		s.ckpt = &checkpointer{kick: make(chan struct{}, 1), done: make(chan struct{})}
-		go s.ckpt.run(s.db)
+	c := s.ckpt
+	if c == nil {
+		c = &checkpointer{kick: make(chan struct{}, 1), done: make(chan struct{})}
+		s.ckpt = c
+		go c.run(s.db)
 	}
-	s.ckpt.owed += n
-	if s.ckpt.owed >= checkpointAfter {
-		s.ckpt.owed = 0
+	c.owed += n
+	c.due += n
+	if c.due >= checkpointBound {
+		c.due, c.owed = 0, 0
+		c.mu.Lock()
+		// A failure leaves the log to the autocheckpoint, as before.
+		dc.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
+		c.mu.Unlock()
+		return
+	}
+	if c.owed >= checkpointAfter {
+		c.owed = 0
 		select {
-		case s.ckpt.kick <- struct{}{}:
+		case c.kick <- struct{}{}:
 		default: // one is running or due: it copies this output too
 		}
 	}
@@ -52,9 +80,12 @@ func (s *Store) noteOutput(n int) {
 func (c *checkpointer) run(db *sql.DB) {
 	defer close(c.done)
 	for range c.kick {
+		c.mu.Lock()
 		// PASSIVE neither waits for nor blocks readers and the appender.
-		// A failure leaves the log to the appender's autocheckpoint.
+		// A failure leaves the log to the appender.
 		db.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
+		time.Sleep(time.Duration(checkpointDelay.Load()))
+		c.mu.Unlock()
 	}
 }
 

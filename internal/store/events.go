@@ -106,11 +106,7 @@ func (s *Store) appendEvents(ctx context.Context, runID string, evs []runbook.Ev
 		}
 	}
 	if s.dialect == DialectSQLite && hook == nil && ctx.Done() == nil && plainBatch(evs) {
-		out, err := s.appendDirect(ctx, runID, evs)
-		if err == nil {
-			s.noteOutput(outputBytes(evs))
-		}
-		return out, err
+		return s.appendDirect(ctx, runID, evs)
 	}
 	// Prepared before the transaction takes a connection: preparing needs
 	// one of its own, and with every connection held by an appender's
@@ -229,6 +225,7 @@ func (s *Store) appendDirect(ctx context.Context, runID string, evs []runbook.Ev
 	if err != nil {
 		return nil, fmt.Errorf("append events to run %s: %w", runID, err)
 	}
+	s.noteOutput(conn, outputBytes(evs))
 	return out, nil
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"time"
 )
 
 // ExecForTest runs raw SQL against the store, for tests that tamper with
@@ -13,3 +14,19 @@ func ExecForTest(s *Store, ctx context.Context, query string, args ...any) (sql.
 
 // ProcessStartTicks exposes processStartTicks to the lease tests.
 var ProcessStartTicks = processStartTicks
+
+// SetCheckpointDelay makes every background checkpoint last d longer (a
+// slow disk) until the test ends.
+func SetCheckpointDelay(t interface{ Cleanup(func()) }, d time.Duration) {
+	checkpointDelay.Store(int64(d))
+	t.Cleanup(func() { checkpointDelay.Store(0) })
+}
+
+// ExecOnAppendConnForTest runs a statement on the SQLite append
+// connection (a pragma the appends then run under).
+func ExecOnAppendConnForTest(s *Store, ctx context.Context, query string) error {
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	_, err := s.appendDB.ExecContext(ctx, query)
+	return err
+}
