@@ -47,18 +47,11 @@ type nginxLab struct {
 	port            int
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
 
 func startNginx(t *testing.T, cert, key string) *nginxLab {
 	t.Helper()
 	dir := t.TempDir()
-	n := &nginxLab{conf: filepath.Join(dir, "nginx.conf"), cert: filepath.Join(dir, "live.crt"), key: filepath.Join(dir, "live.key"), port: freePort(t)}
+	n := &nginxLab{conf: filepath.Join(dir, "nginx.conf"), cert: filepath.Join(dir, "live.crt"), key: filepath.Join(dir, "live.key"), port: freePortOn(t, "127.0.0.1")}
 	sh(t, fmt.Sprintf("cp %s %s && cp %s %s && chmod 600 %s", cert, n.cert, key, n.key, n.key))
 	runNginx(t, dir, fmt.Sprintf("127.0.0.1:%d", n.port), "ok")
 	waitFor(t, "nginx to listen", func() bool {
