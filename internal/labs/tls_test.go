@@ -47,7 +47,6 @@ type nginxLab struct {
 	port            int
 }
 
-
 func startNginx(t *testing.T, cert, key string) *nginxLab {
 	t.Helper()
 	dir := t.TempDir()
