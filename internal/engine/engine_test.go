@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -846,5 +847,43 @@ func TestCheckUnderManualStepIsRefused(t *testing.T) {
 	}
 	if h.read("order") != "" {
 		t.Fatalf("a step ran: %q", h.read("order"))
+	}
+}
+
+// lateDecider, asked, waits for the run to give up on it and then takes a
+// while to return (a prompt still being printed).
+type lateDecider struct{ returned atomic.Bool }
+
+func (d *lateDecider) Decide(ctx context.Context, w runbook.Waiting, _ error) (runbook.DecisionRequest, error) {
+	<-ctx.Done()
+	time.Sleep(100 * time.Millisecond)
+	d.returned.Store(true)
+	return runbook.DecisionRequest{}, ctx.Err()
+}
+
+// A run cancelled while it waits for a decision returns only after its
+// Decider has: fault class, a prompt or hint the Decider writes after the
+// caller has printed the run's end (and, in the CLI, two goroutines writing
+// the same stderr).
+func TestCancelledRunWaitsForItsDecider(t *testing.T) {
+	h := newHarness(t)
+	d := h.doc("rb.md", "", "### Go\n\n```gate {id=go}\nGo?\n```\n")
+	p := h.plan(d, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	run, err := h.eng.Start(ctx, p, StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := &lateDecider{}
+	status, err := h.eng.Execute(ctx, run.ID, p, ExecOptions{Decider: dec, Observe: func(ev runbook.Event) {
+		if ev.Type == runbook.EventGateWaiting {
+			cancel()
+		}
+	}})
+	if status != runbook.RunCancelled && err == nil {
+		t.Fatalf("Execute = %s, %v; want cancelled", status, err)
+	}
+	if !dec.returned.Load() {
+		t.Fatal("Execute returned while its Decider was still deciding")
 	}
 }

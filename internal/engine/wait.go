@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opsbook/opsbook/internal/runbook"
@@ -81,8 +82,15 @@ func (r *runner) await(ctx context.Context, w waitSpec) (d runbook.Decision, res
 		return runbook.Waiting{}, false
 	}
 
+	// The Decider runs in a goroutine of its own (it may wait for a
+	// person); the wait does not end before it does, so nothing it writes
+	// (a prompt, a hint) comes after what the caller does next.
 	dctx, stopDecider := context.WithCancel(ctx)
-	defer stopDecider()
+	var deciding sync.WaitGroup
+	defer func() {
+		stopDecider()
+		deciding.Wait()
+	}()
 	type answer struct {
 		req runbook.DecisionRequest
 		err error
@@ -99,13 +107,13 @@ func (r *runner) await(ctx context.Context, w waitSpec) (d runbook.Decision, res
 		if r.opts.Decider == nil {
 			return
 		}
-		go func() {
+		deciding.Go(func() {
 			req, err := r.opts.Decider.Decide(dctx, q, lastErr)
 			select {
 			case answers <- answer{req, err}:
 			case <-dctx.Done():
 			}
-		}()
+		})
 	}
 	if q, open := question(); open {
 		ask(q, nil)
