@@ -348,15 +348,19 @@ type runView struct {
 	color   bool                     // keep the colours of command output (sanitizeOutput)
 
 	// Output events are formatted and written by a goroutine of their own
-	// (printOutput), started by the first: the recorder handing them over
+	// (printer), started by the first: the recorder handing them over
 	// goes on recording the next chunk meanwhile, where formatting and a
 	// write to a slow pipe used to be a third of its time. Every other
 	// event, and flush, waits until the output before it is written.
-	qmu    sync.Mutex
-	q      chan runbook.Event // nil while no printer runs
-	cmu    sync.Mutex
-	idle   *sync.Cond // signalled when queued drops to zero; uses cmu
-	queued int        // output events handed over and not yet written
+	qmu sync.Mutex
+	q   chan printItem // nil while no printer runs; sent to with qmu held
+}
+
+// printItem is an output event for the printer, or (done not nil) a mark
+// it closes once everything queued before it is written.
+type printItem struct {
+	ev   runbook.Event
+	done chan struct{}
 }
 
 // printQueue is how many output events (64 KiB each at most) wait for the
@@ -395,7 +399,6 @@ func newRunView(w io.Writer, output string, p *engine.Plan) *runView {
 // run whose steps have these titles.
 func newView(w io.Writer, output string, titles map[string]string) *runView {
 	v := &runView{w: w, titles: titles, partial: map[string]*bytes.Buffer{}, color: outputColor(w)}
-	v.idle = sync.NewCond(&v.cmu)
 	if output == "json" {
 		// An Encoder writes what json.Marshal returns and a newline, in one
 		// write, from a pooled buffer: Marshal and append allocated and
@@ -453,50 +456,62 @@ func (v *runView) event(ev runbook.Event) {
 
 // enqueue hands an output event to the printer, starting it if needed.
 func (v *runView) enqueue(ev runbook.Event) {
-	v.cmu.Lock()
-	v.queued++
-	v.cmu.Unlock()
 	v.qmu.Lock()
 	defer v.qmu.Unlock()
 	if v.q == nil {
-		v.q = make(chan runbook.Event, printQueue)
+		v.q = make(chan printItem, printQueue)
 		go v.printer(v.q)
 	}
-	v.q <- ev
+	v.q <- printItem{ev: ev}
 }
 
-func (v *runView) printer(q <-chan runbook.Event) {
+func (v *runView) printer(q <-chan printItem) {
 	widened := false
-	for ev := range q {
-		if !widened && len(ev.Text) >= 32<<10 {
-			// Output pouring in, written to a pipe (`| tee`, a CI runner):
-			// a pipe of 1 MiB instead of 64 KiB takes a chunk's lines in
-			// one write instead of several turns of the reader.
+	for it := range q {
+		if it.done != nil {
+			close(it.done)
+			continue
+		}
+		if !widened && len(it.ev.Text) >= 32<<10 {
 			widened = true
-			if f, ok := v.w.(*os.File); ok {
-				if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
-					executor.WidenPipe(f)
-				}
-			}
+			widenPipe(v.w)
 		}
 		v.mu.Lock()
-		v.printOutput(ev)
+		v.printOutput(it.ev)
 		v.mu.Unlock()
-		v.cmu.Lock()
-		if v.queued--; v.queued == 0 {
-			v.idle.Broadcast()
+	}
+}
+
+// widenPipe gives w, when it is a pipe (`| tee`, a CI runner), a buffer of
+// 1 MiB instead of 64 KiB, so that the lines of a chunk of output pouring
+// in go in one write instead of several turns of the reader.
+func widenPipe(w io.Writer) {
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
+			executor.WidenPipe(f)
 		}
-		v.cmu.Unlock()
 	}
 }
 
 // waitPrinted returns once the output handed over so far is written.
-func (v *runView) waitPrinted() {
-	v.cmu.Lock()
-	for v.queued > 0 {
-		v.idle.Wait()
+func (v *runView) waitPrinted() { v.drainPrinter(false) }
+
+// drainPrinter waits until the output handed over so far is written; with
+// stop, the printer ends too (the next output starts another).
+func (v *runView) drainPrinter(stop bool) {
+	v.qmu.Lock()
+	if v.q == nil {
+		v.qmu.Unlock()
+		return
 	}
-	v.cmu.Unlock()
+	done := make(chan struct{})
+	v.q <- printItem{done: done}
+	if stop {
+		close(v.q)
+		v.q = nil
+	}
+	v.qmu.Unlock()
+	<-done
 }
 
 // printOutput writes an output event; the caller holds mu.
@@ -554,13 +569,7 @@ func (v *runView) printOutput(ev runbook.Event) {
 // flush writes the output handed over and the unfinished lines, and stops
 // the printer (the next output starts another).
 func (v *runView) flush() {
-	v.qmu.Lock()
-	if v.q != nil {
-		close(v.q)
-		v.q = nil
-	}
-	v.qmu.Unlock()
-	v.waitPrinted()
+	v.drainPrinter(true)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.flushLocked()
