@@ -38,8 +38,7 @@ type checkpointer struct {
 	kick chan struct{}
 	done chan struct{}
 	mu   sync.Mutex // held by a checkpoint, in the background or the appender's
-	owed int        // output since the last kick; guarded by Store.appendMu
-	due  int        // output since the appender last checkpointed; likewise
+	due  int        // output since the appender last checkpointed; guarded by Store.appendMu
 }
 
 // checkpointDelay lengthens every background checkpoint (tests: a slow
@@ -58,18 +57,16 @@ func (s *Store) noteOutput(dc *sql.Conn, n int) {
 		s.ckpt = c
 		go c.run(s.db)
 	}
-	c.owed += n
 	c.due += n
 	if c.due >= checkpointBound {
-		c.due, c.owed = 0, 0
+		c.due = 0
 		c.mu.Lock()
 		// A failure leaves the log to the autocheckpoint, as before.
 		dc.ExecContext(context.Background(), "PRAGMA wal_checkpoint(PASSIVE)")
 		c.mu.Unlock()
 		return
 	}
-	if c.owed >= checkpointAfter {
-		c.owed = 0
+	if c.due/checkpointAfter != (c.due-n)/checkpointAfter { // another checkpointAfter
 		select {
 		case c.kick <- struct{}{}:
 		default: // one is running or due: it copies this output too
