@@ -243,7 +243,7 @@ func (d *drLab) runApproved(want int, args ...string) string {
 		d.t.Fatalf("opsbook %v: %v", args, err)
 	}
 	if want >= 0 && code != want {
-		d.t.Fatalf("opsbook %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, out.String())
+		d.t.Fatalf("opsbook %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, outcome(out.String()))
 	}
 	return out.String() + strings.Join(decided, "")
 }
@@ -260,7 +260,7 @@ func (d *drLab) opsbookAs(env []string, want int, args ...string) string {
 		code = ee.ExitCode()
 	}
 	if want >= 0 && code != want {
-		d.t.Fatalf("opsbook %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, out)
+		d.t.Fatalf("opsbook %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, outcome(string(out)))
 	}
 	return string(out)
 }
@@ -488,7 +488,7 @@ func TestDRFailoverLab(t *testing.T) {
 	d.startApp(t)
 	out := d.runApproved(0, runArgs("run", d.task, params)...)
 	if !strings.Contains(out, "go by ic@lab.test") || !strings.Contains(out, "<- [writes] succeeded") {
-		t.Fatalf("the failover did not pass its two-approver gate and finish:\n%s", out)
+		t.Fatalf("the failover did not pass its two-approver gate and finish:\n%s", outcome(out))
 	}
 	// Independently: the DR site is promoted and writable, the
 	// application's writes land there, the old primary answers nowhere.
@@ -520,7 +520,7 @@ func TestDRFailoverLab(t *testing.T) {
 	// The planned switchback, on its own (the task's rollback document).
 	out = d.runApproved(0, runArgs("run", d.rollback(), params)...)
 	if !strings.Contains(out, "switching back") || !strings.Contains(out, "<- [dr-follow] succeeded") {
-		t.Fatalf("the switchback did not switch back:\n%s", out)
+		t.Fatalf("the switchback did not switch back:\n%s", outcome(out))
 	}
 	d.assertMainPrimary(t, "after the switchback")
 	if got := psql(t, d.mainCluster(), "orders", "select count(*) from lab_check where site = 'written on DR'"); got != "1" {
@@ -612,7 +612,7 @@ func TestDRFailoverMutants(t *testing.T) {
 	d.startApp(t)
 	out := d.runApproved(-1, runArgs("rehearse", d.task, d.params(), "--mutate")...)
 	if !strings.Contains(out, "2 mutant(s), 0 survived") {
-		t.Fatalf("rehearse --mutate:\n%s", out)
+		t.Fatalf("rehearse --mutate:\n%s", outcome(out))
 	}
 	d.stopApp()
 	d.assertMainPrimary(t, "after the mutants")

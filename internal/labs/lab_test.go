@@ -172,7 +172,7 @@ func (l *lab) opsbook(want int, args ...string) string {
 		l.t.Logf("$ opsbook %s    (exit %d)\n%s", strings.Join(args, " "), code, out)
 	}
 	if want >= 0 && code != want {
-		l.t.Fatalf("opsbook %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, out)
+		l.t.Fatalf("opsbook %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, outcome(string(out)))
 	}
 	return string(out)
 }
@@ -318,4 +318,40 @@ func (s *session) stop() {
 	s.stdin.Close()
 	s.cmd.Process.Kill()
 	s.cmd.Wait()
+}
+
+// outcome is a lab run's output with what decided it first: the run's
+// and the rehearsal's own lines (==, !!, mutants, opsbook's errors), each
+// step that did not succeed with the lines it printed last, and the
+// output's last lines (an error opsbook ends with, such as a failed
+// rollback's log). A CI log shows the head and the tail of a long failure
+// message and cuts the middle, which is where a lab run of a few hundred
+// lines goes wrong; the tail is taken by the clusters' logs the cleanups
+// print.
+func outcome(out string) string {
+	const context, last = 6, 20
+	var key, recent []string
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	for _, line := range lines {
+		switch {
+		case strings.HasPrefix(line, "<- ") && !strings.Contains(line, "] succeeded") && !strings.Contains(line, "] skipped"):
+			key = append(key, recent...)
+			key = append(key, line)
+			recent = recent[:0]
+			continue
+		case strings.HasPrefix(line, "== "), strings.HasPrefix(line, "!! "), strings.HasPrefix(line, "opsbook:"),
+			strings.HasPrefix(line, "mutant "), strings.HasPrefix(line, "   restoring "), strings.HasPrefix(line, "every check "):
+			key = append(key, line)
+		}
+		if strings.HasPrefix(line, "-> ") || strings.HasPrefix(line, "<- ") {
+			recent = recent[:0]
+		}
+		recent = append(recent, line)
+		if len(recent) > context {
+			recent = recent[1:]
+		}
+	}
+	end := lines[max(0, len(lines)-last):]
+	return "what decided it:\n" + strings.Join(key, "\n") + "\n\nhow it ended:\n" + strings.Join(end, "\n") +
+		"\n\nthe whole output:\n" + out
 }

@@ -192,7 +192,7 @@ exec "$real" "$@"`)
 	// connects with sslmode=verify-full by both names.
 	out, run := l.run(0, task, params(goodCert, goodKey)...)
 	if run.Status != "succeeded" {
-		t.Fatalf("run %s:\n%s", run.Status, out)
+		t.Fatalf("run %s:\n%s", run.Status, outcome(out))
 	}
 	want := fingerprint(t, newCert)
 	for _, name := range []string{pgTLSName, pgTLSAlias} {
@@ -219,7 +219,7 @@ exec "$real" "$@"`)
 	}
 	out = l.opsbook(-1, append([]string{"rehearse", task, "--env", "staging", "--mutate", "--yes"}, args...)...)
 	if !strings.Contains(out, "3 mutant(s), 0 survived") {
-		t.Fatalf("rehearse --mutate:\n%s", out)
+		t.Fatalf("rehearse --mutate:\n%s", outcome(out))
 	}
 	if got := s.served(t, p.ca, pgTLSName); got != before {
 		t.Errorf("after rehearse --mutate the server serves %s, want the old certificate restored by the rollback", got)

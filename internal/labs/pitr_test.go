@@ -338,7 +338,7 @@ func TestPITRLab(t *testing.T) {
 
 	out, run := p.run(0, p.task, p.params()...)
 	if run.Status != "succeeded" {
-		t.Fatalf("run %s:\n%s", run.Status, out)
+		t.Fatalf("run %s:\n%s", run.Status, outcome(out))
 	}
 
 	// Independently: the copy the runbook restored (recorded by the lab's
@@ -482,7 +482,7 @@ func TestPITRMutants(t *testing.T) {
 	out := p.opsbook(-1, append([]string{"rehearse", p.task, "--env", "staging", "--mutate", "--yes"}, args...)...)
 	written := stop()
 	if !strings.Contains(out, "6 mutant(s), 0 survived") {
-		t.Fatalf("rehearse --mutate:\n%s", out)
+		t.Fatalf("rehearse --mutate:\n%s", outcome(out))
 	}
 	if written < 100 {
 		t.Errorf("the application committed only %d rows during the rehearsal: the primary was not busy", written)

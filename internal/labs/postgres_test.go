@@ -145,7 +145,7 @@ func TestBackupRestoreLab(t *testing.T) {
 
 	out, run := l.run(0, task, params...)
 	if run.Status != "succeeded" {
-		t.Fatalf("run %s:\n%s", run.Status, out)
+		t.Fatalf("run %s:\n%s", run.Status, outcome(out))
 	}
 
 	// Independently: the kept dump restores (with its roles) to the
@@ -237,7 +237,7 @@ func TestBackupRestoreMutants(t *testing.T) {
 	}
 	out := l.opsbook(-1, append([]string{"rehearse", task, "--env", "staging", "--mutate", "--yes"}, args...)...)
 	if !strings.Contains(out, "7 mutant(s), 0 survived") {
-		t.Fatalf("rehearse --mutate:\n%s", out)
+		t.Fatalf("rehearse --mutate:\n%s", outcome(out))
 	}
 	assertReplaying(t, p)
 }

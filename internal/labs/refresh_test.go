@@ -105,7 +105,7 @@ func TestTestRefreshLab(t *testing.T) {
 	out, run := l.run(0, task, params...)
 	tester.stop()
 	if run.Status != "succeeded" {
-		t.Fatalf("run %s:\n%s", run.Status, out)
+		t.Fatalf("run %s:\n%s", run.Status, outcome(out))
 	}
 	if got := piiLeft(t, test, "shop_test"); got != "" {
 		t.Errorf("personal data left in the refreshed test database:\n%s", got)
@@ -134,7 +134,7 @@ func TestTestRefreshMutants(t *testing.T) {
 	}
 	out := l.opsbook(-1, append([]string{"rehearse", task, "--env", "staging", "--mutate", "--yes"}, args...)...)
 	if !strings.Contains(out, "5 mutant(s), 0 survived") {
-		t.Fatalf("rehearse --mutate:\n%s", out)
+		t.Fatalf("rehearse --mutate:\n%s", outcome(out))
 	}
 	if got := piiLeft(t, test, "shop_test"); got != "" {
 		t.Errorf("personal data left after the mutants:\n%s", got)

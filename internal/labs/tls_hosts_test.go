@@ -189,7 +189,7 @@ exec "$real" "$@"`)
 	// address answers with it.
 	out, run := w.run(0, w.task, params...)
 	if run.Status != "succeeded" {
-		t.Fatalf("run %s:\n%s", run.Status, out)
+		t.Fatalf("run %s:\n%s", run.Status, outcome(out))
 	}
 	assertServed("after the rotation", after)
 	for _, h := range w.hosts {

@@ -195,7 +195,7 @@ exec "$real" "$@"`)
 	// certificate, verified against the CA for the host name.
 	out, run := l.run(0, task, params(newCert, newKey)...)
 	if run.Status != "succeeded" {
-		t.Fatalf("run %s:\n%s", run.Status, out)
+		t.Fatalf("run %s:\n%s", run.Status, outcome(out))
 	}
 	if got, want := n.served(t, p.ca), fingerprint(t, newCert); got != want {
 		t.Fatalf("after the rotation nginx serves %s, want the new certificate %s", got, want)
@@ -212,6 +212,6 @@ exec "$real" "$@"`)
 	}
 	out = l.opsbook(-1, append([]string{"rehearse", task, "--env", "staging", "--mutate", "--yes"}, args...)...)
 	if !strings.Contains(out, "3 mutant(s), 0 survived") {
-		t.Fatalf("rehearse --mutate:\n%s", out)
+		t.Fatalf("rehearse --mutate:\n%s", outcome(out))
 	}
 }

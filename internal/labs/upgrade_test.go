@@ -360,7 +360,7 @@ func (u *upgradeLab) run(want int, command string, extra ...string) string {
 		u.t.Fatalf("opsbook %v: %v", args, err)
 	}
 	if want >= 0 && code != want {
-		u.t.Fatalf("opsbook %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, out.String())
+		u.t.Fatalf("opsbook %s: exit %d, want %d\n%s", strings.Join(args, " "), code, want, outcome(out.String()))
 	}
 	return out.String()
 }
@@ -815,7 +815,7 @@ func TestMajorUpgradeMutants(t *testing.T) {
 	before := u.digest(t)
 	out := u.run(-1, "rehearse", "--mutate")
 	if !strings.Contains(out, "3 mutant(s), 0 survived") {
-		t.Fatalf("rehearse --mutate:\n%s", out)
+		t.Fatalf("rehearse --mutate:\n%s", outcome(out))
 	}
 	u.stopApp()
 	// The rehearsal itself upgraded; the rollback after the mutants
