@@ -11,9 +11,10 @@ import (
 )
 
 // This file is the hot path of the run views: a step printing fast (`yes`,
-// a dump, a log) hands them a 64 KiB chunk at a time, and the view is
-// written in the same goroutine that records the chunk, so each byte it
-// spends is a byte of output the run records later.
+// a dump, a log) hands them a 64 KiB chunk at a time. The view's printer
+// goroutine (runView.printer) formats and writes them while the recorder
+// records the next, on a machine whose cores the step itself keeps busy:
+// each byte it spends is CPU the run's own output does not get.
 
 const (
 	ones  uint64 = 0x0101010101010101
@@ -27,6 +28,23 @@ const (
 func newlines(w uint64) uint64 {
 	t := w ^ (ones * '\n')
 	return ^((t&lows + lows) | t | lows)
+}
+
+// unprintable returns the high bit of w's bytes where w is not plain
+// text (plainText), and maybe of some bytes above such a byte: exact as a
+// whole, not per byte (bit tricks after "Bit Twiddling Hacks": hasless,
+// hasmore). Newline bytes count as plain: they become '*' (0x0a|0x20).
+func unprintable(w uint64) uint64 {
+	p := w | newlines(w)>>7*0x20
+	below := (p - ones*0x20) &^ p     // a byte < 0x20
+	above := p + ones*(0x7f-0x7e) | p // a byte > 0x7e
+	return (below | above) & highs
+}
+
+// word is the little-endian word of s's eight bytes from i.
+func word[T string | []byte](s T, i int) uint64 {
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
 }
 
 // appendLines appends complete lines (text ends with a newline) under
@@ -76,17 +94,15 @@ func appendShortLines(out []byte, prefix, text string, size int) ([]byte, bool) 
 	start := len(out)
 	out = slices.Grow(out, size+32)[:start+size+32]
 	o := start
-	var bad uint64 // the high bit of a byte set: not plain text
+	var bad uint64 // unprintable bytes seen
 	binary.LittleEndian.PutUint64(out[o:], p0)
 	binary.LittleEndian.PutUint64(out[o+8:], p1)
 	o += lp
 	i := 0
 	for ; i+8 <= len(text); i += 8 {
-		w := uint64(text[i]) | uint64(text[i+1])<<8 | uint64(text[i+2])<<16 | uint64(text[i+3])<<24 |
-			uint64(text[i+4])<<32 | uint64(text[i+5])<<40 | uint64(text[i+6])<<48 | uint64(text[i+7])<<56
+		w := word(text, i)
 		m := newlines(w)
-		p := w | m>>7*0x20 // newlines become '*': what is left must be printable
-		bad |= (p-ones*0x20)&^p | (p + ones*(0x7f-0x7e) | p)
+		bad |= unprintable(w)
 		pos := 0 // bytes of w already written
 		for m != 0 {
 			k := bits.TrailingZeros64(m)>>3 + 1 // w's bytes up to and including this newline
@@ -105,7 +121,7 @@ func appendShortLines(out []byte, prefix, text string, size int) ([]byte, bool) 
 			o += 8 - pos
 		}
 	}
-	if bad&highs != 0 || !plainText(text[i:]) {
+	if bad != 0 || !plainText(text[i:]) {
 		return out[:start], false
 	}
 	for ; i < len(text); i++ {
@@ -123,20 +139,11 @@ func appendShortLines(out []byte, prefix, text string, size int) ([]byte, bool) 
 
 // plainText reports whether s holds only printable ASCII and newlines:
 // what the views may copy without sanitizeOutput. It looks at eight bytes
-// at a time (bit tricks after "Bit Twiddling Hacks": hasless, hasmore).
+// at a time.
 func plainText[T string | []byte](s T) bool {
 	i := 0
 	for ; i+8 <= len(s); i += 8 {
-		w := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-			uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
-		// Newline bytes become '*' (0x0a|0x20): t has a zero byte exactly
-		// where w has a newline, nl a 0x01 there.
-		t := w ^ (ones * '\n')
-		nl := ^((t&lows + lows) | t) & highs >> 7
-		w |= nl * 0x20
-		below := (w - ones*0x20) &^ w & highs // a byte < 0x20
-		above := (w + ones*(0x7f-0x7e)) | w   // a byte > 0x7e
-		if below|above&highs != 0 {
+		if unprintable(word(s, i)) != 0 {
 			return false
 		}
 	}
