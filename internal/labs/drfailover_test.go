@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -616,46 +614,6 @@ func TestDRFailoverMutants(t *testing.T) {
 	}
 	d.stopApp()
 	d.assertMainPrimary(t, "after the mutants")
-}
-
-// freePortOn is a TCP port free on every address, below the kernel's
-// ephemeral range (net.ipv4.ip_local_port_range). A lab's services stop
-// and start again on their port (an upgrade, a failover, a restart), and
-// while one is down, a port the kernel hands out for ":0" could go to any
-// other test of the suite: a listener, or the local end of a connection.
-// Fault class: a service that cannot come back because its port was taken
-// (the upgrade lab's new cluster once found 127.0.0.1:33671 in use).
-func freePortOn(t *testing.T, addrs ...string) int {
-	t.Helper()
-	low := 32768
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
-		if f := strings.Fields(string(b)); len(f) == 2 {
-			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
-				low = n
-			}
-		}
-	}
-	for range 200 {
-		port := 10000 + rand.IntN(low-10000)
-		free := true
-		var held []net.Listener
-		for _, a := range addrs {
-			l, err := net.Listen("tcp", net.JoinHostPort(a, strconv.Itoa(port)))
-			if err != nil {
-				free = false
-				break
-			}
-			held = append(held, l)
-		}
-		for _, l := range held {
-			l.Close()
-		}
-		if free {
-			return port
-		}
-	}
-	t.Fatal("no port free on " + strings.Join(addrs, ", "))
-	return 0
 }
 
 var appendMu sync.Mutex

@@ -12,11 +12,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"github.com/opsbook/opsbook/internal/testbin"
 	"io"
+	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +26,7 @@ import (
 	"github.com/opsbook/opsbook/internal/executor/sshexec/sshdtest"
 	"github.com/opsbook/opsbook/internal/runbook"
 	"github.com/opsbook/opsbook/internal/store/pgtest"
+	"github.com/opsbook/opsbook/internal/testbin"
 )
 
 func TestMain(m *testing.M) {
@@ -260,6 +263,46 @@ func namespacedSSHD(netns string, binds ...string) (forceCommand string, wrap []
 		append([]string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c", strings.Join(script, " && "), "sh"}, binds...)
 }
 
+// freePortOn is a TCP port free on every address, below the kernel's
+// ephemeral range (net.ipv4.ip_local_port_range). A lab's services stop
+// and start again on their port (an upgrade, a failover, a restart), and
+// while one is down, a port the kernel hands out for ":0" could go to any
+// other test of the suite: a listener, or the local end of a connection.
+// Fault class: a service that cannot come back because its port was taken
+// (the upgrade lab's new cluster once found 127.0.0.1:33671 in use).
+func freePortOn(t *testing.T, addrs ...string) int {
+	t.Helper()
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 11000 {
+				low = n
+			}
+		}
+	}
+	for range 200 {
+		port := 10000 + rand.IntN(low-10000)
+		free := true
+		var held []net.Listener
+		for _, a := range addrs {
+			l, err := net.Listen("tcp", net.JoinHostPort(a, strconv.Itoa(port)))
+			if err != nil {
+				free = false
+				break
+			}
+			held = append(held, l)
+		}
+		for _, l := range held {
+			l.Close()
+		}
+		if free {
+			return port
+		}
+	}
+	t.Fatal("no port free on " + strings.Join(addrs, ", "))
+	return 0
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -330,25 +373,28 @@ func (s *session) stop() {
 // print.
 func outcome(out string) string {
 	const context, last = 6, 20
-	var key, recent []string
+	var key, recent []string // recent: the current step's last lines
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	for _, line := range lines {
+		step := strings.HasPrefix(line, "-> ") || strings.HasPrefix(line, "<- ")
+		failed := strings.HasPrefix(line, "<- ") && !strings.Contains(line, "] succeeded") && !strings.Contains(line, "] skipped")
+		keep := failed // a line of the run's or the rehearsal's own
+		for _, p := range []string{"== ", "!! ", "opsbook:", "mutant ", "   restoring ", "every check "} {
+			keep = keep || strings.HasPrefix(line, p)
+		}
 		switch {
-		case strings.HasPrefix(line, "<- ") && !strings.Contains(line, "] succeeded") && !strings.Contains(line, "] skipped"):
-			key = append(key, recent...)
-			key = append(key, line)
-			recent = recent[:0]
-			continue
-		case strings.HasPrefix(line, "== "), strings.HasPrefix(line, "!! "), strings.HasPrefix(line, "opsbook:"),
-			strings.HasPrefix(line, "mutant "), strings.HasPrefix(line, "   restoring "), strings.HasPrefix(line, "every check "):
+		case failed:
+			key = append(append(key, recent...), line)
+		case keep:
 			key = append(key, line)
 		}
-		if strings.HasPrefix(line, "-> ") || strings.HasPrefix(line, "<- ") {
+		switch {
+		case step:
 			recent = recent[:0]
-		}
-		recent = append(recent, line)
-		if len(recent) > context {
-			recent = recent[1:]
+		case !keep:
+			if recent = append(recent, line); len(recent) > context {
+				recent = recent[1:]
+			}
 		}
 	}
 	end := lines[max(0, len(lines)-last):]

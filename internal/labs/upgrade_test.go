@@ -409,17 +409,29 @@ func (u *upgradeLab) confDir(version string) string {
 }
 
 // clusters is what pg_lsclusters says of the lab's cluster, one line per
-// version: "13 online,auto", "15 down,manual".
+// version, port and status: "13 30448 online,auto", "15 30449 down,manual".
 func (u *upgradeLab) clusters(t *testing.T) string {
 	t.Helper()
+	out, err := u.clustersErr()
+	if err != nil {
+		t.Fatalf("pg_lsclusters: %v\n%s", err, out)
+	}
+	return out
+}
+
+func (u *upgradeLab) clustersErr() (string, error) {
+	out, err := u.pgcErr("pg_lsclusters", "-h", "-s")
+	if err != nil {
+		return out, err
+	}
 	var lines []string
-	for _, line := range strings.Split(u.pgc(t, "pg_lsclusters", "-h", "-s"), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)
 		if len(f) >= 4 && f[1] == u.cluster {
 			lines = append(lines, f[0]+" "+f[2]+" "+f[3])
 		}
 	}
-	return strings.Join(lines, "\n")
+	return strings.Join(lines, "\n"), nil
 }
 
 // digest is, per database, every user table's exact row count and the MD5
@@ -521,17 +533,8 @@ func (u *upgradeLab) startApp(t *testing.T) {
 // switched the application on, and under load such a query overlapped
 // it often enough to fail the lab in CI.
 func (u *upgradeLab) newServes() bool {
-	out, err := u.pgcErr("pg_lsclusters", "-h")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 4 && f[0] == upgNewVersion && f[1] == u.cluster && f[2] == strconv.Itoa(u.port) && strings.HasPrefix(f[3], "online") {
-			return true
-		}
-	}
-	return false
+	out, err := u.clustersErr()
+	return err == nil && regexp.MustCompile(fmt.Sprintf(`(?m)^%s %d online`, upgNewVersion, u.port)).MatchString(out)
 }
 
 func (u *upgradeLab) stopApp() {
