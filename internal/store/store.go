@@ -246,8 +246,10 @@ const sqlitePageSize = 16384
 // order (journal_mode before page_size), so this runs first, on a
 // connection of its own. A store that exists keeps the size it has.
 func setPageSize(ctx context.Context, path string) error {
-	if fi, err := os.Stat(path); err != nil || fi.Size() > 0 {
-		return err
+	if fi, err := os.Stat(path); err != nil {
+		return fmt.Errorf("open sqlite store %s: %w", path, err)
+	} else if fi.Size() > 0 {
+		return nil
 	}
 	db, err := sql.Open("sqlite", path)
 	if err != nil {
